@@ -1,0 +1,3 @@
+"""skbandit: bandit policies, adaptive experiments and off-policy evaluation."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""skcausal: cross-fitted treatment-effect estimators as scikit-learn estimators."""
+
+__all__ = []

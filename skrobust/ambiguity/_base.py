@@ -1,0 +1,208 @@
+"""The ambiguity-set interface every worst-case expectation goes through."""
+
+from abc import abstractmethod
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from skrobust.utils._validation import check_losses, check_probability_weights
+
+
+class AmbiguitySet(BaseEstimator):
+    """Base class of ambiguity sets: balls of distributions around P_n.
+
+    An ambiguity set :math:`\\mathcal{U}(P_n)` defines the worst-case (robust)
+    expectation of per-sample losses :math:`\\ell_1, \\dots, \\ell_n`,
+
+    .. math::
+
+        R(\\ell) = \\sup_{Q \\in \\mathcal{U}(P_n)} E_Q[\\ell],
+
+    where :math:`P_n` puts mass :math:`p_i` (normalized ``sample_weight``) on
+    sample :math:`i`. Subclasses implement an exact solve of the
+    one-dimensional convex dual on losses rescaled to [0, 1], the dual
+    objective used by joint primal-dual solvers, and a cvxpy formulation.
+
+    Ambiguity sets are scikit-learn style parameter objects: ``get_params`` and
+    ``set_params`` work, so ``GridSearchCV`` can search ``ambiguity__radius``
+    of an estimator that holds one. They have no ``fit``.
+    """
+
+    #: number of dual variables in :meth:`dual_objective`
+    n_dual = 1
+
+    # -- public API --------------------------------------------------------
+    def risk(self, losses, sample_weight=None):
+        """Worst-case expectation of ``losses`` over the ambiguity set.
+
+        Parameters
+        ----------
+        losses : array-like of shape (n_samples,)
+            Per-sample losses (any finite real numbers).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Nonnegative weights defining the nominal distribution
+            :math:`P_n`; ``None`` means uniform.
+
+        Returns
+        -------
+        risk : float
+            :math:`\\sup_{Q \\in \\mathcal{U}(P_n)} E_Q[\\ell]`.
+        """
+        return self.risk_and_weights(losses, sample_weight)[0]
+
+    def worst_case_weights(self, losses, sample_weight=None):
+        """The maximizing distribution Q as weights on the samples.
+
+        By Danskin's theorem these weights are also the gradient of
+        :meth:`risk` with respect to the losses (where it is differentiable).
+
+        Parameters
+        ----------
+        losses : array-like of shape (n_samples,)
+            Per-sample losses.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Nonnegative weights defining :math:`P_n`.
+
+        Returns
+        -------
+        q : ndarray of shape (n_samples,)
+            Nonnegative weights that sum to one. Tied losses get weights
+            proportional to their nominal weights.
+        """
+        return self.risk_and_weights(losses, sample_weight)[1]
+
+    def risk_and_weights(self, losses, sample_weight=None):
+        """Return ``(risk, worst_case_weights)`` from one exact solve.
+
+        Parameters
+        ----------
+        losses : array-like of shape (n_samples,)
+            Per-sample losses.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Nonnegative weights defining :math:`P_n`.
+
+        Returns
+        -------
+        risk : float
+        q : ndarray of shape (n_samples,)
+        """
+        risk, q, _ = self._exact(losses, sample_weight)
+        return risk, q
+
+    def dual_init(self, losses, sample_weight=None):
+        """Optimal dual variables for fixed ``losses``, in loss units.
+
+        A joint solver over (model parameters, dual) starts from these.
+
+        Parameters
+        ----------
+        losses : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        dual : ndarray of shape (n_dual,)
+        """
+        return self._exact(losses, sample_weight)[2]
+
+    @abstractmethod
+    def dual_objective(self, dual, losses, p, smoothing=0.0):
+        """Dual objective ``G(dual, losses)`` with ``min_dual G = risk``.
+
+        Parameters
+        ----------
+        dual : ndarray of shape (n_dual,)
+            Dual variables (see the subclass for their meaning).
+        losses : ndarray of shape (n_samples,)
+            Per-sample losses, already validated.
+        p : ndarray of shape (n_samples,)
+            Probability weights of the nominal distribution (sum to one).
+        smoothing : float, default=0.0
+            Smoothing temperature for sets whose dual has a kink (CVaR); ignored
+            by smooth ones.
+
+        Returns
+        -------
+        value : float
+        grad_losses : ndarray of shape (n_samples,)
+        grad_dual : ndarray of shape (n_dual,)
+        """
+
+    @abstractmethod
+    def cvxpy_risk(self, loss_expr, p):
+        """Robust risk of a convex cvxpy expression, as (objective, constraints).
+
+        Parameters
+        ----------
+        loss_expr : cvxpy.Expression of shape (n_samples,)
+            Convex per-sample losses.
+        p : ndarray of shape (n_samples,)
+            Probability weights of the nominal distribution.
+
+        Returns
+        -------
+        objective : cvxpy.Expression
+            Convex scalar whose minimum over the extra variables is the risk.
+        constraints : list of cvxpy.Constraint
+        """
+
+    # -- shared machinery --------------------------------------------------
+    @property
+    def needs_smoothing(self):
+        """Whether :meth:`dual_objective` is nonsmooth without ``smoothing``."""
+        return False
+
+    def is_trivial(self):
+        """Whether the set is the single point P_n (risk equals the mean)."""
+        return False
+
+    def _dual_trivial(self, losses, p):
+        """Dual variables to report when the set is trivial or losses tie."""
+        return np.zeros(self.n_dual)
+
+    def _exact(self, losses, sample_weight):
+        self._validate_params()
+        losses = check_losses(losses)
+        p = check_probability_weights(sample_weight, losses.shape[0])
+        support = p > 0
+        lo = losses[support].min()
+        hi = losses[support].max()
+        if self.is_trivial() or hi - lo <= 0:
+            mean = float(np.dot(p, losses))
+            return mean, p, self._dual_trivial(losses, p)
+        scale = hi - lo
+        z = (losses[support] - lo) / scale
+        risk_z, q_support, dual_z = self._solve_unit(z, p[support])
+        q = np.zeros_like(p)
+        q[support] = q_support
+        risk = lo + scale * risk_z
+        # numerical safety: the robust risk lies between the mean and the max
+        risk = float(np.clip(risk, np.dot(p, losses), hi))
+        return risk, q, self._dual_to_loss_units(dual_z, lo, scale)
+
+    @abstractmethod
+    def _solve_unit(self, z, p):
+        """Exact solve on losses ``z`` in [0, 1] with min 0 and max 1.
+
+        Returns ``(risk, q, dual)`` with ``dual`` in the units of ``z``.
+        """
+
+    def _dual_to_loss_units(self, dual_z, lo, scale):
+        return np.asarray(dual_z, dtype=float)
+
+
+def _group_descending(z, p):
+    """Unique values of ``z`` in decreasing order, their total mass and index."""
+    values, inverse = np.unique(z, return_inverse=True)
+    mass = np.bincount(inverse, weights=p, minlength=values.shape[0])
+    values = values[::-1]
+    mass = mass[::-1]
+    inverse = values.shape[0] - 1 - inverse
+    return values, mass, inverse
+
+
+def _weights_on_max(z, p):
+    """All mass on the largest loss, split in proportion to ``p`` among ties."""
+    on_max = z >= z.max()
+    q = np.where(on_max, p, 0.0)
+    return q / q.sum()

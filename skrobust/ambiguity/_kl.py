@@ -1,0 +1,171 @@
+"""Kullback-Leibler divergence balls."""
+
+from numbers import Real
+
+import numpy as np
+from scipy.optimize import brentq
+from sklearn.utils._param_validation import Interval
+
+from skrobust.ambiguity._base import AmbiguitySet, _weights_on_max
+
+
+class KL(AmbiguitySet):
+    """Kullback-Leibler ball around the empirical distribution.
+
+    The set is :math:`\\{Q : D_{KL}(Q \\| P_n) \\le \\rho\\}` and its robust risk
+    has the log-sum-exp dual
+
+    .. math::
+
+        R_\\rho(\\ell) = \\inf_{\\lambda > 0} \\Big\\{ \\lambda \\rho + \\lambda
+        \\log E_{P_n}\\big[e^{\\ell / \\lambda}\\big] \\Big\\},
+
+    with worst case :math:`q_i \\propto p_i e^{\\ell_i / \\lambda^\\star}` (an
+    exponential tilt). The optimal :math:`t = 1/\\lambda^\\star` solves
+    :math:`D_{KL}(q_t \\| P_n) = \\rho`, a monotone equation in one variable
+    that is solved by Brent's method to machine precision, on losses rescaled
+    to [0, 1] and with shifted exponentials, so it never overflows. When
+    :math:`\\rho \\ge -\\log P_n(\\ell = \\max \\ell)` the worst case is the
+    largest loss.
+
+    :meth:`dual_objective` takes the dual variable
+    :math:`\\tau = \\log \\lambda` (with :math:`\\lambda` in loss units), so a
+    joint solver can move it without bounds.
+
+    Read more in the :ref:`User Guide <ambiguity>`.
+
+    Parameters
+    ----------
+    radius : float, default=1.0
+        Radius :math:`\\rho \\ge 0` in nats. ``radius=0`` gives the mean.
+
+    See Also
+    --------
+    CressieRead : Power divergences, which tend to KL as ``k -> 1``.
+
+    References
+    ----------
+    .. [1] Hu, Z. and Hong, L. J. (2013). "Kullback-Leibler divergence
+       constrained distributionally robust optimization." Optimization Online.
+    .. [2] Ben-Tal, A., den Hertog, D., De Waegenaere, A., Melenberg, B. and
+       Rennen, G. (2013). "Robust solutions of optimization problems affected
+       by uncertain probabilities." Management Science 59(2).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrobust.ambiguity import KL
+    >>> losses = np.array([0.0, 1.0])
+    >>> ball = KL(radius=0.1)
+    >>> q = ball.worst_case_weights(losses)
+    >>> # the tilted distribution sits on the boundary of the ball
+    >>> bool(np.isclose(np.sum(q * np.log(2 * q)), 0.1))
+    True
+    >>> bool(np.isclose(ball.risk(losses), q[1]))
+    True
+    """
+
+    _parameter_constraints = {"radius": [Interval(Real, 0, None, closed="left")]}
+
+    def __init__(self, radius=1.0):
+        self.radius = radius
+
+    def is_trivial(self):
+        return float(self.radius) == 0.0
+
+    def _dual_trivial(self, losses, p):
+        spread = float(np.ptp(losses)) if losses.size else 0.0
+        return np.array([np.log(max(spread, 1.0)) + 10.0])
+
+    def _solve_unit(self, z, p):
+        rho = float(self.radius)
+        on_max = z >= 1.0
+        mass_max = p[on_max].sum()
+        if rho >= -np.log(mass_max):
+            return 1.0, _weights_on_max(z, p), np.array([0.0])
+
+        def excess_divergence(t):
+            w = p * np.exp(t * (z - 1.0))
+            total = w.sum()
+            return t * (np.dot(w, z) / total - 1.0) - np.log(total) - rho
+
+        hi = 1.0
+        while excess_divergence(hi) < 0:
+            hi *= 2.0
+        t = brentq(excess_divergence, 0.0, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps)
+        w = p * np.exp(t * (z - 1.0))
+        total = w.sum()
+        risk = 1.0 + (rho + np.log(total)) / t
+        return float(risk), w / total, np.array([t])
+
+    def _dual_to_loss_units(self, dual_z, lo, scale):
+        t = float(dual_z[0])
+        if t <= 0.0:  # mass on the maximum: lambda -> 0
+            return np.array([np.log(scale) - 50.0])
+        return np.array([np.log(scale / t)])
+
+    def dual_objective(self, dual, losses, p, smoothing=0.0):
+        """Dual objective :math:`\\lambda\\rho + \\lambda\\log E_p e^{\\ell/\\lambda}`.
+
+        Parameters
+        ----------
+        dual : ndarray of shape (1,)
+            :math:`\\tau = \\log\\lambda`, with :math:`\\lambda` in loss units.
+        losses : ndarray of shape (n_samples,)
+            Per-sample losses.
+        p : ndarray of shape (n_samples,)
+            Probability weights of the nominal distribution.
+        smoothing : float, default=0.0
+            Ignored: this dual is smooth.
+
+        Returns
+        -------
+        value : float
+        grad_losses : ndarray of shape (n_samples,)
+            The tilted weights :math:`q`.
+        grad_dual : ndarray of shape (1,)
+            Derivative with respect to :math:`\\tau`.
+        """
+        rho = float(self.radius)
+        lam = float(np.exp(dual[0]))
+        top = losses.max()
+        w = p * np.exp((losses - top) / lam)
+        total = w.sum()
+        q = w / total
+        log_total = np.log(total)
+        value = lam * rho + top + lam * log_total
+        grad_lam = rho + log_total - np.dot(q, losses - top) / lam
+        return value, q, np.array([lam * grad_lam])
+
+    def cvxpy_risk(self, loss_expr, p):
+        """Robust risk of a cvxpy expression through exponential cones.
+
+        Uses :math:`\\lambda \\log E_p e^{(t - s)/\\lambda} \\le 0` written as
+        :math:`u_i \\ge \\lambda e^{(t_i - s)/\\lambda}`, :math:`E_p u \\le
+        \\lambda` and :math:`t \\ge \\ell`.
+
+        Parameters
+        ----------
+        loss_expr : cvxpy.Expression of shape (n_samples,)
+            Convex per-sample losses.
+        p : ndarray of shape (n_samples,)
+            Probability weights of the nominal distribution.
+
+        Returns
+        -------
+        objective : cvxpy.Expression
+        constraints : list
+        """
+        import cvxpy as cp
+
+        n = loss_expr.shape[0]
+        lam = cp.Variable(nonneg=True)
+        shift = cp.Variable()
+        epi = cp.Variable(n)
+        u = cp.Variable(n)
+        constraints = [
+            epi >= loss_expr,
+            cp.constraints.ExpCone(epi - shift, lam * np.ones(n), u),
+            np.asarray(p) @ u <= lam,
+        ]
+        return lam * float(self.radius) + shift, constraints

@@ -1,0 +1,11 @@
+"""Utilities shared by the three packages.
+
+The public helper here is :func:`all_estimators`, which finds every public
+estimator of ``skrobust``, ``skcausal`` and ``skbandit`` so that the common
+scikit-learn checks run on each without anyone listing it.
+"""
+
+from skrobust.utils._discovery import all_estimators
+from skrobust.utils._validation import check_losses, check_probability_weights
+
+__all__ = ["all_estimators", "check_losses", "check_probability_weights"]
