@@ -105,6 +105,30 @@ class AmbiguitySet(BaseEstimator):
         """
         return self._exact(losses, sample_weight)[2]
 
+    def dual_argmin(self, losses, p, smoothing=0.0, start=None):
+        """Minimizer of :meth:`dual_objective` over the dual for fixed losses.
+
+        Solvers that profile the dual out (minimize over the model parameters
+        only) call this; for smooth sets it is :meth:`dual_init`.
+
+        Parameters
+        ----------
+        losses : ndarray of shape (n_samples,)
+            Per-sample losses, already validated.
+        p : ndarray of shape (n_samples,)
+            Probability weights of the nominal distribution.
+        smoothing : float, default=0.0
+            Smoothing temperature (see :meth:`dual_objective`).
+        start : ndarray of shape (n_dual,), default=None
+            A guess (for example the previous solution) that iterative
+            solves start from.
+
+        Returns
+        -------
+        dual : ndarray of shape (n_dual,)
+        """
+        return self.dual_init(losses, p)
+
     @abstractmethod
     def dual_objective(self, dual, losses, p, smoothing=0.0):
         """Dual objective ``G(dual, losses)`` with ``min_dual G = risk``.

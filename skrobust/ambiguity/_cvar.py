@@ -3,10 +3,13 @@
 from numbers import Real
 
 import numpy as np
+from scipy.optimize import brentq
 from scipy.special import expit
 from sklearn.utils._param_validation import Interval
 
 from skrobust.ambiguity._base import AmbiguitySet, _group_descending
+
+_EPS = np.finfo(np.float64).eps
 
 
 class CVaR(AmbiguitySet):
@@ -124,6 +127,47 @@ class CVaR(AmbiguitySet):
 
     def _dual_to_loss_units(self, dual_z, lo, scale):
         return np.array([lo + scale * dual_z[0]])
+
+    def dual_argmin(self, losses, p, smoothing=0.0, start=None):
+        """Minimizer of the (smoothed) dual objective over eta.
+
+        With ``smoothing=tau > 0`` the optimality condition
+        ``E_p[sigmoid((l - eta) / tau)] = alpha`` is monotone in eta; it is
+        solved by Brent's method on a bracket grown around ``start``, to machine
+        precision. With ``tau = 0`` it is the value at risk.
+
+        Parameters
+        ----------
+        losses : ndarray of shape (n_samples,)
+        p : ndarray of shape (n_samples,)
+        smoothing : float, default=0.0
+        start : ndarray of shape (1,), default=None
+            Center of the initial bracket.
+
+        Returns
+        -------
+        dual : ndarray of shape (1,)
+        """
+        if smoothing <= 0:
+            return self.dual_init(losses, p)
+        alpha = float(self.alpha)
+
+        def excess_mass(eta):  # decreasing in eta
+            return float(np.dot(p, expit((losses - eta) / smoothing))) - alpha
+
+        center = float(start[0]) if start is not None else float(np.dot(p, losses))
+        step = 10.0 * smoothing
+        lo, hi = center - step, center + step
+        while excess_mass(lo) <= 0:
+            lo -= step
+            step *= 2.0
+        step = 10.0 * smoothing
+        while excess_mass(hi) >= 0:
+            hi += step
+            step *= 2.0
+        scale = max(abs(lo), abs(hi), 1.0)
+        eta = brentq(excess_mass, lo, hi, xtol=1e-14 * scale, rtol=8 * _EPS)
+        return np.array([eta])
 
     def dual_objective(self, dual, losses, p, smoothing=0.0):
         """Dual objective :math:`\\eta + E_p[(\\ell - \\eta)_+] / \\alpha`.

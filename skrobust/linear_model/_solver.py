@@ -37,7 +37,12 @@ class _Problem:
         self.n_features = X.shape[1]
         self.n_outputs = loss.n_outputs
         self.trivial = ambiguity.is_trivial()
-        self.n_dual = 0 if self.trivial else ambiguity.n_dual
+        # Sets with a kinked dual (CVaR) have their dual profiled out: it is
+        # solved exactly for each evaluation, so L-BFGS never sees the
+        # ill-conditioned direction that smoothing creates.
+        self.profile_dual = not self.trivial and ambiguity.needs_smoothing
+        self.n_dual = 0 if self.trivial or self.profile_dual else ambiguity.n_dual
+        self._last_dual = None
         self.n_coef = self.n_features * self.n_outputs
         self.n_intercept = self.n_outputs if fit_intercept else 0
 
@@ -65,9 +70,16 @@ class _Problem:
             value = float(np.dot(self.p, sample_loss))
             g_loss, g_dual = self.p, np.empty(0)
         else:
+            if self.profile_dual:
+                dual = self.ambiguity.dual_argmin(
+                    sample_loss, self.p, smoothing=tau, start=self._last_dual
+                )
+                self._last_dual = dual
             value, g_loss, g_dual = self.ambiguity.dual_objective(
                 dual, sample_loss, self.p, smoothing=tau
             )
+            if self.profile_dual:
+                g_dual = np.empty(0)
         G = dZ * g_loss[:, None]
         grad_W = self.X.T @ G
         if self.alpha:
@@ -120,7 +132,7 @@ def solve_lbfgs(problem, tol, max_iter):
     w = np.zeros(n_params + problem.n_dual)
     n_iter = 0
     # Warm start: a loose ERM fit gives losses from which the dual is exact.
-    if problem.n_dual:
+    if not problem.trivial:
         erm = _Problem(
             problem.X,
             problem.target,
@@ -134,8 +146,10 @@ def solve_lbfgs(problem, tol, max_iter):
         res = _lbfgs(erm, np.zeros(n_params), tau0, max(tol, 1e-4), max_iter)
         n_iter += res.nit
         w[:n_params] = res.x
-        W, b, _ = problem.unpack(w)
-        w[n_params:] = problem.ambiguity.dual_init(problem.losses(W, b), problem.p)
+        if problem.n_dual:
+            W, b, _ = problem.unpack(w)
+            losses = problem.losses(W, b)
+            w[n_params:] = problem.ambiguity.dual_init(losses, problem.p)
     res = None
     for tau in _smoothing_schedule(problem, w, tol):
         res = _lbfgs(problem, w, tau, tol, max_iter)
@@ -154,7 +168,9 @@ def _smoothing_schedule(problem, w, tol):
         return [0.0]
     W, b, _ = problem.unpack(w)
     losses = problem.losses(W, b)
-    spread = float(np.std(losses)) or 1.0
+    spread = float(np.std(losses))
+    if spread <= 1e-8 * (1.0 + abs(float(np.mean(losses)))):
+        spread = 1.0
     tau = 0.1 * spread
     taus = [tau]
     per_unit = problem.smoothing_error(1.0)
@@ -202,6 +218,8 @@ def _certified(problem, w, tau, tol, max_iter):
     W, b, dual = problem.unpack(w)
     Z = problem.predictions(W, b)
     smooth_loss, _ = problem.loss.value_grad(Z, problem.target, tau)
+    if problem.profile_dual:
+        dual = problem.ambiguity.dual_argmin(smooth_loss, problem.p, smoothing=tau)
     _, g_loss, _ = problem.ambiguity.dual_objective(
         dual, smooth_loss, problem.p, smoothing=tau
     )
