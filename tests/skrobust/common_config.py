@@ -9,4 +9,19 @@ EXPECTED_FAILED
 
 FAST_PARAMS = {}
 
-EXPECTED_FAILED = {}
+_FLAT_OPTIMUM = (
+    "on the check's tiny data the default chi-square robust risk (radius 1) "
+    "concentrates on a few samples and is flat near its minimum, so weighted and "
+    "repeated fits stop at points 1e-6 apart with equal objectives; "
+    "tests/skrobust/test_linear_model.py checks weighted == repeated on a "
+    "well-posed problem"
+)
+
+EXPECTED_FAILED = {
+    "DROLinearRegression": {
+        "check_sample_weight_equivalence_on_dense_data": _FLAT_OPTIMUM
+    },
+    "DROLogisticRegression": {
+        "check_sample_weight_equivalence_on_dense_data": _FLAT_OPTIMUM
+    },
+}
