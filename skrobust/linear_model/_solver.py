@@ -163,7 +163,7 @@ def solve_lbfgs(problem, tol, max_iter):
 
 
 def _smoothing_schedule(problem, w, tol):
-    """Temperatures from 0.1 * std(losses), /10 each, until the error bound <= tol."""
+    """Temperatures from 0.01 * std(losses), /10 each, until the error bound <= tol."""
     if not problem.needs_smoothing:
         return [0.0]
     W, b, _ = problem.unpack(w)
@@ -171,7 +171,7 @@ def _smoothing_schedule(problem, w, tol):
     spread = float(np.std(losses))
     if spread <= 1e-8 * (1.0 + abs(float(np.mean(losses)))):
         spread = 1.0
-    tau = 0.1 * spread
+    tau = 0.01 * spread
     taus = [tau]
     per_unit = problem.smoothing_error(1.0)
     while per_unit * tau > tol and len(taus) < 30:
