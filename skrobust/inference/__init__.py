@@ -1,0 +1,12 @@
+"""Empirical-likelihood inference.
+
+Confidence intervals and tests from the empirical likelihood ratio with its
+chi-square calibration: for a mean, for coefficients of linear and logistic
+regression, generalized empirical-likelihood bounds on a model's population
+risk through the ambiguity sets of :mod:`skrobust.ambiguity`, and bootstrap
+empirical likelihood for the optimal value of choosing the best of K options.
+"""
+
+from skrobust.inference._mean import el_mean_interval, el_mean_test
+
+__all__ = ["el_mean_interval", "el_mean_test"]
