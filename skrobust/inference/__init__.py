@@ -7,6 +7,14 @@ risk through the ambiguity sets of :mod:`skrobust.ambiguity`, and bootstrap
 empirical likelihood for the optimal value of choosing the best of K options.
 """
 
+from skrobust.inference._estimating import el_moment_test
 from skrobust.inference._mean import el_mean_interval, el_mean_test
+from skrobust.inference._regression import el_coef_interval, el_coef_test
 
-__all__ = ["el_mean_interval", "el_mean_test"]
+__all__ = [
+    "el_coef_interval",
+    "el_coef_test",
+    "el_mean_interval",
+    "el_mean_test",
+    "el_moment_test",
+]
