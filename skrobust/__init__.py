@@ -11,8 +11,8 @@ utils
     Validation helpers and estimator discovery.
 """
 
-from skrobust import ambiguity, utils
+from skrobust import ambiguity, linear_model, utils
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["ambiguity", "utils", "__version__"]
+__all__ = ["ambiguity", "linear_model", "utils", "__version__"]

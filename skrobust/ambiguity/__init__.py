@@ -6,9 +6,9 @@ with its gradients used by joint primal-dual solvers, and a cvxpy formulation
 used as an exact reference.
 """
 
-from skrobust.ambiguity._base import AmbiguitySet
+from skrobust.ambiguity._base import AmbiguitySet, check_ambiguity
 from skrobust.ambiguity._cressie_read import ChiSquare, CressieRead
 from skrobust.ambiguity._cvar import CVaR
 from skrobust.ambiguity._kl import KL
 
-__all__ = ["AmbiguitySet", "ChiSquare", "CressieRead", "CVaR", "KL"]
+__all__ = ["AmbiguitySet", "ChiSquare", "CressieRead", "CVaR", "KL", "check_ambiguity"]

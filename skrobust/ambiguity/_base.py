@@ -156,6 +156,14 @@ class AmbiguitySet(BaseEstimator):
         """Whether the set is the single point P_n (risk equals the mean)."""
         return False
 
+    def smoothing_error(self, smoothing):
+        """Bound on how much ``smoothing`` can overstate the dual objective.
+
+        The smoothed dual objective lies between the exact one and the exact one
+        plus this bound, for every dual value and loss vector.
+        """
+        return 0.0
+
     def _dual_trivial(self, losses, p):
         """Dual variables to report when the set is trivial or losses tie."""
         return np.zeros(self.n_dual)
@@ -206,3 +214,63 @@ def _weights_on_max(z, p):
     on_max = z >= z.max()
     q = np.where(on_max, p, 0.0)
     return q / q.sum()
+
+
+def check_ambiguity(ambiguity, *, name="ambiguity"):
+    """Return a validated, fresh ambiguity set from an object or a shortcut.
+
+    Estimators call this in ``fit`` so that they never modify the object the
+    user passed.
+
+    Parameters
+    ----------
+    ambiguity : AmbiguitySet or {"chi2", "kl", "cvar", "erm"}
+        An ambiguity-set object, or a shortcut: ``"chi2"`` is
+        ``ChiSquare()``, ``"kl"`` is ``KL()``, ``"cvar"`` is ``CVaR()`` (each
+        with its default size) and ``"erm"`` is ``ChiSquare(radius=0)``, the
+        plain average.
+    name : str, default="ambiguity"
+        Parameter name used in error messages.
+
+    Returns
+    -------
+    ambiguity : AmbiguitySet
+        A clone of the given object, with its parameters validated.
+
+    Examples
+    --------
+    >>> from skrobust.ambiguity import check_ambiguity
+    >>> check_ambiguity("cvar")
+    CVaR()
+    """
+    from sklearn.base import clone
+
+    from skrobust.ambiguity._cressie_read import ChiSquare
+    from skrobust.ambiguity._cvar import CVaR
+    from skrobust.ambiguity._kl import KL
+
+    shortcuts = {
+        "chi2": ChiSquare,
+        "kl": KL,
+        "cvar": CVaR,
+        "erm": lambda: ChiSquare(radius=0.0),
+    }
+    if isinstance(ambiguity, str):
+        if ambiguity not in shortcuts:
+            raise ValueError(
+                f"{name}={ambiguity!r} is not a known shortcut; use one of "
+                f"{sorted(shortcuts)} or an ambiguity-set object."
+            )
+        result = shortcuts[ambiguity]()
+    elif isinstance(ambiguity, AmbiguitySet) or all(
+        hasattr(ambiguity, m) for m in ("risk", "worst_case_weights", "get_params")
+    ):
+        result = clone(ambiguity)
+    else:
+        raise TypeError(
+            f"{name} must be an ambiguity set (e.g. skrobust.ambiguity.ChiSquare) "
+            f"or a shortcut string; got {type(ambiguity).__name__}."
+        )
+    if hasattr(result, "_validate_params"):
+        result._validate_params()
+    return result

@@ -8,6 +8,8 @@ from sklearn.utils._param_validation import Interval
 
 from skrobust.ambiguity._base import AmbiguitySet, _group_descending, _weights_on_max
 
+_EPS = np.finfo(np.float64).eps
+
 
 class CressieRead(AmbiguitySet):
     """Cressie-Read divergence ball around the empirical distribution.
@@ -114,10 +116,17 @@ class CressieRead(AmbiguitySet):
 
     def _solve_unit(self, z, p):
         k, s, c = self._constants()
+        # log c_k(rho), exact even for tiny radii
+        log_c = np.log1p(k * (k - 1.0) * float(self.radius)) / k
         values, mass, inverse = _group_descending(z, p)
-        # all mass on the maximum once it fits in the ball
-        if c**s * mass[0] >= 1.0:
+        # all mass on the maximum once that point mass fits in the ball
+        if s * log_c + np.log(mass[0]) >= 0.0:
             return 1.0, _weights_on_max(z, p), np.array([1.0])
+        mean = float(np.dot(p, z))
+        dev = z - mean
+        if _all_active_derivative(dev, p, s, log_c, 1.0 / mean) >= 0.0:
+            # every sample keeps positive weight: eta < min z = 0
+            return _solve_all_active(dev, p, mean, k, s, log_c)
         if k == 2.0:
             eta = _chi2_root(values, mass, c, z, p)
         else:
@@ -332,3 +341,54 @@ def _cressie_read_root(values, z, p, s, c):
     return float(
         brentq(derivative, lower, upper, xtol=1e-15, rtol=4 * np.finfo(float).eps)
     )
+
+
+def _log_moments(dev, p, s, t):
+    """log E[(1 + t dev)^(s-1)] and log E[(1 + t dev)^s], stable for small t."""
+    with np.errstate(divide="ignore"):  # log1p(-1) = -inf gives weight 0
+        log_base = np.log1p(np.maximum(t * dev, -1.0))
+    low = np.log1p(np.dot(p, np.expm1((s - 1.0) * log_base)))
+    high = np.log1p(np.dot(p, np.expm1(s * log_base)))
+    return low, high
+
+
+def _all_active_derivative(dev, p, s, log_c, t):
+    """Dual derivative at eta = mean - 1/t when every loss exceeds eta.
+
+    With u = mean - eta = 1/t, the derivative ``1 - c E[(z-eta)^(s-1)] /
+    E[(z-eta)^s]^((s-1)/s)`` equals ``-expm1(log c + log-ratio)`` where the
+    moments are of ``1 + t (z - mean)``; this form keeps full precision when
+    eta is far below the losses (tiny radii).
+    """
+    low, high = _log_moments(dev, p, s, t)
+    return -np.expm1(log_c + low - (s - 1.0) / s * high)
+
+
+def _solve_all_active(dev, p, mean, k, s, log_c):
+    """Exact solve when the optimal eta lies below every loss.
+
+    The optimum is parametrized by t = 1 / (mean - eta). For k = 2 it is in
+    closed form, ``risk = mean + sqrt(2 rho Var)``; otherwise Brent's method
+    finds log t. The risk is evaluated as ``mean + expm1(log c + log E[(1 + t
+    dev)^s] / s) / t`` to avoid cancelling two large numbers.
+    """
+    t_max = 1.0 / mean  # eta = 0, the smallest loss
+
+    def derivative(log_t):
+        return _all_active_derivative(dev, p, s, log_c, np.exp(log_t))
+
+    var = float(np.dot(p, dev * dev))
+    if k == 2.0:
+        # 2 rho = expm1(2 log c)
+        t = np.sqrt(np.expm1(2.0 * log_c) / var)
+    else:
+        lower = np.log(t_max) - 1.0
+        while derivative(lower) > 0:
+            lower -= 2.0 * abs(lower) + 1.0
+        t = np.exp(brentq(derivative, lower, np.log(t_max), xtol=1e-14, rtol=8 * _EPS))
+    t = min(t, t_max)
+    _, high = _log_moments(dev, p, s, t)
+    risk = mean + np.expm1(log_c + high / s) / t
+    q = p * np.maximum(1.0 + t * dev, 0.0) ** (s - 1.0)
+    q /= q.sum()
+    return float(risk), q, np.array([mean - 1.0 / t])

@@ -76,6 +76,36 @@ class CVaR(AmbiguitySet):
     def is_trivial(self):
         return float(self.alpha) == 1.0
 
+    def smoothing_error(self, smoothing):
+        return float(smoothing) * np.log(2.0) / float(self.alpha)
+
+    def feasible_weights(self, q, p):
+        """Map nonnegative weights with ``q <= p / alpha`` into the set.
+
+        Used to turn the weights of a smoothed dual into a feasible worst case
+        (for a duality-gap certificate): the weights are scaled down if they sum
+        to more than one, or filled up towards the caps ``p / alpha``.
+
+        Parameters
+        ----------
+        q : ndarray of shape (n_samples,)
+            Nonnegative weights with ``q <= p / alpha``.
+        p : ndarray of shape (n_samples,)
+            Probability weights of the nominal distribution.
+
+        Returns
+        -------
+        q : ndarray of shape (n_samples,)
+            Weights in the CVaR set: nonnegative, summing to one, capped.
+        """
+        cap = p / float(self.alpha)
+        q = np.clip(q, 0.0, cap)
+        total = q.sum()
+        if total >= 1.0:
+            return q / total
+        room = cap - q
+        return q + (1.0 - total) * room / room.sum()
+
     def _dual_trivial(self, losses, p):
         return np.array([float(losses.min())])
 

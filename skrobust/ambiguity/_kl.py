@@ -79,24 +79,22 @@ class KL(AmbiguitySet):
 
     def _solve_unit(self, z, p):
         rho = float(self.radius)
-        on_max = z >= 1.0
-        mass_max = p[on_max].sum()
+        mass_max = p[z >= 1.0].sum()
         if rho >= -np.log(mass_max):
             return 1.0, _weights_on_max(z, p), np.array([0.0])
-
-        def excess_divergence(t):
-            w = p * np.exp(t * (z - 1.0))
-            total = w.sum()
-            return t * (np.dot(w, z) / total - 1.0) - np.log(total) - rho
-
-        hi = 1.0
-        while excess_divergence(hi) < 0:
-            hi *= 2.0
-        t = brentq(excess_divergence, 0.0, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps)
-        w = p * np.exp(t * (z - 1.0))
-        total = w.sum()
-        risk = 1.0 + (rho + np.log(total)) / t
-        return float(risk), w / total, np.array([t])
+        mean = float(np.dot(p, z))
+        dev = z - mean
+        log_t = brentq(
+            lambda lt: _tilt(dev, p, np.exp(lt))[0] - rho,
+            -800.0,
+            _log_upper_bracket(dev, p, rho),
+            xtol=1e-14,
+            rtol=8 * np.finfo(float).eps,
+        )
+        t = float(np.exp(log_t))
+        _, log_mgf, q = _tilt(dev, p, t)
+        risk = mean + (rho + log_mgf) / t
+        return float(risk), q, np.array([t])
 
     def _dual_to_loss_units(self, dual_z, lo, scale):
         t = float(dual_z[0])
@@ -169,3 +167,34 @@ class KL(AmbiguitySet):
             np.asarray(p) @ u <= lam,
         ]
         return lam * float(self.radius) + shift, constraints
+
+
+def _tilt(dev, p, t):
+    """Exponential tilt of centered losses ``dev`` (max - mean <= 1) by ``t``.
+
+    Returns ``(KL(q_t || p), log E_p[exp(t dev)], q_t)``. For ``t <= 1`` the
+    moments use ``expm1`` so that tiny tilts keep full precision; larger tilts
+    shift by the maximum so nothing overflows.
+    """
+    if t <= 1.0:
+        tilt = np.expm1(t * dev)
+        a = float(np.dot(p, tilt))
+        log_mgf = np.log1p(a)
+        # E_q[dev] = E[dev e^{t dev}] / E[e^{t dev}] and E[dev] = 0
+        mean_q = float(np.dot(p, dev * tilt)) / (1.0 + a)
+        q = p * (1.0 + tilt) / (1.0 + a)
+    else:
+        top = dev.max()
+        w = p * np.exp(t * (dev - top))
+        total = w.sum()
+        log_mgf = t * top + np.log(total)
+        q = w / total
+        mean_q = float(np.dot(q, dev))
+    return t * mean_q - log_mgf, log_mgf, q
+
+
+def _log_upper_bracket(dev, p, rho):
+    log_t = 0.0
+    while _tilt(dev, p, np.exp(log_t))[0] < rho:
+        log_t += 1.0
+    return log_t
