@@ -48,7 +48,7 @@ for name, (draw, truth) in samplers.items():
 # Coverage against the sample size
 # --------------------------------
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
-for ax, (name, cov) in zip(axes, coverage.items()):
+for ax, (name, cov) in zip(axes, coverage.items(), strict=True):
     for k, label in enumerate(["EL", "EL + Bartlett", "Wald (t)"]):
         ax.plot(sizes, cov[:, k], marker="o", label=label)
     ax.axhline(0.95, color="k", lw=0.8, ls="--")
