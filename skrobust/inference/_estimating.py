@@ -22,6 +22,9 @@ def _pseudo_log(d, eps):
     dual wherever every ``d_i >= eps`` (always at the solution when the
     hypothesized value is inside the convex hull, with ``eps = 1 / n``).
     """
+    if d.min() >= eps:
+        psi1 = 1.0 / d
+        return np.log(d), psi1, -(psi1 * psi1)
     low = d < eps
     safe = np.where(low, 1.0, d)
     value = np.log(safe)
@@ -35,7 +38,7 @@ def _pseudo_log(d, eps):
     return value, psi1, psi2
 
 
-def _solve_dual(G, w, n, lam=None):
+def _solve_dual(G, w, n, lam=None, gram=None):
     """Maximize ``sum_i w_i log*(1 + lam' G_i)`` over ``lam`` by damped Newton.
 
     Parameters
@@ -48,6 +51,9 @@ def _solve_dual(G, w, n, lam=None):
         Effective sample size ``sum(w)``.
     lam : ndarray of shape (d,), default=None
         Starting point (warm start); zero when None.
+    gram : callable, default=None
+        ``gram(c)`` returns ``G' diag(c) G``; a caller that knows the
+        structure of ``G`` can compute it faster. ``None`` forms it directly.
 
     Returns
     -------
@@ -62,7 +68,10 @@ def _solve_dual(G, w, n, lam=None):
     obj = float(w @ value)
     for _ in range(MAX_ITER):
         grad = G.T @ (w * psi1)
-        neg_hess = (G * (-w * psi2)[:, None]).T @ G
+        if gram is None:
+            neg_hess = (G * (-w * psi2)[:, None]).T @ G
+        else:
+            neg_hess = gram(-w * psi2)
         try:
             step = cho_solve(cho_factor(neg_hess), grad)
         except LinAlgError:

@@ -31,6 +31,15 @@ class _Score:
     def __init__(self, X, y, w, family):
         self.X, self.y, self.w, self.family = X, y, w, family
         self.n = float(w.sum())
+        p = X.shape[1]
+        # products x_ij x_ik once, so that every X' diag(c) X is one BLAS call
+        self._pairs = (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], p * p)
+
+    def grams(self, *cs):
+        """``X' diag(c) X`` for each weight vector ``c``, in one product."""
+        p = self.X.shape[1]
+        out = np.stack(cs) @ self._pairs
+        return [row.reshape(p, p) for row in out]
 
     def mean_and_derivatives(self, beta):
         eta = self.X @ beta
@@ -85,17 +94,18 @@ class _Score:
         m, m1, m2 = self.mean_and_derivatives(beta)
         r = y - m
         G = X * r[:, None]
-        lam, value = _solve_dual(G, w, self.n, lam)
+        r2 = r * r
+        lam, value = _solve_dual(
+            G, w, self.n, lam, gram=lambda c: self.grams(c * r2)[0]
+        )
         a = X @ lam
         _, psi1, psi2 = _pseudo_log(1.0 + a * r, 1.0 / self.n)
         grad_beta = X.T @ (-w * psi1 * m1 * a)
-
-        def gram(c):
-            return (X * c[:, None]).T @ X
-
-        H_ll = gram(w * psi2 * r * r)
-        H_lb = gram(-w * (psi2 * r * m1 * a + psi1 * m1))
-        H_bb = gram(w * (psi2 * (m1 * a) ** 2 - psi1 * m2 * a))
+        H_ll, H_lb, H_bb = self.grams(
+            w * psi2 * r2,
+            -w * (psi2 * r * m1 * a + psi1 * m1),
+            w * (psi2 * (m1 * a) ** 2 - psi1 * m2 * a),
+        )
         return value, lam, grad_beta, H_ll, H_lb, H_bb
 
 
