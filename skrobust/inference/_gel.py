@@ -293,7 +293,12 @@ def gel_optimal_value_interval(
     >>> bool(lower < 0.5 < upper)
     True
     """
-    w = None
+    if "ambiguity" not in estimator.get_params():
+        raise TypeError(
+            "estimator must be a DRO model with an 'ambiguity' parameter, such "
+            "as skrobust.linear_model.DROLinearRegression or "
+            f"DROLogisticRegression; got {type(estimator).__name__}."
+        )
     n_rows = np.shape(X)[0]
     w = check_frequency_weights(sample_weight, n_rows)
     n = float(n_rows if w is None else w.sum())

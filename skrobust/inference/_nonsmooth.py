@@ -58,7 +58,7 @@ def _near_optimal_set(Y, means, threshold):
     return np.flatnonzero(t <= threshold)
 
 
-def _lower_bound(Y, ball, start):
+def _lower_bound(Y, ball):
     """``max_{pi in simplex} -R(-Y pi)``: the optimistic value of the best mix.
 
     Concave in ``pi``; by Sion's minimax theorem it equals
@@ -223,7 +223,7 @@ def el_max_mean_interval(
         threshold = float(np.quantile(stats, confidence))
     ball = _divergence_set(ambiguity, threshold / (2.0 * n))
     upper = max(ball.risk(Y[:, k]) for k in range(K))
-    lower = _lower_bound(Y, ball, None)
+    lower = _lower_bound(Y, ball)
     if return_threshold:
         return float(lower), float(upper), threshold
     return float(lower), float(upper)

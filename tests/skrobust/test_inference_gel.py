@@ -76,6 +76,14 @@ def test_optimal_value_upper_is_dro_objective_and_brackets_erm():
     assert lower <= -ball.risk(-0.5 * (y - erm.predict(X)) ** 2) + 1e-12
 
 
+def test_optimal_value_bad_estimator():
+    from sklearn.linear_model import LinearRegression
+
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    with pytest.raises(TypeError, match="ambiguity"):
+        gel_optimal_value_interval(LinearRegression(), X, X[:, 0])
+
+
 def test_optimal_value_logistic_runs_and_orders():
     rng = np.random.default_rng(4)
     X = rng.normal(size=(200, 2))
