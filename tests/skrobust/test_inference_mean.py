@@ -89,6 +89,15 @@ def test_two_point_closed_form():
     assert_allclose(el_mean_test(x, mu)[0], ref, rtol=1e-12)
 
 
+@pytest.mark.parametrize("confidence", [0.5, 0.95, 0.999999])
+def test_two_points_interval_closed_form(confidence):
+    # x = (0, 1): -2 log R(mu) = -2 log(4 mu (1 - mu)), so the endpoints solve
+    # 4 mu (1 - mu) = exp(-chi2 / 2)
+    r = np.exp(-chi2.ppf(confidence, 1) / 2)
+    ref = ((1 - np.sqrt(1 - r)) / 2, (1 + np.sqrt(1 - r)) / 2)
+    assert_allclose(el_mean_interval([0.0, 1.0], confidence), ref, rtol=1e-12)
+
+
 def test_weights_equal_repeated_rows():
     rng = np.random.default_rng(1)
     x = rng.normal(size=30)
