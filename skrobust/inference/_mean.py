@@ -110,12 +110,13 @@ def _upper_offset(z, w, n, threshold):
     ``sqrt(h(v)) = sqrt(threshold)``, nearly linear in ``v``, is found by
     Halley's method (exact first and second derivatives) inside a shrinking
     bracket, with bisection as the safeguard. Once the step is below
-    ``1e-7 v`` the endpoint is moved by its exact first-order change, which
+    ``1e-7 min(v, 1 / max z - v)`` the endpoint is moved by its exact first-order change, which
     leaves an error far below rounding; so one or two O(n) passes suffice
     from the Wald starting point at large ``n``.
     """
     target = np.sqrt(threshold)
     lo, hi = 0.0, 1.0 / z.max()
+    v_max = hi
     var = _wdot(z, z, w) / n
     v = np.sqrt(threshold / (n * var))  # the Wald endpoint, to first order
     if not v < hi:
@@ -150,7 +151,9 @@ def _upper_offset(z, w, n, threshold):
             if denom > 0.5:
                 step /= denom
         new = v + step
-        if lo < new < hi and abs(step) <= 1e-7 * v:
+        # the endpoint's curvature in v grows like 1 / (v_max - v)^2, so the
+        # step is measured against the distance to both ends of (0, v_max)
+        if lo < new < hi and abs(step) <= 1e-7 * min(v, v_max - v):
             # exact first-order move of the endpoint from v to v + step
             return (mz1 + step * mzz2) / (m1 + step * mz2)
         if not lo < new < hi:

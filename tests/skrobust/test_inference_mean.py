@@ -93,9 +93,13 @@ def test_two_point_closed_form():
 def test_two_points_interval_closed_form(confidence):
     # x = (0, 1): -2 log R(mu) = -2 log(4 mu (1 - mu)), so the endpoints solve
     # 4 mu (1 - mu) = exp(-chi2 / 2)
+    # (machine precision is absolute here: the endpoints are 0.5 -+ offset)
     r = np.exp(-chi2.ppf(confidence, 1) / 2)
-    ref = ((1 - np.sqrt(1 - r)) / 2, (1 + np.sqrt(1 - r)) / 2)
-    assert_allclose(el_mean_interval([0.0, 1.0], confidence), ref, rtol=1e-12)
+    half = np.sqrt(1 - r) / 2
+    ref = (r / (4 * (0.5 + half)), 0.5 + half)
+    assert_allclose(
+        el_mean_interval([0.0, 1.0], confidence), ref, rtol=1e-12, atol=1e-15
+    )
 
 
 def test_weights_equal_repeated_rows():
