@@ -110,9 +110,9 @@ def _upper_offset(z, w, n, threshold):
     ``sqrt(h(v)) = sqrt(threshold)``, nearly linear in ``v``, is found by
     Halley's method (exact first and second derivatives) inside a shrinking
     bracket, with bisection as the safeguard. Once the step is below
-    ``1e-7 min(v, 1 / max z - v)`` the endpoint is moved by its exact first-order change, which
-    leaves an error far below rounding; so one or two O(n) passes suffice
-    from the Wald starting point at large ``n``.
+    ``1e-7 min(v, 1 / max z - v)`` the endpoint is moved by its exact
+    first-order change, which leaves an error far below rounding; so one
+    or two O(n) passes suffice from the Wald starting point at large ``n``.
     """
     target = np.sqrt(threshold)
     lo, hi = 0.0, 1.0 / z.max()
