@@ -202,7 +202,8 @@ def _endpoint(score, j, beta_hat, cov, threshold, side):
             hi = t
         dphi = side * dvalue / phi if phi > 0 else 0.0
         new = t - (phi - target) / dphi if dphi > 0 else np.nan
-        if lo < new < hi and abs(new - t) <= 1e-12 * (abs(b) + se):
+        if lo < new < hi and abs(new - t) <= 1e-7 * se:
+            # Newton's error after this step is O(step^2 / se) < 1e-14 se
             return beta_hat[j] + side * new
         if not lo < new < hi:
             new = 0.5 * (lo + hi) if np.isfinite(hi) else 2.0 * max(t, lo)
