@@ -8,7 +8,11 @@ empirical likelihood for the optimal value of choosing the best of K options.
 """
 
 from skrobust.inference._estimating import el_moment_test
-from skrobust.inference._gel import gel_optimal_value_interval, gel_risk_interval
+from skrobust.inference._gel import (
+    gel_model_risk_interval,
+    gel_optimal_value_interval,
+    gel_risk_interval,
+)
 from skrobust.inference._mean import el_mean_interval, el_mean_test
 from skrobust.inference._nonsmooth import el_max_mean_interval
 from skrobust.inference._regression import el_coef_interval, el_coef_test
@@ -20,6 +24,7 @@ __all__ = [
     "el_mean_interval",
     "el_mean_test",
     "el_moment_test",
+    "gel_model_risk_interval",
     "gel_optimal_value_interval",
     "gel_risk_interval",
 ]

@@ -149,6 +149,139 @@ def gel_risk_interval(
     return float(lower), float(upper)
 
 
+def _per_sample_losses(estimator, X, y, loss):
+    """Per-sample losses of a fitted model on (X, y)."""
+    if callable(loss):
+        values = np.asarray(loss(y, estimator.predict(X)), dtype=float)
+        if values.shape != (np.shape(X)[0],):
+            raise ValueError(
+                "loss must return one value per sample, of shape "
+                f"({np.shape(X)[0]},); got shape {values.shape}."
+            )
+        return values
+    if loss == "log_loss":
+        proba = np.asarray(estimator.predict_proba(X), dtype=float)
+        column = np.searchsorted(estimator.classes_, y)
+        if np.any(column >= len(estimator.classes_)) or np.any(
+            estimator.classes_[np.minimum(column, len(estimator.classes_) - 1)] != y
+        ):
+            raise ValueError("y holds labels the estimator was not fitted on.")
+        picked = proba[np.arange(proba.shape[0]), column]
+        return -np.log(np.clip(picked, np.finfo(float).tiny, 1.0))
+    pred = estimator.predict(X)
+    if loss == "zero_one":
+        return (np.asarray(pred) != np.asarray(y)).astype(float)
+    resid = np.asarray(pred, dtype=float) - np.asarray(y, dtype=float)
+    if loss == "squared_error":
+        return resid * resid
+    return np.abs(resid)
+
+
+@validate_params(
+    {
+        "estimator": [HasMethods(["predict"])],
+        "X": ["array-like"],
+        "y": ["array-like"],
+        "loss": [
+            StrOptions({"squared_error", "absolute_error", "log_loss", "zero_one"}),
+            callable,
+        ],
+        "confidence": [Interval(Real, 0, 1, closed="neither")],
+        "sample_weight": ["array-like", None],
+        "ambiguity": [StrOptions({"chi2", "kl"}), HasMethods(["risk", "set_params"])],
+        "sided": [StrOptions({"two-sided", "upper", "lower"})],
+    },
+    prefer_skip_nested_validation=True,
+)
+def gel_model_risk_interval(
+    estimator,
+    X,
+    y,
+    *,
+    loss="squared_error",
+    confidence=0.95,
+    sample_weight=None,
+    ambiguity="chi2",
+    sided="two-sided",
+):
+    """Generalized EL confidence bounds for a fitted model's population risk.
+
+    Evaluates the per-sample ``loss`` of a fitted model on data it was not
+    fitted on and returns :func:`gel_risk_interval` of those losses.
+
+    Read more in the :ref:`User Guide <empirical_likelihood>`.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+        Any fitted scikit-learn compatible model (``predict_proba`` is needed
+        for ``loss="log_loss"``).
+    X : array-like of shape (n_samples, n_features)
+        Held-out features.
+    y : array-like of shape (n_samples,)
+        Held-out targets.
+    loss : {"squared_error", "absolute_error", "log_loss", "zero_one"} or \
+            callable, default="squared_error"
+        Per-sample loss, or ``loss(y_true, y_pred)`` returning one value per
+        sample.
+    confidence : float, default=0.95
+        Nominal coverage.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Nonnegative frequency weights.
+    ambiguity : {"chi2", "kl"} or AmbiguitySet, default="chi2"
+        The f-divergence ball (see :func:`gel_risk_interval`).
+    sided : {"two-sided", "upper", "lower"}, default="two-sided"
+        Which bounds to return; the missing side is infinite.
+
+    Returns
+    -------
+    lower : float
+        Lower confidence bound of :math:`E[\\ell(f(X), Y)]`.
+    upper : float
+        Upper confidence bound: the worst-case risk over the ball.
+
+    See Also
+    --------
+    gel_risk_interval : The same bounds from per-sample losses.
+
+    Notes
+    -----
+    The model is held fixed (the randomness is in the evaluation sample), so
+    the bounds are for the risk of this model, not of the training procedure.
+    See :func:`gel_risk_interval` for the radius and its convention.
+
+    References
+    ----------
+    .. [1] Duchi, J. C., Glynn, P. W. and Namkoong, H. (2021). "Statistics of
+       robust optimization: a generalized empirical likelihood approach."
+       Mathematics of Operations Research 46(3).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skrobust.inference import gel_model_risk_interval
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(1000, 2))
+    >>> y = (X[:, 0] + rng.logistic(size=1000) > 0).astype(int)
+    >>> model = LogisticRegression().fit(X[:500], y[:500])
+    >>> lower, upper = gel_model_risk_interval(
+    ...     model, X[500:], y[500:], loss="zero_one"
+    ... )
+    >>> bool(0.0 <= lower < upper <= 1.0)
+    True
+    """
+    check_is_fitted(estimator)
+    losses = _per_sample_losses(estimator, X, y, loss)
+    return gel_risk_interval(
+        losses,
+        confidence,
+        sample_weight=sample_weight,
+        ambiguity=ambiguity,
+        sided=sided,
+    )
+
+
 def _dro_parts(model, X, y):
     """Loss object, encoded target and coefficients of a fitted DRO model."""
     from skrobust.linear_model._losses import _BinaryLogistic, _Multinomial

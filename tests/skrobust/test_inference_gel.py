@@ -8,6 +8,7 @@ from scipy.stats import chi2
 from skrobust.ambiguity import KL, ChiSquare, CVaR
 from skrobust.inference import (
     el_max_mean_interval,
+    gel_model_risk_interval,
     gel_optimal_value_interval,
     gel_risk_interval,
 )
@@ -57,6 +58,52 @@ def test_risk_interval_bad_input():
         gel_risk_interval([1.0, 2.0, 3.0], confidence=0.4, sided="upper")
     with pytest.raises(ValueError, match="NaN"):
         gel_risk_interval([1.0, np.nan])
+
+
+def test_model_risk_interval_equals_interval_of_its_losses():
+    from sklearn.exceptions import NotFittedError
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(400, 2))
+    y = X[:, 0] + rng.normal(size=400)
+    reg = LinearRegression().fit(X[:200], y[:200])
+    resid = reg.predict(X[200:]) - y[200:]
+    assert_allclose(
+        gel_model_risk_interval(reg, X[200:], y[200:]),
+        gel_risk_interval(resid**2),
+    )
+    assert_allclose(
+        gel_model_risk_interval(reg, X[200:], y[200:], loss="absolute_error"),
+        gel_risk_interval(np.abs(resid)),
+    )
+    assert_allclose(
+        gel_model_risk_interval(
+            reg, X[200:], y[200:], loss=lambda t, p: (t - p) ** 4, sided="upper"
+        ),
+        gel_risk_interval(resid**4, sided="upper"),
+    )
+    labels = np.where(y > 0, "yes", "no")
+    clf = LogisticRegression().fit(X[:200], labels[:200])
+    proba = clf.predict_proba(X[200:])[:, 1]
+    is_yes = labels[200:] == "yes"
+    log_loss = -np.log(np.where(is_yes, proba, 1 - proba))
+    assert_allclose(
+        gel_model_risk_interval(clf, X[200:], labels[200:], loss="log_loss"),
+        gel_risk_interval(log_loss),
+        rtol=1e-10,
+    )
+    errors = (clf.predict(X[200:]) != labels[200:]).astype(float)
+    assert_allclose(
+        gel_model_risk_interval(clf, X[200:], labels[200:], loss="zero_one"),
+        gel_risk_interval(errors),
+    )
+    with pytest.raises(NotFittedError):
+        gel_model_risk_interval(LinearRegression(), X, y)
+    with pytest.raises(ValueError, match="one value per sample"):
+        gel_model_risk_interval(reg, X, y, loss=lambda t, p: np.mean(t - p))
+    with pytest.raises(ValueError, match="labels"):
+        gel_model_risk_interval(clf, X[:5], ["maybe"] * 5, loss="log_loss")
 
 
 def test_optimal_value_upper_is_dro_objective_and_brackets_erm():
