@@ -13,8 +13,10 @@ from sklearn.utils import check_X_y
 from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.validation import column_or_1d
 
+from skrobust.ambiguity import check_ambiguity
 from skrobust.inference._estimating import _pseudo_log, _solve_dual
 from skrobust.inference._validation import check_frequency_weights
+from skrobust.linear_model import DROLinearRegression, DROLogisticRegression
 
 MAX_ITER = 100
 EPS = np.finfo(np.float64).eps
@@ -242,6 +244,18 @@ def _setup(estimator, X, y, sample_weight):
                 "estimator.positive=True constrains the coefficients; the "
                 "empirical likelihood interval needs the unconstrained fit."
             )
+    elif isinstance(estimator, DROLinearRegression | DROLogisticRegression):
+        family = "linear" if isinstance(estimator, DROLinearRegression) else "logistic"
+        trivial = check_ambiguity(estimator.ambiguity).is_trivial()
+        squared = family == "logistic" or estimator.loss == "squared"
+        if not (trivial and estimator.alpha == 0 and squared):
+            raise ValueError(
+                "For a DRO linear model the estimating equations are those of "
+                "least squares or logistic maximum likelihood, so estimator "
+                "must have ambiguity='erm' (radius 0), alpha=0 and, for "
+                f"regression, loss='squared'; got {estimator!r}. Use "
+                "gel_optimal_value_interval for bounds on the robust risk."
+            )
     else:
         raise TypeError(
             "estimator must be a LinearRegression or an unpenalized "
@@ -305,7 +319,12 @@ def _feature_index(feature, n_features, fit_intercept):
 
 @validate_params(
     {
-        "estimator": [LinearRegression, LogisticRegression],
+        "estimator": [
+            LinearRegression,
+            LogisticRegression,
+            DROLinearRegression,
+            DROLogisticRegression,
+        ],
         "X": ["array-like"],
         "y": ["array-like"],
         "confidence": [Interval(Real, 0, 1, closed="neither")],
@@ -327,10 +346,13 @@ def el_coef_interval(
 
     Parameters
     ----------
-    estimator : LinearRegression or LogisticRegression
+    estimator : LinearRegression, LogisticRegression, DROLinearRegression or \
+            DROLogisticRegression
         Defines the estimating equations and whether there is an intercept;
         fitted or not (it is never refitted or modified). A
-        ``LogisticRegression`` must be unpenalized (``C=np.inf``) and binary.
+        ``LogisticRegression`` must be unpenalized (``C=np.inf``) and binary;
+        a DRO linear model must be its ERM special case (``ambiguity="erm"``,
+        ``alpha=0``, squared loss or binary logistic).
     X : array-like of shape (n_samples, n_features)
         Features.
     y : array-like of shape (n_samples,)
@@ -415,7 +437,12 @@ def el_coef_interval(
 
 @validate_params(
     {
-        "estimator": [LinearRegression, LogisticRegression],
+        "estimator": [
+            LinearRegression,
+            LogisticRegression,
+            DROLinearRegression,
+            DROLogisticRegression,
+        ],
         "X": ["array-like"],
         "y": ["array-like"],
         "feature": [Integral, str],
@@ -431,7 +458,8 @@ def el_coef_test(estimator, X, y, feature, value, *, sample_weight=None):
 
     Parameters
     ----------
-    estimator : LinearRegression or LogisticRegression
+    estimator : LinearRegression, LogisticRegression, DROLinearRegression or \
+            DROLogisticRegression
         Defines the estimating equations, as in :func:`el_coef_interval`.
     X : array-like of shape (n_samples, n_features)
         Features.

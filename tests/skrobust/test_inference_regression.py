@@ -134,6 +134,27 @@ def test_fitted_or_unfitted_estimator_same_and_not_modified():
         assert_allclose(el_coef_interval(est, X, y), el_coef_interval(fitted, X, y))
 
 
+def test_dro_linear_models_in_their_erm_case():
+    from skrobust.linear_model import DROLinearRegression, DROLogisticRegression
+
+    X, y = _linear_data(150, 9)
+    assert_allclose(
+        el_coef_interval(DROLinearRegression("erm").fit(X, y), X, y),
+        el_coef_interval(LinearRegression(), X, y),
+        rtol=1e-10,
+    )
+    Xl, yl = _logistic_data(200, 10)
+    assert_allclose(
+        el_coef_interval(DROLogisticRegression("erm", alpha=0.0), Xl, yl),
+        el_coef_interval(LogisticRegression(C=np.inf), Xl, yl),
+        rtol=1e-10,
+    )
+    with pytest.raises(ValueError, match="erm"):
+        el_coef_interval(DROLinearRegression(), X, y)
+    with pytest.raises(ValueError, match="erm"):
+        el_coef_interval(DROLinearRegression("erm", loss="absolute"), X, y)
+
+
 def test_no_intercept_model():
     X, y = _linear_data(100, 7)
     ours = el_coef_interval(LinearRegression(fit_intercept=False), X, y - 1.0)
