@@ -10,7 +10,8 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.stats import norm
 from sklearn.base import BaseEstimator, _fit_context, clone
-from sklearn.utils import _safe_indexing
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
@@ -328,7 +329,9 @@ class WorstSubpopulationEvaluator(BaseEstimator):
     ----------
     estimator : object
         A fitted model with ``predict`` (``predict_proba`` and ``classes_``
-        for ``loss="log_loss"``). It is not refitted.
+        for ``loss="log_loss"``). It is not refitted. ``clone`` (used by
+        ``GridSearchCV`` and the like) unfits the models it copies; wrap the
+        model in :class:`~sklearn.frozen.FrozenEstimator` to keep it fitted.
     alpha : float, default=0.1
         Smallest subpopulation mass, in (0, 1].
     loss : {"zero_one", "squared_error", "absolute_error", "log_loss"} or \
@@ -464,7 +467,14 @@ callable, default="zero_one"
         self : object
             The fitted evaluator.
         """
-        check_is_fitted(self.estimator)
+        try:
+            check_is_fitted(self.estimator)
+        except NotFittedError as exc:
+            raise NotFittedError(
+                "estimator must be a fitted model; clone() unfits the models "
+                "an evaluator holds, wrap it in sklearn.frozen.FrozenEstimator "
+                "to keep it fitted."
+            ) from exc
         validate_data(
             self, X, y, ensure_all_finite="allow-nan", dtype=None, y_numeric=False
         )
@@ -557,7 +567,11 @@ callable, default="zero_one"
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
+        regressor = default_regressor() if self.regressor is None else self.regressor
+        tags.input_tags.allow_nan = (
+            get_tags(self.estimator).input_tags.allow_nan
+            and get_tags(regressor).input_tags.allow_nan
+        )
         tags.target_tags.required = True
         return tags
 
