@@ -83,10 +83,11 @@ class WorstSubpopulationResult:
 def _debiased_cvar_curve(conditional_risk, losses, alphas, confidence):
     """Debiased CVaR of the conditional risk for every level in ``alphas``.
 
-    The fitted conditional risks are sorted (grouped into their unique values)
-    once; each level then calls :class:`~skrobust.ambiguity.CVaR` on the
-    grouped values, whose worst-case weights give both the plug-in value and the
-    one-step correction, and group sums of the losses give the variance.
+    The fitted conditional risks are grouped into their sorted unique values
+    once; each level then makes one call to :class:`~skrobust.ambiguity.CVaR`
+    on the grouped values. Its worst-case weights give the plug-in value, the
+    one-step correction and the value at risk (the smallest conditional risk
+    with positive weight); group sums of the losses give the variance.
     """
     n = losses.shape[0]
     values, inverse, counts = np.unique(
@@ -100,7 +101,7 @@ def _debiased_cvar_curve(conditional_risk, losses, alphas, confidence):
     for k, alpha in enumerate(alphas):
         cvar = CVaR(alpha=float(alpha))
         plug_in, group_q = cvar.risk_and_weights(values, sample_weight=counts)
-        eta = float(cvar.dual_init(values, sample_weight=counts)[0])
+        eta = float(values[group_q > 0].min())
         # influence values psi_i = eta + n q_i (loss_i - eta), q_i = Q_g / c_g
         slope = n * group_q / counts
         centered_sum = loss_sum - eta * counts

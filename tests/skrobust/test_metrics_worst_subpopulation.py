@@ -193,7 +193,7 @@ def test_dataframe_core_features_and_new_samples():
     new = pd.DataFrame({"age": [0.05, 0.95], "noise": [0.0, 0.0], "x": [0.0, 0.0]})
     assert evaluator.in_worst_subpopulation(new).tolist() == [False, True]
     assert_allclose(evaluator.conditional_risk(new), [0.05, 0.95], atol=0.05)
-    with pytest.raises(ValueError, match="features"):
+    with pytest.raises(ValueError, match="feature names"):
         evaluator.conditional_risk(new[["age", "noise"]])
 
 
