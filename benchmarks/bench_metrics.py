@@ -70,9 +70,9 @@ def _one_replicate(n, seed):
     row["naive: CVaR of raw losses"] = (CVaR(alpha=ALPHA).risk(errors),) + (np.nan,) * 3
     # naive 2: worst predefined group (Z_1 above its median, a coarse group)
     group = Z[:, 0] > 0.5
-    row["naive: worst predefined group (Z_1 > 1/2)"] = (
-        errors[group].mean(),
-    ) + (np.nan,) * 3
+    row["naive: worst predefined group (Z_1 > 1/2)"] = (errors[group].mean(),) + (
+        np.nan,
+    ) * 3
     return row
 
 

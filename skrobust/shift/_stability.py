@@ -254,7 +254,7 @@ def kl_stability(
                 f"{'conditional risk' if Z is not None else 'loss'} "
                 f"(max {values.max():.6g}); the estimated stability is infinite.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         return StabilityResult(
             plug_in, plug_in, np.inf, np.nan, lam, plug_in, threshold, confidence
