@@ -40,7 +40,6 @@ FIRST_STAGES = {
     "linear (correct)": (LinearRegression(), 1),
     "boosting, sklearn defaults": (HistGradientBoostingRegressor(), 1),
     "boosting, regularized (default)": (None, 1),
-    "boosting, regularized, n_repeats=5": (None, 5),
 }
 
 
