@@ -1,7 +1,7 @@
 """Evaluation of fitted models beyond the average loss.
 
-Worst-case risk over subpopulations defined by core variables (Li, Namkoong
-and Xia, 2021): a function for predictions, an evaluator for a fitted model
+Worst-case risk over subpopulations defined by core variables (Li, Mittal,
+Namkoong and Xia): a function for predictions, an evaluator for a fitted model
 with the curve over the subpopulation mass and the members of the worst
 subpopulation, and a scorer for model selection.
 """

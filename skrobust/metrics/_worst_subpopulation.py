@@ -1,7 +1,7 @@
 """Worst-case risk over subpopulations defined by core variables.
 
-Li, Mittal, Namkoong et al., "Evaluating model performance under worst-case
-subpopulations" (NeurIPS 2021).
+Li, Mittal, Namkoong and Xia, "Evaluating model performance under worst-case
+subpopulations" (arXiv:2407.01316; NeurIPS 2021).
 """
 
 from dataclasses import dataclass
@@ -279,9 +279,10 @@ callable, default="zero_one"
 
     References
     ----------
-    .. [1] Li, M., Namkoong, H. and Xia, S. (2021). "Evaluating model
-       performance under worst-case subpopulations." Advances in Neural
-       Information Processing Systems 34.
+    .. [1] Li, M., Mittal, D., Namkoong, H. and Xia, S. "Evaluating model
+       performance under worst-case subpopulations." arXiv:2407.01316; first
+       version by Li, Namkoong and Xia in Advances in Neural Information
+       Processing Systems 34 (2021).
 
     Examples
     --------
@@ -396,9 +397,10 @@ callable, default="zero_one"
 
     References
     ----------
-    .. [1] Li, M., Namkoong, H. and Xia, S. (2021). "Evaluating model
-       performance under worst-case subpopulations." Advances in Neural
-       Information Processing Systems 34.
+    .. [1] Li, M., Mittal, D., Namkoong, H. and Xia, S. "Evaluating model
+       performance under worst-case subpopulations." arXiv:2407.01316; first
+       version by Li, Namkoong and Xia in Advances in Neural Information
+       Processing Systems 34 (2021).
 
     Examples
     --------
@@ -677,9 +679,10 @@ callable, default="zero_one"
 
     References
     ----------
-    .. [1] Li, M., Namkoong, H. and Xia, S. (2021). "Evaluating model
-       performance under worst-case subpopulations." Advances in Neural
-       Information Processing Systems 34.
+    .. [1] Li, M., Mittal, D., Namkoong, H. and Xia, S. "Evaluating model
+       performance under worst-case subpopulations." arXiv:2407.01316; first
+       version by Li, Namkoong and Xia in Advances in Neural Information
+       Processing Systems 34 (2021).
 
     Examples
     --------

@@ -269,7 +269,8 @@ callable, default="zero_one"
     References
     ----------
     .. [1] Cai, T. T., Namkoong, H. and Yadlowsky, S. (2023). "Diagnosing
-       model performance under distribution shift." arXiv:2303.02011.
+       model performance under distribution shift." Operations Research;
+       arXiv:2303.02011.
 
     Examples
     --------

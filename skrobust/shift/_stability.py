@@ -209,7 +209,8 @@ def kl_stability(
     References
     ----------
     .. [1] Namkoong, H., Ma, Y. and Glynn, P. W. (2022). "Minimax optimal
-       estimation of stability under distribution shift." arXiv:2212.06338.
+       estimation of stability under distribution shift." Operations Research;
+       arXiv:2212.06338.
 
     Examples
     --------
