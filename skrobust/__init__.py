@@ -10,12 +10,47 @@ inference
     empirical-likelihood bounds on risks through the ambiguity sets.
 linear_model
     Distributionally robust linear and logistic regression.
+ensemble
+    Distributionally robust gradient boosting (LightGBM).
+subpopulation
+    Group DRO, marginal DRO over latent covariate mixtures, variance-regularized
+    ERM.
+nn
+    DRO losses for torch and skorch-based estimators (``pip install
+    "skrobust[torch]"``; import it explicitly: ``import skrobust.nn``).
+metrics
+    Worst-case risk over subpopulations of core variables, with intervals.
+shift
+    Stability under distribution shift and shift decomposition (DISDE).
 utils
     Validation helpers and estimator discovery.
 """
 
-from skrobust import ambiguity, inference, linear_model, utils
+from skrobust import (
+    ambiguity,
+    ensemble,
+    inference,
+    linear_model,
+    metrics,
+    shift,
+    subpopulation,
+    utils,
+)
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["ambiguity", "inference", "linear_model", "utils", "__version__"]
+__all__ = [
+    "ambiguity",
+    "ensemble",
+    "inference",
+    "linear_model",
+    "metrics",
+    "shift",
+    "subpopulation",
+    "utils",
+    "__version__",
+]
+
+# public submodules that are not imported eagerly (optional dependencies);
+# estimator discovery imports them
+_PUBLIC_SUBMODULES = ("nn",)

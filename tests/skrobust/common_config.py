@@ -7,7 +7,21 @@ EXPECTED_FAILED
     Class name -> {check name: the real reason it fails}. Keep it short.
 """
 
-FAST_PARAMS = {}
+from sklearn.dummy import DummyRegressor
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LinearRegression
+
+FAST_PARAMS = {
+    # the evaluator wraps an already fitted model (frozen, so that clone keeps
+    # it fitted); a fitted DummyRegressor predicts for any number of features,
+    # and a linear first stage is fast
+    "WorstSubpopulationEvaluator": {
+        "estimator": FrozenEstimator(DummyRegressor().fit([[0.0]], [0.0])),
+        "loss": "squared_error",
+        "regressor": LinearRegression(),
+        "cv": 2,
+    },
+}
 
 _FLAT_OPTIMUM = (
     "on the check's tiny data the default chi-square robust risk (radius 1) "

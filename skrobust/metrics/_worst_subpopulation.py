@@ -1,0 +1,705 @@
+"""Worst-case risk over subpopulations defined by core variables.
+
+Li, Mittal, Namkoong and Xia, "Evaluating model performance under worst-case
+subpopulations" (arXiv:2407.01316; NeurIPS 2021).
+"""
+
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.stats import norm
+from sklearn.base import BaseEstimator, _fit_context, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    validate_params,
+)
+from sklearn.utils.validation import (
+    _num_samples,
+    check_is_fitted,
+    validate_data,
+)
+
+from skrobust.ambiguity import CVaR
+from skrobust.metrics._crossfit import crossfit_predict, default_regressor
+from skrobust.metrics._losses import LOSSES, model_losses, per_sample_loss
+
+_COMMON_CONSTRAINTS = {
+    "loss": [StrOptions(set(LOSSES)), callable],
+    "regressor": [HasMethods(["fit", "predict"]), None],
+    "cv": [Interval(Integral, 2, None, closed="left")],
+    "n_repeats": [Interval(Integral, 1, None, closed="left")],
+    "confidence": [Interval(Real, 0, 1, closed="neither")],
+    "n_jobs": [Integral, None],
+    "random_state": ["random_state"],
+}
+
+
+@dataclass(frozen=True)
+class WorstSubpopulationResult:
+    """Estimate of the worst-case subpopulation risk and its interval.
+
+    Returned by :func:`worst_subpopulation_risk`; the arrays of
+    :meth:`WorstSubpopulationEvaluator.risk_curve` have the same fields.
+
+    Attributes
+    ----------
+    risk : float or ndarray
+        Debiased estimate of the worst-case risk :math:`W_\\alpha`.
+    lower, upper : float or ndarray
+        Two-sided confidence interval at level ``confidence``.
+    std_error : float or ndarray
+        Standard error from the influence function.
+    plug_in_risk : float or ndarray
+        CVaR of the fitted conditional risks without the correction (biased).
+    threshold : float or ndarray
+        Value at risk :math:`\\eta` of the fitted conditional risk: the worst
+        subpopulation is where the conditional risk exceeds it.
+    alpha : float or ndarray
+        Smallest subpopulation mass.
+    confidence : float
+        Confidence level of the interval.
+    """
+
+    risk: object
+    lower: object
+    upper: object
+    std_error: object
+    plug_in_risk: object
+    threshold: object
+    alpha: object
+    confidence: float
+
+    @property
+    def confidence_interval(self):
+        """``(lower, upper)``."""
+        return self.lower, self.upper
+
+
+def _debiased_cvar_curve(conditional_risk, losses, alphas, confidence):
+    """Debiased CVaR of the conditional risk for every level in ``alphas``.
+
+    The fitted conditional risks are grouped into their sorted unique values
+    once; each level then makes one call to :class:`~skrobust.ambiguity.CVaR`
+    on the grouped values. Its worst-case weights give the plug-in value, the
+    one-step correction and the value at risk (the smallest conditional risk
+    with positive weight); group sums of the losses give the variance.
+    """
+    n = losses.shape[0]
+    values, inverse, counts = np.unique(
+        conditional_risk, return_inverse=True, return_counts=True
+    )
+    counts = counts.astype(float)
+    loss_sum = np.bincount(inverse, weights=losses, minlength=values.shape[0])
+    loss_sq = np.bincount(inverse, weights=losses**2, minlength=values.shape[0])
+    z = norm.ppf(0.5 + confidence / 2)
+    out = np.empty((alphas.shape[0], 5))
+    for k, alpha in enumerate(alphas):
+        cvar = CVaR(alpha=float(alpha))
+        plug_in, group_q = cvar.risk_and_weights(values, sample_weight=counts)
+        eta = float(values[group_q > 0].min())
+        # influence values psi_i = eta + n q_i (loss_i - eta), q_i = Q_g / c_g
+        slope = n * group_q / counts
+        centered_sum = loss_sum - eta * counts
+        centered_sq = loss_sq - 2 * eta * loss_sum + counts * eta**2
+        psi_sum = eta * counts + slope * centered_sum
+        psi_sq = counts * eta**2 + 2 * eta * slope * centered_sum
+        psi_sq = psi_sq + slope**2 * centered_sq
+        estimate = psi_sum.sum() / n
+        if n > 1:
+            variance = max(psi_sq.sum() - n * estimate**2, 0.0) / (n - 1)
+        else:
+            variance = 0.0
+        std_error = np.sqrt(variance / n)
+        out[k] = estimate, std_error, plug_in, eta, z * std_error
+    return out
+
+
+def _as_core(Z, n_samples):
+    if not hasattr(Z, "iloc") and np.ndim(Z) == 1:
+        Z = np.asarray(Z).reshape(-1, 1)
+    if np.ndim(Z) != 2:
+        raise ValueError(f"Z must be 2-dimensional; got {np.ndim(Z)} dimensions.")
+    if _num_samples(Z) != n_samples:
+        raise ValueError(
+            f"Z has {_num_samples(Z)} rows but y_true has {n_samples} samples."
+        )
+    return Z
+
+
+def _evaluate(
+    losses, Z, alphas, regressor, cv, n_repeats, confidence, n_jobs, random_state
+):
+    regressor = default_regressor() if regressor is None else regressor
+    conditional_risk = crossfit_predict(
+        regressor,
+        Z,
+        losses,
+        cv=cv,
+        n_repeats=n_repeats,
+        n_jobs=n_jobs,
+        random_state=random_state,
+    )
+    table = _debiased_cvar_curve(conditional_risk, losses, alphas, confidence)
+    return conditional_risk, table
+
+
+def _result(table, alphas, confidence, scalar):
+    risk, std_error, plug_in, eta, half = table.T
+    pick = (lambda a: float(a[0])) if scalar else (lambda a: a)
+    return WorstSubpopulationResult(
+        risk=pick(risk),
+        lower=pick(risk - half),
+        upper=pick(risk + half),
+        std_error=pick(std_error),
+        plug_in_risk=pick(plug_in),
+        threshold=pick(eta),
+        alpha=pick(alphas),
+        confidence=float(confidence),
+    )
+
+
+@validate_params(
+    {
+        "y_true": ["array-like"],
+        "y_pred": ["array-like"],
+        "Z": ["array-like"],
+        "alpha": [Interval(Real, 0, 1, closed="right")],
+        **_COMMON_CONSTRAINTS,
+    },
+    prefer_skip_nested_validation=True,
+)
+def worst_subpopulation_risk(
+    y_true,
+    y_pred,
+    Z,
+    alpha,
+    *,
+    loss="zero_one",
+    regressor=None,
+    cv=5,
+    n_repeats=1,
+    confidence=0.95,
+    n_jobs=None,
+    random_state=None,
+):
+    """Worst-case risk of a model over all subpopulations of mass >= alpha.
+
+    The subpopulations are defined by the core variables ``Z`` (any columns,
+    continuous or discrete, and every intersection of them): the value is
+    :math:`W_\\alpha = \\sup` of :math:`E[\\ell \\mid A]` over events
+    :math:`A` of :math:`Z` with :math:`P(A) \\ge \\alpha`, the CVaR at level
+    :math:`\\alpha` of the conditional risk :math:`\\mu(Z) = E[\\ell \\mid Z]`.
+    It is estimated in two stages: a cross-fitted regression of the per-sample
+    losses on ``Z``, then the CVaR of the fitted conditional risks with a
+    one-step correction that removes the first-order effect of the regression
+    error, and a normal confidence interval from the influence function.
+
+    Read more in the :ref:`User Guide <worst_subpopulation>`.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True targets.
+    y_pred : array-like of shape (n_samples,) or (n_samples, n_classes)
+        Predictions of the model (probabilities for ``loss="log_loss"``, with
+        columns in the order of the sorted labels of ``y_true``).
+    Z : array-like of shape (n_samples, n_core)
+        Core variables that define the subpopulations. A 1-d array is one
+        column. A DataFrame is passed to ``regressor`` as is, so a pipeline
+        can encode categorical columns.
+    alpha : float
+        Smallest subpopulation mass, in (0, 1]. ``alpha=1`` gives the average
+        loss.
+    loss : {"zero_one", "squared_error", "absolute_error", "log_loss"} or \
+callable, default="zero_one"
+        Per-sample loss; a callable gets ``(y_true, y_pred)`` and returns one
+        loss per sample.
+    regressor : regressor, default=None
+        First stage: regresses the per-sample loss on ``Z``; cloned for each
+        fold. ``None`` uses a regularized
+        :class:`~sklearn.ensemble.HistGradientBoostingRegressor` (learning
+        rate 0.05, 8 leaves, at least 100 samples a leaf, early stopping).
+    cv : int, default=5
+        Number of cross-fitting folds.
+    n_repeats : int, default=1
+        Number of independent cross-fitting splits whose out-of-fold
+        conditional risks are averaged. More repeats lower the variance of a
+        flexible first stage, hence the second-order bias (see Notes).
+    confidence : float, default=0.95
+        Level of the two-sided interval.
+    n_jobs : int, default=None
+        Number of jobs fitting the first stage in parallel (joblib).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the cross-fitting splits.
+
+    Returns
+    -------
+    result : WorstSubpopulationResult
+        ``risk``, ``lower``, ``upper``, ``std_error``, ``plug_in_risk``,
+        ``threshold``, ``alpha`` and ``confidence``.
+
+    See Also
+    --------
+    WorstSubpopulationEvaluator : The same for a fitted model, with the curve
+        over alpha and the members of the worst subpopulation.
+    make_worst_subpopulation_scorer : A scorer for model selection.
+    skrobust.ambiguity.CVaR : The CVaR of a loss vector.
+
+    Notes
+    -----
+    With :math:`\\hat\\mu` the out-of-fold conditional risks and :math:`q` the
+    worst-case weights of :math:`\\mathrm{CVaR}_\\alpha(\\hat\\mu)` (its
+    gradient with respect to :math:`\\hat\\mu`), the estimate is
+
+    .. math::
+
+        \\hat W_\\alpha = \\mathrm{CVaR}_\\alpha(\\hat\\mu) + \\sum_i q_i
+        (\\ell_i - \\hat\\mu_i) = \\sum_i q_i \\ell_i ,
+
+    the average observed loss in the fitted worst subpopulation
+    :math:`\\{\\hat\\mu > \\hat\\eta\\}`, :math:`\\hat\\eta` the
+    :math:`(1-\\alpha)`-quantile of :math:`\\hat\\mu`. Its influence values
+    are :math:`\\psi_i = \\hat\\eta + n q_i (\\ell_i - \\hat\\eta)`, and the
+    interval is :math:`\\hat W_\\alpha \\pm z\\, \\mathrm{sd}(\\psi)/\\sqrt n`.
+
+    The remaining bias is :math:`-E[(1\\{\\hat\\mu > \\eta\\} - 1\\{\\mu >
+    \\eta\\})(\\mu - \\eta)]/\\alpha \\le 0`, of the order of the mean squared
+    error of :math:`\\hat\\mu` near the threshold. The estimate targets the
+    risk of an actual subpopulation of mass alpha, so its lower confidence
+    bound is valid for :math:`W_\\alpha` whatever the first stage; the
+    two-sided interval needs a first stage whose error is small next to
+    :math:`n^{-1/4}`. An unregularized boosting first stage violates this at
+    a few thousand samples; a regularized one, or one averaged over
+    ``n_repeats`` splits, restores coverage (see the user guide).
+
+    References
+    ----------
+    .. [1] Li, M., Mittal, D., Namkoong, H. and Xia, S. "Evaluating model
+       performance under worst-case subpopulations." arXiv:2407.01316; first
+       version by Li, Namkoong and Xia in Advances in Neural Information
+       Processing Systems 34 (2021).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from skrobust.metrics import worst_subpopulation_risk
+    >>> rng = np.random.default_rng(1)
+    >>> Z = rng.uniform(size=(4000, 2))
+    >>> y_true = np.zeros(4000)
+    >>> y_pred = (rng.uniform(size=4000) < Z[:, 0]).astype(float)  # errs w.p. Z_1
+    >>> result = worst_subpopulation_risk(
+    ...     y_true, y_pred, Z, alpha=0.2, regressor=LinearRegression(),
+    ...     random_state=0)
+    >>> round(result.risk, 1)  # closed form: 1 - alpha / 2 = 0.9
+    0.9
+    >>> bool(result.lower < 0.9 < result.upper)
+    True
+    """
+    losses = per_sample_loss(y_true, y_pred, loss)
+    Z = _as_core(Z, losses.shape[0])
+    alphas = np.array([float(alpha)])
+    _, table = _evaluate(
+        losses, Z, alphas, regressor, cv, n_repeats, confidence, n_jobs, random_state
+    )
+    return _result(table, alphas, confidence, scalar=True)
+
+
+def _select_core(X, core_features):
+    if core_features is None:
+        return X
+    return _safe_indexing(X, core_features, axis=1)
+
+
+class WorstSubpopulationEvaluator(BaseEstimator):
+    """Worst-subpopulation performance of a fitted model.
+
+    Fitting on evaluation data ``(X, y)`` computes the per-sample losses of
+    ``estimator``, the cross-fitted conditional risk given the core features,
+    the debiased worst-case risk at level ``alpha`` with its interval, and who
+    belongs to the worst subpopulation. :meth:`risk_curve` gives the whole
+    curve over alpha from the same fit.
+
+    Read more in the :ref:`User Guide <worst_subpopulation>`.
+
+    Parameters
+    ----------
+    estimator : object
+        A fitted model with ``predict`` (``predict_proba`` and ``classes_``
+        for ``loss="log_loss"``). It is not refitted. ``clone`` (used by
+        ``GridSearchCV`` and the like) unfits the models it copies; wrap the
+        model in :class:`~sklearn.frozen.FrozenEstimator` to keep it fitted.
+    alpha : float, default=0.1
+        Smallest subpopulation mass, in (0, 1].
+    loss : {"zero_one", "squared_error", "absolute_error", "log_loss"} or \
+callable, default="zero_one"
+        Per-sample loss; a callable gets ``(y_true, y_pred)``.
+    core_features : array-like of int, str or bool, default=None
+        Columns of ``X`` that define subpopulations (indices, names of a
+        DataFrame's columns, or a mask); ``None`` means all columns.
+    regressor : regressor, default=None
+        First stage, cloned for each fold; ``None`` uses the regularized
+        gradient boosting of :func:`worst_subpopulation_risk`.
+    cv : int, default=5
+        Number of cross-fitting folds.
+    n_repeats : int, default=1
+        Number of cross-fitting splits whose conditional risks are averaged.
+    confidence : float, default=0.95
+        Level of the two-sided intervals.
+    n_jobs : int, default=None
+        Number of jobs fitting the first stage in parallel (joblib).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the cross-fitting splits.
+
+    Attributes
+    ----------
+    losses_ : ndarray of shape (n_samples,)
+        Per-sample losses of ``estimator`` on the evaluation data.
+    conditional_risk_ : ndarray of shape (n_samples,)
+        Cross-fitted conditional risk :math:`\\hat\\mu(Z_i)`.
+    risk_ : float
+        Debiased worst-case risk at level ``alpha``.
+    confidence_interval_ : tuple of float
+        ``(lower, upper)`` interval for the worst-case risk.
+    std_error_ : float
+        Its standard error.
+    plug_in_risk_ : float
+        CVaR of the conditional risks without correction.
+    threshold_ : float
+        The :math:`(1-\\alpha)`-quantile :math:`\\hat\\eta` of the conditional
+        risk: the worst subpopulation is where it is exceeded.
+    worst_case_weights_ : ndarray of shape (n_samples,)
+        Weights of the worst subpopulation on the evaluation samples
+        (``1 / (n alpha)`` inside, ``0`` outside, a fraction on ties).
+    membership_ : ndarray of shape (n_samples,), dtype=bool
+        Whether each evaluation sample is in the worst subpopulation.
+    regressor_ : regressor
+        First stage refitted on all evaluation data, used by
+        :meth:`conditional_risk` and :meth:`in_worst_subpopulation`.
+    n_features_in_ : int
+        Number of features of ``X``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features, when ``X`` has string column names.
+
+    See Also
+    --------
+    worst_subpopulation_risk : The same estimate from predictions.
+    make_worst_subpopulation_scorer : A scorer for model selection.
+
+    Notes
+    -----
+    The estimator and interval are those of :func:`worst_subpopulation_risk`.
+
+    References
+    ----------
+    .. [1] Li, M., Mittal, D., Namkoong, H. and Xia, S. "Evaluating model
+       performance under worst-case subpopulations." arXiv:2407.01316; first
+       version by Li, Namkoong and Xia in Advances in Neural Information
+       Processing Systems 34 (2021).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.dummy import DummyClassifier
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from skrobust.metrics import WorstSubpopulationEvaluator
+    >>> rng = np.random.default_rng(1)
+    >>> X = rng.uniform(size=(4000, 2))
+    >>> y = (rng.uniform(size=4000) < X[:, 0]).astype(int)  # errs w.p. X_1
+    >>> model = DummyClassifier(strategy="constant", constant=0).fit(X, y)
+    >>> evaluator = WorstSubpopulationEvaluator(
+    ...     model, alpha=0.2, regressor=LinearRegression(), random_state=0
+    ... ).fit(X, y)
+    >>> round(evaluator.risk_, 1)
+    0.9
+    >>> curve = evaluator.risk_curve([0.1, 0.5, 1.0])
+    >>> np.round(curve.risk, 2)  # closed form 1 - alpha / 2: 0.95, 0.75, 0.5
+    array([0.96, 0.75, 0.5 ])
+    """
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["predict"])],
+        "alpha": [Interval(Real, 0, 1, closed="right")],
+        "core_features": ["array-like", None],
+        **_COMMON_CONSTRAINTS,
+    }
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        alpha=0.1,
+        loss="zero_one",
+        core_features=None,
+        regressor=None,
+        cv=5,
+        n_repeats=1,
+        confidence=0.95,
+        n_jobs=None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.alpha = alpha
+        self.loss = loss
+        self.core_features = core_features
+        self.regressor = regressor
+        self.cv = cv
+        self.n_repeats = n_repeats
+        self.confidence = confidence
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Evaluate ``estimator`` on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Evaluation features, passed to ``estimator`` as given.
+        y : array-like of shape (n_samples,)
+            True targets.
+
+        Returns
+        -------
+        self : object
+            The fitted evaluator.
+        """
+        try:
+            check_is_fitted(self.estimator)
+        except NotFittedError as exc:
+            raise NotFittedError(
+                "estimator must be a fitted model; clone() unfits the models "
+                "an evaluator holds, wrap it in sklearn.frozen.FrozenEstimator "
+                "to keep it fitted."
+            ) from exc
+        validate_data(
+            self, X, y, ensure_all_finite="allow-nan", dtype=None, y_numeric=False
+        )
+        self.losses_ = model_losses(self.estimator, X, np.asarray(y), self.loss)
+        Z = _select_core(X, self.core_features)
+        self.conditional_risk_, table = _evaluate(
+            self.losses_,
+            Z,
+            np.array([float(self.alpha)]),
+            self.regressor,
+            self.cv,
+            self.n_repeats,
+            self.confidence,
+            self.n_jobs,
+            self.random_state,
+        )
+        result = _result(table, np.array([float(self.alpha)]), self.confidence, True)
+        self.risk_ = result.risk
+        self.confidence_interval_ = result.confidence_interval
+        self.std_error_ = result.std_error
+        self.plug_in_risk_ = result.plug_in_risk
+        self.threshold_ = result.threshold
+        q = CVaR(alpha=float(self.alpha)).worst_case_weights(self.conditional_risk_)
+        self.worst_case_weights_ = q
+        self.membership_ = q > 0
+        regressor = default_regressor() if self.regressor is None else self.regressor
+        self.regressor_ = clone(regressor).fit(Z, self.losses_)
+        return self
+
+    def risk_curve(self, alphas=None):
+        """Worst-case risk over a range of subpopulation masses.
+
+        The conditional risks fitted once are sorted once; each level reuses
+        them.
+
+        Parameters
+        ----------
+        alphas : array-like of shape (n_levels,), default=None
+            Levels in (0, 1]; ``None`` means 50 levels from ``0.02`` to ``1``.
+
+        Returns
+        -------
+        curve : WorstSubpopulationResult
+            Its fields are arrays of shape (n_levels,).
+        """
+        check_is_fitted(self)
+        if alphas is None:
+            alphas = np.linspace(0.02, 1.0, 50)
+        alphas = np.asarray(alphas, dtype=float).reshape(-1)
+        if alphas.size == 0 or np.any(~np.isfinite(alphas)):
+            raise ValueError("alphas must be a non-empty array of finite levels.")
+        if np.any((alphas <= 0) | (alphas > 1)):
+            raise ValueError("alphas must lie in (0, 1].")
+        table = _debiased_cvar_curve(
+            self.conditional_risk_, self.losses_, alphas, self.confidence
+        )
+        return _result(table, alphas, self.confidence, scalar=False)
+
+    def conditional_risk(self, X):
+        """Fitted conditional risk of new samples given their core features.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples with the columns of the evaluation data.
+
+        Returns
+        -------
+        risk : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=None)
+        Z = _select_core(X, self.core_features)
+        return np.asarray(self.regressor_.predict(Z), dtype=float).reshape(-1)
+
+    def in_worst_subpopulation(self, X):
+        """Whether new samples fall in the fitted worst subpopulation.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples with the columns of the evaluation data.
+
+        Returns
+        -------
+        member : ndarray of shape (n_samples,), dtype=bool
+            ``conditional_risk(X) > threshold_``.
+        """
+        return self.conditional_risk(X) > self.threshold_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        regressor = default_regressor() if self.regressor is None else self.regressor
+        tags.input_tags.allow_nan = (
+            get_tags(self.estimator).input_tags.allow_nan
+            and get_tags(regressor).input_tags.allow_nan
+        )
+        tags.target_tags.required = True
+        return tags
+
+
+class _WorstSubpopulationScorer:
+    """Callable ``scorer(estimator, X, y)``: minus the worst-case risk."""
+
+    def __init__(self, alpha, loss, core_features, regressor, cv, n_repeats, seed):
+        self.alpha = alpha
+        self.loss = loss
+        self.core_features = core_features
+        self.regressor = regressor
+        self.cv = cv
+        self.n_repeats = n_repeats
+        self.random_state = seed
+
+    def __call__(self, estimator, X, y, sample_weight=None):
+        if sample_weight is not None:
+            raise ValueError(
+                "the worst-subpopulation scorer does not support sample_weight."
+            )
+        losses = model_losses(estimator, X, np.asarray(y), self.loss)
+        Z = _as_core(_select_core(X, self.core_features), losses.shape[0])
+        alphas = np.array([float(self.alpha)])
+        _, table = _evaluate(
+            losses,
+            Z,
+            alphas,
+            self.regressor,
+            self.cv,
+            self.n_repeats,
+            0.95,
+            None,
+            self.random_state,
+        )
+        return -float(table[0, 0])
+
+    def __repr__(self):
+        return (
+            f"make_worst_subpopulation_scorer(alpha={self.alpha!r}, loss={self.loss!r})"
+        )
+
+
+@validate_params(
+    {
+        "alpha": [Interval(Real, 0, 1, closed="right")],
+        "core_features": ["array-like", None],
+        "loss": _COMMON_CONSTRAINTS["loss"],
+        "regressor": _COMMON_CONSTRAINTS["regressor"],
+        "cv": _COMMON_CONSTRAINTS["cv"],
+        "n_repeats": _COMMON_CONSTRAINTS["n_repeats"],
+        "random_state": [Integral, None],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_worst_subpopulation_scorer(
+    alpha,
+    *,
+    loss="zero_one",
+    core_features=None,
+    regressor=None,
+    cv=5,
+    n_repeats=1,
+    random_state=0,
+):
+    """Scorer that ranks models by their worst-subpopulation risk.
+
+    The score of a model on held-out data is minus its debiased worst-case
+    risk over subpopulations of mass >= ``alpha`` defined by
+    ``core_features`` (greater is better), so ``GridSearchCV(...,
+    scoring=scorer)`` selects the model whose worst subpopulation fares best.
+
+    Read more in the :ref:`User Guide <worst_subpopulation>`.
+
+    Parameters
+    ----------
+    alpha : float
+        Smallest subpopulation mass, in (0, 1].
+    loss : {"zero_one", "squared_error", "absolute_error", "log_loss"} or \
+callable, default="zero_one"
+        Per-sample loss.
+    core_features : array-like of int, str or bool, default=None
+        Columns of ``X`` defining subpopulations; ``None`` means all.
+    regressor : regressor, default=None
+        First stage; ``None`` uses regularized gradient boosting.
+    cv : int, default=5
+        Cross-fitting folds inside each scored split.
+    n_repeats : int, default=1
+        Cross-fitting splits averaged.
+    random_state : int or None, default=0
+        Seeds the cross-fitting; an int keeps scores reproducible and equal
+        across the models compared.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y) -> float``.
+
+    See Also
+    --------
+    worst_subpopulation_risk : The estimate the scorer computes.
+
+    References
+    ----------
+    .. [1] Li, M., Mittal, D., Namkoong, H. and Xia, S. "Evaluating model
+       performance under worst-case subpopulations." arXiv:2407.01316; first
+       version by Li, Namkoong and Xia in Advances in Neural Information
+       Processing Systems 34 (2021).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LinearRegression, LogisticRegression
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from skrobust.metrics import make_worst_subpopulation_scorer
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(600, 3))
+    >>> y = (X[:, 0] + rng.normal(size=600) > 0).astype(int)
+    >>> scorer = make_worst_subpopulation_scorer(
+    ...     0.2, core_features=[1, 2], regressor=LinearRegression())
+    >>> search = GridSearchCV(LogisticRegression(), {"C": [1e-3, 1.0]},
+    ...                       scoring=scorer, cv=3).fit(X, y)
+    >>> search.best_params_
+    {'C': 1.0}
+    """
+    return _WorstSubpopulationScorer(
+        alpha, loss, core_features, regressor, cv, n_repeats, random_state
+    )

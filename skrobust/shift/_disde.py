@@ -1,0 +1,381 @@
+"""Decomposition of a performance drop under distribution shift (DISDE).
+
+Cai, Namkoong and Yadlowsky, "Diagnosing model performance under distribution
+shift" (2023).
+"""
+
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+
+import numpy as np
+from joblib import Parallel, delayed
+from scipy.stats import norm
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    validate_params,
+)
+from sklearn.utils.validation import _num_samples, check_is_fitted
+
+from skrobust.metrics._losses import LOSSES, model_losses
+
+_CLIP = 1e-6
+
+TERMS = ("x_shift_shared", "y_given_x_shift", "x_shift_unseen")
+
+
+@dataclass(frozen=True, eq=False)
+class ShiftDecomposition:
+    """A performance drop split into three terms, with intervals.
+
+    Returned by :func:`decompose_performance_shift`. The terms add up to the
+    drop: ``total = x_shift_shared + y_given_x_shift + x_shift_unseen``.
+
+    Attributes
+    ----------
+    source_risk, target_risk : float
+        Average loss of the model on the source and on the target data.
+    shared_risk_source : float
+        Expected loss on the shared distribution :math:`S_X` under the source
+        relation of Y given X.
+    shared_risk_target : float
+        The same under the target relation of Y given X.
+    total : float
+        ``target_risk - source_risk``.
+    x_shift_shared : float
+        More (or less) of the X that are harder yet seen in both domains:
+        ``shared_risk_source - source_risk``.
+    y_given_x_shift : float
+        Change of Y given X on the shared X:
+        ``shared_risk_target - shared_risk_source``.
+    x_shift_unseen : float
+        X that are rare or absent in the source domain:
+        ``target_risk - shared_risk_target``.
+    std_errors : dict
+        Standard error of ``total`` and of each term.
+    intervals : dict
+        ``(lower, upper)`` interval of ``total`` and of each term.
+    confidence : float
+        Level of the intervals.
+    source_shared_weights, target_shared_weights : ndarray
+        Cross-fitted overlap weights :math:`\\hat\\pi` on the source samples
+        and :math:`1 - \\hat\\pi` on the target samples,
+        :math:`\\hat\\pi(x)` the balanced probability of the target domain.
+    """
+
+    source_risk: float
+    target_risk: float
+    shared_risk_source: float
+    shared_risk_target: float
+    total: float
+    x_shift_shared: float
+    y_given_x_shift: float
+    x_shift_unseen: float
+    std_errors: dict = field(repr=False)
+    intervals: dict = field(repr=False)
+    confidence: float = field(repr=False)
+    source_shared_weights: np.ndarray = field(repr=False)
+    target_shared_weights: np.ndarray = field(repr=False)
+
+    def plot(self, ax=None, labels=None):
+        """Bar plot of the drop and its three terms, with interval bars.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Axes to draw on; ``None`` uses the current axes.
+        labels : list of str, default=None
+            Four bar labels; ``None`` uses short descriptions.
+
+        Returns
+        -------
+        ax : matplotlib Axes
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            ax = plt.gca()
+        keys = ("total",) + TERMS
+        if labels is None:
+            labels = [
+                "total drop",
+                "X shift\n(harder, seen)",
+                "Y | X shift",
+                "X shift\n(unseen)",
+            ]
+        if len(labels) != len(keys):
+            raise ValueError(f"labels must have {len(keys)} entries.")
+        values = np.array([getattr(self, key) for key in keys])
+        bounds = np.array([self.intervals[key] for key in keys])
+        err = np.abs(bounds.T - values)
+        colors = ["0.4", "tab:blue", "tab:orange", "tab:green"]
+        ax.bar(range(4), values, yerr=err, color=colors, capsize=4)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xticks(range(4))
+        ax.set_xticklabels(labels)
+        ax.set_ylabel("change in expected loss")
+        return ax
+
+
+def _stack(X_source, X_target):
+    if hasattr(X_source, "iloc") and hasattr(X_target, "iloc"):
+        import pandas as pd
+
+        return pd.concat([X_source, X_target], ignore_index=True)
+    A = np.asarray(X_source)
+    B = np.asarray(X_target)
+    if A.ndim != 2 or B.ndim != 2:
+        raise ValueError("X_source and X_target must be 2-dimensional.")
+    if A.shape[1] != B.shape[1]:
+        raise ValueError(
+            f"X_source has {A.shape[1]} features but X_target has {B.shape[1]}."
+        )
+    return np.concatenate([A, B], axis=0)
+
+
+def _fold_probability(classifier, X, domain, train, test):
+    model = clone(classifier).fit(_safe_indexing(X, train), domain[train])
+    proba = model.predict_proba(_safe_indexing(X, test))
+    column = int(np.flatnonzero(np.asarray(model.classes_) == 1)[0])
+    prob = np.clip(proba[:, column], _CLIP, 1 - _CLIP)
+    # odds of the target domain corrected to equal domain sizes
+    n_target = domain[train].sum()
+    odds = prob / (1 - prob) * (train.shape[0] - n_target) / n_target
+    return test, odds / (1 + odds)
+
+
+def _ratio_mean(weights, losses):
+    """Weighted mean and its influence values (delta method)."""
+    mean_w = weights.mean()
+    value = float(np.dot(weights, losses) / weights.sum())
+    return value, weights * (losses - value) / mean_w
+
+
+@validate_params(
+    {
+        "estimator": [HasMethods(["predict"])],
+        "X_source": ["array-like"],
+        "y_source": ["array-like"],
+        "X_target": ["array-like"],
+        "y_target": ["array-like"],
+        "loss": [StrOptions(set(LOSSES)), callable],
+        "domain_classifier": [HasMethods(["fit", "predict_proba"]), None],
+        "cv": [Interval(Integral, 2, None, closed="left")],
+        "confidence": [Interval(Real, 0, 1, closed="neither")],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def decompose_performance_shift(
+    estimator,
+    X_source,
+    y_source,
+    X_target,
+    y_target,
+    *,
+    loss="zero_one",
+    domain_classifier=None,
+    cv=5,
+    confidence=0.95,
+    n_jobs=None,
+    random_state=None,
+):
+    """Split a model's performance drop from source to target data (DISDE).
+
+    The drop :math:`E_Q[\\ell] - E_P[\\ell]` from the source distribution
+    :math:`P` to the target :math:`Q` is split through a shared distribution
+    of X with density :math:`s(x) \\propto p(x) q(x) / (p(x) + q(x))`, which
+    lives where both domains put mass, into
+
+    - ``x_shift_shared``: :math:`E_S[\\mu_P] - E_P[\\mu_P]`, more (or less)
+      of the X that are harder yet seen in training;
+    - ``y_given_x_shift``: :math:`E_S[\\mu_Q - \\mu_P]`, a change in Y given X
+      on the shared X;
+    - ``x_shift_unseen``: :math:`E_Q[\\mu_Q] - E_S[\\mu_Q]`, X that are rare
+      or absent in the source domain,
+
+    with :math:`\\mu_P, \\mu_Q` the conditional risks given X in each domain.
+
+    Read more in the :ref:`User Guide <shift_decomposition>`.
+
+    Parameters
+    ----------
+    estimator : object
+        The fitted model to diagnose (``predict``; ``predict_proba`` and
+        ``classes_`` for ``loss="log_loss"``). It is not refitted.
+    X_source, X_target : array-like of shape (n_source, n_features) and \
+(n_target, n_features)
+        Features of each domain, passed to ``estimator`` and to
+        ``domain_classifier`` as given. To define the shift over some
+        columns only, make ``domain_classifier`` a pipeline that selects
+        them.
+    y_source, y_target : array-like of shape (n_source,) and (n_target,)
+        Targets of each domain.
+    loss : {"zero_one", "squared_error", "absolute_error", "log_loss"} or \
+callable, default="zero_one"
+        Per-sample loss; a callable gets ``(y_true, y_pred)``.
+    domain_classifier : classifier, default=None
+        Probabilistic classifier of the domain (0 source, 1 target) given X,
+        cross-fitted and cloned for each fold. Its probabilities should be
+        calibrated. ``None`` uses
+        :class:`~sklearn.linear_model.LogisticRegression`.
+    cv : int, default=5
+        Cross-fitting folds, stratified by domain.
+    confidence : float, default=0.95
+        Level of the two-sided intervals.
+    n_jobs : int, default=None
+        Jobs fitting the domain classifier in parallel (joblib).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the folds.
+
+    Returns
+    -------
+    result : ShiftDecomposition
+        The terms, their intervals and a :meth:`~ShiftDecomposition.plot`
+        method.
+
+    See Also
+    --------
+    kl_stability : How far the distribution can move before the loss
+        reaches a threshold.
+
+    Notes
+    -----
+    With :math:`\\pi(x) = q(x) / (p(x) + q(x))` the probability of the target
+    domain at equal domain sizes (from the cross-fitted classifier, its odds
+    rescaled by the domain sizes), :math:`E_S[f] = E_P[\\pi f] / E_P[\\pi] =
+    E_Q[(1 - \\pi) f] / E_Q[1 - \\pi]`, so
+
+    .. math::
+
+        E_S[\\mu_P] = \\frac{\\sum_{i \\in P} \\pi(x_i) \\ell_i}
+        {\\sum_{i \\in P} \\pi(x_i)}, \\qquad
+        E_S[\\mu_Q] = \\frac{\\sum_{j \\in Q} (1 - \\pi(x_j)) \\ell_j}
+        {\\sum_{j \\in Q} (1 - \\pi(x_j))}.
+
+    The overlap weights lie in [0, 1], so these means stay stable where the
+    domains barely overlap, unlike importance weights :math:`q/p`. Intervals
+    come from the delta method with the two samples independent; they treat
+    the fitted domain classifier as given and do not include its estimation
+    error, and a poorly calibrated classifier biases the terms (the two
+    formulas for :math:`E_S` then disagree).
+
+    References
+    ----------
+    .. [1] Cai, T. T., Namkoong, H. and Yadlowsky, S. (2023). "Diagnosing
+       model performance under distribution shift." Operations Research;
+       arXiv:2303.02011.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from skrobust.shift import decompose_performance_shift
+    >>> rng = np.random.default_rng(0)
+    >>> X_s = rng.normal(size=(2000, 1))
+    >>> X_t = rng.normal(loc=1.0, size=(2000, 1))  # covariate shift only
+    >>> f = lambda X: X[:, 0] ** 2
+    >>> y_s = f(X_s) + rng.normal(size=2000)
+    >>> y_t = f(X_t) + rng.normal(size=2000)
+    >>> model = LinearRegression().fit(X_s, y_s)
+    >>> result = decompose_performance_shift(
+    ...     model, X_s, y_s, X_t, y_t, loss="squared_error", random_state=0)
+    >>> bool(np.isclose(result.total, result.x_shift_shared
+    ...      + result.y_given_x_shift + result.x_shift_unseen))
+    True
+    >>> lo, hi = result.intervals["y_given_x_shift"]
+    >>> bool(lo < 0 < hi)
+    True
+    """
+    check_is_fitted(estimator)
+    n_source = _num_samples(X_source)
+    n_target = _num_samples(X_target)
+    if _num_samples(y_source) != n_source:
+        raise ValueError(
+            f"y_source has {_num_samples(y_source)} samples but X_source has "
+            f"{n_source}."
+        )
+    if _num_samples(y_target) != n_target:
+        raise ValueError(
+            f"y_target has {_num_samples(y_target)} samples but X_target has "
+            f"{n_target}."
+        )
+    if min(n_source, n_target) < cv:
+        raise ValueError(
+            f"each domain needs at least cv={cv} samples; got {n_source} source "
+            f"and {n_target} target samples."
+        )
+    source_losses = model_losses(estimator, X_source, y_source, loss)
+    target_losses = model_losses(estimator, X_target, y_target, loss)
+    X = _stack(X_source, X_target)
+    domain = np.r_[np.zeros(n_source, dtype=int), np.ones(n_target, dtype=int)]
+    classifier = (
+        LogisticRegression() if domain_classifier is None else domain_classifier
+    )
+    rng = check_random_state(random_state)
+    splitter = StratifiedKFold(
+        cv, shuffle=True, random_state=int(rng.randint(np.iinfo(np.int32).max))
+    )
+    results = Parallel(n_jobs=n_jobs)(
+        delayed(_fold_probability)(classifier, X, domain, train, test)
+        for train, test in splitter.split(np.zeros(domain.shape[0]), domain)
+    )
+    pi = np.empty(domain.shape[0])
+    for test, values in results:
+        pi[test] = values
+    w_source = pi[:n_source]
+    w_target = 1.0 - pi[n_source:]
+
+    source_risk = float(source_losses.mean())
+    target_risk = float(target_losses.mean())
+    shared_source, infl_shared_source = _ratio_mean(w_source, source_losses)
+    shared_target, infl_shared_target = _ratio_mean(w_target, target_losses)
+    infl_source = source_losses - source_risk
+    infl_target = target_losses - target_risk
+
+    def variance(values, n):
+        return float(np.var(values, ddof=1) / n)
+
+    var = {
+        "total": variance(infl_target, n_target) + variance(infl_source, n_source),
+        "x_shift_shared": variance(infl_shared_source - infl_source, n_source),
+        "y_given_x_shift": variance(infl_shared_target, n_target)
+        + variance(infl_shared_source, n_source),
+        "x_shift_unseen": variance(infl_target - infl_shared_target, n_target),
+    }
+    estimates = {
+        "total": target_risk - source_risk,
+        "x_shift_shared": shared_source - source_risk,
+        "y_given_x_shift": shared_target - shared_source,
+        "x_shift_unseen": target_risk - shared_target,
+    }
+    z = norm.ppf(0.5 + confidence / 2)
+    std_errors = {key: float(np.sqrt(v)) for key, v in var.items()}
+    intervals = {
+        key: (
+            estimates[key] - z * std_errors[key],
+            estimates[key] + z * std_errors[key],
+        )
+        for key in estimates
+    }
+    return ShiftDecomposition(
+        source_risk=source_risk,
+        target_risk=target_risk,
+        shared_risk_source=shared_source,
+        shared_risk_target=shared_target,
+        total=float(estimates["total"]),
+        x_shift_shared=float(estimates["x_shift_shared"]),
+        y_given_x_shift=float(estimates["y_given_x_shift"]),
+        x_shift_unseen=float(estimates["x_shift_unseen"]),
+        std_errors=std_errors,
+        intervals=intervals,
+        confidence=float(confidence),
+        source_shared_weights=w_source,
+        target_shared_weights=w_target,
+    )
