@@ -5,6 +5,7 @@ from numbers import Integral, Real
 
 import lightgbm as lgb
 import numpy as np
+import scipy.sparse as sp
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit, log_softmax, logsumexp, softmax
 from sklearn.base import (
@@ -38,6 +39,16 @@ _RESERVED = {
     "boost_from_average",
     "metric",
 }
+
+
+def _all_constant(X):
+    """Whether every column of ``X`` (dense or sparse) holds a single value."""
+    if sp.issparse(X):
+        X = X.tocsc()
+        spread = X.max(axis=0).toarray() - X.min(axis=0).toarray()
+    else:
+        spread = np.ptp(X, axis=0)
+    return bool(np.all(spread == 0))
 
 
 def _resolve_ambiguity(ambiguity):
@@ -130,18 +141,12 @@ class _BaseDROLGBM(BaseEstimator):
                 return grad.ravel(), hess.ravel()
             return grad, hess
 
-        params = self._lgbm_params(seed)
-        params["objective"] = objective
-        if n_outputs > 1:
-            params["num_class"] = n_outputs
-        train = lgb.Dataset(
-            X,
-            label=np.zeros(X.shape[0]),
-            init_score=None,
-            params={"verbosity": -1},
-            free_raw_data=True,
-        )
-        booster = lgb.train(params, train, num_boost_round=int(self.n_estimators))
+        if _all_constant(X):
+            # no split exists: the best model is the robust constant itself
+            # (LightGBM refuses a custom objective on data without features)
+            booster = None
+        else:
+            booster = self._train_booster(X, objective, seed, n_outputs)
         raw = self._raw_predict_booster(booster, X, init)
         losses, _, _ = self._loss_grad_hess(raw, target)
         self.booster_ = booster
@@ -149,8 +154,8 @@ class _BaseDROLGBM(BaseEstimator):
         self.robust_risk_ = float(ambiguity.risk(losses, weight))
         self.train_loss_ = float(np.dot(weight, losses) / total)
         self.ambiguity_ = ambiguity
-        self.n_estimators_ = booster.current_iteration()
-        if self.n_estimators_ < int(self.n_estimators):
+        self.n_estimators_ = 0 if booster is None else booster.current_iteration()
+        if booster is not None and self.n_estimators_ < int(self.n_estimators):
             warnings.warn(
                 f"LightGBM stopped after {self.n_estimators_} of "
                 f"{self.n_estimators} rounds: no split of the worst-case-weighted "
@@ -162,6 +167,21 @@ class _BaseDROLGBM(BaseEstimator):
                 stacklevel=3,
             )
         return self
+
+    def _train_booster(self, X, objective, seed, n_outputs):
+        """Boost ``n_estimators`` rounds of the custom objective."""
+        params = self._lgbm_params(seed)
+        params["objective"] = objective
+        if n_outputs > 1:
+            params["num_class"] = n_outputs
+        train = lgb.Dataset(
+            X,
+            label=np.zeros(X.shape[0]),
+            init_score=None,
+            params={"verbosity": -1, "feature_pre_filter": False},
+            free_raw_data=True,
+        )
+        return lgb.train(params, train, num_boost_round=int(self.n_estimators))
 
     def _robust_init(self, ambiguity, target, weight):
         """The constant raw score minimizing the robust risk (Danskin gradient).
@@ -186,6 +206,8 @@ class _BaseDROLGBM(BaseEstimator):
 
     @staticmethod
     def _raw_predict_booster(booster, X, init):
+        if booster is None:
+            return np.tile(init, (X.shape[0], 1))
         raw = booster.predict(X, raw_score=True)
         raw = np.asarray(raw, dtype=np.float64).reshape(X.shape[0], -1)
         return raw + init

@@ -7,6 +7,9 @@ EXPECTED_FAILED
     Class name -> {check name: the real reason it fails}. Keep it short.
 """
 
-FAST_PARAMS = {}
+FAST_PARAMS = {
+    "DROLGBMClassifier": {"n_estimators": 5, "random_state": 0},
+    "DROLGBMRegressor": {"n_estimators": 5, "random_state": 0},
+}
 
 EXPECTED_FAILED = {}
