@@ -9,12 +9,14 @@ ensemble
     Distributionally robust gradient boosting (LightGBM backbone).
 linear_model
     Distributionally robust linear and logistic regression.
+subpopulation
+    Group DRO, marginal DRO over covariates, variance-regularized ERM.
 utils
     Validation helpers and estimator discovery.
 """
 
-from skrobust import ambiguity, ensemble, utils
+from skrobust import ambiguity, ensemble, subpopulation, utils
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["ambiguity", "ensemble", "utils", "__version__"]
+__all__ = ["ambiguity", "ensemble", "subpopulation", "utils", "__version__"]
