@@ -367,53 +367,53 @@ _REFS = """    .. [1] Duchi, J. C., Hashimoto, T. and Namkoong, H. (2022).
 class MarginalDROLogisticRegression(_MarginalMixin, _LinearClassifier):
     """Logistic regression robust to every subpopulation of Z of mass >= alpha.
 
-        Minimizes the smooth marginal robust risk of Duchi, Hashimoto and
-        Namkoong over the covariates Z (chosen columns of ``X``): an upper bound
-        on the worst average log-loss over all subpopulations of mass at least
-        ``alpha`` defined by Z, under a smoothness assumption on the conditional
-        risk given Z. Two classes use the logistic loss, more the multinomial
-        cross-entropy.
+    Minimizes the smooth marginal robust risk of Duchi, Hashimoto and
+    Namkoong over the covariates Z (chosen columns of ``X``): an upper bound
+    on the worst average log-loss over all subpopulations of mass at least
+    ``alpha`` defined by Z, under a smoothness assumption on the conditional
+    risk given Z. Two classes use the logistic loss, more the multinomial
+    cross-entropy.
 
-        Read more in the :ref:`User Guide <group_and_marginal_dro>`.
+    Read more in the :ref:`User Guide <group_and_marginal_dro>`.
 
-        Parameters
-        ----------
+    Parameters
+    ----------
     %(params)s
 
-        Attributes
-        ----------
-        classes_ : ndarray of shape (n_classes,)
-            Class labels.
-        coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
-            Coefficients.
-        intercept_ : ndarray of shape (1,) or (n_classes,)
-            Intercepts.
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+        Coefficients.
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+        Intercepts.
     %(attrs)s
 
-        See Also
-        --------
-        MarginalDROLinearRegression : The least-squares counterpart.
-        GroupDROLogisticRegression : When the group labels are known.
+    See Also
+    --------
+    MarginalDROLinearRegression : The least-squares counterpart.
+    GroupDROLogisticRegression : When the group labels are known.
 
-        Notes
-        -----
+    Notes
+    -----
     %(notes)s
 
-        References
-        ----------
+    References
+    ----------
     %(refs)s
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sklearn.datasets import make_classification
-        >>> from skrobust.subpopulation import MarginalDROLogisticRegression
-        >>> X, y = make_classification(n_samples=100, n_features=4, random_state=0)
-        >>> clf = MarginalDROLogisticRegression(alpha=0.2, covariates=[0]).fit(X, y)
-        >>> bool(clf.robust_risk_ > clf.train_loss_)
-        True
-        >>> bool(np.isclose(clf.worst_case_weights_.sum(), 1.0))
-        True
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import make_classification
+    >>> from skrobust.subpopulation import MarginalDROLogisticRegression
+    >>> X, y = make_classification(n_samples=100, n_features=4, random_state=0)
+    >>> clf = MarginalDROLogisticRegression(alpha=0.2, covariates=[0]).fit(X, y)
+    >>> bool(clf.robust_risk_ > clf.train_loss_)
+    True
+    >>> bool(np.isclose(clf.worst_case_weights_.sum(), 1.0))
+    True
     """
 
     _parameter_constraints = {
@@ -465,49 +465,49 @@ class MarginalDROLogisticRegression(_MarginalMixin, _LinearClassifier):
 class MarginalDROLinearRegression(_MarginalMixin, _LinearRegressor):
     """Least squares robust to every subpopulation of Z of mass >= alpha.
 
-        Minimizes the smooth marginal robust risk of Duchi, Hashimoto and
-        Namkoong over the covariates Z (chosen columns of ``X``) for the squared
-        error :math:`(Y - \\theta^\\top X)^2`: an upper bound on the worst mean
-        squared error over all subpopulations of mass at least ``alpha`` defined
-        by Z, under a smoothness assumption on the conditional risk given Z.
+    Minimizes the smooth marginal robust risk of Duchi, Hashimoto and
+    Namkoong over the covariates Z (chosen columns of ``X``) for the squared
+    error :math:`(Y - \\theta^\\top X)^2`: an upper bound on the worst mean
+    squared error over all subpopulations of mass at least ``alpha`` defined
+    by Z, under a smoothness assumption on the conditional risk given Z.
 
-        Read more in the :ref:`User Guide <group_and_marginal_dro>`.
+    Read more in the :ref:`User Guide <group_and_marginal_dro>`.
 
-        Parameters
-        ----------
+    Parameters
+    ----------
     %(params)s
 
-        Attributes
-        ----------
-        coef_ : ndarray of shape (n_features,)
-            Coefficients.
-        intercept_ : float
-            Intercept.
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,)
+        Coefficients.
+    intercept_ : float
+        Intercept.
     %(attrs)s
 
-        See Also
-        --------
-        MarginalDROLogisticRegression : The classification counterpart.
-        GroupDROLinearRegression : When the group labels are known.
+    See Also
+    --------
+    MarginalDROLogisticRegression : The classification counterpart.
+    GroupDROLinearRegression : When the group labels are known.
 
-        Notes
-        -----
+    Notes
+    -----
     %(notes)s
 
-        References
-        ----------
+    References
+    ----------
     %(refs)s
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from skrobust.subpopulation import MarginalDROLinearRegression
-        >>> rng = np.random.default_rng(0)
-        >>> X = rng.uniform(-1, 1, size=(150, 2))
-        >>> y = X[:, 0] + (X[:, 1] > 0.6) * 2.0 + 0.1 * rng.normal(size=150)
-        >>> reg = MarginalDROLinearRegression(alpha=0.2, covariates=[1]).fit(X, y)
-        >>> bool(reg.robust_risk_ > reg.train_loss_)
-        True
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrobust.subpopulation import MarginalDROLinearRegression
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-1, 1, size=(150, 2))
+    >>> y = X[:, 0] + (X[:, 1] > 0.6) * 2.0 + 0.1 * rng.normal(size=150)
+    >>> reg = MarginalDROLinearRegression(alpha=0.2, covariates=[1]).fit(X, y)
+    >>> bool(reg.robust_risk_ > reg.train_loss_)
+    True
     """
 
     _parameter_constraints = {
@@ -561,8 +561,8 @@ for _cls, _l2 in [
     (MarginalDROLinearRegression, "0.0"),
 ]:
     _cls.__doc__ = _cls.__doc__ % {
-        "params": _PARAMS % {"l2": _l2},
-        "attrs": _ATTRS,
-        "notes": _NOTES,
-        "refs": _REFS,
+        "params": (_PARAMS % {"l2": _l2}).strip(),
+        "attrs": (_ATTRS).strip(),
+        "notes": (_NOTES).strip(),
+        "refs": (_REFS).strip(),
     }

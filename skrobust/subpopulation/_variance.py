@@ -113,50 +113,50 @@ _REFS = """    .. [1] Namkoong, H. and Duchi, J. C. (2017). "Variance-based
 class VarianceRegularizedLogisticRegression(_VarianceMixin, _LinearClassifier):
     """Logistic regression with convex variance regularization.
 
-        Minimizes the chi-square robust log-loss at radius :math:`\\rho / n`, the
-        convex surrogate of
-        :math:`E_{P_n}[\\ell] + \\sqrt{2 \\rho \\operatorname{Var}_{P_n}(\\ell) / n}`
-        (equal to it when no loss is clipped), plus an optional ridge penalty.
-        Two classes use the logistic loss, more the multinomial cross-entropy.
+    Minimizes the chi-square robust log-loss at radius :math:`\\rho / n`, the
+    convex surrogate of
+    :math:`E_{P_n}[\\ell] + \\sqrt{2 \\rho \\operatorname{Var}_{P_n}(\\ell) / n}`
+    (equal to it when no loss is clipped), plus an optional ridge penalty.
+    Two classes use the logistic loss, more the multinomial cross-entropy.
 
-        Read more in the :ref:`User Guide <group_and_marginal_dro>`.
+    Read more in the :ref:`User Guide <group_and_marginal_dro>`.
 
-        Parameters
-        ----------
+    Parameters
+    ----------
     %(params)s
 
-        Attributes
-        ----------
-        classes_ : ndarray of shape (n_classes,)
-            Class labels.
-        coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
-            Coefficients.
-        intercept_ : ndarray of shape (1,) or (n_classes,)
-            Intercepts.
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+        Coefficients.
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+        Intercepts.
     %(attrs)s
 
-        See Also
-        --------
-        VarianceRegularizedLinearRegression : The least-squares counterpart.
-        skrobust.ambiguity.ChiSquare : The ambiguity set behind the objective.
+    See Also
+    --------
+    VarianceRegularizedLinearRegression : The least-squares counterpart.
+    skrobust.ambiguity.ChiSquare : The ambiguity set behind the objective.
 
-        Notes
-        -----
+    Notes
+    -----
     %(notes)s
 
-        References
-        ----------
+    References
+    ----------
     %(refs)s
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sklearn.datasets import make_classification
-        >>> from skrobust.subpopulation import VarianceRegularizedLogisticRegression
-        >>> X, y = make_classification(n_samples=200, random_state=0)
-        >>> clf = VarianceRegularizedLogisticRegression(rho=5.0).fit(X, y)
-        >>> bool(clf.robust_risk_ > clf.train_loss_)
-        True
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import make_classification
+    >>> from skrobust.subpopulation import VarianceRegularizedLogisticRegression
+    >>> X, y = make_classification(n_samples=200, random_state=0)
+    >>> clf = VarianceRegularizedLogisticRegression(rho=5.0).fit(X, y)
+    >>> bool(clf.robust_risk_ > clf.train_loss_)
+    True
     """
 
     _parameter_constraints = {
@@ -197,49 +197,49 @@ class VarianceRegularizedLogisticRegression(_VarianceMixin, _LinearClassifier):
 class VarianceRegularizedLinearRegression(_VarianceMixin, _LinearRegressor):
     """Least squares with convex variance regularization.
 
-        Minimizes the chi-square robust squared error at radius :math:`\\rho / n`,
-        the convex surrogate of
-        :math:`E_{P_n}[\\ell] + \\sqrt{2 \\rho \\operatorname{Var}_{P_n}(\\ell) / n}`
-        with :math:`\\ell = (Y - \\theta^\\top X)^2` (equal to it when no loss is
-        clipped), plus an optional ridge penalty.
+    Minimizes the chi-square robust squared error at radius :math:`\\rho / n`,
+    the convex surrogate of
+    :math:`E_{P_n}[\\ell] + \\sqrt{2 \\rho \\operatorname{Var}_{P_n}(\\ell) / n}`
+    with :math:`\\ell = (Y - \\theta^\\top X)^2` (equal to it when no loss is
+    clipped), plus an optional ridge penalty.
 
-        Read more in the :ref:`User Guide <group_and_marginal_dro>`.
+    Read more in the :ref:`User Guide <group_and_marginal_dro>`.
 
-        Parameters
-        ----------
+    Parameters
+    ----------
     %(params)s
 
-        Attributes
-        ----------
-        coef_ : ndarray of shape (n_features,)
-            Coefficients.
-        intercept_ : float
-            Intercept.
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,)
+        Coefficients.
+    intercept_ : float
+        Intercept.
     %(attrs)s
 
-        See Also
-        --------
-        VarianceRegularizedLogisticRegression : The classification counterpart.
-        skrobust.ambiguity.ChiSquare : The ambiguity set behind the objective.
+    See Also
+    --------
+    VarianceRegularizedLogisticRegression : The classification counterpart.
+    skrobust.ambiguity.ChiSquare : The ambiguity set behind the objective.
 
-        Notes
-        -----
+    Notes
+    -----
     %(notes)s
 
-        References
-        ----------
+    References
+    ----------
     %(refs)s
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sklearn.datasets import make_regression
-        >>> from skrobust.subpopulation import VarianceRegularizedLinearRegression
-        >>> X, y = make_regression(n_samples=100, n_features=3, noise=1.0,
-        ...                        random_state=0)
-        >>> reg = VarianceRegularizedLinearRegression(rho=2.0).fit(X, y)
-        >>> bool(reg.robust_risk_ >= reg.train_loss_)
-        True
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import make_regression
+    >>> from skrobust.subpopulation import VarianceRegularizedLinearRegression
+    >>> X, y = make_regression(n_samples=100, n_features=3, noise=1.0,
+    ...                        random_state=0)
+    >>> reg = VarianceRegularizedLinearRegression(rho=2.0).fit(X, y)
+    >>> bool(reg.robust_risk_ >= reg.train_loss_)
+    True
     """
 
     _parameter_constraints = {
@@ -282,8 +282,8 @@ for _cls, _l2 in [
     (VarianceRegularizedLinearRegression, "0.0"),
 ]:
     _cls.__doc__ = _cls.__doc__ % {
-        "params": _PARAMS % {"l2": _l2},
-        "attrs": _ATTRS,
-        "notes": _NOTES,
-        "refs": _REFS,
+        "params": (_PARAMS % {"l2": _l2}).strip(),
+        "attrs": (_ATTRS).strip(),
+        "notes": (_NOTES).strip(),
+        "refs": (_REFS).strip(),
     }
