@@ -7,6 +7,9 @@ ambiguity
     expectations of per-sample losses, their worst-case weights and duals.
 linear_model
     Distributionally robust linear and logistic regression.
+nn
+    Robust risks as torch criteria and DRO / Wasserstein robust neural nets
+    (needs ``pip install "skrobust[torch]"``; import it as ``skrobust.nn``).
 utils
     Validation helpers and estimator discovery.
 """
@@ -16,3 +19,7 @@ from skrobust import ambiguity, utils
 __version__ = "0.1.0.dev0"
 
 __all__ = ["ambiguity", "utils", "__version__"]
+
+# public submodules that are not imported eagerly (optional dependencies);
+# estimator discovery imports them
+_PUBLIC_SUBMODULES = ("nn",)
