@@ -116,11 +116,11 @@ class _BaseNeuralNet(BaseEstimator):
         X = np.asarray(X, dtype=np.float32)
         self.module_.eval()
         out = self._net.forward(X, training=False, device="cpu")
-        return out.detach().to(torch.float64).numpy()
+        return out.detach().numpy()
 
     def _per_sample_losses(self, X, y):
         """Per-sample base losses of the fitted model, as a float64 array."""
-        raw = torch.as_tensor(self._predict_raw(X))
+        raw = torch.as_tensor(self._predict_raw(X), dtype=torch.float64)
         target = torch.as_tensor(self._encode_for_loss(y))
         with torch.no_grad():
             losses = self._base_criterion()(raw, target)
@@ -227,7 +227,7 @@ class _NeuralNetClassifierBase(ClassifierMixin, _BaseNeuralNet):
         proba : ndarray of shape (n_samples, n_classes)
             Probabilities in the order of ``classes_``.
         """
-        logits = self._predict_raw(X)
+        logits = self._predict_raw(X).astype(np.float64)
         logits = logits - logits.max(axis=1, keepdims=True)
         proba = np.exp(logits)
         return proba / proba.sum(axis=1, keepdims=True)
@@ -245,7 +245,8 @@ class _NeuralNetClassifierBase(ClassifierMixin, _BaseNeuralNet):
         y_pred : ndarray of shape (n_samples,)
             Predicted labels.
         """
-        return self.classes_[np.argmax(self._predict_raw(X), axis=1)]
+        raw = self._predict_raw(X)
+        return self.classes_[np.argmax(raw, axis=1)]
 
 
 _COMMON_PARAMS_DOC = """
@@ -592,7 +593,8 @@ class DRONeuralNetRegressor(_DRONetMixin, RegressorMixin, _BaseNeuralNet):
         Returns
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            Predictions, 1-d when the training target was.
+            Predictions (float32, the network's precision), 1-d when the
+            training target was.
         """
         out = self._predict_raw(X)
         return out.ravel() if self._y_ndim == 1 else out

@@ -5,7 +5,7 @@ import math
 import torch
 from torch import nn
 
-from skrobust.ambiguity import CVaR, KL
+from skrobust.ambiguity import KL, CVaR
 from skrobust.nn._solvers import (
     _cressie_read_constants,
     check_ambiguity,

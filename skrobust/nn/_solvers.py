@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from skrobust.ambiguity import CVaR, KL, ChiSquare, CressieRead
+from skrobust.ambiguity import KL, ChiSquare, CressieRead, CVaR
 
 #: points evaluated at once by the multisection root searches
 _N_POINTS = 32
