@@ -116,7 +116,7 @@ class _BaseNeuralNet(BaseEstimator):
         X = np.asarray(X, dtype=np.float32)
         self.module_.eval()
         out = self._net.forward(X, training=False, device="cpu")
-        return out.detach().numpy()
+        return out.detach().to(torch.float64).numpy()
 
     def _per_sample_losses(self, X, y):
         """Per-sample base losses of the fitted model, as a float64 array."""
@@ -227,7 +227,7 @@ class _NeuralNetClassifierBase(ClassifierMixin, _BaseNeuralNet):
         proba : ndarray of shape (n_samples, n_classes)
             Probabilities in the order of ``classes_``.
         """
-        logits = self._predict_raw(X).astype(np.float64)
+        logits = self._predict_raw(X)
         logits = logits - logits.max(axis=1, keepdims=True)
         proba = np.exp(logits)
         return proba / proba.sum(axis=1, keepdims=True)
@@ -593,8 +593,7 @@ class DRONeuralNetRegressor(_DRONetMixin, RegressorMixin, _BaseNeuralNet):
         Returns
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            Predictions (float32, the network's precision), 1-d when the
-            training target was.
+            Predictions, 1-d when the training target was.
         """
         out = self._predict_raw(X)
         return out.ravel() if self._y_ndim == 1 else out
