@@ -27,6 +27,9 @@ from skrobust.nn._net import (
 )
 from skrobust.nn._solvers import check_ambiguity
 
+#: rows per forward pass in predictions
+_PREDICT_CHUNK = 4096
+
 _OPTIMIZERS = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
@@ -115,8 +118,17 @@ class _BaseNeuralNet(BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         X = np.asarray(X, dtype=np.float32)
         self.module_.eval()
-        out = self._net.forward(X, training=False, device="cpu")
-        return out.detach().to(torch.float64).numpy()
+        device = self._net.device
+        outputs = []
+        # direct batched inference: a DataLoader would draw from torch's
+        # global generator, which predictions must leave untouched
+        with torch.no_grad():
+            for start in range(0, X.shape[0], _PREDICT_CHUNK):
+                chunk = torch.as_tensor(
+                    X[start : start + _PREDICT_CHUNK], device=device
+                )
+                outputs.append(self.module_(chunk).to("cpu", torch.float64))
+        return torch.cat(outputs).reshape(X.shape[0], -1).numpy()
 
     def _per_sample_losses(self, X, y):
         """Per-sample base losses of the fitted model, as a float64 array."""
