@@ -111,9 +111,9 @@ class DROLoss(nn.Module):
     >>> risk = criterion(pred, target)  # mean of the two largest losses
     >>> round(risk.item(), 6)
     12.5
-    >>> risk.backward()
-    >>> pred.grad
-    tensor([ 0.,  0., -3., -4.])
+    >>> risk.backward()  # gradient: worst-case weights (0, 0, 1/2, 1/2)
+    >>> pred.grad.tolist()
+    [0.0, 0.0, -3.0, -4.0]
     """
 
     def __init__(self, base_criterion, ambiguity=None):
