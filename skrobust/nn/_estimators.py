@@ -101,7 +101,8 @@ class _BaseNeuralNet(BaseEstimator):
             multi_output=multi_output,
             y_numeric=y_numeric,
         )
-        X = np.asarray(X, dtype=np.float32)
+        # a private float32 copy: the input is never modified nor shared
+        X = np.array(X, dtype=np.float32)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         if sample_weight.sum() <= 0:
             raise ValueError("sample_weight sums to zero; some weight must be > 0.")
@@ -124,7 +125,7 @@ class _BaseNeuralNet(BaseEstimator):
         # global generator, which predictions must leave untouched
         with torch.no_grad():
             for start in range(0, X.shape[0], _PREDICT_CHUNK):
-                chunk = torch.as_tensor(
+                chunk = torch.tensor(
                     X[start : start + _PREDICT_CHUNK], device=device
                 )
                 outputs.append(self.module_(chunk).to("cpu", torch.float64))
@@ -591,7 +592,7 @@ class DRONeuralNetRegressor(_DRONetMixin, RegressorMixin, _BaseNeuralNet):
             X, y, sample_weight, multi_output=True, y_numeric=True
         )
         self._y_ndim = np.ndim(y)
-        y2 = np.asarray(y, dtype=np.float32).reshape(X.shape[0], -1)
+        y2 = np.array(y, dtype=np.float32).reshape(X.shape[0], -1)
         return self._fit_net(X, y2, weight, device, seed, y2.shape[1])
 
     def predict(self, X):

@@ -380,7 +380,7 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
         """Inner maximizers in float64 and the per-sample surrogate values."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        X = np.asarray(X, dtype=np.float64)
+        X = np.array(X, dtype=np.float64)
         y_enc = self._encode_for_loss(y)
         if y_enc.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} samples but y has {y_enc.shape[0]}.")
