@@ -207,3 +207,41 @@ def test_trains_on_cuda(data):
     assert dual.criterion_.eta.device.type == "cuda"
     reg = DRONeuralNetRegressor(device="cuda", **FAST).fit(X, y.astype(float))
     assert np.isfinite(reg.predict(X)).all()
+
+
+def test_dual_variables_are_trained(data):
+    X, y = data
+    clf = DRONeuralNetClassifier(ambiguity=ChiSquare(1.0), minibatch="dual", **FAST)
+    clf.fit(X, y)
+    optimized = {id(p) for g in clf._net.optimizer_.param_groups for p in g["params"]}
+    assert id(clf.criterion_.eta) in optimized
+    assert id(clf.criterion_.log_lambda) in optimized
+
+
+def test_clear_import_error_without_torch():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import skrobust
+
+    # a fresh interpreter in which importing torch fails, as if not installed
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'skorch'):\n"
+        "            raise ImportError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "try:\n    import skrobust.nn\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(skrobust.__file__).parents[1])},
+    ).stdout
+    assert 'pip install "skrobust[torch]"' in out
