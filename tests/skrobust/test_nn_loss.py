@@ -184,3 +184,35 @@ def test_droloss_on_cuda(ambiguity):
     assert pred.grad.device.type == "cuda"
     losses = (pred.detach() - target).cpu().numpy() ** 2
     assert_allclose(value.item(), ambiguity.risk(losses), rtol=RTOL)
+
+
+def test_droloss_as_skorch_criterion():
+    # a user's own skorch net with DROLoss as criterion: the logged training
+    # loss of a full-batch epoch is the exact robust risk before the step
+    from skorch import NeuralNetClassifier
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(64, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    torch.manual_seed(0)
+    module = torch.nn.Linear(3, 2)
+    net = NeuralNetClassifier(
+        module,
+        criterion=DROLoss,
+        criterion__base_criterion=torch.nn.CrossEntropyLoss(reduction="none"),
+        criterion__ambiguity=CVaR(alpha=0.25),
+        optimizer=torch.optim.SGD,
+        lr=0.0,  # no update: the logged loss is the risk of the initial module
+        max_epochs=1,
+        batch_size=64,
+        train_split=None,
+        predict_nonlinearity=lambda logits: torch.softmax(logits, dim=1),
+        verbose=0,
+    ).fit(X, y)
+    with torch.no_grad():
+        losses = torch.nn.functional.cross_entropy(
+            module(torch.tensor(X)), torch.tensor(y), reduction="none"
+        )
+    expected = CVaR(alpha=0.25).risk(losses.double().numpy())
+    assert_allclose(net.history[-1, "train_loss"], expected, rtol=1e-6)
+    assert_allclose(net.predict_proba(X).sum(axis=1), 1.0, rtol=1e-6)
