@@ -44,6 +44,14 @@ def _check_device_spec(device):
         raise ValueError(f"device={device!r} is not a torch device: {exc}") from exc
 
 
+def _training_data(X, weight):
+    """What the skorch net trains on: weights travel with X only when needed."""
+    if np.all(weight == 1.0):
+        # unit weights: skip the per-sample weight lookup of every batch
+        return X
+    return {"X": X, "sample_weight": weight}
+
+
 class _BaseNeuralNet(BaseEstimator):
     """Shared fitting logic: validation, seeding, the skorch net."""
 
@@ -125,9 +133,7 @@ class _BaseNeuralNet(BaseEstimator):
         # global generator, which predictions must leave untouched
         with torch.no_grad():
             for start in range(0, X.shape[0], _PREDICT_CHUNK):
-                chunk = torch.tensor(
-                    X[start : start + _PREDICT_CHUNK], device=device
-                )
+                chunk = torch.tensor(X[start : start + _PREDICT_CHUNK], device=device)
                 outputs.append(self.module_(chunk).to("cpu", torch.float64))
         return torch.cat(outputs).reshape(X.shape[0], -1).numpy()
 
@@ -196,7 +202,7 @@ class _DRONetMixin:
                 criterion__base_criterion=self._base_criterion(),
                 criterion__ambiguity=ambiguity,
             )
-            net.fit({"X": X, "sample_weight": weight}, y_enc)
+            net.fit(_training_data(X, weight), y_enc)
         self._net = net
         self.module_ = net.module_
         self.criterion_ = net.criterion_

@@ -87,9 +87,10 @@ class DROLoss(nn.Module):
     Notes
     -----
     The robust risk of a mini-batch is a biased estimate of the robust risk of
-    the data set: :math:`E[R(\\ell_B)] \\le R(\\ell)` because the supremum of a
-    mean is convex in the distribution, and the bias grows as the batch shrinks
-    (a batch of one has robust risk equal to its loss). Large batches reduce
+    the data set: the robust risk is concave in the nominal distribution (the
+    divergence is jointly convex), so by Jensen's inequality
+    :math:`E[R(\\ell_B)] \\le R(\\ell)`, and the bias grows as the batch
+    shrinks (a batch of one has robust risk equal to its loss). Large batches reduce
     it; :class:`DualDROLoss` removes it for the Cressie-Read and CVaR sets.
 
     References

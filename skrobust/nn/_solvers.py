@@ -216,8 +216,9 @@ def _cressie_read_eta(z, p, k, s, c):
 
     def positive(points):
         excess = torch.clamp(z[:, None] - points[None, :], min=0.0)
-        lower_moment = p @ excess ** (s - 1.0)
-        upper_moment = p @ excess**s
+        powered = excess ** (s - 1.0)
+        lower_moment = p @ powered
+        upper_moment = p @ (powered * excess)
         ratio = lower_moment / torch.clamp(
             upper_moment, min=torch.finfo(z.dtype).tiny
         ) ** ((s - 1.0) / s)

@@ -2,6 +2,7 @@
 
 import copy
 import warnings
+from collections.abc import Mapping
 from numbers import Integral, Real
 
 import numpy as np
@@ -18,6 +19,7 @@ from skrobust.nn._estimators import (
     _COMMON_ATTRS_DOC,
     _BaseNeuralNet,
     _NeuralNetClassifierBase,
+    _training_data,
 )
 from skrobust.nn._net import WeightedNet, build_module, seed_everything_for
 
@@ -69,7 +71,8 @@ class _WRMNet(WeightedNet):
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         Xi, yi = unpack_data(batch)
-        x = to_tensor(Xi["X"], device=self.device)
+        weight = Xi["sample_weight"] if isinstance(Xi, Mapping) else None
+        x = to_tensor(Xi["X"] if isinstance(Xi, Mapping) else Xi, device=self.device)
         target = to_tensor(yi, device=self.device)
         adversary = self.adversary_settings
         x_adv, _ = _ascend(
@@ -81,7 +84,7 @@ class _WRMNet(WeightedNet):
             adversary["step_size"],
             adversary["n_steps"],
         )
-        Xi = {"X": x_adv, "sample_weight": Xi["sample_weight"]}
+        Xi = x_adv if weight is None else {"X": x_adv, "sample_weight": weight}
         y_pred = self.infer(Xi, **fit_params)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         loss.backward()
@@ -338,7 +341,7 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
                 criterion__base_criterion=self._base_criterion(),
             )
             net.adversary_settings = self._adversary_settings()
-            net.fit({"X": X, "sample_weight": weight}, y_enc)
+            net.fit(_training_data(X, weight), y_enc)
             self.n_augmented_ = 0
             if self.method == "ada":
                 X_all, y_all, w_all = X, y_enc, weight
@@ -348,7 +351,7 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
                     X_all = np.concatenate([X_all, X_new])
                     y_all = np.concatenate([y_all, y_all])
                     w_all = np.concatenate([w_all, w_all])
-                    net.partial_fit({"X": X_all, "sample_weight": w_all}, y_all)
+                    net.partial_fit(_training_data(X_all, w_all), y_all)
         self._net = net
         self.module_ = net.module_
         self.criterion_ = net.criterion_
