@@ -379,9 +379,12 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
             out.append(z.cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
-    def _solve_inner(self, X, y, max_iter, tol):
+    def _solve_inner(self, X, y, max_iter, tol, gamma):
         """Inner maximizers in float64 and the per-sample surrogate values."""
         check_is_fitted(self)
+        gamma = float(self.gamma if gamma is None else gamma)
+        if not np.isfinite(gamma) or gamma <= 0:
+            raise ValueError(f"gamma must be a finite number > 0; got {gamma}.")
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         X = np.array(X, dtype=np.float64)
         y_enc = self._encode_for_loss(y)
@@ -392,14 +395,16 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
             param.requires_grad_(False)
         device = next(module.parameters()).device
         loss_fn = self._base_criterion()
-        gamma = float(self.gamma)
+        step_size = (
+            1.0 / (2.0 * gamma) if self.inner_step_size is None else self._step_size()
+        )
         points, values = [], []
         worst = 0.0
         for start in range(0, X.shape[0], _CHUNK):
             x = torch.as_tensor(X[start : start + _CHUNK], device=device)
             t = torch.as_tensor(y_enc[start : start + _CHUNK], device=device)
             z, residual = _ascend(
-                module, loss_fn, x, t, gamma, self._step_size(), max_iter, tol
+                module, loss_fn, x, t, gamma, step_size, max_iter, tol
             )
             with torch.no_grad():
                 cost = ((z - x) ** 2).reshape(z.shape[0], -1).sum(dim=1)
@@ -416,9 +421,9 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        return np.concatenate(points), np.concatenate(values)
+        return np.concatenate(points), np.concatenate(values), gamma
 
-    def perturb(self, X, y, *, max_iter=1000, tol=1e-9):
+    def perturb(self, X, y, *, gamma=None, max_iter=1000, tol=1e-9):
         """Solutions of the inner maximization, the worst-case inputs.
 
         Runs gradient ascent on :math:`\\ell(\\theta; x', y) - \\gamma
@@ -432,6 +437,9 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
             Features.
         y : array-like of shape (n_samples,)
             Labels (seen during fit).
+        gamma : float, default=None
+            Penalty of the inner problem; ``None`` uses the fitted ``gamma``.
+            Smaller values give larger perturbations (a stronger attack).
         max_iter : int, default=1000
             Maximum ascent steps.
         tol : float, default=1e-9
@@ -442,9 +450,11 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
         X_adv : ndarray of shape (n_samples, n_features)
             The maximizers :math:`x^\\star`.
         """
-        return self._solve_inner(X, y, max_iter, tol)[0]
+        return self._solve_inner(X, y, max_iter, tol, gamma)[0]
 
-    def certificate(self, X, y, radius, *, sample_weight=None, max_iter=1000, tol=1e-9):
+    def certificate(
+        self, X, y, radius, *, gamma=None, sample_weight=None, max_iter=1000, tol=1e-9
+    ):
         """Upper bound on the worst-case loss over a Wasserstein ball.
 
         Parameters
@@ -456,6 +466,10 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
         radius : float
             Transport budget :math:`\\rho \\ge 0`, in squared input units
             (mean squared Euclidean displacement).
+        gamma : float, default=None
+            Multiplier of the bound; ``None`` uses the fitted ``gamma``. The
+            bound holds for every ``gamma`` at which the inner problem is
+            solved globally; the smallest over ``gamma`` is the tightest.
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of the nominal distribution.
         max_iter : int, default=1000
@@ -473,6 +487,6 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
         radius = float(radius)
         if not np.isfinite(radius) or radius < 0:
             raise ValueError(f"radius must be a finite number >= 0; got {radius}.")
-        _, phi = self._solve_inner(X, y, max_iter, tol)
+        _, phi, gamma = self._solve_inner(X, y, max_iter, tol, gamma)
         weight = None if sample_weight is None else np.asarray(sample_weight, float)
-        return float(self.gamma) * radius + float(np.average(phi, weights=weight))
+        return gamma * radius + float(np.average(phi, weights=weight))

@@ -95,7 +95,8 @@ def test_inner_sup_matches_grid_and_certificate_bounds_brute_force(tiny_1d):
     mean_loss = (l0 + l1 + l2) / 3
     for rho in [0.0, 0.05, 0.2, 0.5]:
         worst = mean_loss[cost <= rho].max()
-        assert clf.certificate(X, y, radius=rho) >= worst - 1e-9
+        for gamma in [2.0, 4.0, 16.0]:  # valid at every strongly concave gamma
+            assert clf.certificate(X, y, radius=rho, gamma=gamma) >= worst - 1e-9
 
 
 def test_certificate_is_tight_at_the_implied_radius(tiny_1d):
@@ -111,8 +112,7 @@ def test_certificate_is_tight_at_the_implied_radius(tiny_1d):
 def test_large_gamma_gives_one_gradient_step(tiny_1d):
     # x* = x + grad loss(x*) / (2 gamma) -> x + grad loss(x) / (2 gamma)
     clf, X, y = tiny_1d
-    big = copy.deepcopy(clf).set_params(gamma=1e4)
-    X_adv = big.perturb(X, y)
+    X_adv = clf.perturb(X, y, gamma=1e4)
     x = torch.tensor(X, requires_grad=True)
     _loss64(clf)(x, y).sum().backward()
     assert_allclose(X_adv, X + x.grad.numpy() / 2e4, rtol=1e-3, atol=1e-12)
@@ -160,6 +160,8 @@ def test_bad_inputs_and_convergence_warning(tiny_1d):
         clf.certificate(X, y, radius=-1.0)
     with pytest.raises(ValueError, match="labels not seen"):
         clf.certificate(X, y + 7, radius=0.1)
+    with pytest.raises(ValueError, match="gamma"):
+        clf.perturb(X, y, gamma=0.0)
     with pytest.raises(ValueError, match="samples"):
         clf.perturb(X, y[:2])
     with pytest.warns(ConvergenceWarning, match="did not converge"):
