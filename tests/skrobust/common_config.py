@@ -11,6 +11,13 @@ from sklearn.dummy import DummyRegressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LinearRegression
 
+_NN_FAST = {
+    "hidden_layer_sizes": (16,),
+    "max_epochs": 40,
+    "lr": 0.02,
+    "batch_size": 64,
+}
+
 FAST_PARAMS = {
     # the evaluator wraps an already fitted model (frozen, so that clone keeps
     # it fitted); a fitted DummyRegressor predicts for any number of features,
@@ -23,6 +30,10 @@ FAST_PARAMS = {
     },
     "DROLGBMClassifier": {"n_estimators": 5, "random_state": 0},
     "DROLGBMRegressor": {"n_estimators": 5, "random_state": 0},
+    # small networks trained long enough to pass the accuracy / R^2 checks
+    "DRONeuralNetClassifier": dict(_NN_FAST),
+    "DRONeuralNetRegressor": dict(_NN_FAST),
+    "WassersteinRobustNeuralNetClassifier": {**_NN_FAST, "inner_steps": 3},
 }
 
 _FLAT_OPTIMUM = (
@@ -33,7 +44,26 @@ _FLAT_OPTIMUM = (
     "weighted == repeated on well-posed problems"
 )
 
+_MINIBATCH_WEIGHTS = (
+    "mini-batch SGD: repeated rows change the batches, so weighted and "
+    "repeated fits follow different trajectories"
+)
+
+_FLOAT32_BATCHES = (
+    "float32 networks: outputs depend on the batch composition at the 1e-7 "
+    "level (BLAS blocking), above the check's float64 tolerance"
+)
+
+_NN_FAILED = {
+    "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
+    "check_methods_subset_invariance": _FLOAT32_BATCHES,
+    "check_methods_sample_order_invariance": _FLOAT32_BATCHES,
+}
+
 EXPECTED_FAILED = {
+    "DRONeuralNetClassifier": dict(_NN_FAILED),
+    "DRONeuralNetRegressor": dict(_NN_FAILED),
+    "WassersteinRobustNeuralNetClassifier": dict(_NN_FAILED),
     "DROLinearRegression": {
         "check_sample_weight_equivalence_on_dense_data": _FLAT_OPTIMUM
     },

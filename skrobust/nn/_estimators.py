@@ -1,0 +1,618 @@
+"""scikit-learn estimators that train a skorch net on a robust risk."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    check_random_state,
+    validate_data,
+)
+from torch import nn
+
+from skrobust.ambiguity import KL
+from skrobust.nn._loss import DROLoss, DualDROLoss
+from skrobust.nn._net import (
+    _ACTIVATIONS,
+    WeightedNet,
+    build_module,
+    resolve_device,
+    seed_everything_for,
+)
+from skrobust.nn._solvers import check_ambiguity
+
+#: rows per forward pass in predictions
+_PREDICT_CHUNK = 4096
+
+_OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+}
+
+
+def _check_device_spec(device):
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device: {exc}") from exc
+
+
+def _training_data(X, weight):
+    """What the skorch net trains on: weights travel with X only when needed."""
+    if np.all(weight == 1.0):
+        # unit weights: skip the per-sample weight lookup of every batch
+        return X
+    return {"X": X, "sample_weight": weight}
+
+
+class _BaseNeuralNet(BaseEstimator):
+    """Shared fitting logic: validation, seeding, the skorch net."""
+
+    _parameter_constraints = {
+        "module": [None, type, nn.Module],
+        "module_kwargs": [None, dict],
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(_ACTIVATIONS))],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(_OPTIMIZERS)), callable],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def _validate_hidden(self):
+        hidden = tuple(np.atleast_1d(np.asarray(self.hidden_layer_sizes)).tolist())
+        if any(not isinstance(h, Integral) or h < 1 for h in hidden):
+            raise ValueError(
+                "hidden_layer_sizes must hold positive integers; got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return hidden
+
+    def _optimizer_class(self):
+        if isinstance(self.optimizer, str):
+            return _OPTIMIZERS[self.optimizer]
+        return self.optimizer
+
+    def _make_net(self, net_class, module, criterion, n_samples, device, **extra):
+        return net_class(
+            module=module,
+            criterion=criterion,
+            optimizer=self._optimizer_class(),
+            optimizer__weight_decay=float(self.weight_decay),
+            lr=float(self.lr),
+            max_epochs=int(self.max_epochs),
+            batch_size=min(int(self.batch_size), n_samples),
+            iterator_train__shuffle=True,
+            train_split=None,
+            device=device,
+            verbose=int(self.verbose),
+            **extra,
+        )
+
+    def _prepare(self, X, y, sample_weight, *, multi_output, y_numeric):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            dtype=[np.float64, np.float32],
+            multi_output=multi_output,
+            y_numeric=y_numeric,
+        )
+        # a private float32 copy: the input is never modified nor shared
+        X = np.array(X, dtype=np.float32)
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if sample_weight.sum() <= 0:
+            raise ValueError("sample_weight sums to zero; some weight must be > 0.")
+        # mean one over the data set: batch means of weighted terms are unbiased
+        weight = (sample_weight / sample_weight.mean()).astype(np.float32)
+        _check_device_spec(self.device)
+        device = resolve_device(self.device)
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        return X, y, weight, device, seed
+
+    def _predict_raw(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = np.asarray(X, dtype=np.float32)
+        self.module_.eval()
+        device = self._net.device
+        outputs = []
+        # direct batched inference: a DataLoader would draw from torch's
+        # global generator, which predictions must leave untouched
+        with torch.no_grad():
+            for start in range(0, X.shape[0], _PREDICT_CHUNK):
+                chunk = torch.tensor(X[start : start + _PREDICT_CHUNK], device=device)
+                outputs.append(self.module_(chunk).to("cpu", torch.float64))
+        return torch.cat(outputs).reshape(X.shape[0], -1).numpy()
+
+    def _per_sample_losses(self, X, y):
+        """Per-sample base losses of the fitted model, as a float64 array."""
+        raw = torch.as_tensor(self._predict_raw(X), dtype=torch.float64)
+        target = torch.as_tensor(self._encode_for_loss(y))
+        with torch.no_grad():
+            losses = self._base_criterion()(raw, target)
+        if losses.dim() > 1:
+            losses = losses.reshape(losses.shape[0], -1).mean(dim=1)
+        return losses.numpy()
+
+
+class _DRONetMixin:
+    """Fitting on a robust risk and its exact evaluation."""
+
+    def robust_risk(self, X, y, sample_weight=None):
+        """Exact robust risk of the fitted model's losses on ``(X, y)``.
+
+        Computed with :meth:`skrobust.ambiguity.AmbiguitySet.risk` on the
+        per-sample losses of the whole data set (not mini-batches).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the nominal distribution.
+
+        Returns
+        -------
+        risk : float
+            The worst-case expected loss over the ambiguity set.
+        """
+        losses = self._per_sample_losses(X, y)
+        return check_ambiguity(self.ambiguity).risk(losses, sample_weight)
+
+    def _fit_net(self, X, y_enc, weight, device, seed, n_outputs):
+        ambiguity = check_ambiguity(self.ambiguity)
+        if self.minibatch == "dual" and isinstance(ambiguity, KL):
+            raise ValueError(
+                "minibatch='dual' supports the ChiSquare, CressieRead and CVaR "
+                "sets; use minibatch='exact' with KL."
+            )
+        hidden = self._validate_hidden()
+        criterion = DROLoss if self.minibatch == "exact" else DualDROLoss
+        with torch.random.fork_rng(devices=seed_everything_for(device)):
+            torch.manual_seed(seed)
+            module = build_module(
+                self.module,
+                self.module_kwargs,
+                X.shape[1],
+                n_outputs,
+                hidden,
+                self.activation,
+            )
+            net = self._make_net(
+                WeightedNet,
+                module,
+                criterion,
+                X.shape[0],
+                device,
+                criterion__base_criterion=self._base_criterion(),
+                criterion__ambiguity=ambiguity,
+            )
+            net.fit(_training_data(X, weight), y_enc)
+        self._net = net
+        self.module_ = net.module_
+        self.criterion_ = net.criterion_
+        self.loss_curve_ = np.asarray(net.history[:, "train_loss"], dtype=float)
+        self.n_iter_ = len(net.history)
+        return self
+
+
+class _NeuralNetClassifierBase(ClassifierMixin, _BaseNeuralNet):
+    """Label encoding, cross-entropy and probabilities of the classifiers."""
+
+    def _base_criterion(self):
+        return nn.CrossEntropyLoss(reduction="none")
+
+    def _encode_for_loss(self, y):
+        y = np.asarray(y)
+        if not np.all(np.isin(y, self.classes_)):
+            raise ValueError("y contains labels not seen during fit.")
+        return np.searchsorted(self.classes_, y).astype(np.int64)
+
+    def _encode_classes(self, y):
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        if self.classes_.shape[0] < 2:
+            raise ValueError(
+                "The classifier needs samples of at least 2 classes in y; got 1 class."
+            )
+        return encoder.transform(y).astype(np.int64)
+
+    def predict_proba(self, X):
+        """Class probabilities: the softmax of the network's logits.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities in the order of ``classes_``.
+        """
+        logits = self._predict_raw(X)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        proba = np.exp(logits)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """Most probable class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted labels.
+        """
+        raw = self._predict_raw(X)
+        return self.classes_[np.argmax(raw, axis=1)]
+
+
+_COMMON_PARAMS_DOC = """
+    module : torch.nn.Module subclass or instance, default=None
+        The network. ``None`` builds a fully connected network with
+        ``hidden_layer_sizes`` and ``activation``. A class is instantiated with
+        ``module_kwargs``; an instance is deep-copied (never trained in place)
+        and its parameters are reset through ``reset_parameters`` under the
+        seeded generator. It maps a float32 batch of shape
+        ``(batch, n_features)`` to the raw outputs described above.
+    module_kwargs : dict, default=None
+        Keyword arguments of ``module`` when it is a class.
+    hidden_layer_sizes : array-like of int, default=(64,)
+        Widths of the hidden layers of the default network.
+    activation : {"relu", "elu", "tanh", "gelu", "softplus"}, default="relu"
+        Activation of the default network.
+    ambiguity : AmbiguitySet, default=None
+        ``ChiSquare``, ``CressieRead``, ``KL`` or ``CVaR`` from
+        :mod:`skrobust.ambiguity`; ``None`` means ``ChiSquare(radius=1.0)``.
+    minibatch : {"exact", "dual"}, default="exact"
+        ``"exact"`` minimizes the exact robust risk of each mini-batch
+        (:class:`DROLoss`), a biased estimate of the robust risk of the data
+        set; ``"dual"`` minimizes the dual objective with learned dual
+        variables (:class:`DualDROLoss`), whose mini-batch gradients are
+        unbiased (ChiSquare, CressieRead and CVaR only).
+    max_epochs : int, default=100
+        Passes over the training data.
+    batch_size : int, default=128
+        Mini-batch size (capped at the number of samples).
+    lr : float, default=1e-3
+        Learning rate.
+    optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adam"
+        The optimizer.
+    weight_decay : float, default=0.0
+        L2 penalty passed to the optimizer.
+    device : str or torch.device, default="cpu"
+        Where to train, e.g. ``"cuda"``. The robust risk is computed on that
+        device too.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialization and the shuffling (through a forked torch
+        generator, leaving the global torch state unchanged).
+    verbose : int, default=0
+        Print skorch's epoch log when positive.
+"""
+
+_COMMON_ATTRS_DOC = """
+    module_ : torch.nn.Module
+        The trained network.
+    criterion_ : DROLoss or DualDROLoss
+        The trained criterion (with the dual variables when
+        ``minibatch="dual"``).
+    loss_curve_ : ndarray of shape (n_iter_,)
+        Mean training objective of each epoch.
+    n_iter_ : int
+        Number of epochs run.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+"""
+
+
+class DRONeuralNetClassifier(_DRONetMixin, _NeuralNetClassifierBase):
+    __doc__ = (
+        """Neural network classifier trained on a distributionally robust risk.
+
+    Trains a torch network by mini-batch gradient descent (through an internal
+    skorch net) on the robust risk of the cross-entropy losses,
+
+    .. math::
+
+        \\min_\\theta \\sup_{Q \\in \\mathcal{U}(P_n)}
+        E_Q\\big[-\\log p_\\theta(y \\mid x)\\big],
+
+    where the ambiguity set :math:`\\mathcal{U}(P_n)` is a ball of
+    distributions around the (weighted) empirical one. The network outputs
+    one logit per class; probabilities are their softmax.
+
+    Read more in the :ref:`User Guide <neural_dro>`.
+
+    Parameters
+    ----------"""
+        + _COMMON_PARAMS_DOC
+        + """
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels."""
+        + _COMMON_ATTRS_DOC
+        + """
+    See Also
+    --------
+    DRONeuralNetRegressor : The regression counterpart.
+    DROLoss : The criterion used with ``minibatch="exact"``.
+    DualDROLoss : The criterion used with ``minibatch="dual"``.
+
+    Notes
+    -----
+    With ``minibatch="exact"`` each step minimizes the robust risk of the
+    batch, which underestimates the robust risk of the data set (the
+    worst case over a small batch is less extreme); use large batches or
+    ``minibatch="dual"``. :meth:`robust_risk` reports the exact robust risk of
+    the fitted model on any data.
+
+    ``score`` is the accuracy (from :class:`~sklearn.base.ClassifierMixin`);
+    use :meth:`robust_risk` or a worst-group metric to compare robustness.
+
+    References
+    ----------
+    .. [1] Duchi, J. C. and Namkoong, H. (2021). "Learning models with uniform
+       performance via distributionally robust optimization." Annals of
+       Statistics 49(3).
+    .. [2] Levy, D., Carmon, Y., Duchi, J. C. and Sidford, A. (2020).
+       "Large-scale methods for distributionally robust optimization." NeurIPS.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from skrobust.ambiguity import CVaR
+    >>> from skrobust.nn import DRONeuralNetClassifier
+    >>> X, y = make_classification(n_samples=200, random_state=0)
+    >>> clf = DRONeuralNetClassifier(
+    ...     hidden_layer_sizes=(16,), ambiguity=CVaR(alpha=0.5), max_epochs=20,
+    ...     lr=0.01, random_state=0,
+    ... ).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    >>> bool(clf.score(X, y) > 0.8)
+    True
+    """
+    )
+
+    _parameter_constraints = {
+        **_BaseNeuralNet._parameter_constraints,
+        "ambiguity": [None, HasMethods(["risk_and_weights"])],
+        "minibatch": [StrOptions({"exact", "dual"})],
+    }
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        module_kwargs=None,
+        hidden_layer_sizes=(64,),
+        activation="relu",
+        ambiguity=None,
+        minibatch="exact",
+        max_epochs=100,
+        batch_size=128,
+        lr=1e-3,
+        optimizer="adam",
+        weight_decay=0.0,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.module = module
+        self.module_kwargs = module_kwargs
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.ambiguity = ambiguity
+        self.minibatch = minibatch
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network on the robust risk.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training features (cast to float32).
+        y : array-like of shape (n_samples,)
+            Class labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the nominal distribution (the center of the ball).
+
+        Returns
+        -------
+        self : DRONeuralNetClassifier
+            The fitted estimator.
+        """
+        X, y, weight, device, seed = self._prepare(
+            X, y, sample_weight, multi_output=False, y_numeric=False
+        )
+        y_enc = self._encode_classes(y)
+        return self._fit_net(X, y_enc, weight, device, seed, self.classes_.shape[0])
+
+
+class DRONeuralNetRegressor(_DRONetMixin, RegressorMixin, _BaseNeuralNet):
+    __doc__ = (
+        """Neural network regressor trained on a distributionally robust risk.
+
+    Trains a torch network by mini-batch gradient descent (through an internal
+    skorch net) on the robust risk of the squared errors (averaged over the
+    outputs),
+
+    .. math::
+
+        \\min_\\theta \\sup_{Q \\in \\mathcal{U}(P_n)}
+        E_Q\\big[\\|y - f_\\theta(x)\\|^2 / d\\big].
+
+    The network outputs ``n_outputs`` values.
+
+    Read more in the :ref:`User Guide <neural_dro>`.
+
+    Parameters
+    ----------"""
+        + _COMMON_PARAMS_DOC
+        + """
+    Attributes
+    ----------"""
+        + _COMMON_ATTRS_DOC
+        + """
+    See Also
+    --------
+    DRONeuralNetClassifier : The classification counterpart.
+    DROLoss : The criterion used with ``minibatch="exact"``.
+
+    Notes
+    -----
+    See :class:`DRONeuralNetClassifier` on the bias of mini-batch robust
+    risks. Targets are used as given: scale them (for instance with
+    :class:`~sklearn.compose.TransformedTargetRegressor`) for a well
+    conditioned fit; the worst-case distribution does not depend on the scale
+    of the losses. ``score`` is the :math:`R^2` (from
+    :class:`~sklearn.base.RegressorMixin`).
+
+    References
+    ----------
+    .. [1] Duchi, J. C. and Namkoong, H. (2021). "Learning models with uniform
+       performance via distributionally robust optimization." Annals of
+       Statistics 49(3).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from skrobust.ambiguity import ChiSquare
+    >>> from skrobust.nn import DRONeuralNetRegressor
+    >>> X, y = make_regression(n_samples=200, n_features=4, noise=1.0,
+    ...                        random_state=0)
+    >>> reg = DRONeuralNetRegressor(
+    ...     hidden_layer_sizes=(16,), ambiguity=ChiSquare(radius=0.1),
+    ...     max_epochs=50, lr=0.05, random_state=0,
+    ... ).fit(X, y / y.std())
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    >>> bool(reg.score(X, y / y.std()) > 0.9)
+    True
+    """
+    )
+
+    _parameter_constraints = {
+        **_BaseNeuralNet._parameter_constraints,
+        "ambiguity": [None, HasMethods(["risk_and_weights"])],
+        "minibatch": [StrOptions({"exact", "dual"})],
+    }
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        module_kwargs=None,
+        hidden_layer_sizes=(64,),
+        activation="relu",
+        ambiguity=None,
+        minibatch="exact",
+        max_epochs=100,
+        batch_size=128,
+        lr=1e-3,
+        optimizer="adam",
+        weight_decay=0.0,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.module = module
+        self.module_kwargs = module_kwargs
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.ambiguity = ambiguity
+        self.minibatch = minibatch
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _base_criterion(self):
+        return nn.MSELoss(reduction="none")
+
+    def _encode_for_loss(self, y):
+        y = np.asarray(y, dtype=np.float64)
+        return y.reshape(y.shape[0], -1)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network on the robust risk.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training features (cast to float32).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets (cast to float32).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the nominal distribution (the center of the ball).
+
+        Returns
+        -------
+        self : DRONeuralNetRegressor
+            The fitted estimator.
+        """
+        X, y, weight, device, seed = self._prepare(
+            X, y, sample_weight, multi_output=True, y_numeric=True
+        )
+        self._y_ndim = np.ndim(y)
+        y2 = np.array(y, dtype=np.float32).reshape(X.shape[0], -1)
+        return self._fit_net(X, y2, weight, device, seed, y2.shape[1])
+
+    def predict(self, X):
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predictions, 1-d when the training target was.
+        """
+        out = self._predict_raw(X)
+        return out.ravel() if self._y_ndim == 1 else out
