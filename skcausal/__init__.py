@@ -1,3 +1,7 @@
 """skcausal: cross-fitted treatment-effect estimators as scikit-learn estimators."""
 
-__all__ = []
+from skcausal import datasets
+from skcausal._estimators import AIPW, IPW, TMLE, PlugIn
+from skcausal._target import make_target
+
+__all__ = ["AIPW", "IPW", "TMLE", "PlugIn", "datasets", "make_target"]
