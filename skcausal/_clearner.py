@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval
 
 from skcausal._base import _BaseCausalEstimator
 from skcausal._crossfit import _predict_outcome
-from skcausal._estimators import _aipw_pseudo_outcomes, _mean_and_influence
+from skcausal._estimators import _aipw_pseudo_outcomes
 
 
 def _violation(w, y, f):
@@ -130,9 +130,9 @@ class _ConstrainedSquaredLoss:
 
 def _constrained_lightgbm(model, X_tr, y_tr, X_ev, y_ev, w, penalty):
     """Boost on the penalized objective, then shift to zero violation."""
-    fitted = clone(model).set_params(objective=_ConstrainedSquaredLoss(
-        X_tr.shape[0], w, penalty
-    ))
+    fitted = clone(model).set_params(
+        objective=_ConstrainedSquaredLoss(X_tr.shape[0], w, penalty)
+    )
     base = float(np.mean(y_tr))
     X_all = np.vstack([X_tr, X_ev])
     y_all = np.concatenate([y_tr, y_ev])
@@ -326,8 +326,16 @@ class CLearner(_BaseCausalEstimator):
     }
 
     def __init__(
-        self, outcome_model=None, propensity_model=None, *, penalty=1.0,
-        clip=1e-3, cv=5, random_state=None, n_jobs=None, verbose=0,
+        self,
+        outcome_model=None,
+        propensity_model=None,
+        *,
+        penalty=1.0,
+        clip=1e-3,
+        cv=5,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
     ):
         self.outcome_model = outcome_model
         self.propensity_model = propensity_model
@@ -347,7 +355,9 @@ class CLearner(_BaseCausalEstimator):
         phi = _aipw_pseudo_outcomes(y, t, e, mu)
         residual, before = 0.0, []
         w = np.column_stack([(1 - t) / (1 - e), t / e])
-        for (_, test), res in zip(nuisance["folds"], nuisance["fold_results"]):
+        for (_, test), res in zip(
+            nuisance["folds"], nuisance["fold_results"], strict=True
+        ):
             r = w[test] * (y[test, None] - mu[test])
             residual = max(residual, float(np.max(np.abs(r.mean(axis=0)))))
             for arm in (0, 1):

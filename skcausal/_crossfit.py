@@ -20,6 +20,12 @@ _SEED_MAX = np.iinfo(np.int32).max
 def _make_folds(t, cv, rng):
     """Return a list of ``(train, test)`` index pairs, checked for both arms."""
     n = t.shape[0]
+    present = np.unique(t)
+    if present.size < 2:
+        raise ValueError(
+            f"treatment has one class only (all {n} units in arm "
+            f"{int(present[0])}); both arms are needed to estimate an effect."
+        )
     if cv is None:
         cv = 5
     if isinstance(cv, int | np.integer):
@@ -138,9 +144,7 @@ def _fit_fold(X, y, t, train, test, propensity_model, outcome_model, fitter, cli
         pm = clone(propensity_model).fit(X[train], t[train])
         e_raw = _predict_propensity(pm, X[test])
         if not np.all(np.isfinite(e_raw)):
-            raise ValueError(
-                "propensity_model returned NaN or infinite probabilities."
-            )
+            raise ValueError("propensity_model returned NaN or infinite probabilities.")
         extreme = (e_raw <= 0.0) | (e_raw >= 1.0)
         if clip == 0 and np.any(extreme):
             raise ValueError(
@@ -156,7 +160,13 @@ def _fit_fold(X, y, t, train, test, propensity_model, outcome_model, fitter, cli
         out["n_extreme"] = int(extreme.sum())
     if fitter is not None:
         outcome, info = fitter(
-            outcome_model, X[train], y[train], t[train], X[test], y[test], t[test],
+            outcome_model,
+            X[train],
+            y[train],
+            t[train],
+            X[test],
+            y[test],
+            t[test],
             e_ev,
         )
         mu = outcome.predict_both(X[test])

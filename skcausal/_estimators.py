@@ -118,8 +118,14 @@ class PlugIn(_BaseCausalEstimator):
     }
 
     def __init__(
-        self, outcome_model=None, *, learner="T", cv=5, random_state=None,
-        n_jobs=None, verbose=0,
+        self,
+        outcome_model=None,
+        *,
+        learner="T",
+        cv=5,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
     ):
         self.outcome_model = outcome_model
         self.learner = learner
@@ -227,8 +233,15 @@ class IPW(_BaseCausalEstimator):
     }
 
     def __init__(
-        self, propensity_model=None, *, normalize=True, clip=1e-3, cv=5,
-        random_state=None, n_jobs=None, verbose=0,
+        self,
+        propensity_model=None,
+        *,
+        normalize=True,
+        clip=1e-3,
+        cv=5,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
     ):
         self.propensity_model = propensity_model
         self.normalize = normalize
@@ -363,8 +376,16 @@ class AIPW(_BaseCausalEstimator):
     }
 
     def __init__(
-        self, outcome_model=None, propensity_model=None, *, learner="T",
-        clip=1e-3, cv=5, random_state=None, n_jobs=None, verbose=0,
+        self,
+        outcome_model=None,
+        propensity_model=None,
+        *,
+        learner="T",
+        clip=1e-3,
+        cv=5,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
     ):
         self.outcome_model = outcome_model
         self.propensity_model = propensity_model
@@ -537,9 +558,19 @@ class TMLE(_BaseCausalEstimator):
     }
 
     def __init__(
-        self, outcome_model=None, propensity_model=None, *, learner="T",
-        fluctuation="logistic", clip=1e-3, max_iter=100, tol=1e-10, cv=5,
-        random_state=None, n_jobs=None, verbose=0,
+        self,
+        outcome_model=None,
+        propensity_model=None,
+        *,
+        learner="T",
+        fluctuation="logistic",
+        clip=1e-3,
+        max_iter=100,
+        tol=1e-10,
+        cv=5,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
     ):
         self.outcome_model = outcome_model
         self.propensity_model = propensity_model

@@ -78,9 +78,7 @@ def _constrained_skorch(model, X_tr, y_tr, X_ev, y_ev, w, penalty, seed):
     callbacks = list(params.pop("callbacks", None) or [])
     callbacks.append(("exact_constraint", _ExactConstraint()))
     params["train_split"] = None
-    net = _ConstrainedNet(
-        callbacks=callbacks, constraint_penalty=penalty, **params
-    )
+    net = _ConstrainedNet(callbacks=callbacks, constraint_penalty=penalty, **params)
     net.set_constraint(X_ev, y_ev, w)
     torch.manual_seed(seed)
     net.fit(
