@@ -4,5 +4,17 @@ from skcausal import datasets
 from skcausal._clearner import CLearner
 from skcausal._estimators import AIPW, IPW, TMLE, PlugIn
 from skcausal._target import make_target
+from skcausal._trimming import TrimmingSensitivity
+from skcausal._worst_case import WorstCaseTreatmentEffect
 
-__all__ = ["AIPW", "CLearner", "IPW", "TMLE", "PlugIn", "datasets", "make_target"]
+__all__ = [
+    "AIPW",
+    "CLearner",
+    "IPW",
+    "TMLE",
+    "PlugIn",
+    "TrimmingSensitivity",
+    "WorstCaseTreatmentEffect",
+    "datasets",
+    "make_target",
+]

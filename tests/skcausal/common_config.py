@@ -46,7 +46,15 @@ _FITTING_CHECKS = (
     "check_readonly_memmap_input",
 )
 
-_CAUSAL = ("PlugIn", "IPW", "AIPW", "TMLE", "CLearner")
+_CAUSAL = (
+    "PlugIn",
+    "IPW",
+    "AIPW",
+    "TMLE",
+    "CLearner",
+    "TrimmingSensitivity",
+    "WorstCaseTreatmentEffect",
+)
 
 FAST_PARAMS = {name: {"cv": 2} for name in _CAUSAL}
 

@@ -11,7 +11,15 @@ subset invariance, ...) is the real estimator's code.
 import numpy as np
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skcausal import AIPW, IPW, TMLE, CLearner, PlugIn
+from skcausal import (
+    AIPW,
+    IPW,
+    TMLE,
+    CLearner,
+    PlugIn,
+    TrimmingSensitivity,
+    WorstCaseTreatmentEffect,
+)
 
 
 def _with_treatment(y, treatment):
@@ -53,6 +61,14 @@ class AdaptedCLearner(_AdaptMixin, CLearner):
     pass
 
 
+class AdaptedTrimmingSensitivity(_AdaptMixin, TrimmingSensitivity):
+    pass
+
+
+class AdaptedWorstCaseTreatmentEffect(_AdaptMixin, WorstCaseTreatmentEffect):
+    pass
+
+
 @parametrize_with_checks(
     [
         AdaptedPlugIn(cv=2),
@@ -60,6 +76,8 @@ class AdaptedCLearner(_AdaptMixin, CLearner):
         AdaptedAIPW(cv=2),
         AdaptedTMLE(cv=2),
         AdaptedCLearner(cv=2),
+        AdaptedTrimmingSensitivity(cv=2, threshold=0.01),
+        AdaptedWorstCaseTreatmentEffect(cv=2),
     ],
 )
 def test_checks_with_treatment(estimator, check):
