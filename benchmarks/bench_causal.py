@@ -88,7 +88,6 @@ def _table(rows, columns):
 
 
 def kang_schafer(reps):
-    import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -210,16 +209,15 @@ def overlap_designs(reps):
 
 
 def anchors(sizes, repeats):
+    import doubleml
+    import econml
     import numpy as np
+    from doubleml import DoubleMLData, DoubleMLIRM
+    from econml.dr import DRLearner
     from lightgbm import LGBMClassifier, LGBMRegressor
 
     from skcausal import AIPW, CLearner
     from skcausal.datasets import make_limited_overlap
-
-    import doubleml
-    import econml
-    from doubleml import DoubleMLData, DoubleMLIRM
-    from econml.dr import DRLearner
 
     def reg():
         return LGBMRegressor(
@@ -236,7 +234,8 @@ def anchors(sizes, repeats):
         return est.estimate_, *est.conf_int()
 
     def run_doubleml(X, y):
-        np.random.seed(0)  # DoubleML draws its folds from numpy's global RNG
+        # DoubleML draws its folds from numpy's global RNG
+        np.random.seed(0)  # noqa: NPY002
         data = DoubleMLData.from_arrays(X, y[:, 0], y[:, 1])
         model = DoubleMLIRM(data, reg(), clf(), n_folds=5, trimming_threshold=1e-3)
         model.fit()
