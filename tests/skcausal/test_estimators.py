@@ -344,3 +344,20 @@ def test_extreme_propensities_clip_or_raise():
     assert np.isfinite(est.estimate_) and np.isfinite(est.stderr_)
     assert est.diagnostics_["n_clipped"] > 0
     assert est.propensity_.min() >= 0.01
+
+
+@pytest.mark.parametrize("Est", [AIPW, CLearner])
+def test_n_jobs_gives_same_result(easy_data, Est):
+    X, y = easy_data
+    one = Est(random_state=0, n_jobs=1).fit(X, y)
+    two = Est(random_state=0, n_jobs=2).fit(X, y)
+    assert_allclose(one.estimate_, two.estimate_, rtol=RTOL)
+    assert_allclose(one.influence_function_, two.influence_function_, atol=1e-12)
+
+
+def test_dataframe_input_and_feature_names(easy_data):
+    X, y = easy_data
+    frame = pd.DataFrame(X, columns=["age", "dose"])
+    est = AIPW(random_state=0).fit(frame, y)
+    assert list(est.feature_names_in_) == ["age", "dose"]
+    assert est.predict_potential_outcomes(frame).shape == (len(y), 2)

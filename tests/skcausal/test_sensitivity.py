@@ -159,3 +159,15 @@ def test_worst_case_bad_input():
     est = WorstCaseTreatmentEffect(random_state=0).fit(X, y)
     with pytest.raises(ValueError, match="masses"):
         est.worst_case_curve([1.5])
+
+
+def test_worst_case_subgroup_by_name():
+    import pandas as pd
+
+    X, y = make_limited_overlap(n_samples=300, overlap=0.1, random_state=0)
+    frame = pd.DataFrame(X, columns=["x1", "x2"])
+    by_name = WorstCaseTreatmentEffect(subgroup_features=["x1"], random_state=0)
+    by_index = WorstCaseTreatmentEffect(subgroup_features=[0], random_state=0)
+    assert_allclose(
+        by_name.fit(frame, y).estimate_, by_index.fit(X, y).estimate_, rtol=RTOL
+    )
