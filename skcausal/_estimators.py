@@ -405,33 +405,37 @@ def _logistic_fluctuation(offset, h, target, max_iter, tol):
     """Maximize the logistic likelihood of ``target`` over ``eps``.
 
     The model is ``expit(offset + eps * h)``; the negative log-likelihood is
-    convex in ``eps`` and solved by damped Newton steps.
+    convex in ``eps`` and minimized by Newton steps with backtracking. It has
+    converged when its derivative (the score equation the fluctuation must
+    solve) is below ``tol`` times ``sum |h|``.
     """
 
     def nll(eps):
         z = offset + eps * h
         return float(np.sum(np.logaddexp(0.0, z) - target * z))
 
+    scale = float(np.sum(np.abs(h)))
     eps = 0.0
     value = nll(eps)
     for _ in range(max_iter):
         p = expit(offset + eps * h)
         grad = float(np.sum(h * (p - target)))
+        if abs(grad) <= tol * scale:
+            return eps, True
         hess = float(np.sum(h**2 * p * (1 - p)))
         if hess <= 0:
-            break
+            return eps, False
         step = grad / hess
-        if abs(step) <= tol * (1.0 + abs(eps)):
-            return eps, True
         size = 1.0
-        while size > 1e-10:
+        for _ in range(60):
             trial = eps - size * step
             trial_value = nll(trial)
             if trial_value <= value:
                 break
             size /= 2.0
         else:
-            return eps, abs(grad) <= tol * max(1.0, abs(value))
+            # no decrease representable in floating point: at the optimum
+            return eps, abs(grad) <= 1e3 * tol * scale
         eps, value = trial, trial_value
     return eps, False
 
@@ -472,7 +476,9 @@ class TMLE(_BaseCausalEstimator):
     max_iter : int, default=100
         Newton iterations of the logistic fluctuation.
     tol : float, default=1e-10
-        Relative step tolerance of the logistic fluctuation.
+        The logistic fluctuation stops when its score equation
+        :math:`\\sum_i H_i (Y_i - \\bar Q^*_i)` (outcome rescaled to [0, 1])
+        is below ``tol`` times :math:`\\sum_i |H_i|`.
     cv : int, cross-validation generator or iterable, default=5
         Cross-fitting folds. An int gives a shuffled
         :class:`~sklearn.model_selection.StratifiedKFold` on the treatment,

@@ -36,9 +36,11 @@ class TrimmingSensitivity(_BaseCausalEstimator):
     effect, an estimate and a bias-aware confidence interval valid when both
     outcome functions are :math:`L`-Lipschitz in the Euclidean distance of the
     (standardized) covariates. The missing arm's mean at a unit outside
-    :math:`\\mathcal O` is bracketed by the Lipschitz (McShane-Whitney)
-    extensions from its nearest overlap units; the bracket's half-widths give
-    the worst-case bias bound :math:`B(L)`, and the breakdown value
+    :math:`\\mathcal O` is extended from its nearest overlap units: each
+    brackets it within :math:`L` times its distance (the Lipschitz
+    extension from that unit), the estimate averages their AIPW
+    pseudo-outcomes, and the averaged half-widths give the worst-case bias
+    bound :math:`B(L)`. The breakdown value
     :math:`L^\\star` is the smallest :math:`L` at which the interval contains
     zero.
 
@@ -54,9 +56,10 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         :class:`~sklearn.linear_model.LogisticRegression`.
     threshold : float in (0, 0.5), default=0.1
         Trimming level :math:`\\epsilon`.
-    n_neighbors : int, default=50
-        Number of nearest overlap units whose Lipschitz brackets are
-        intersected; fewer neighbours give a wider, still valid, bracket.
+    n_neighbors : int, default=40
+        Number :math:`K` of nearest overlap units that extend each outside
+        unit. More neighbours lower the variance (each overlap unit is reused
+        less) and raise the bias bound (they are farther away).
     scale : bool, default=True
         Standardize the covariates before measuring distances; the Lipschitz
         constant is then per standard deviation.
@@ -123,23 +126,27 @@ class TrimmingSensitivity(_BaseCausalEstimator):
 
     Notes
     -----
-    With AIPW pseudo-outcomes :math:`\\hat\\varphi^{(a)}_i`, a unit with
-    :math:`\\hat e(X_i) < \\epsilon` contributes :math:`c^{(1)}_i(L) -
-    \\hat\\varphi^{(0)}_i`, where the treated mean is bracketed by
-    :math:`\\max_j \\{\\hat\\mu_1(X_j) - L d_{ij}\\} \\le \\mu_1(X_i) \\le
-    \\min_j \\{\\hat\\mu_1(X_j) + L d_{ij}\\}` over its nearest overlap units
-    :math:`j` (center :math:`c^{(1)}_i`, half-width :math:`h_i`); units with
+    With AIPW pseudo-outcomes :math:`\\hat\\varphi^{(a)}_i` and
+    :math:`j_1(i), \\dots, j_K(i)` the :math:`K` nearest overlap units of
+    :math:`i`, a unit with :math:`\\hat e(X_i) < \\epsilon` contributes
+    :math:`\\frac1K\\sum_k \\hat\\varphi^{(1)}_{j_k(i)} -
+    \\hat\\varphi^{(0)}_i`, since
+    :math:`|\\mu_1(X_i) - \\frac1K\\sum_k \\mu_1(X_{j_k})| \\le h_i(L) =
+    \\frac LK \\sum_k d(X_i, X_{j_k})`; units with
     :math:`\\hat e > 1 - \\epsilon` are symmetric and units in
     :math:`\\mathcal O` contribute :math:`\\hat\\varphi^{(1)}_i -
-    \\hat\\varphi^{(0)}_i`. Then :math:`\\hat\\tau(L)` is the mean
-    contribution, :math:`B(L) = \\frac1n\\sum_{i \\notin \\mathcal O} h_i`, and
-    the bias-aware interval is :math:`\\hat\\tau(L) \\pm \\hat\\sigma\\,
-    \\mathrm{cv}_\\alpha(B(L)/\\hat\\sigma)`, with :math:`\\mathrm{cv}_\\alpha(b)`
-    the :math:`1-\\alpha` quantile of :math:`|N(b, 1)|`. If the fitted
-    :math:`\\hat\\mu_a` is not :math:`L`-Lipschitz near a unit (empty
-    bracket), the nearest overlap unit's bracket
-    :math:`\\hat\\mu_a(X_{j_1}) \\pm L d_{ij_1}` is used. The standard error
-    treats the extrapolated centers as fixed.
+    \\hat\\varphi^{(0)}_i`. Then :math:`\\hat\\tau` is the mean
+    contribution, :math:`B(L) = \\frac1n\\sum_{i \\notin \\mathcal O}
+    h_i(L)` is linear in :math:`L`, and the bias-aware interval is
+    :math:`\\hat\\tau \\pm \\hat\\sigma\\, \\mathrm{cv}_\\alpha(B(L)/\\hat
+    \\sigma)`, with :math:`\\mathrm{cv}_\\alpha(b)` the :math:`1-\\alpha`
+    quantile of :math:`|N(b, 1)|` (Armstrong and Kolesar). The influence
+    function credits each reused pseudo-outcome to its overlap unit (as for
+    matching estimators). Overlap units near the boundary carry large
+    inverse weights and are reused by many outside units, so
+    :math:`\\hat\\sigma` can understate the spread of :math:`\\hat\\tau`
+    in small samples; coverage at a valid :math:`L` then rests partly on the
+    conservative bound.
 
     References
     ----------
@@ -177,7 +184,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         propensity_model=None,
         *,
         threshold=0.1,
-        n_neighbors=50,
+        n_neighbors=40,
         scale=True,
         alpha=0.05,
         learner="T",
@@ -225,10 +232,11 @@ class TrimmingSensitivity(_BaseCausalEstimator):
             sd = X.std(axis=0)
             sd[sd == 0] = 1.0
             Z = (X - X.mean(axis=0)) / sd
-        e, mu = self.propensity_, self.outcome_predictions_
+        e = self.propensity_
         inside = self.overlap_mask_
         k = min(int(self.n_neighbors), int(inside.sum()))
         nn = NearestNeighbors(n_neighbors=k).fit(Z[inside])
+        inside_idx = np.flatnonzero(inside)
         distance = np.zeros(len(e))
         self._extensions = []
         for rows, arm in (
@@ -238,9 +246,8 @@ class TrimmingSensitivity(_BaseCausalEstimator):
             if rows.size == 0:
                 continue
             dist, ind = nn.kneighbors(Z[rows])
-            values = mu[inside, arm][ind]
             distance[rows] = dist[:, 0]
-            self._extensions.append((rows, arm, dist, values))
+            self._extensions.append((rows, arm, dist, inside_idx[ind]))
         self.extrapolation_distance_ = distance
         self.breakdown_lipschitz_ = self._breakdown(float(self.alpha))
         return self
@@ -268,30 +275,35 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         return diag
 
     # -- sensitivity ---------------------------------------------------------
-    def _contributions(self, lipschitz):
-        """Per-unit contributions and half-widths at one Lipschitz constant."""
+    def _influence(self, lipschitz):
+        """Estimate, influence function and half-widths at one constant L.
+
+        An outside unit's missing-arm mean is the average of the AIPW
+        pseudo-outcomes of its nearest overlap units; each pseudo-outcome is
+        credited to its overlap unit in the influence function (as for
+        matching estimators), so the variance is that of a linear statistic.
+        """
         phi = self._phi
-        contrib = phi[:, 1] - phi[:, 0]
-        half = np.zeros_like(contrib)
-        for rows, arm, dist, values in self._extensions:
-            lower = np.max(values - lipschitz * dist, axis=1)
-            upper = np.min(values + lipschitz * dist, axis=1)
-            empty = lower > upper
-            center = np.where(empty, values[:, 0], 0.5 * (lower + upper))
-            half[rows] = np.where(empty, lipschitz * dist[:, 0], 0.5 * (upper - lower))
-            if arm == 1:
-                contrib[rows] = center - phi[rows, 0]
-            else:
-                contrib[rows] = phi[rows, 1] - center
-        return contrib, half
+        n = phi.shape[0]
+        own = phi[:, 1] - phi[:, 0]
+        half = np.zeros(n)
+        credit = np.zeros(n)
+        for rows, arm, dist, neighbors in self._extensions:
+            k = neighbors.shape[1]
+            half[rows] = lipschitz * dist.mean(axis=1)
+            sign = 1.0 if arm == 1 else -1.0
+            own[rows] = -phi[rows, 0] if arm == 1 else phi[rows, 1]
+            np.add.at(credit, neighbors.ravel(), sign * phi[neighbors.ravel(), arm] / k)
+        total = own + credit
+        estimate = float(total.mean())
+        return estimate, total - estimate, half
 
     def _curve(self, lipschitz, alpha):
         rows = []
         n = self._phi.shape[0]
         for value in lipschitz:
-            contrib, half = self._contributions(float(value))
-            est = float(contrib.mean())
-            se = float(contrib.std() / np.sqrt(n))
+            est, infl, half = self._influence(float(value))
+            se = float(np.sqrt(np.mean(infl**2) / n))
             bias = float(half.sum() / n)
             if se > 0:
                 crit = stats.foldnorm.ppf(1 - alpha, bias / se) * se
