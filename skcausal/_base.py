@@ -1,0 +1,298 @@
+"""Shared base of the cross-fitted treatment-effect estimators."""
+
+from abc import abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skcausal._crossfit import _crossfit, _plain_outcome_fitter
+from skcausal._target import _split_target
+
+_PROBA_FLOOR = 1e-15
+
+
+def _normal_interval(estimate, stderr, alpha):
+    z = stats.norm.ppf(1.0 - alpha / 2.0)
+    return estimate - z * stderr, estimate + z * stderr
+
+
+def _check_alpha(alpha):
+    if not isinstance(alpha, Real) or not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be a float in (0, 1); got {alpha!r}.")
+    return float(alpha)
+
+
+def _effective_sample_size(w):
+    total = w.sum()
+    return float(total**2 / np.sum(w**2)) if total > 0 else 0.0
+
+
+class _BaseCausalEstimator(BaseEstimator):
+    """Cross-fitting, inference and scoring shared by every estimator.
+
+    Subclasses set ``_uses_outcome`` / ``_uses_propensity`` and implement
+    :meth:`_estimate`, which maps the stacked out-of-fold nuisances to the two
+    potential-outcome means and their influence functions.
+    """
+
+    _uses_outcome = True
+    _uses_propensity = True
+
+    _parameter_constraints: dict = {
+        "cv": ["cv_object"],
+        "random_state": ["random_state"],
+        "n_jobs": [None, Integral],
+        "verbose": ["verbose"],
+    }
+
+    _outcome_constraints = {
+        "outcome_model": [None, HasMethods(["fit", "predict"])],
+        "learner": [StrOptions({"T", "S"})],
+    }
+    _propensity_constraints = {
+        "propensity_model": [None, HasMethods(["fit", "predict_proba"])],
+        "clip": [Interval(Real, 0, 0.5, closed="left")],
+    }
+
+    # -- fitting -----------------------------------------------------------
+    def _outcome_model(self):
+        model = getattr(self, "outcome_model", None)
+        return LinearRegression() if model is None else model
+
+    def _propensity_model(self):
+        model = getattr(self, "propensity_model", None)
+        return LogisticRegression() if model is None else model
+
+    def _outcome_fitter(self):
+        return _plain_outcome_fitter(getattr(self, "learner", "T"))
+
+    # nuisance models carry their own validation, hence no nested skipping
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, treatment=None):
+        """Cross-fit the nuisance models and estimate the treatment effect.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Covariates (confounders).
+        y : array-like of shape (n_samples, 2) or (n_samples,)
+            The target made by :func:`make_target` (outcome in column 0,
+            treatment in column 1), or the 1-d outcome when ``treatment`` is
+            given.
+        treatment : array-like of shape (n_samples,), default=None
+            Binary treatment, a convenience alternative to :func:`make_target`.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)
+        outcome, t = _split_target(y, treatment)
+        rng = check_random_state(self.random_state)
+        nuisance = _crossfit(
+            X,
+            outcome,
+            t,
+            propensity_model=self._propensity_model()
+            if self._uses_propensity
+            else None,
+            outcome_model=self._outcome_model() if self._uses_outcome else None,
+            fitter=self._outcome_fitter() if self._uses_outcome else None,
+            cv=self.cv,
+            clip=float(getattr(self, "clip", 0.0)),
+            random_state=rng,
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
+        )
+        results = nuisance["fold_results"]
+        self.fold_indices_ = [test for _, test in nuisance["folds"]]
+        if self._uses_propensity:
+            self.propensity_models_ = [res["propensity_model"] for res in results]
+            self.propensity_ = nuisance["e"]
+        if self._uses_outcome:
+            self._outcome_fits = [res["outcome_model"] for res in results]
+            self.outcome_predictions_ = nuisance["mu"]
+        psi, infl = self._estimate(outcome, t, nuisance)
+        n = outcome.shape[0]
+        self.potential_outcome_means_ = np.asarray(psi, dtype=np.float64)
+        self.potential_outcome_influence_ = infl
+        self.estimate_ = float(psi[1] - psi[0])
+        self.influence_function_ = infl[:, 1] - infl[:, 0]
+        self.stderr_ = float(np.sqrt(np.mean(self.influence_function_**2) / n))
+        self.potential_outcome_stderr_ = np.sqrt(np.mean(infl**2, axis=0) / n)
+        self.diagnostics_ = self._diagnostics(outcome, t, nuisance)
+        return self
+
+    @abstractmethod
+    def _estimate(self, y, t, nuisance):
+        """Return ``(psi, influence)``: (2,) means of Y(0), Y(1) and (n, 2)."""
+
+    def _diagnostics(self, y, t, nuisance):
+        diag = {"n_samples": int(t.shape[0]), "n_treated": int(t.sum())}
+        if self._uses_propensity:
+            e = nuisance["e"]
+            diag["propensity_min"] = float(e.min())
+            diag["propensity_max"] = float(e.max())
+            diag["n_clipped"] = int(nuisance["n_clipped"])
+            diag["ess_treated"] = _effective_sample_size(t / e)
+            diag["ess_control"] = _effective_sample_size((1 - t) / (1 - e))
+            diag["propensity_log_loss"] = _log_loss(t, e)
+        if self._uses_outcome:
+            mu_obs = np.where(t == 1, nuisance["mu"][:, 1], nuisance["mu"][:, 0])
+            diag["outcome_mse"] = float(np.mean((y - mu_obs) ** 2))
+        return diag
+
+    # -- inference ---------------------------------------------------------
+    def conf_int(self, alpha=0.05):
+        """Normal confidence interval for the average treatment effect.
+
+        Parameters
+        ----------
+        alpha : float, default=0.05
+            One minus the confidence level.
+
+        Returns
+        -------
+        lower, upper : float
+            ``estimate_ -/+ z_{1 - alpha/2} * stderr_``.
+        """
+        check_is_fitted(self)
+        alpha = _check_alpha(alpha)
+        lower, upper = _normal_interval(self.estimate_, self.stderr_, alpha)
+        return float(lower), float(upper)
+
+    def summary(self, alpha=0.05):
+        """Estimates, standard errors and intervals as a DataFrame.
+
+        Parameters
+        ----------
+        alpha : float, default=0.05
+            One minus the confidence level of the intervals.
+
+        Returns
+        -------
+        table : pandas.DataFrame
+            Rows ``"ATE"``, ``"E[Y(1)]"``, ``"E[Y(0)]"``; columns ``estimate``,
+            ``std_error``, ``z``, ``p_value`` (two-sided, against zero),
+            ``ci_lower``, ``ci_upper``.
+        """
+        check_is_fitted(self)
+        alpha = _check_alpha(alpha)
+        est = np.array(
+            [self.estimate_, *self.potential_outcome_means_[::-1]], dtype=float
+        )
+        se = np.array([self.stderr_, *self.potential_outcome_stderr_[::-1]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = est / se
+        lower, upper = _normal_interval(est, se, alpha)
+        return pd.DataFrame(
+            {
+                "estimate": est,
+                "std_error": se,
+                "z": z,
+                "p_value": 2.0 * stats.norm.sf(np.abs(z)),
+                "ci_lower": lower,
+                "ci_upper": upper,
+            },
+            index=["ATE", "E[Y(1)]", "E[Y(0)]"],
+        )
+
+    # -- nuisance predictions and scoring ------------------------------------
+    def predict_potential_outcomes(self, X):
+        """Predict both potential outcomes with the cross-fitted outcome models.
+
+        The prediction is the average over the folds' outcome models.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Covariates.
+
+        Returns
+        -------
+        mu : ndarray of shape (n_samples, 2)
+            ``mu[:, 0]`` estimates :math:`E[Y(0) | X]`, ``mu[:, 1]``
+            estimates :math:`E[Y(1) | X]`.
+        """
+        check_is_fitted(self)
+        if not self._uses_outcome:
+            raise AttributeError(
+                f"{type(self).__name__} has no outcome model; it cannot predict "
+                "potential outcomes."
+            )
+        X = validate_data(self, X, reset=False)
+        return np.mean([fit.predict_both(X) for fit in self._outcome_fits], axis=0)
+
+    def _predict_propensity(self, X):
+        from skcausal._crossfit import _predict_propensity
+
+        e = np.mean([_predict_propensity(m, X) for m in self.propensity_models_], 0)
+        return np.clip(e, max(float(getattr(self, "clip", 0.0)), _PROBA_FLOOR), None)
+
+    def score(self, X, y, treatment=None):
+        """Minus the held-out nuisance loss (greater is better).
+
+        The score is meant for selecting nuisance hyperparameters (for example
+        ``outcome_model__max_depth`` in
+        :class:`~sklearn.model_selection.GridSearchCV`); it never scores the
+        treatment effect itself, which has no observable ground truth. It is
+
+        .. math::
+
+            -\\Big[\\frac{1}{n}\\sum_i (Y_i - \\hat\\mu_{A_i}(X_i))^2
+            + \\frac{1}{n}\\sum_i \\ell_{\\log}(A_i, \\hat e(X_i))\\Big],
+
+        the mean squared error of the outcome models on the arm each unit
+        received plus the log loss of the propensity model, each term present
+        only when the estimator has that model. The two terms depend on
+        disjoint hyperparameters, so maximizing their sum over a product grid
+        selects the best of each. Predictions average the folds' models.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Held-out covariates.
+        y : array-like of shape (n_samples, 2) or (n_samples,)
+            Target made by :func:`make_target`, or the outcome with
+            ``treatment``.
+        treatment : array-like of shape (n_samples,), default=None
+            Binary treatment when ``y`` is the 1-d outcome.
+
+        Returns
+        -------
+        score : float
+            Minus the held-out nuisance loss.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        y = np.asarray(y, dtype=np.float64)
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinite values.")
+        outcome, t = _split_target(y, treatment)
+        loss = 0.0
+        if self._uses_outcome:
+            mu = self.predict_potential_outcomes(X)
+            mu_obs = np.where(t == 1, mu[:, 1], mu[:, 0])
+            loss += float(np.mean((outcome - mu_obs) ** 2))
+        if self._uses_propensity:
+            loss += _log_loss(t, self._predict_propensity(X))
+        return -loss
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        return tags
+
+
+def _log_loss(t, e):
+    e = np.clip(e, _PROBA_FLOOR, 1.0 - _PROBA_FLOOR)
+    return float(-np.mean(t * np.log(e) + (1 - t) * np.log1p(-e)))

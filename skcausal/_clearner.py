@@ -1,0 +1,375 @@
+"""C-Learner: the outcome model fit under a zero first-order correction."""
+
+from numbers import Real
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+
+from skcausal._base import _BaseCausalEstimator
+from skcausal._crossfit import _predict_outcome
+from skcausal._estimators import _aipw_pseudo_outcomes
+
+
+def _violation(w, y, f):
+    """Normalized constraint value: sum w (y - f) / sum w."""
+    return float(np.dot(w, y - f) / w.sum())
+
+
+class _LinearArm:
+    """A linear model ``X @ coef_ + intercept_``."""
+
+    def __init__(self, coef, intercept):
+        self.coef_ = coef
+        self.intercept_ = intercept
+
+    def predict(self, X):
+        return X @ self.coef_ + self.intercept_
+
+
+def _constrained_linear(model, X_tr, y_tr, X_ev, y_ev, w):
+    """Closed-form KKT solution of least squares under one linear constraint.
+
+    Minimize ``||y_tr - X_tr b - b0||^2 + alpha ||b||^2`` subject to
+    ``sum_ev w (y_ev - X_ev b - b0) = 0``. Columns are centered and scaled
+    for conditioning; the penalty is transformed so the problem is unchanged.
+    """
+    alpha = float(getattr(model, "alpha", 0.0))
+    fit_intercept = bool(getattr(model, "fit_intercept", True))
+    center = X_tr.mean(axis=0) if fit_intercept else np.zeros(X_tr.shape[1])
+    scale = X_tr.std(axis=0)
+    scale[scale == 0] = 1.0
+    Z_tr = (X_tr - center) / scale
+    Z_ev = (X_ev - center) / scale
+    if fit_intercept:
+        Z_tr = np.column_stack([np.ones(len(Z_tr)), Z_tr])
+        Z_ev = np.column_stack([np.ones(len(Z_ev)), Z_ev])
+    p = Z_tr.shape[1]
+    penalty = np.full(p, alpha)
+    penalty[fit_intercept:] = alpha / scale**2 if alpha else 0.0
+    if fit_intercept:
+        penalty[0] = 0.0
+    c = Z_ev.T @ w
+    d = float(np.dot(w, y_ev))
+    kkt = np.zeros((p + 1, p + 1))
+    kkt[:p, :p] = Z_tr.T @ Z_tr + np.diag(penalty)
+    kkt[:p, p] = c
+    kkt[p, :p] = c
+    rhs = np.concatenate([Z_tr.T @ y_tr, [d]])
+    sol = np.linalg.lstsq(kkt, rhs, rcond=None)[0]
+    b = sol[:p]
+    if fit_intercept:
+        b0, b = b[0], b[1:]
+    else:
+        b0 = 0.0
+    coef = b / scale
+    intercept = float(b0 - np.dot(center, coef))
+    arm = _LinearArm(coef, intercept)
+    return arm, {"violation_before_shift": np.nan}
+
+
+class _ShiftedArm:
+    """A fitted regressor plus a constant shift of its predictions."""
+
+    def __init__(self, model, shift, raw=False):
+        self.model = model
+        self.shift = shift
+        self.raw = raw
+
+    def predict(self, X):
+        if self.raw:
+            base = self.model.predict(X, raw_score=True)
+        else:
+            base = _predict_outcome(self.model, X)
+        return np.asarray(base, dtype=np.float64).reshape(-1) + self.shift
+
+
+def _constrained_shift(model, X_tr, y_tr, X_ev, y_ev, w):
+    """Any regressor: fit, then the best constant shift satisfying the constraint.
+
+    Within the family ``{f + c}`` the constraint fixes ``c`` uniquely, so this
+    is the exact C-Learner projection for that family.
+    """
+    fitted = clone(model).fit(X_tr, y_tr)
+    f_ev = _predict_outcome(fitted, X_ev)
+    shift = _violation(w, y_ev, f_ev)
+    return _ShiftedArm(fitted, shift), {"violation_before_shift": shift}
+
+
+class _ConstrainedSquaredLoss:
+    """LightGBM objective: squared loss on training rows + constraint penalty.
+
+    Rows ``[:n_train]`` are the arm's training units, the remaining rows the
+    held-out fold with weights ``w``. The penalty is ``rho * n_train / 2 *
+    g^2`` with ``g = sum w (y - f) / sum w``. Its Hessian is rank one; the
+    diagonal ``rho * n_train * w / sum w`` makes a leaf holding the whole
+    held-out fold take exactly the Newton step ``g``.
+    """
+
+    def __init__(self, n_train, weights, penalty):
+        self.n_train = n_train
+        self.weights = weights
+        self.penalty = penalty
+
+    def __call__(self, y_true, y_pred):
+        n_tr = self.n_train
+        w = self.weights
+        total = w.sum()
+        grad = np.empty_like(y_pred)
+        hess = np.empty_like(y_pred)
+        grad[:n_tr] = y_pred[:n_tr] - y_true[:n_tr]
+        hess[:n_tr] = 1.0
+        g = np.dot(w, y_true[n_tr:] - y_pred[n_tr:]) / total
+        scale = self.penalty * n_tr / total
+        grad[n_tr:] = -scale * g * w
+        hess[n_tr:] = scale * w
+        return grad, hess
+
+
+def _constrained_lightgbm(model, X_tr, y_tr, X_ev, y_ev, w, penalty):
+    """Boost on the penalized objective, then shift to zero violation."""
+    fitted = clone(model).set_params(
+        objective=_ConstrainedSquaredLoss(X_tr.shape[0], w, penalty)
+    )
+    base = float(np.mean(y_tr))
+    X_all = np.vstack([X_tr, X_ev])
+    y_all = np.concatenate([y_tr, y_ev])
+    fitted.fit(X_all, y_all, init_score=np.full(X_all.shape[0], base))
+    f_ev = fitted.predict(X_ev, raw_score=True) + base
+    violation = _violation(w, y_ev, f_ev)
+    return _ShiftedArm(fitted, base + violation, raw=True), {
+        "violation_before_shift": violation
+    }
+
+
+def _is_lightgbm(model):
+    try:
+        from lightgbm import LGBMRegressor
+    except ImportError:  # pragma: no cover - lightgbm is a dependency
+        return False
+    return isinstance(model, LGBMRegressor)
+
+
+def _is_skorch_net(model):
+    return any(cls.__module__.startswith("skorch") for cls in type(model).__mro__)
+
+
+class _ConstrainedArms:
+    """Per-arm constrained outcome models of one fold."""
+
+    def __init__(self, arms):
+        self.models = arms
+
+    def predict_both(self, X):
+        return np.column_stack([arm.predict(X) for arm in self.models])
+
+
+def _clearner_fitter(penalty, seed):
+    def fit(model, X_tr, y_tr, t_tr, X_ev, y_ev, t_ev, e_ev):
+        arms, info = [], {}
+        for arm in (0, 1):
+            received = t_ev == arm
+            w = received / (e_ev if arm == 1 else 1.0 - e_ev)
+            mask = t_tr == arm
+            args = (X_tr[mask], y_tr[mask], X_ev, y_ev, w)
+            if isinstance(model, LinearRegression | Ridge):
+                fitted, arm_info = _constrained_linear(model, *args)
+            elif _is_lightgbm(model):
+                fitted, arm_info = _constrained_lightgbm(model, *args, penalty)
+            elif _is_skorch_net(model):
+                from skcausal._torch_nets import _constrained_skorch
+
+                fitted, arm_info = _constrained_skorch(model, *args, penalty, seed)
+            else:
+                fitted, arm_info = _constrained_shift(model, *args)
+            arms.append(fitted)
+            info[arm] = arm_info
+        return _ConstrainedArms(arms), info
+
+    return fit
+
+
+class CLearner(_BaseCausalEstimator):
+    """C-Learner: plug-in estimation with a constrained outcome model.
+
+    For each arm and each cross-fitting fold, the outcome model is the best
+    fit to the arm's units of the training folds among models whose
+    first-order correction on the held-out fold is exactly zero. The
+    plug-in estimate then equals the one-step (AIPW) estimate of the same
+    model, without the correction that explodes when inverse weights are
+    large.
+
+    Read more in the :ref:`User Guide <clearner>`.
+
+    Parameters
+    ----------
+    outcome_model : regressor, default=None
+        The backbone, cloned per fold and arm. Four backbones are solved:
+
+        - :class:`~sklearn.linear_model.LinearRegression` or
+          :class:`~sklearn.linear_model.Ridge` (and ``None``, which means
+          ``LinearRegression()``): the exact constrained least-squares
+          solution from its optimality (KKT) conditions.
+        - :class:`lightgbm.LGBMRegressor`: boosting on the squared loss plus
+          ``penalty`` times the squared constraint (a custom objective; the
+          model's own ``objective`` is replaced), then a constant shift that
+          sets the violation to zero.
+        - a skorch ``NeuralNetRegressor``: the same penalty during training
+          and, after each epoch, a shift of the output layer's bias that makes
+          the constraint hold exactly.
+        - any other regressor: fit, then the constant shift that satisfies
+          the constraint (the exact solution within ``{f + c}``).
+    propensity_model : classifier, default=None
+        Model of :math:`P(A = 1 | X)` with ``predict_proba``, cloned for every
+        fold. ``None`` means :class:`~sklearn.linear_model.LogisticRegression`.
+    penalty : float, default=1.0
+        Weight :math:`\\rho` of the squared-constraint penalty of the
+        LightGBM and neural-net backbones (relative to the mean squared
+        loss); the final constraint is exact whatever its value.
+    clip : float in [0, 0.5), default=1e-3
+        Estimated propensities are clipped into ``[clip, 1 - clip]``, with a
+        warning when any unit is clipped. With ``clip=0`` a propensity of
+        exactly 0 or 1 raises a ``ValueError``.
+    cv : int, cross-validation generator or iterable, default=5
+        Cross-fitting folds. An int gives a shuffled
+        :class:`~sklearn.model_selection.StratifiedKFold` on the treatment,
+        seeded by ``random_state``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the folds and every unset ``random_state`` of the nuisance
+        models.
+    n_jobs : int, default=None
+        Folds fit in parallel with joblib (``-1``: all cores).
+    verbose : int, default=0
+        Progress messages of the joblib loop over folds.
+
+    Attributes
+    ----------
+    estimate_ : float
+        Estimated average treatment effect.
+    stderr_ : float
+        Standard error from the influence function of the stacked
+        out-of-fold predictions.
+    influence_function_ : ndarray of shape (n_samples,)
+        Estimated influence function of ``estimate_``.
+    potential_outcome_means_ : ndarray of shape (2,)
+        Estimates of :math:`E[Y(0)]` and :math:`E[Y(1)]`.
+    potential_outcome_stderr_ : ndarray of shape (2,)
+        Their standard errors.
+    potential_outcome_influence_ : ndarray of shape (n_samples, 2)
+        Their influence functions.
+    propensity_ : ndarray of shape (n_samples,)
+        Out-of-fold (clipped) propensities.
+    outcome_predictions_ : ndarray of shape (n_samples, 2)
+        Out-of-fold predictions of the constrained outcome models.
+    propensity_models_ : list of estimators
+        The propensity model fitted on each fold's training part.
+    fold_indices_ : list of ndarray
+        Held-out indices of each fold.
+    diagnostics_ : dict
+        As :class:`AIPW`, plus ``constraint_residual`` (the largest absolute
+        held-out :math:`P_k[w (Y - \\hat\\mu_a)]` over folds and arms after
+        fitting, zero up to rounding) and ``constraint_violation_before_shift``
+        (the largest normalized violation :math:`P_k[w (Y - f)] / P_k[w]`
+        before the final shift of the LightGBM, neural-net and generic
+        backbones; NaN for the linear backbone, which is exact).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit (only when ``X`` has string names).
+
+    See Also
+    --------
+    AIPW : Adds the correction instead of constraining the model.
+    TMLE : Moves the fitted model along one direction to zero the correction.
+
+    Notes
+    -----
+    For the treated arm and fold :math:`k` with held-out part :math:`I_k`,
+
+    .. math::
+
+        \\hat\\mu_1^{(k)} = \\arg\\min_{f \\in \\mathcal F}
+        \\sum_{i \\notin I_k} A_i (Y_i - f(X_i))^2
+        \\quad \\text{s.t.} \\quad
+        \\sum_{i \\in I_k} \\frac{A_i}{\\hat e(X_i)} (Y_i - f(X_i)) = 0,
+
+    and symmetrically for the control arm with weights
+    :math:`(1 - A_i)/(1 - \\hat e(X_i))`. The estimate is
+    :math:`\\frac1n\\sum_i \\hat\\mu_1(X_i) - \\hat\\mu_0(X_i)` over the
+    stacked out-of-fold predictions and, since the correction is zero, its
+    influence function is the AIPW one evaluated at the constrained models.
+
+    References
+    ----------
+    .. [1] Cai, T. T., Fonseca, Y., Hou, K. and Namkoong, H. "C-Learner:
+       Constrained Learning for Causal Inference." arXiv:2405.09493.
+
+    Examples
+    --------
+    >>> from skcausal import CLearner
+    >>> from skcausal.datasets import make_limited_overlap
+    >>> X, y = make_limited_overlap(n_samples=400, overlap=0.1, random_state=0)
+    >>> est = CLearner(random_state=0).fit(X, y)
+    >>> round(est.estimate_, 1)
+    1.0
+    >>> est.diagnostics_["constraint_residual"] < 1e-8
+    True
+    """
+
+    _parameter_constraints = {
+        **_BaseCausalEstimator._parameter_constraints,
+        **_BaseCausalEstimator._propensity_constraints,
+        "outcome_model": _BaseCausalEstimator._outcome_constraints["outcome_model"],
+        "penalty": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        outcome_model=None,
+        propensity_model=None,
+        *,
+        penalty=1.0,
+        clip=1e-3,
+        cv=5,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.outcome_model = outcome_model
+        self.propensity_model = propensity_model
+        self.penalty = penalty
+        self.clip = clip
+        self.cv = cv
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def _outcome_fitter(self):
+        seed = check_random_state(self.random_state).randint(2**31 - 1)
+        return _clearner_fitter(float(self.penalty), seed)
+
+    def _estimate(self, y, t, nuisance):
+        e, mu = nuisance["e"], nuisance["mu"]
+        phi = _aipw_pseudo_outcomes(y, t, e, mu)
+        residual, before = 0.0, []
+        w = np.column_stack([(1 - t) / (1 - e), t / e])
+        for (_, test), res in zip(
+            nuisance["folds"], nuisance["fold_results"], strict=True
+        ):
+            r = w[test] * (y[test, None] - mu[test])
+            residual = max(residual, float(np.max(np.abs(r.mean(axis=0)))))
+            for arm in (0, 1):
+                before.append(abs(res["info"][arm]["violation_before_shift"]))
+        before = np.nan if np.all(np.isnan(before)) else float(np.nanmax(before))
+        self._constraint = (residual, before)
+        # the correction is zero by construction: phi's mean is the plug-in
+        psi = mu.mean(axis=0)
+        return psi, phi - psi
+
+    def _diagnostics(self, y, t, nuisance):
+        diag = super()._diagnostics(y, t, nuisance)
+        diag["constraint_residual"] = self._constraint[0]
+        diag["constraint_violation_before_shift"] = self._constraint[1]
+        return diag

@@ -1,0 +1,235 @@
+"""The one cross-fitting engine shared by every skcausal estimator.
+
+Folds are stratified on the treatment and seeded by ``random_state``. For each
+fold the nuisance models (propensity, outcome) are cloned, fit on the other
+folds and evaluated on the held-out fold; the out-of-fold predictions are
+stacked. The outcome step is a callable so that the C-Learner can fit a
+constrained outcome model that sees the held-out fold's propensities.
+"""
+
+import warnings
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import clone, is_classifier
+from sklearn.model_selection import StratifiedKFold
+
+_SEED_MAX = np.iinfo(np.int32).max
+
+
+def _make_folds(t, cv, rng):
+    """Return a list of ``(train, test)`` index pairs, checked for both arms."""
+    n = t.shape[0]
+    present = np.unique(t)
+    if present.size < 2:
+        raise ValueError(
+            f"treatment has one class only (all {n} units in arm "
+            f"{int(present[0])}); both arms are needed to estimate an effect."
+        )
+    if cv is None:
+        cv = 5
+    if isinstance(cv, int | np.integer):
+        counts = np.bincount(t.astype(int), minlength=2)
+        for arm, count in enumerate(counts):
+            if count < cv:
+                raise ValueError(
+                    f"treatment arm {arm} has {count} unit(s), fewer than the "
+                    f"cv={cv} folds: every fold needs units of both arms. Use "
+                    "fewer folds or more data."
+                )
+        splitter = StratifiedKFold(
+            n_splits=int(cv), shuffle=True, random_state=rng.randint(_SEED_MAX)
+        )
+        folds = list(splitter.split(np.zeros((n, 1)), t))
+    elif hasattr(cv, "split"):
+        folds = list(cv.split(np.zeros((n, 1)), t))
+    else:
+        folds = [(np.asarray(tr), np.asarray(te)) for tr, te in cv]
+    if len(folds) < 2:
+        raise ValueError(f"cv must give at least 2 folds; got {len(folds)}.")
+    covered = np.zeros(n, dtype=int)
+    for k, (train, test) in enumerate(folds):
+        covered[test] += 1
+        for part, idx in (("training", train), ("held-out", test)):
+            arms = np.bincount(t[idx].astype(int), minlength=2)
+            if np.any(arms == 0):
+                missing = int(np.flatnonzero(arms == 0)[0])
+                raise ValueError(
+                    f"fold {k} has no units of treatment arm {missing} in its "
+                    f"{part} part; cross-fitting needs both arms in every fold."
+                )
+    if np.any(covered != 1):
+        raise ValueError(
+            "cv must partition the samples: each sample must be held out in "
+            "exactly one fold."
+        )
+    return folds
+
+
+def _seed_random_states(model, seed):
+    """Clone ``model`` and give every unset nested ``random_state`` a seed."""
+    model = clone(model)
+    params = model.get_params(deep=True)
+    unset = {
+        key: seed
+        for key, value in params.items()
+        if key.endswith("random_state") and value is None
+    }
+    if unset:
+        model.set_params(**unset)
+    return model
+
+
+def _predict_outcome(model, X):
+    """Mean outcome: ``predict_proba[:, 1]`` for classifiers, else ``predict``."""
+    if is_classifier(model):
+        classes = list(model.classes_)
+        proba = model.predict_proba(X)
+        return proba[:, classes.index(1)] if 1 in classes else np.zeros(len(X))
+    return np.asarray(model.predict(X), dtype=np.float64).reshape(-1)
+
+
+def _predict_propensity(model, X):
+    classes = [float(c) for c in model.classes_]
+    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    return proba[:, classes.index(1.0)]
+
+
+class _TwoModels:
+    """T-learner: one outcome model per arm."""
+
+    def __init__(self, model0, model1):
+        self.models = (model0, model1)
+
+    def predict_both(self, X):
+        return np.column_stack([_predict_outcome(m, X) for m in self.models])
+
+
+class _SingleModel:
+    """S-learner: one outcome model with the treatment as last feature."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def predict_both(self, X):
+        n = X.shape[0]
+        cols = []
+        for arm in (0.0, 1.0):
+            Xa = np.column_stack([X, np.full(n, arm)])
+            cols.append(_predict_outcome(self.model, Xa))
+        return np.column_stack(cols)
+
+
+def _plain_outcome_fitter(learner):
+    """Return the unconstrained T- or S-learner outcome step."""
+
+    def fit(model, X_tr, y_tr, t_tr, X_ev, y_ev, t_ev, e_ev):
+        if learner == "S":
+            Xa = np.column_stack([X_tr, t_tr])
+            return _SingleModel(clone(model).fit(Xa, y_tr)), {}
+        fitted = []
+        for arm in (0.0, 1.0):
+            mask = t_tr == arm
+            fitted.append(clone(model).fit(X_tr[mask], y_tr[mask]))
+        return _TwoModels(*fitted), {}
+
+    return fit
+
+
+def _fit_fold(X, y, t, train, test, propensity_model, outcome_model, fitter, clip):
+    """Fit the nuisances on ``train`` and predict them on ``test``."""
+    out = {"test": test}
+    e_ev = None
+    if propensity_model is not None:
+        pm = clone(propensity_model).fit(X[train], t[train])
+        e_raw = _predict_propensity(pm, X[test])
+        if not np.all(np.isfinite(e_raw)):
+            raise ValueError("propensity_model returned NaN or infinite probabilities.")
+        extreme = (e_raw <= 0.0) | (e_raw >= 1.0)
+        if clip == 0 and np.any(extreme):
+            raise ValueError(
+                f"propensity_model predicted a propensity of exactly 0 or 1 for "
+                f"{int(extreme.sum())} held-out unit(s), which makes the inverse "
+                "weights infinite. Set clip > 0 (e.g. clip=1e-3) to clip them "
+                "into [clip, 1 - clip], or use a smoother propensity model."
+            )
+        e_ev = np.clip(e_raw, clip, 1.0 - clip)
+        out["propensity_model"] = pm
+        out["e"] = e_ev
+        out["n_clipped"] = int(np.sum(e_ev != e_raw))
+        out["n_extreme"] = int(extreme.sum())
+    if fitter is not None:
+        outcome, info = fitter(
+            outcome_model,
+            X[train],
+            y[train],
+            t[train],
+            X[test],
+            y[test],
+            t[test],
+            e_ev,
+        )
+        mu = outcome.predict_both(X[test])
+        if not np.all(np.isfinite(mu)):
+            raise ValueError("outcome_model predicted NaN or infinite outcomes.")
+        out["outcome_model"] = outcome
+        out["mu"] = mu
+        out["info"] = info
+    return out
+
+
+def _crossfit(
+    X,
+    y,
+    t,
+    *,
+    propensity_model,
+    outcome_model,
+    fitter,
+    cv,
+    clip,
+    random_state,
+    n_jobs,
+    verbose,
+):
+    """Cross-fit the nuisances; return stacked out-of-fold predictions.
+
+    Returns a dict with ``folds``, ``e`` (n,), ``mu`` (n, 2), the per-fold
+    fitted models, ``n_clipped`` and the per-fold ``info`` of the outcome step.
+    """
+    n = X.shape[0]
+    folds = _make_folds(t, cv, random_state)
+    seed = random_state.randint(_SEED_MAX)
+    if propensity_model is not None:
+        propensity_model = _seed_random_states(propensity_model, seed)
+    if outcome_model is not None:
+        outcome_model = _seed_random_states(outcome_model, seed)
+    results = Parallel(n_jobs=n_jobs, verbose=verbose)(
+        delayed(_fit_fold)(
+            X, y, t, train, test, propensity_model, outcome_model, fitter, clip
+        )
+        for train, test in folds
+    )
+    nuisance = {"folds": folds, "fold_results": results}
+    if propensity_model is not None:
+        e = np.empty(n)
+        for res in results:
+            e[res["test"]] = res["e"]
+        nuisance["e"] = e
+        n_clipped = sum(res["n_clipped"] for res in results)
+        nuisance["n_clipped"] = n_clipped
+        if n_clipped:
+            warnings.warn(
+                f"{n_clipped} estimated propensities fell outside "
+                f"[clip, 1 - clip] = [{clip:g}, {1 - clip:g}] and were clipped "
+                "(see diagnostics_['n_clipped']). Limited overlap: consider "
+                "TrimmingSensitivity.",
+                UserWarning,
+                stacklevel=3,
+            )
+    if fitter is not None:
+        mu = np.empty((n, 2))
+        for res in results:
+            mu[res["test"]] = res["mu"]
+        nuisance["mu"] = mu
+    return nuisance

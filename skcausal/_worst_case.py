@@ -1,0 +1,366 @@
+"""Worst-case treatment effect over subpopulations (Jeong and Namkoong)."""
+
+from numbers import Real
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.base import clone
+from sklearn.linear_model import LinearRegression
+from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skcausal._base import _BaseCausalEstimator, _check_alpha, _normal_interval
+from skcausal._estimators import _aipw_pseudo_outcomes
+from skrobust.ambiguity import CVaR
+
+
+def _columns(X, features, n_features):
+    if features is None:
+        return np.arange(n_features)
+    idx = np.asarray(features).reshape(-1)
+    if idx.dtype == bool:
+        if idx.shape[0] != n_features:
+            raise ValueError(
+                f"subgroup_features as a mask must have {n_features} entries; "
+                f"got {idx.shape[0]}."
+            )
+        return np.flatnonzero(idx)
+    if idx.dtype.kind in "iu":
+        if idx.size == 0 or idx.min() < -n_features or idx.max() >= n_features:
+            raise ValueError(
+                f"subgroup_features indices must lie in [0, {n_features}); got "
+                f"{idx.tolist()}."
+            )
+        return idx
+    names = getattr(X, "columns", None)
+    if names is None:
+        raise ValueError(
+            "subgroup_features given by name needs X as a DataFrame with column names."
+        )
+    names = list(names)
+    missing = [f for f in idx if f not in names]
+    if missing:
+        raise ValueError(f"subgroup_features {missing} are not columns of X.")
+    return np.array([names.index(f) for f in idx])
+
+
+class WorstCaseTreatmentEffect(_BaseCausalEstimator):
+    """Lower CVaR of the conditional treatment effect over subpopulations.
+
+    The smallest average treatment effect over every subpopulation that
+    makes up at least a fraction ``mass`` of the population and is defined
+    by the covariates :math:`Z` (a subset of the columns of ``X``):
+
+    .. math::
+
+        \\theta_\\alpha = \\inf_{h:\\, 0 \\le h \\le 1/\\alpha,\\ E[h(Z)] = 1}
+        E[h(Z)\\, \\tau(Z)]
+        = \\sup_\\eta \\Big\\{\\eta - \\frac1\\alpha E[(\\eta - \\tau(Z))_+]\\Big\\},
+
+    with :math:`\\tau(Z) = E[Y(1) - Y(0) | Z]`. It tells how small the effect
+    can be on a subpopulation the study may have under-represented, an
+    assessment of external validity.
+
+    Read more in the :ref:`User Guide <worst_case_effect>`.
+
+    Parameters
+    ----------
+    outcome_model : regressor or classifier, default=None
+        Model of :math:`E[Y | X, A]`, cloned per fold and arm. ``None`` means
+        :class:`~sklearn.linear_model.LinearRegression`.
+    propensity_model : classifier, default=None
+        Model of :math:`P(A = 1 | X)` with ``predict_proba``. ``None`` means
+        :class:`~sklearn.linear_model.LogisticRegression`.
+    effect_model : regressor, default=None
+        Regression of the AIPW pseudo-outcomes on :math:`Z`, cross-fitted on
+        the same folds. ``None`` means
+        :class:`~sklearn.linear_model.LinearRegression`.
+    subgroup_features : array-like of int, bool or str, default=None
+        Columns of ``X`` forming :math:`Z` (indices, a mask, or names when
+        ``X`` is a DataFrame). ``None`` uses every column.
+    mass : float in (0, 1], default=0.2
+        Smallest subpopulation mass :math:`\\alpha`; ``1`` gives the ATE.
+    learner : {"T", "S"}, default="T"
+        One outcome model per arm, or one with the treatment as a feature.
+    clip : float in [0, 0.5), default=1e-3
+        Estimated propensities are clipped into ``[clip, 1 - clip]`` with a
+        warning; ``clip=0`` raises on a propensity of exactly 0 or 1.
+    cv : int, cross-validation generator or iterable, default=5
+        Cross-fitting folds (stratified on the treatment, seeded by
+        ``random_state``).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the folds and every unset ``random_state`` of the nuisances.
+    n_jobs : int, default=None
+        Folds fit in parallel with joblib.
+    verbose : int, default=0
+        Progress messages of the joblib loop over folds.
+
+    Attributes
+    ----------
+    estimate_ : float
+        Debiased estimate of :math:`\\theta_\\alpha` at ``mass``.
+    stderr_ : float
+        Its standard error.
+    influence_function_ : ndarray of shape (n_samples,)
+        Estimated influence function of ``estimate_``.
+    plugin_estimate_ : float
+        The plug-in lower CVaR of the predicted effects :math:`\\hat\\tau(Z)`.
+    value_at_risk_ : float
+        :math:`\\hat\\eta`, the ``mass``-quantile of :math:`\\hat\\tau(Z)`.
+    pseudo_outcomes_ : ndarray of shape (n_samples,)
+        AIPW pseudo-outcomes :math:`\\hat\\varphi_i` of the effect.
+    effect_predictions_ : ndarray of shape (n_samples,)
+        Out-of-fold predictions :math:`\\hat\\tau(Z_i)`.
+    effect_models_ : list of estimators
+        The effect model fitted on each fold's training part.
+    worst_case_weights_ : ndarray of shape (n_samples,)
+        Weights of the worst subpopulation (sum to one), from
+        :class:`skrobust.ambiguity.CVaR`.
+    potential_outcome_means_ : ndarray of shape (2,)
+        AIPW estimates of :math:`E[Y(0)]` and :math:`E[Y(1)]`.
+    potential_outcome_stderr_ : ndarray of shape (2,)
+        Their standard errors.
+    potential_outcome_influence_ : ndarray of shape (n_samples, 2)
+        Their influence functions.
+    propensity_ : ndarray of shape (n_samples,)
+        Out-of-fold (clipped) propensities.
+    outcome_predictions_ : ndarray of shape (n_samples, 2)
+        Out-of-fold predictions of both potential outcomes.
+    propensity_models_ : list of estimators
+        The propensity model fitted on each fold's training part.
+    fold_indices_ : list of ndarray
+        Held-out indices of each fold.
+    diagnostics_ : dict
+        As :class:`AIPW`.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit (only when ``X`` has string names).
+
+    See Also
+    --------
+    AIPW : The population average effect (``mass=1``).
+    skrobust.ambiguity.CVaR : The ambiguity set computing the worst case.
+
+    Notes
+    -----
+    With :math:`\\hat\\eta` the ``mass``-quantile of :math:`\\hat\\tau(Z_i)`
+    and :math:`q` the worst-case weights of CVaR on :math:`-\\hat\\tau`, the
+    debiased estimator replaces :math:`\\hat\\tau(Z_i)` by the pseudo-outcome
+    :math:`\\hat\\varphi_i` inside the tail,
+
+    .. math::
+
+        \\hat\\theta_\\alpha = \\frac1n \\sum_i \\psi_i, \\qquad
+        \\psi_i = \\hat\\eta + n q_i (\\hat\\varphi_i - \\hat\\eta),
+
+    which is first-order insensitive to errors in :math:`\\hat\\tau` and in
+    the nuisances; :math:`\\psi_i - \\hat\\theta_\\alpha` is its influence
+    function.
+
+    References
+    ----------
+    .. [1] Jeong, S. and Namkoong, H. "Assessing External Validity Over
+       Worst-case Subpopulations." arXiv:2007.02411.
+
+    Examples
+    --------
+    >>> from skcausal import WorstCaseTreatmentEffect
+    >>> from skcausal.datasets import make_limited_overlap
+    >>> X, y = make_limited_overlap(n_samples=1000, overlap=0.1, random_state=0)
+    >>> est = WorstCaseTreatmentEffect(mass=0.2, subgroup_features=[0],
+    ...                                random_state=0).fit(X, y)
+    >>> round(est.estimate_, 1)  # truth: E[1 + X_1 | X_1 < -0.6] = 0.2
+    0.2
+    """
+
+    _parameter_constraints = {
+        **_BaseCausalEstimator._parameter_constraints,
+        **_BaseCausalEstimator._outcome_constraints,
+        **_BaseCausalEstimator._propensity_constraints,
+        "effect_model": [None, HasMethods(["fit", "predict"])],
+        "subgroup_features": [None, "array-like"],
+        "mass": [Interval(Real, 0, 1, closed="right")],
+    }
+
+    def __init__(
+        self,
+        outcome_model=None,
+        propensity_model=None,
+        effect_model=None,
+        *,
+        subgroup_features=None,
+        mass=0.2,
+        learner="T",
+        clip=1e-3,
+        cv=5,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.outcome_model = outcome_model
+        self.propensity_model = propensity_model
+        self.effect_model = effect_model
+        self.subgroup_features = subgroup_features
+        self.mass = mass
+        self.learner = learner
+        self.clip = clip
+        self.cv = cv
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def fit(self, X, y, treatment=None):
+        """Cross-fit the nuisances and the effect model; estimate the worst case.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Covariates.
+        y : array-like of shape (n_samples, 2) or (n_samples,)
+            Target made by :func:`make_target`, or the outcome with
+            ``treatment``.
+        treatment : array-like of shape (n_samples,), default=None
+            Binary treatment when ``y`` is the 1-d outcome.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X_in = X
+        super().fit(X, y, treatment)
+        X = validate_data(self, X, reset=False)
+        self._subgroup_columns = _columns(
+            X_in, self.subgroup_features, self.n_features_in_
+        )
+        Z = X[:, self._subgroup_columns]
+        phi = self.pseudo_outcomes_
+        model = LinearRegression() if self.effect_model is None else self.effect_model
+        tau = np.empty_like(phi)
+        self.effect_models_ = []
+        for test in self.fold_indices_:
+            train = np.setdiff1d(np.arange(phi.shape[0]), test)
+            fitted = clone(model).fit(Z[train], phi[train])
+            tau[test] = np.asarray(fitted.predict(Z[test]), dtype=np.float64)
+            self.effect_models_.append(fitted)
+        self.effect_predictions_ = tau
+        value, infl, plugin, eta, q = self._worst_case(float(self.mass))
+        self.estimate_ = value
+        self.influence_function_ = infl
+        self.stderr_ = float(np.sqrt(np.mean(infl**2) / infl.shape[0]))
+        self.plugin_estimate_ = plugin
+        self.value_at_risk_ = eta
+        self.worst_case_weights_ = q
+        return self
+
+    def _estimate(self, y, t, nuisance):
+        phi = _aipw_pseudo_outcomes(y, t, nuisance["e"], nuisance["mu"])
+        self.pseudo_outcomes_ = phi[:, 1] - phi[:, 0]
+        psi = phi.mean(axis=0)
+        return psi, phi - psi
+
+    def _worst_case(self, mass):
+        tau, phi = self.effect_predictions_, self.pseudo_outcomes_
+        n = tau.shape[0]
+        cvar = CVaR(alpha=mass)
+        risk, q = cvar.risk_and_weights(-tau)
+        eta = -float(cvar.dual_init(-tau)[0])
+        psi = eta + n * q * (phi - eta)
+        value = float(psi.mean())
+        return value, psi - value, -float(risk), eta, q
+
+    def conf_int(self, alpha=0.05):
+        """Normal confidence interval of the debiased worst-case effect.
+
+        Parameters
+        ----------
+        alpha : float, default=0.05
+            One minus the confidence level.
+
+        Returns
+        -------
+        lower, upper : float
+        """
+        return super().conf_int(alpha)
+
+    def worst_case_curve(self, masses, alpha=0.05):
+        """Debiased worst-case effect and its interval over subpopulation masses.
+
+        Parameters
+        ----------
+        masses : array-like of shape (n_values,)
+            Subpopulation masses in (0, 1].
+        alpha : float, default=0.05
+            One minus the confidence level.
+
+        Returns
+        -------
+        curve : pandas.DataFrame
+            Columns ``mass``, ``estimate``, ``plugin_estimate``,
+            ``std_error``, ``ci_lower``, ``ci_upper``.
+        """
+        check_is_fitted(self)
+        alpha = _check_alpha(alpha)
+        masses = np.asarray(masses, dtype=np.float64).reshape(-1)
+        if masses.size == 0 or np.any((masses <= 0) | (masses > 1)):
+            raise ValueError(f"masses must lie in (0, 1]; got {masses.tolist()}.")
+        rows = []
+        for mass in masses:
+            value, infl, plugin, _, _ = self._worst_case(float(mass))
+            se = float(np.sqrt(np.mean(infl**2) / infl.shape[0]))
+            lower, upper = _normal_interval(value, se, alpha)
+            rows.append((float(mass), value, plugin, se, lower, upper))
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "mass",
+                "estimate",
+                "plugin_estimate",
+                "std_error",
+                "ci_lower",
+                "ci_upper",
+            ],
+        )
+
+    def summary(self, alpha=0.05):
+        """Worst-case effect, ATE and potential-outcome means as a DataFrame.
+
+        Parameters
+        ----------
+        alpha : float, default=0.05
+            One minus the confidence level of the intervals.
+
+        Returns
+        -------
+        table : pandas.DataFrame
+            Rows ``"worst-case effect"``, ``"ATE"``, ``"E[Y(1)]"``,
+            ``"E[Y(0)]"``; columns as in :meth:`AIPW.summary`.
+        """
+        table = super().summary(alpha)
+        infl = self.potential_outcome_influence_
+        ate_if = infl[:, 1] - infl[:, 0]
+        ate = float(np.diff(self.potential_outcome_means_)[0])
+        se = float(np.sqrt(np.mean(ate_if**2) / ate_if.shape[0]))
+        lower, upper = _normal_interval(ate, se, _check_alpha(alpha))
+        table.loc["ATE", ["estimate", "std_error", "ci_lower", "ci_upper"]] = (
+            ate,
+            se,
+            lower,
+            upper,
+        )
+        table.loc["ATE", "z"] = ate / se
+        worst = table.iloc[[0]].copy()
+        worst.index = ["worst-case effect"]
+        lower, upper = self.conf_int(alpha)
+        worst.loc[:, ["estimate", "std_error", "ci_lower", "ci_upper"]] = (
+            self.estimate_,
+            self.stderr_,
+            lower,
+            upper,
+        )
+        worst.loc[:, "z"] = self.estimate_ / self.stderr_
+        table = pd.concat([worst, table])
+        table["p_value"] = 2 * stats.norm.sf(np.abs(table["z"]))
+        return table

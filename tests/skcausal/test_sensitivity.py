@@ -1,0 +1,168 @@
+"""Tests of TrimmingSensitivity and WorstCaseTreatmentEffect."""
+
+import matplotlib
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy import stats
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import SplineTransformer
+
+from skcausal import AIPW, TrimmingSensitivity, WorstCaseTreatmentEffect
+from skcausal.datasets import make_limited_overlap
+from skrobust.ambiguity import CVaR
+
+matplotlib.use("Agg")
+
+RTOL = 1e-10
+
+
+def _spline_models():
+    return (
+        make_pipeline(SplineTransformer(n_knots=5), LinearRegression()),
+        make_pipeline(SplineTransformer(n_knots=5), LogisticRegression()),
+    )
+
+
+@pytest.fixture(scope="module")
+def overlap_data():
+    return make_limited_overlap(n_samples=800, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted_trimming(overlap_data):
+    X, y = overlap_data
+    return TrimmingSensitivity(threshold=0.05, n_neighbors=5, random_state=0).fit(X, y)
+
+
+def test_trimming_matches_brute_force(overlap_data, fitted_trimming):
+    """Loop over outside units: 5 nearest overlap units by explicit distances."""
+    X, y = overlap_data
+    est = fitted_trimming
+    outcome, t = y[:, 0], y[:, 1]
+    e, mu = est.propensity_, est.outcome_predictions_
+    Z = (X - X.mean(0)) / X.std(0)
+    inside = (e >= 0.05) & (e <= 0.95)
+    assert_allclose(est.overlap_mask_, inside)
+    phi1 = mu[:, 1] + t / e * (outcome - mu[:, 1])
+    phi0 = mu[:, 0] + (1 - t) / (1 - e) * (outcome - mu[:, 0])
+    phi = np.column_stack([phi0, phi1])
+    # trimmed AIPW on the overlap population
+    assert_allclose(est.estimate_, np.mean((phi1 - phi0)[inside]), rtol=RTOL)
+    L, K, n = 1.5, 5, len(t)
+    inside_idx = np.flatnonzero(inside)
+    own, credit, half = phi1 - phi0, np.zeros(n), np.zeros(n)
+    for i in np.flatnonzero(~inside):
+        arm = 1 if e[i] < 0.05 else 0
+        d = np.sqrt(((Z[inside] - Z[i]) ** 2).sum(1))
+        nearest = np.argsort(d)[:K]
+        half[i] = L * d[nearest].mean()
+        own[i] = -phi0[i] if arm == 1 else phi1[i]
+        for j in inside_idx[nearest]:
+            credit[j] += (1 if arm == 1 else -1) * phi[j, arm] / K
+    total = own + credit
+    assert_allclose(est.bias_bound(L), half.sum() / n, rtol=1e-9)
+    se = np.sqrt(np.mean((total - total.mean()) ** 2) / n)
+    # bias-aware critical value: 0.95 quantile of |N(B/se, 1)| (Armstrong-Kolesar)
+    crit = stats.foldnorm.ppf(0.95, half.sum() / n / se) * se
+    assert_allclose(
+        est.conf_int(lipschitz=L),
+        (total.mean() - crit, total.mean() + crit),
+        rtol=1e-9,
+    )
+
+
+def test_trimming_bound_monotone_and_breakdown(fitted_trimming):
+    est = fitted_trimming
+    grid = np.linspace(0, 5, 11)
+    bounds = est.bias_bound(grid)
+    assert bounds[0] == 0.0
+    assert np.all(np.diff(bounds) >= -1e-12)
+    L_star = est.breakdown_lipschitz_
+    assert 0 < L_star < np.inf
+    lower, upper = est.conf_int(alpha=0.05, lipschitz=L_star)
+    assert lower <= 1e-6 and upper >= 0
+    lower, _ = est.conf_int(alpha=0.05, lipschitz=0.9 * L_star)
+    assert lower > 0
+    curve = est.sensitivity_curve(grid)
+    assert list(curve.columns)[:3] == ["lipschitz", "estimate", "bias_bound"]
+    ax = est.plot()
+    assert ax.get_xlabel() == "Lipschitz constant L"
+
+
+def test_trimming_covers_truth_at_true_lipschitz():
+    # make_limited_overlap: ATE = 1; |grad mu_1| <= sqrt(9 + 1) in raw units,
+    # so L = 2 per standard deviation (sd of U[-1, 1] is 0.577) is valid.
+    X, y = make_limited_overlap(n_samples=2000, random_state=1)
+    om, pm = _spline_models()
+    est = TrimmingSensitivity(om, pm, threshold=0.05, random_state=0).fit(X, y)
+    lower, upper = est.conf_int(lipschitz=2.0)
+    assert lower < 1.0 < upper
+
+
+def test_trimming_bad_input(overlap_data):
+    X, y = overlap_data
+    est = TrimmingSensitivity(threshold=0.05, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="lipschitz must be >= 0"):
+        est.conf_int(lipschitz=-1.0)
+    with pytest.raises(ValueError, match="threshold"):
+        TrimmingSensitivity(threshold=0.7).fit(X, y)
+
+
+def test_worst_case_matches_cvar_definition():
+    X, y = make_limited_overlap(n_samples=1000, overlap=0.1, random_state=0)
+    est = WorstCaseTreatmentEffect(subgroup_features=[0], mass=0.2, random_state=0).fit(
+        X, y
+    )
+    tau, phi = est.effect_predictions_, est.pseudo_outcomes_
+    # plug-in: mean of the smallest 20% of the predicted effects (n*0.2 = 200)
+    assert_allclose(est.plugin_estimate_, np.sort(tau)[:200].mean(), rtol=RTOL)
+    # debiased: the same units, their pseudo-outcomes instead of predictions
+    tail = np.argsort(tau)[:200]
+    assert_allclose(est.estimate_, phi[tail].mean(), rtol=1e-9)
+    assert_allclose(
+        est.worst_case_weights_, CVaR(alpha=0.2).worst_case_weights(-tau), rtol=RTOL
+    )
+    # mass = 1 is the AIPW average effect
+    curve = est.worst_case_curve([1.0])
+    aipw = AIPW(random_state=0).fit(X, y)
+    assert_allclose(curve["estimate"].iloc[0], aipw.estimate_, rtol=1e-9)
+
+
+def test_worst_case_recovers_truth():
+    # tau(Z) = 1 + X_1 with X_1 ~ U[-1, 1]: lower CVaR at mass a is a (closed
+    # form: 1 + E[X_1 | X_1 < 2a - 1] = a).
+    X, y = make_limited_overlap(n_samples=3000, overlap=0.1, random_state=2)
+    om, pm = _spline_models()
+    est = WorstCaseTreatmentEffect(
+        om, pm, subgroup_features=[0], mass=0.5, random_state=0
+    ).fit(X, y)
+    lower, upper = est.conf_int(alpha=0.01)
+    assert lower < 0.5 < upper
+    assert abs(est.estimate_ - 0.5) < 4 * est.stderr_
+    table = est.summary()
+    assert table.index[0] == "worst-case effect"
+
+
+def test_worst_case_bad_input():
+    X, y = make_limited_overlap(n_samples=200, overlap=0.1, random_state=0)
+    with pytest.raises(ValueError, match="subgroup_features"):
+        WorstCaseTreatmentEffect(subgroup_features=[5]).fit(X, y)
+    with pytest.raises(ValueError, match="mass"):
+        WorstCaseTreatmentEffect(mass=0.0).fit(X, y)
+    est = WorstCaseTreatmentEffect(random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="masses"):
+        est.worst_case_curve([1.5])
+
+
+def test_worst_case_subgroup_by_name():
+    import pandas as pd
+
+    X, y = make_limited_overlap(n_samples=300, overlap=0.1, random_state=0)
+    frame = pd.DataFrame(X, columns=["x1", "x2"])
+    by_name = WorstCaseTreatmentEffect(subgroup_features=["x1"], random_state=0)
+    by_index = WorstCaseTreatmentEffect(subgroup_features=[0], random_state=0)
+    assert_allclose(
+        by_name.fit(frame, y).estimate_, by_index.fit(X, y).estimate_, rtol=RTOL
+    )
