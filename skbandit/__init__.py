@@ -1,3 +1,26 @@
 """skbandit: bandit policies, adaptive experiments and off-policy evaluation."""
 
-__all__ = []
+from skbandit import metrics
+from skbandit._base import BasePolicy, PolicyTags, Tags, get_policy_tags
+from skbandit._feedback import make_feedback
+from skbandit._multiarmed import (
+    UCB1,
+    BernoulliThompsonSampling,
+    EpsilonGreedy,
+    GaussianThompsonSampling,
+    Uniform,
+)
+
+__all__ = [
+    "BasePolicy",
+    "BernoulliThompsonSampling",
+    "EpsilonGreedy",
+    "GaussianThompsonSampling",
+    "PolicyTags",
+    "Tags",
+    "UCB1",
+    "Uniform",
+    "get_policy_tags",
+    "make_feedback",
+    "metrics",
+]
