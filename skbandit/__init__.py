@@ -3,6 +3,7 @@
 from skbandit import metrics
 from skbandit._base import BasePolicy, PolicyTags, Tags, get_policy_tags
 from skbandit._feedback import make_feedback
+from skbandit._linear import LinearThompsonSampling, LinUCB
 from skbandit._multiarmed import (
     UCB1,
     BernoulliThompsonSampling,
@@ -16,6 +17,8 @@ __all__ = [
     "BernoulliThompsonSampling",
     "EpsilonGreedy",
     "GaussianThompsonSampling",
+    "LinUCB",
+    "LinearThompsonSampling",
     "PolicyTags",
     "Tags",
     "UCB1",

@@ -261,7 +261,7 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
             X,
             y,
             reset=reset,
-            ensure_min_features=0,
+            ensure_min_features=int(get_policy_tags(self).contextual),
             ensure_min_samples=0 if self.arms is not None else 1,
             dtype=np.float64,
         )
@@ -305,7 +305,11 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
     def _validate_X(self, X):
         check_is_fitted(self)
         return validate_data(
-            self, X, reset=False, ensure_min_features=0, dtype=np.float64
+            self,
+            X,
+            reset=False,
+            ensure_min_features=int(get_policy_tags(self).contextual),
+            dtype=np.float64,
         )
 
     def predict(self, X):

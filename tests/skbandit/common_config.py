@@ -39,4 +39,5 @@ EXPECTED_FAILED = {
     "EpsilonGreedy": {**_NO_CONTEXT, **_RANDOMIZED},
     "Uniform": {**_NO_CONTEXT, **_RANDOMIZED},
     "UCB1": {**_NO_CONTEXT},
+    "LinearThompsonSampling": {**_RANDOMIZED},
 }
