@@ -250,8 +250,8 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
         if not np.all(ok):
             unknown = np.asarray(actions)[~ok][:5]
             raise ValueError(
-                f"{what} {list(unknown)} are not among the arms "
-                f"{list(classes)} of this policy."
+                f"{what} {unknown.tolist()} are not among the arms "
+                f"{classes.tolist()} of this policy."
             )
         return pos.astype(np.intp)
 
@@ -280,9 +280,12 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
             self.n_samples_seen_ = 0.0
             self.n_batches_seen_ = 0
             self._init_state(X.shape[1])
-        weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
+        if n == 0:
+            weight = np.zeros(0)
+        else:
+            weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
         arm = self._arm_index(actions)
         if full_information:
             n_arms = self.classes_.shape[0]
