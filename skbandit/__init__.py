@@ -2,6 +2,7 @@
 
 from skbandit import metrics
 from skbandit._base import BasePolicy, PolicyTags, Tags, get_policy_tags
+from skbandit._distilled import DistilledThompsonSampling
 from skbandit._feedback import make_feedback
 from skbandit._linear import LinearThompsonSampling, LinUCB
 from skbandit._multiarmed import (
@@ -15,6 +16,7 @@ from skbandit._multiarmed import (
 __all__ = [
     "BasePolicy",
     "BernoulliThompsonSampling",
+    "DistilledThompsonSampling",
     "EpsilonGreedy",
     "GaussianThompsonSampling",
     "LinUCB",
