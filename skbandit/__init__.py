@@ -1,6 +1,6 @@
 """skbandit: bandit policies, adaptive experiments and off-policy evaluation."""
 
-from skbandit import metrics
+from skbandit import environments, metrics
 from skbandit._base import BasePolicy, PolicyTags, Tags, get_policy_tags
 from skbandit._distilled import DistilledThompsonSampling
 from skbandit._feedback import make_feedback
@@ -27,5 +27,6 @@ __all__ = [
     "Uniform",
     "get_policy_tags",
     "make_feedback",
+    "environments",
     "metrics",
 ]
