@@ -248,7 +248,7 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
             pos = None
         ok = np.asarray(ok, dtype=bool)
         if not np.all(ok):
-            unknown = np.asarray(actions)[~ok][:5]
+            unknown = np.unique(np.asarray(actions)[~ok])[:5]
             raise ValueError(
                 f"{what} {unknown.tolist()} are not among the arms "
                 f"{classes.tolist()} of this policy."

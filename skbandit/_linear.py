@@ -3,7 +3,6 @@
 import numbers
 
 import numpy as np
-from scipy import linalg
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
@@ -44,6 +43,7 @@ class _BaseLinearPolicy(BasePolicy):
         self._inv = np.repeat((eye / self.regularization)[None], n_arms, axis=0)
         self._xty = np.zeros((n_arms, d))
         self._n_low_rank = np.zeros(n_arms, dtype=int)
+        self._inv_flat = self._inv.transpose(1, 0, 2).reshape(d, -1)
         self._set_coef(np.zeros((n_arms, d)))
 
     def _set_coef(self, theta):
@@ -75,21 +75,27 @@ class _BaseLinearPolicy(BasePolicy):
                 #   = A^{-1} - A^{-1} Z^T (W^{-1} + Z A^{-1} Z^T)^{-1} Z A^{-1}
                 U = Z @ inv[k]
                 core = np.diag(1.0 / w) + U @ Z.T
-                inv[k] = inv[k] - U.T @ linalg.solve(core, U, assume_a="pos")
+                inv[k] = inv[k] - U.T @ np.linalg.solve(core, U)
                 inv[k] = 0.5 * (inv[k] + inv[k].T)
                 self._n_low_rank[k] += m
             else:
-                factor = linalg.cho_factor(gram[k], lower=True)
-                inv[k] = linalg.cho_solve(factor, np.eye(d))
+                # A_k is symmetric positive definite (regularization > 0)
+                inv[k] = np.linalg.inv(gram[k])
+                inv[k] = 0.5 * (inv[k] + inv[k].T)
                 self._n_low_rank[k] = 0
         self._gram, self._inv, self._xty = gram, inv, xty
+        self._inv_flat = inv.transpose(1, 0, 2).reshape(d, -1)
         self._set_coef(np.einsum("kij,kj->ki", inv, xty))
 
     def _mean_and_var(self, X):
         """Posterior mean of each arm's reward and ``x^T A_k^{-1} x``."""
         Xa = self._augment(X)
+        n, d = Xa.shape
+        n_arms = self._theta.shape[0]
         mean = Xa @ self._theta.T
-        quad = np.einsum("knd,nd->nk", np.matmul(Xa[None], self._inv), Xa)
+        # one GEMM for all arms: (n, d) @ (d, K * d), then x^T A_k^{-1} x
+        XA = (Xa @ self._inv_flat).reshape(n, n_arms, d)
+        quad = np.einsum("nkd,nd->nk", XA, Xa)
         return mean, np.clip(quad, 0.0, None)
 
 

@@ -370,7 +370,7 @@ def estimate_policy_value(
         )
     pos = np.clip(np.searchsorted(classes, actions), 0, classes.shape[0] - 1)
     if not np.all(classes[pos] == actions):
-        unknown = actions[classes[pos] != actions][:5]
+        unknown = np.unique(actions[classes[pos] != actions])[:5]
         raise ValueError(
             f"logged actions {unknown.tolist()} are not among the policy's arms "
             f"{classes.tolist()}."
