@@ -256,12 +256,14 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
         return pos.astype(np.intp)
 
     def _learn(self, X, y, sample_weight, *, reset):
+        if reset:
+            self._min_features = int(get_policy_tags(self).contextual)
         X, y = validate_data(
             self,
             X,
             y,
             reset=reset,
-            ensure_min_features=int(get_policy_tags(self).contextual),
+            ensure_min_features=self._min_features,
             ensure_min_samples=0 if self.arms is not None else 1,
             dtype=np.float64,
         )
@@ -305,13 +307,16 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
         return self
 
     # -------------------------------------------------------------- deciding
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "classes_")
+
     def _validate_X(self, X):
         check_is_fitted(self)
         return validate_data(
             self,
             X,
             reset=False,
-            ensure_min_features=int(get_policy_tags(self).contextual),
+            ensure_min_features=self._min_features,
             dtype=np.float64,
         )
 
