@@ -62,6 +62,17 @@ class PolicyTags:
         quadrature) rather than a Monte Carlo estimate.
     binary_rewards : bool, default=False
         Whether rewards must lie in [0, 1].
+
+    See Also
+    --------
+    get_policy_tags : Read the tags of a policy.
+
+    Examples
+    --------
+    >>> from skbandit import LinUCB, get_policy_tags
+    >>> tags = get_policy_tags(LinUCB())
+    >>> tags.contextual, tags.randomized
+    (True, False)
     """
 
     contextual: bool = False
@@ -78,6 +89,17 @@ class Tags(_SklearnTags):
     ----------
     policy_tags : :class:`PolicyTags` or None, default=None
         Set on every bandit policy; None on other estimators.
+
+    See Also
+    --------
+    PolicyTags : The policy-specific fields.
+
+    Examples
+    --------
+    >>> from sklearn.utils import get_tags
+    >>> from skbandit import BernoulliThompsonSampling
+    >>> get_tags(BernoulliThompsonSampling()).policy_tags.binary_rewards
+    True
     """
 
     policy_tags: PolicyTags | None = None
@@ -121,6 +143,17 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
         Total weight of the logged rounds learned so far.
     n_batches_seen_ : int
         Number of ``fit``/``partial_fit`` batches learned.
+
+    See Also
+    --------
+    make_feedback : Builds the ``y`` that policies learn from.
+    PolicyTags : What a policy declares about itself.
+
+    Examples
+    --------
+    >>> from skbandit import BasePolicy, LinearThompsonSampling
+    >>> isinstance(LinearThompsonSampling(), BasePolicy)
+    True
     """
 
     _parameter_constraints: dict = {
@@ -400,6 +433,23 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
 
 
 def get_policy_tags(policy):
-    """Return the :class:`PolicyTags` of a policy (default tags otherwise)."""
+    """Return the :class:`PolicyTags` of a policy.
+
+    Parameters
+    ----------
+    policy : estimator
+        A policy (instance, fitted or not).
+
+    Returns
+    -------
+    tags : :class:`PolicyTags`
+        The policy's tags; default tags for an estimator without them.
+
+    Examples
+    --------
+    >>> from skbandit import EpsilonGreedy, get_policy_tags
+    >>> get_policy_tags(EpsilonGreedy()).exact_proba
+    True
+    """
     tags = policy.__sklearn_tags__()
     return getattr(tags, "policy_tags", None) or PolicyTags()
