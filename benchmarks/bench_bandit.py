@@ -78,14 +78,17 @@ class ConstantContextArms(BaseEnvironment):
     exploration of their own and the posterior draws alone must explore.
     """
 
-    def __init__(self, means, noise_std):
+    def __init__(self, means, noise_std, n_features=1):
         self.means = np.asarray(means, dtype=float)
         self.noise_std = noise_std
         self.arms = np.arange(self.means.shape[0])
-        self.n_features = 1
+        self.n_features = n_features
 
     def sample(self, n, rng):
-        return np.ones((n, 1)), np.tile(self.means, (n, 1))
+        # a constant feature, then columns of zeros
+        X = np.zeros((n, self.n_features))
+        X[:, 0] = 1.0
+        return X, np.tile(self.means, (n, 1))
 
 
 class SharedDrawLinTS(LinearThompsonSampling):
@@ -109,8 +112,11 @@ def _problems():
         "linear, noisy (K=10, d=20, sd=0.5)": LinearContextualBandit(
             n_arms=10, n_features=20, noise_std=0.5, random_state=0
         ),
-        "Gaussian arms, constant context (K=10, sd=1)": ConstantContextArms(
+        "Gaussian arms, context = [1] (K=10, sd=1)": ConstantContextArms(
             np.linspace(0.0, 0.5, 10), 1.0
+        ),
+        "Gaussian arms, context = [1, 0] (K=10, sd=1)": ConstantContextArms(
+            np.linspace(0.0, 0.5, 10), 1.0, n_features=2
         ),
         "digits, noiseless (K=10, d=64)": SupervisedBandit(X, y),
         "digits, noisy (sd=1)": SupervisedBandit(X, y, noise_std=1.0),
@@ -304,6 +310,33 @@ def main():
             print(lines[-1], flush=True)
     ours_corr, their_corr = _draw_correlation()
     lines += [
+        "",
+        "**Reading the regret.** Policies of the same family agree where they "
+        "are the same algorithm: UCB1 and LinUCB are deterministic and give the "
+        "same regret to the unit; Beta-Bernoulli TS and epsilon-greedy agree "
+        "within the spread over seeds. Linear TS differs: MABWiser's is lower on "
+        "every contextual problem, and our own linear TS with one draw shared "
+        "by all arms (column *shared draw*) is lower still, so the gap comes from "
+        "the shared draw, not from the posterior. One draw moves every arm's "
+        "sample the same way, so the samples' ranking is nearly the ranking of "
+        "the means: the policy explores less than Thompson sampling does. On "
+        "these problems, with diverse contexts or a noise variance of 1, that "
+        "under-exploration earns less regret within 10,000 rounds, on the "
+        "noiseless and the noisy problems alike: we did not find a problem here "
+        "where the shared draw loses. Its cost is correctness. Its action "
+        "probabilities are not the posterior probabilities of being best, so "
+        "propensities derived from Thompson sampling are wrong for off-policy "
+        "evaluation, and an arm whose line m + s z never tops the others is "
+        "never tried. For less exploration with correct TS, lower "
+        "`noise_variance`.",
+        "",
+        "**MABWiser with one context feature.** With a single feature "
+        "(context = [1]), MABWiser's LinTS squeezes the (n, 1) coefficient "
+        "draws to shape (n,), and `x * beta` broadcasts to (n, n): every "
+        "context of a batch gets the sum of all n draws, the same decision and "
+        "n times the variance. It then locks onto a suboptimal arm in some "
+        "seeds (the spread of its regret on that row). The same arms with a "
+        "zero column added (context = [1, 0]) avoid the bug.",
         "",
         "**Independent draws.** Correlation across two arms of the sampled "
         "expected reward at one context (20,000 draws, 2 arms fitted on the same "
