@@ -35,7 +35,9 @@ class DistilledThompsonSampling(BasePolicy):
         :class:`LinearThompsonSampling`.
     imitation_model : classifier, default=None
         Classifier with ``fit`` and ``predict_proba``, cloned in ``fit``.
-        ``None`` means ``LogisticRegression(max_iter=1000)``.
+        ``None`` means ``LogisticRegression(max_iter=1000)``. A skorch
+        ``NeuralNetClassifier`` works inside a ``Pipeline`` that first casts
+        the contexts to float32.
     n_imitation_draws : int, default=10
         Actions drawn from the teacher per context to build the imitation
         targets.
