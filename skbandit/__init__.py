@@ -1,3 +1,32 @@
 """skbandit: bandit policies, adaptive experiments and off-policy evaluation."""
 
-__all__ = []
+from skbandit import environments, metrics
+from skbandit._base import BasePolicy, PolicyTags, Tags, get_policy_tags
+from skbandit._distilled import DistilledThompsonSampling
+from skbandit._feedback import make_feedback
+from skbandit._linear import LinearThompsonSampling, LinUCB
+from skbandit._multiarmed import (
+    UCB1,
+    BernoulliThompsonSampling,
+    EpsilonGreedy,
+    GaussianThompsonSampling,
+    Uniform,
+)
+
+__all__ = [
+    "BasePolicy",
+    "BernoulliThompsonSampling",
+    "DistilledThompsonSampling",
+    "EpsilonGreedy",
+    "GaussianThompsonSampling",
+    "LinUCB",
+    "LinearThompsonSampling",
+    "PolicyTags",
+    "Tags",
+    "UCB1",
+    "Uniform",
+    "get_policy_tags",
+    "make_feedback",
+    "environments",
+    "metrics",
+]

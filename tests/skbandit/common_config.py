@@ -5,8 +5,46 @@ FAST_PARAMS
     epochs, fewer trees). They must not change what is being checked.
 EXPECTED_FAILED
     Class name -> {check name: the real reason it fails}. Keep it short.
+
+The common checks pass a plain 1-d ``y``, which a policy reads as
+full-information feedback (see ``skbandit.BasePolicy``); they run as for any
+other estimator.
 """
+
+# A multi-armed policy has no context: X with zero columns is valid input.
+_NO_CONTEXT = {
+    "check_estimators_empty_data_messages": (
+        "multi-armed policies accept X with zero columns (no context) by design"
+    ),
+}
+
+# A randomized policy draws one arm per row from a seeded stream, so the arm
+# of a row depends on its position in the batch.
+_RANDOMIZED = {
+    "check_methods_sample_order_invariance": (
+        "predict draws each row's arm from one random stream; reordering rows "
+        "reassigns the draws"
+    ),
+    "check_methods_subset_invariance": (
+        "predict draws each row's arm from one random stream; a subset "
+        "receives different draws"
+    ),
+}
 
 FAST_PARAMS = {}
 
-EXPECTED_FAILED = {}
+EXPECTED_FAILED = {
+    "BernoulliThompsonSampling": {**_NO_CONTEXT, **_RANDOMIZED},
+    "GaussianThompsonSampling": {**_NO_CONTEXT, **_RANDOMIZED},
+    "EpsilonGreedy": {**_NO_CONTEXT, **_RANDOMIZED},
+    "Uniform": {**_NO_CONTEXT, **_RANDOMIZED},
+    "UCB1": {**_NO_CONTEXT},
+    "LinearThompsonSampling": {**_RANDOMIZED},
+    "DistilledThompsonSampling": {
+        **_RANDOMIZED,
+        "check_sample_weight_equivalence_on_dense_data": (
+            "the imitation targets are random draws of the teacher; a repeated "
+            "row gets draws of its own, a weighted row does not"
+        ),
+    },
+}
