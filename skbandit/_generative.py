@@ -201,8 +201,9 @@ class NeuralSequenceGenerator(BaseEstimator):
     -----
     With encodings :math:`e_i = f(x_i, y_i, x_i y_i, y_i^2)` and
     :math:`s_n = \\sum_{i\\le n} e_i`, the model is
-    :math:`y_{n+1} \\mid x_{n+1}, s_n \\sim N(\\mu, \\sigma^2)` with :math:`(\\mu, \\sigma) = g(s_n / (n + 1),
-    \\log(1 + n), x_{n+1})`. Pretraining minimizes
+    :math:`y_{n+1} \\mid x_{n+1}, s_n \\sim N(\\mu, \\sigma^2)` with
+    :math:`(\\mu, \\sigma) = g(s_n / (n + 1), \\log(1 + n), x_{n+1})`.
+    Pretraining minimizes
     :math:`-\\sum_{\\text{tasks}} \\sum_{n} \\log p(y_{n+1} \\mid x_{n+1},
     s_n)`, computed for all positions at once from prefix sums. Sums of
     encodings can represent the sufficient statistics
