@@ -609,7 +609,7 @@ class ResidualHorizonOptimization(_BaseAllocation):
         Number of gradient steps per planning problem.
     learning_rate : float, default=0.1
         Step size of Adam on the allocation logits.
-    tol : float, default=1e-3
+    tol : float, default=1e-2
         Convergence check: if the planning objective at the average iterate
         of the last quarter of the steps exceeds the one at the average
         iterate of the third quarter by more than ``tol`` times the largest
@@ -715,7 +715,7 @@ class ResidualHorizonOptimization(_BaseAllocation):
         n_samples=128,
         max_iter=150,
         learning_rate=0.1,
-        tol=1e-3,
+        tol=1e-2,
         random_state=None,
         verbose=0,
     ):
