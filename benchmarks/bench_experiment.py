@@ -17,6 +17,8 @@ Usage::
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_experiment.py \
         [--repeats 30] [--n-jobs 1]
+
+With n_jobs > 1 the warnings raised in the worker processes are not counted.
 """
 
 import argparse
@@ -142,6 +144,7 @@ def run(n_repeats, n_jobs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
+    # in-process by default, so that the ConvergenceWarnings can be counted
     parser.add_argument("--n-jobs", type=int, default=1)
     args = parser.parse_args()
     start = time.perf_counter()
