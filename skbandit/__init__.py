@@ -1,9 +1,14 @@
 """skbandit: bandit policies, adaptive experiments and off-policy evaluation."""
 
-from skbandit import environments, metrics
+from skbandit import environments, experiment, metrics
 from skbandit._base import BasePolicy, PolicyTags, Tags, get_policy_tags
 from skbandit._distilled import DistilledThompsonSampling
 from skbandit._feedback import make_feedback
+from skbandit._generative import (
+    GenerativeThompsonSampling,
+    NeuralSequenceGenerator,
+    make_linear_tasks,
+)
 from skbandit._linear import LinearThompsonSampling, LinUCB
 from skbandit._multiarmed import (
     UCB1,
@@ -18,6 +23,8 @@ __all__ = [
     "BernoulliThompsonSampling",
     "DistilledThompsonSampling",
     "EpsilonGreedy",
+    "GenerativeThompsonSampling",
+    "NeuralSequenceGenerator",
     "GaussianThompsonSampling",
     "LinUCB",
     "LinearThompsonSampling",
@@ -27,6 +34,8 @@ __all__ = [
     "Uniform",
     "get_policy_tags",
     "make_feedback",
+    "make_linear_tasks",
     "environments",
+    "experiment",
     "metrics",
 ]

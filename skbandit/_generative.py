@@ -1,0 +1,686 @@
+"""Thompson sampling by generating the missing outcomes (TS-Gen).
+
+A generative sequence model, pretrained offline on simulated or historical
+tasks, predicts an arm's next outcome from the outcomes seen so far. Drawing
+the missing entries of the table of outcomes (the counterfactual outcomes of
+past units and every outcome of future units) one after another from that
+model is a draw from the posterior predictive; the policy that is best on
+the completed table is then a draw of the optimal policy from its posterior,
+which is what Thompson sampling plays.
+"""
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, validate_params
+
+from skbandit._base import BasePolicy
+
+# ----------------------------------------------------------------------------
+# simulated pretraining tasks
+
+
+@validate_params(
+    {
+        "n_tasks": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_rounds": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_features": [Interval(numbers.Integral, 0, None, closed="left")],
+        "coef_std": [Interval(numbers.Real, 0, None, closed="left")],
+        "noise_std": [Interval(numbers.Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_linear_tasks(
+    n_tasks, n_rounds, n_features, *, coef_std=1.0, noise_std=0.5, random_state=None
+):
+    """Simulate outcome sequences of linear tasks to pretrain a generator.
+
+    Each task draws an intercept and coefficients
+    :math:`b, \\theta_j \\sim N(0, \\text{coef\\_std}^2 / (1 + d))` (so that the
+    signal has variance ``coef_std ** 2`` for standard normal contexts), then
+    ``n_rounds`` standard normal contexts :math:`x` and outcomes
+    :math:`y = b + x^\\top\\theta + \\varepsilon`,
+    :math:`\\varepsilon \\sim N(0, \\text{noise\\_std}^2)`. A task stands for one
+    arm of one past experiment.
+
+    Read more in the :ref:`User Guide <generative_ts>`.
+
+    Parameters
+    ----------
+    n_tasks : int
+        Number of tasks (sequences).
+    n_rounds : int
+        Length of each sequence.
+    n_features : int
+        Number of context features (0 for multi-armed bandits).
+    coef_std : float, default=1.0
+        Standard deviation of the expected outcome across contexts and tasks.
+    noise_std : float, default=0.5
+        Standard deviation of the outcome noise.
+    random_state : int, RandomState instance or None, default=None
+        Seed.
+
+    Returns
+    -------
+    X : ndarray of shape (n_tasks, n_rounds, n_features)
+        Contexts.
+    y : ndarray of shape (n_tasks, n_rounds)
+        Outcomes.
+
+    See Also
+    --------
+    NeuralSequenceGenerator : The generator these tasks pretrain.
+
+    Examples
+    --------
+    >>> from skbandit import make_linear_tasks
+    >>> X, y = make_linear_tasks(5, 20, 3, random_state=0)
+    >>> X.shape, y.shape
+    ((5, 20, 3), (5, 20))
+    """
+    rng = check_random_state(random_state)
+    scale = coef_std / np.sqrt(1 + n_features)
+    coef = rng.normal(scale=scale, size=(n_tasks, n_features))
+    intercept = rng.normal(scale=scale, size=(n_tasks, 1))
+    X = rng.standard_normal((n_tasks, n_rounds, n_features))
+    noise = rng.normal(scale=noise_std, size=(n_tasks, n_rounds))
+    y = intercept + np.einsum("trd,td->tr", X, coef) + noise
+    return X, y
+
+
+# ----------------------------------------------------------------------------
+# the default generator: a small exchangeable sequence model in torch
+
+
+def _build_network(n_features, hidden_size):
+    """Encoder of (x, y) pairs and predictive head, as plain torch modules."""
+    from torch import nn
+
+    return nn.ModuleDict(
+        {
+            "encoder": nn.Sequential(
+                nn.Linear(2 * n_features + 2, hidden_size),
+                nn.Tanh(),
+                nn.Linear(hidden_size, hidden_size),
+            ),
+            "head": nn.Sequential(
+                nn.Linear(hidden_size + n_features + 1, hidden_size),
+                nn.Tanh(),
+                nn.Linear(hidden_size, hidden_size),
+                nn.Tanh(),
+                nn.Linear(hidden_size, 2),
+            ),
+        }
+    )
+
+
+def _encode(net, x, y):
+    import torch
+
+    y = y.unsqueeze(-1)
+    # products x * y and y^2 make the sufficient statistics of linear models
+    # one layer away; the network learns the rest
+    return net["encoder"](torch.cat([x, y, x * y, y * y], dim=-1))
+
+
+def _predict(net, summary, count, x):
+    """Predictive mean and standard deviation of the next outcome.
+
+    ``summary`` is the sum of the encodings of the outcomes seen, ``count``
+    their number (a tensor broadcastable to ``summary[..., 0]``).
+    """
+    import torch
+
+    count = count.unsqueeze(-1)
+    features = torch.cat(
+        [
+            summary / (count + 1.0),
+            torch.log1p(count).expand(*summary.shape[:-1], 1),
+            x.expand(*summary.shape[:-1], x.shape[-1]),
+        ],
+        dim=-1,
+    )
+    out = net["head"](features)
+    mean = out[..., 0]
+    std = torch.nn.functional.softplus(out[..., 1]) + 1e-3
+    return mean, std
+
+
+class NeuralSequenceGenerator(BaseEstimator):
+    """Small torch sequence model that generates an arm's missing outcomes.
+
+    The model predicts the next outcome :math:`y_{n+1}` of an arm from its
+    context :math:`x_{n+1}` and the pairs :math:`(x_i, y_i)_{i \\le n}` seen
+    so far, with a Gaussian whose mean and standard deviation come from a
+    network fed with the average encoding of the pairs (so the prediction
+    does not depend on their order, as a posterior predictive should not),
+    the log count and :math:`x_{n+1}`. It is pretrained by maximum likelihood
+    on the sequences of many tasks (:meth:`pretrain`), and then generates
+    missing outcomes autoregressively (:meth:`sample`): each generated
+    outcome is appended to the pairs that the next prediction conditions on.
+
+    This is the default generator of :class:`GenerativeThompsonSampling`;
+    any object with the same :meth:`sample` method can replace it.
+
+    Read more in the :ref:`User Guide <generative_ts>`.
+
+    Parameters
+    ----------
+    hidden_size : int, default=32
+        Width of the encoder and of the predictive head.
+    n_epochs : int, default=60
+        Passes over the pretraining tasks.
+    batch_size : int, default=32
+        Tasks per gradient step.
+    learning_rate : float, default=1e-2
+        Step size of Adam.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialization, the order of the tasks and the draws of
+        :meth:`sample` when it is given no ``random_state``.
+    verbose : int, default=0
+        Print the training loss every tenth of the epochs when positive.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of context features of the pretraining tasks.
+    network_ : torch.nn.ModuleDict
+        The trained encoder and head.
+    loss_curve_ : list of float
+        Average negative log-likelihood per outcome after each epoch.
+
+    See Also
+    --------
+    make_linear_tasks : Simulated pretraining tasks.
+    GenerativeThompsonSampling : The policy that uses the generator.
+
+    Notes
+    -----
+    With encodings :math:`e_i = f(x_i, y_i, x_i y_i, y_i^2)` and
+    :math:`s_n = \\sum_{i\\le n} e_i`, the model is
+    :math:`y_{n+1} \\mid x_{n+1}, s_n \\sim N(\\mu, \\sigma^2)` with
+    :math:`(\\mu, \\sigma) = g(s_n / (n + 1), \\log(1 + n), x_{n+1})`.
+    Pretraining minimizes
+    :math:`-\\sum_{\\text{tasks}} \\sum_{n} \\log p(y_{n+1} \\mid x_{n+1},
+    s_n)`, computed for all positions at once from prefix sums. Sums of
+    encodings can represent the sufficient statistics
+    :math:`\\sum x_i x_i^\\top, \\sum x_i y_i` of Bayesian linear
+    regression, whose posterior predictive is the optimum on linear tasks.
+
+    References
+    ----------
+    .. [1] K. W. Zhang, T. Cai, H. Namkoong and D. Russo, "Contextual
+       Thompson Sampling via Generation of Missing Data", 2025.
+       arXiv:2502.07064.
+    .. [2] T. Cai, H. Namkoong, D. Russo and K. W. Zhang, "Active
+       Exploration via Autoregressive Generation of Missing Data", 2024.
+       arXiv:2405.19466.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbandit import NeuralSequenceGenerator, make_linear_tasks
+    >>> X, y = make_linear_tasks(64, 30, 1, random_state=0)
+    >>> gen = NeuralSequenceGenerator(n_epochs=5, random_state=0).pretrain(X, y)
+    >>> draws = gen.sample(X[0, :10], y[0, :10], X[0, 10:], n_draws=3,
+    ...                    random_state=0)
+    >>> draws.shape
+    (3, 20)
+    """
+
+    _parameter_constraints: dict = {
+        "hidden_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        hidden_size=32,
+        n_epochs=60,
+        batch_size=32,
+        learning_rate=1e-2,
+        random_state=None,
+        verbose=0,
+    ):
+        self.hidden_size = hidden_size
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def pretrain(self, X, y):
+        """Pretrain the model on the outcome sequences of many tasks.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_tasks, n_rounds, n_features)
+            Contexts of each task (``n_features`` may be 0).
+        y : array-like of shape (n_tasks, n_rounds)
+            Outcomes of each task.
+
+        Returns
+        -------
+        self : object
+            The pretrained generator.
+        """
+        import torch
+
+        self._validate_params()
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if X.ndim != 3 or y.ndim != 2 or X.shape[:2] != y.shape:
+            raise ValueError(
+                "pretrain expects X of shape (n_tasks, n_rounds, n_features) and y "
+                f"of shape (n_tasks, n_rounds); got {X.shape} and {y.shape}."
+            )
+        if y.shape[1] < 2:
+            raise ValueError("Each pretraining task needs at least 2 rounds.")
+        if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
+            raise ValueError("pretraining tasks contain NaN or infinite values.")
+        rng = check_random_state(self.random_state)
+        torch_seed = int(rng.randint(np.iinfo(np.int32).max))
+        self._sample_seed = int(rng.randint(np.iinfo(np.int32).max))
+        generator = torch.Generator().manual_seed(torch_seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(torch_seed)
+            net = _build_network(X.shape[2], self.hidden_size)
+        Xt = torch.as_tensor(X, dtype=torch.float32)
+        yt = torch.as_tensor(y, dtype=torch.float32)
+        n_tasks, n_rounds = y.shape
+        counts = torch.arange(n_rounds, dtype=torch.float32)
+        optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate)
+        self.loss_curve_ = []
+        for epoch in range(self.n_epochs):
+            order = torch.randperm(n_tasks, generator=generator)
+            total = 0.0
+            for lo in range(0, n_tasks, self.batch_size):
+                idx = order[lo : lo + self.batch_size]
+                xb, yb = Xt[idx], yt[idx]
+                enc = _encode(net, xb, yb)
+                # s_n: sum of the encodings strictly before position n
+                prefix = torch.cumsum(enc, dim=1) - enc
+                mean, std = _predict(
+                    net, prefix, counts.expand(idx.shape[0], n_rounds), xb
+                )
+                nll = (torch.log(std) + 0.5 * ((yb - mean) / std) ** 2).mean()
+                optimizer.zero_grad()
+                nll.backward()
+                optimizer.step()
+                total += float(nll.detach()) * idx.shape[0]
+            self.loss_curve_.append(total / n_tasks + 0.5 * np.log(2 * np.pi))
+            if self.verbose and (
+                epoch % max(self.n_epochs // 10, 1) == 0 or epoch == self.n_epochs - 1
+            ):
+                print(
+                    f"[NeuralSequenceGenerator] epoch {epoch:4d} "
+                    f"nll {self.loss_curve_[-1]:.4f}"
+                )
+        net.eval()
+        for param in net.parameters():
+            param.requires_grad_(False)
+        self.network_ = net
+        self.n_features_in_ = X.shape[2]
+        return self
+
+    def _check_pretrained(self):
+        if not hasattr(self, "network_"):
+            raise ValueError(
+                "This NeuralSequenceGenerator is not pretrained yet; call "
+                "pretrain(X_tasks, y_tasks) first (see make_linear_tasks)."
+            )
+
+    def predictive(self, X_history, y_history, X_target):
+        """Mean and standard deviation of each target's next-outcome prediction.
+
+        Every target is predicted from the history alone (no generated
+        outcome is appended), which is the one-step posterior predictive.
+
+        Parameters
+        ----------
+        X_history : array-like of shape (n_history, n_features)
+            Contexts of the observed outcomes.
+        y_history : array-like of shape (n_history,)
+            Observed outcomes.
+        X_target : array-like of shape (n_target, n_features)
+            Contexts to predict.
+
+        Returns
+        -------
+        mean, std : ndarray of shape (n_target,)
+        """
+        import torch
+
+        self._check_pretrained()
+        Xh, yh, Xt = self._check_sample_input(X_history, y_history, X_target)
+        with torch.no_grad():
+            summary = _encode(self.network_, Xh, yh).sum(dim=0)
+            count = torch.full((Xt.shape[0],), float(Xh.shape[0]))
+            mean, std = _predict(
+                self.network_, summary.expand(Xt.shape[0], -1), count, Xt
+            )
+        return mean.double().numpy(), std.double().numpy()
+
+    def _check_sample_input(self, X_history, y_history, X_target):
+        import torch
+
+        d = self.n_features_in_
+        Xh = np.asarray(X_history, dtype=np.float64).reshape(-1, d)
+        yh = np.asarray(y_history, dtype=np.float64).reshape(-1)
+        Xt = np.asarray(X_target, dtype=np.float64).reshape(-1, d)
+        if Xh.shape[0] != yh.shape[0]:
+            raise ValueError(
+                f"X_history has {Xh.shape[0]} rows but y_history has {yh.shape[0]}."
+            )
+        return (
+            torch.as_tensor(Xh, dtype=torch.float32),
+            torch.as_tensor(yh, dtype=torch.float32),
+            torch.as_tensor(Xt, dtype=torch.float32),
+        )
+
+    def sample(self, X_history, y_history, X_target, *, n_draws=1, random_state=None):
+        """Draw the missing outcomes of the targets jointly, one after another.
+
+        Parameters
+        ----------
+        X_history : array-like of shape (n_history, n_features)
+            Contexts of the observed outcomes of the arm.
+        y_history : array-like of shape (n_history,)
+            The observed outcomes.
+        X_target : array-like of shape (n_target, n_features)
+            Contexts whose outcomes are missing, generated in this order.
+        n_draws : int, default=1
+            Independent joint draws.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws; ``None`` uses a stream seeded at
+            :meth:`pretrain`.
+
+        Returns
+        -------
+        y_target : ndarray of shape (n_draws, n_target)
+            Generated outcomes.
+        """
+        import torch
+
+        self._check_pretrained()
+        Xh, yh, Xt = self._check_sample_input(X_history, y_history, X_target)
+        if random_state is None:
+            seed = self._sample_seed
+            self._sample_seed = (self._sample_seed * 1103515245 + 12345) % (2**31)
+        else:
+            seed = int(check_random_state(random_state).randint(2**31 - 1))
+        generator = torch.Generator().manual_seed(seed)
+        net = self.network_
+        n_target = Xt.shape[0]
+        out = torch.empty(n_draws, n_target)
+        with torch.no_grad():
+            summary = _encode(net, Xh, yh).sum(dim=0).expand(n_draws, -1).clone()
+            count = torch.full((n_draws,), float(Xh.shape[0]))
+            noise = torch.randn(n_target, n_draws, generator=generator)
+            for j in range(n_target):
+                x = Xt[j].expand(n_draws, -1)
+                mean, std = _predict(net, summary, count, x)
+                y = mean + std * noise[j]
+                out[:, j] = y
+                summary += _encode(net, x, y)
+                count += 1.0
+        return out.double().numpy()
+
+
+# ----------------------------------------------------------------------------
+# the policy
+
+
+def _ridge_values(U, Y, X_eval, alpha):
+    """Ridge fits with intercept of every column of Y on U, evaluated at X_eval.
+
+    Y has shape (n_units, n_draws); returns (n_eval, n_draws).
+    """
+    u_mean = U.mean(axis=0)
+    y_mean = Y.mean(axis=0)
+    if U.shape[1] == 0:
+        return np.broadcast_to(y_mean, (X_eval.shape[0], Y.shape[1]))
+    Uc = U - u_mean
+    gram = Uc.T @ Uc + alpha * np.eye(U.shape[1])
+    coef = np.linalg.solve(gram, Uc.T @ (Y - y_mean))
+    return (X_eval - u_mean) @ coef + y_mean
+
+
+class GenerativeThompsonSampling(BasePolicy):
+    """Contextual Thompson sampling by generating the missing outcomes (TS-Gen).
+
+    At each decision, a generative sequence model pretrained offline imputes
+    the missing entries of the table of outcomes: for every arm, the
+    outcomes of the past units that took another arm (counterfactuals) and
+    of the current and ``n_future`` future units, drawn one after another
+    conditionally on the arm's observed outcomes. An "oracle" policy is fit
+    on the completed table (per arm, a ridge regression of the outcomes on
+    the contexts; the oracle plays the arm with the largest fitted outcome)
+    and that policy chooses the arm. Each context in a call to ``predict``
+    gets its own independent imputation.
+
+    Read more in the :ref:`User Guide <generative_ts>`.
+
+    Parameters
+    ----------
+    generator : object, default=None
+        Generative model of one arm's outcomes with the method
+        ``sample(X_history, y_history, X_target, *, n_draws, random_state)``
+        returning an array of shape ``(n_draws, n_target)``: joint draws of
+        the outcomes at ``X_target`` given the observed pairs. A generator
+        with an ``n_features_in_`` attribute is taken as pretrained and used
+        as is (never modified or refit); one without it must have
+        ``pretrain(X_tasks, y_tasks)`` and is cloned and pretrained in
+        ``fit`` on ``n_pretrain_tasks`` tasks from
+        :func:`make_linear_tasks`. ``None`` means
+        :class:`NeuralSequenceGenerator` pretrained that way.
+    n_future : int, default=50
+        Future units in the imputed table; their contexts are resampled from
+        the contexts seen so far and the ones being decided.
+    oracle_alpha : float, default=1.0
+        Ridge penalty of the oracle's per-arm regressions.
+    n_pretrain_tasks : int, default=512
+        Simulated tasks (of 64 rounds) used to pretrain a generator that is
+        not pretrained.
+    n_proba_draws : int, default=100
+        Imputations used by ``predict_proba``; the probabilities are Monte
+        Carlo averages with standard error at most
+        :math:`0.5/\\sqrt{n\\_proba\\_draws}`.
+    arms : array-like of shape (n_arms,) or None, default=None
+        The arm labels; ``None`` learns them from the first batch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the pretraining, the imputations and the future contexts.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_arms,)
+        The arm labels, sorted.
+    generator_ : object
+        The pretrained generator in use.
+    n_features_in_ : int
+        Number of context features.
+    n_samples_seen_ : float
+        Total weight of the logged rounds learned.
+    n_batches_seen_ : int
+        Number of batches learned.
+
+    See Also
+    --------
+    NeuralSequenceGenerator : The default generator.
+    make_linear_tasks : Simulated pretraining tasks.
+    LinearThompsonSampling : Thompson sampling with an explicit linear model.
+
+    Notes
+    -----
+    Let :math:`Y_i(a)` be the outcome of unit :math:`i` under arm :math:`a`
+    and :math:`\\mathcal{H}` the observed entries. The generator defines
+    :math:`p(Y_{\\text{missing}} \\mid \\mathcal{H}) = \\prod_j
+    p(Y_j(a) \\mid x_j, \\mathcal{H}, Y_{<j}(a))`; a draw of the completed
+    table is a draw from the posterior predictive, and
+
+    .. math::
+
+        \\hat\\pi = \\arg\\max_{\\pi \\in \\Pi} \\sum_i Y_i(\\pi(x_i))
+
+    over the policies that pick the arm with the largest ridge fit is a
+    posterior draw of the best policy, which acts. With a generator equal to
+    the exact posterior predictive of Bayesian linear regression and a large
+    table, this is linear Thompson sampling. The generator should be
+    pretrained on outcomes of the same scale as the rewards (standardize
+    the rewards, or pretrain on historical tasks).
+
+    References
+    ----------
+    .. [1] K. W. Zhang, T. Cai, H. Namkoong and D. Russo, "Contextual
+       Thompson Sampling via Generation of Missing Data", 2025.
+       arXiv:2502.07064.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbandit import (GenerativeThompsonSampling, NeuralSequenceGenerator,
+    ...                       make_feedback, make_linear_tasks)
+    >>> X_tasks, y_tasks = make_linear_tasks(128, 40, 1, random_state=0)
+    >>> gen = NeuralSequenceGenerator(n_epochs=10, random_state=0)
+    >>> gen = gen.pretrain(X_tasks, y_tasks)
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 1))
+    >>> actions = rng.integers(2, size=60)
+    >>> rewards = np.where(actions == 1, X[:, 0], -X[:, 0])
+    >>> policy = GenerativeThompsonSampling(generator=gen, random_state=0)
+    >>> policy = policy.fit(X, make_feedback(actions, rewards))
+    >>> policy.predict_proba([[2.0], [-2.0]]).round(1)
+    array([[0., 1.],
+           [1., 0.]])
+    """
+
+    _parameter_constraints: dict = {
+        **BasePolicy._parameter_constraints,
+        "generator": [HasMethods(["sample"]), None],
+        "n_future": [Interval(numbers.Integral, 0, None, closed="left")],
+        "oracle_alpha": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_pretrain_tasks": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_proba_draws": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        generator=None,
+        n_future=50,
+        oracle_alpha=1.0,
+        n_pretrain_tasks=512,
+        n_proba_draws=100,
+        arms=None,
+        random_state=None,
+    ):
+        self.generator = generator
+        self.n_future = n_future
+        self.oracle_alpha = oracle_alpha
+        self.n_pretrain_tasks = n_pretrain_tasks
+        self.n_proba_draws = n_proba_draws
+        self.arms = arms
+        self.random_state = random_state
+
+    def _init_state(self, n_features):
+        generator = self.generator
+        if generator is None or not hasattr(generator, "n_features_in_"):
+            if generator is None:
+                generator = NeuralSequenceGenerator()
+            elif not hasattr(generator, "pretrain"):
+                raise TypeError(
+                    "generator has no n_features_in_ attribute, so it is not "
+                    "pretrained, and no pretrain(X_tasks, y_tasks) method to "
+                    f"pretrain it: {generator!r}."
+                )
+            generator = clone(generator)
+            if "random_state" in generator.get_params():
+                generator.set_params(random_state=self._seed)
+            X_tasks, y_tasks = make_linear_tasks(
+                self.n_pretrain_tasks, 64, n_features, random_state=self._seed
+            )
+            generator.pretrain(X_tasks, y_tasks)
+        if generator.n_features_in_ != n_features:
+            raise ValueError(
+                f"The generator was pretrained on {generator.n_features_in_} "
+                f"features but X has {n_features}."
+            )
+        self.generator_ = generator
+        self._X_hist = np.empty((0, n_features))
+        self._arm_hist = np.empty(0, dtype=np.intp)
+        self._y_hist = np.empty(0)
+
+    def _update(self, X, arm, reward, weight):
+        if np.any(weight != np.round(weight)):
+            raise ValueError(
+                "GenerativeThompsonSampling reads sample_weight as repeat counts; "
+                "non-integer weights have no meaning for the generated table."
+            )
+        repeats = weight.astype(np.intp)
+        self._X_hist = np.vstack([self._X_hist, np.repeat(X, repeats, axis=0)])
+        self._arm_hist = np.concatenate([self._arm_hist, np.repeat(arm, repeats)])
+        self._y_hist = np.concatenate([self._y_hist, np.repeat(reward, repeats)])
+
+    def _oracle_values(self, X, n_draws, rng):
+        """Values of the oracle policies of ``n_draws`` imputed tables at X.
+
+        Returns an array of shape (n_draws, n_samples, n_arms).
+        """
+        pool = np.vstack([self._X_hist, X])
+        future = pool[rng.integers(pool.shape[0], size=self.n_future)]
+        units = np.vstack([self._X_hist, X, future])
+        n_past = self._X_hist.shape[0]
+        n_arms = self.classes_.shape[0]
+        values = np.empty((n_draws, X.shape[0], n_arms))
+        for k in range(n_arms):
+            observed = np.zeros(units.shape[0], dtype=bool)
+            observed[:n_past] = self._arm_hist == k
+            table = np.empty((units.shape[0], n_draws))
+            table[observed] = self._y_hist[observed[:n_past]][:, None]
+            draws = self.generator_.sample(
+                units[observed],
+                table[observed, 0],
+                units[~observed],
+                n_draws=n_draws,
+                random_state=int(rng.integers(np.iinfo(np.int32).max)),
+            )
+            draws = np.asarray(draws, dtype=np.float64)
+            if draws.shape != (n_draws, int((~observed).sum())):
+                raise ValueError(
+                    "generator.sample must return an array of shape (n_draws, "
+                    f"n_target) = ({n_draws}, {(~observed).sum()}); got "
+                    f"{draws.shape}."
+                )
+            table[~observed] = draws.T
+            values[:, :, k] = _ridge_values(units, table, X, self.oracle_alpha).T
+        return values
+
+    def _choose(self, X, rng):
+        if X.shape[0] == 0:
+            return np.zeros(0, dtype=np.intp)
+        values = self._oracle_values(X, X.shape[0], rng)
+        rows = np.arange(X.shape[0])
+        # row i acts with the oracle of its own imputation i
+        return np.argmax(values[rows, rows], axis=1)
+
+    def _proba(self, X):
+        rng = np.random.default_rng([self._seed, 1])
+        n_arms = self.classes_.shape[0]
+        if X.shape[0] == 0:
+            return np.zeros((0, n_arms))
+        values = self._oracle_values(X, self.n_proba_draws, rng)
+        best = np.argmax(values, axis=2)
+        return (best[..., None] == np.arange(n_arms)).mean(axis=0)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.policy_tags.contextual = True
+        tags.policy_tags.exact_proba = False
+        tags.non_deterministic = True
+        return tags
