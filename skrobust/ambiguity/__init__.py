@@ -10,5 +10,14 @@ from skrobust.ambiguity._base import AmbiguitySet, check_ambiguity
 from skrobust.ambiguity._cressie_read import ChiSquare, CressieRead
 from skrobust.ambiguity._cvar import CVaR
 from skrobust.ambiguity._kl import KL
+from skrobust.ambiguity._wasserstein import Wasserstein
 
-__all__ = ["AmbiguitySet", "ChiSquare", "CressieRead", "CVaR", "KL", "check_ambiguity"]
+__all__ = [
+    "AmbiguitySet",
+    "ChiSquare",
+    "CressieRead",
+    "CVaR",
+    "KL",
+    "Wasserstein",
+    "check_ambiguity",
+]

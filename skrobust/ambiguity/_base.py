@@ -286,8 +286,12 @@ def check_ambiguity(ambiguity, *, name="ambiguity"):
                 f"{sorted(shortcuts)} or an ambiguity-set object."
             )
         result = shortcuts[ambiguity]()
-    elif isinstance(ambiguity, AmbiguitySet) or all(
-        hasattr(ambiguity, m) for m in ("risk", "worst_case_weights", "get_params")
+    elif (
+        isinstance(ambiguity, AmbiguitySet)
+        or all(
+            hasattr(ambiguity, m) for m in ("risk", "worst_case_weights", "get_params")
+        )
+        or all(hasattr(ambiguity, m) for m in ("penalty", "robust_risk", "get_params"))
     ):
         result = clone(ambiguity)
     else:

@@ -14,7 +14,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skrobust.ambiguity import check_ambiguity
+from skrobust.ambiguity import ChiSquare, Wasserstein, check_ambiguity
 from skrobust.linear_model._losses import (
     _Absolute,
     _BinaryLogistic,
@@ -33,6 +33,7 @@ class _BaseDROLinear(BaseEstimator):
     _parameter_constraints = {
         "ambiguity": [
             HasMethods(["risk", "worst_case_weights", "dual_objective"]),
+            HasMethods(["penalty", "robust_risk"]),
             StrOptions(_AMBIGUITY_SHORTCUTS),
         ],
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -44,6 +45,16 @@ class _BaseDROLinear(BaseEstimator):
 
     def _fit_problem(self, X, target, sample_weight, loss):
         ambiguity = check_ambiguity(self.ambiguity)
+        coef_penalty = None
+        if isinstance(ambiguity, Wasserstein):
+            if loss.lipschitz is None:
+                raise ValueError(
+                    "ambiguity=Wasserstein(...) needs a loss that is Lipschitz in "
+                    "the linear prediction (binary logistic, 'absolute' or 'huber'); "
+                    f"the worst case of the {type(loss).__name__.strip('_').lower()} "
+                    "loss over a Wasserstein ball is infinite or not implemented."
+                )
+            coef_penalty, ambiguity = ambiguity, ChiSquare(radius=0.0)
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
@@ -52,18 +63,27 @@ class _BaseDROLinear(BaseEstimator):
             raise ValueError("sample_weight sums to zero; at least one must be > 0.")
         p = sample_weight / total
         problem = _Problem(
-            X, target, p, loss, ambiguity, self.alpha, self.fit_intercept
+            X,
+            target,
+            p,
+            loss,
+            ambiguity,
+            self.alpha,
+            self.fit_intercept,
+            coef_penalty=coef_penalty,
         )
         if self.solver == "cvxpy":
             W, b, n_iter = solve_cvxpy(problem)
         else:
             W, b, _, n_iter = solve_lbfgs(problem, self.tol, self.max_iter)
         self.n_iter_ = int(n_iter)
-        self.ambiguity_ = ambiguity
+        self.ambiguity_ = coef_penalty if coef_penalty is not None else ambiguity
         losses = problem.losses(W, b)
         self.robust_risk_, self.worst_case_weights_ = ambiguity.risk_and_weights(
             losses, p
         )
+        if coef_penalty is not None:
+            self.robust_risk_ += coef_penalty.penalty(W, loss.lipschitz)[0]
         self.objective_ = self.robust_risk_ + 0.5 * self.alpha * float(np.sum(W * W))
         return W, (b if b is not None else np.zeros(W.shape[1]))
 
@@ -74,12 +94,18 @@ class _BaseDROLinear(BaseEstimator):
 
 
 _COMMON_PARAMS_DOC = """
-    ambiguity : AmbiguitySet or {"chi2", "kl", "cvar", "erm"}, default="chi2"
+    ambiguity : AmbiguitySet, Wasserstein or {"chi2", "kl", "cvar", "erm"}, \
+            default="chi2"
         The ambiguity set whose worst-case expected loss is minimized, for
         example ``ChiSquare(radius=0.5)``, ``KL(radius=0.1)`` or
         ``CVaR(alpha=0.2)`` from :mod:`skrobust.ambiguity`. Shortcut strings
         use each set's default size (``"erm"`` is the plain average). Its
         parameters are searchable as ``ambiguity__radius``.
+        ``Wasserstein(radius, norm)`` (transport of the features, labels
+        fixed) is exact for Lipschitz losses (binary logistic, absolute,
+        Huber): the robust risk is the mean loss plus ``radius * L *
+        ||coef||_*``; its worst case moves samples, so ``worst_case_weights_``
+        are then the nominal weights.
     alpha : float, default={alpha}
         Strength of the L2 penalty ``alpha / 2 * ||coef||^2``; the intercept is
         not penalized. ``alpha=0`` works whenever the optimum exists.

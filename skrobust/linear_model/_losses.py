@@ -15,6 +15,7 @@ class _BinaryLogistic:
 
     n_outputs = 1
     smooth_bound = 0.0
+    lipschitz = 1.0
 
     def encode(self, y_index):
         return np.where(y_index == 1, 1.0, -1.0)
@@ -38,6 +39,7 @@ class _Multinomial:
     """Cross-entropy of the softmax of K linear predictions."""
 
     smooth_bound = 0.0
+    lipschitz = None  # no exact Wasserstein reformulation implemented
 
     def __init__(self, n_classes):
         self.n_outputs = n_classes
@@ -69,6 +71,7 @@ class _Squared:
 
     n_outputs = 1
     smooth_bound = 0.0
+    lipschitz = None  # not Lipschitz
 
     def encode(self, y):
         return y
@@ -91,6 +94,7 @@ class _Absolute:
 
     n_outputs = 1
     smooth_bound = np.log(2.0)
+    lipschitz = 1.0
 
     def encode(self, y):
         return y
@@ -121,6 +125,7 @@ class _Huber:
 
     def __init__(self, epsilon):
         self.epsilon = float(epsilon)
+        self.lipschitz = self.epsilon
 
     def encode(self, y):
         return y

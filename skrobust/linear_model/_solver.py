@@ -26,8 +26,14 @@ _EPS = np.finfo(np.float64).eps
 class _Problem:
     """The objective F over the packed vector [W.ravel(), b, dual]."""
 
-    def __init__(self, X, target, p, loss, ambiguity, alpha, fit_intercept):
+    def __init__(
+        self, X, target, p, loss, ambiguity, alpha, fit_intercept, coef_penalty=None
+    ):
         self.X = X
+        # a Wasserstein ball acts through a penalty on the coefficients
+        self.coef_penalty = coef_penalty
+        if coef_penalty is not None and coef_penalty.is_trivial():
+            self.coef_penalty = None
         self.target = target
         self.p = p
         self.loss = loss
@@ -82,6 +88,10 @@ class _Problem:
                 g_dual = np.empty(0)
         G = dZ * g_loss[:, None]
         grad_W = self.X.T @ G
+        if self.coef_penalty is not None:
+            pen, pen_grad = self.coef_penalty.penalty(W, self.loss.lipschitz, tau)
+            value += pen
+            grad_W += pen_grad
         if self.alpha:
             grad_W += self.alpha * W
             value += 0.5 * self.alpha * float(np.sum(W * W))
@@ -94,18 +104,26 @@ class _Problem:
     def objective(self, W, b):
         """Exact objective: robust risk of the unsmoothed losses plus penalty."""
         risk = self.ambiguity.risk(self.losses(W, b), self.p)
+        if self.coef_penalty is not None:
+            risk += self.coef_penalty.penalty(W, self.loss.lipschitz)[0]
         return risk + 0.5 * self.alpha * float(np.sum(W * W)), risk
 
     def smoothing_error(self, tau):
         bound = tau * self.loss.smooth_bound
         if not self.trivial:
             bound += self.ambiguity.smoothing_error(tau)
+        if self.coef_penalty is not None:
+            bound += self.coef_penalty.smoothing_error(
+                tau, self.n_coef, self.loss.lipschitz
+            )
         return bound
 
     @property
     def needs_smoothing(self):
-        return self.loss.smooth_bound > 0 or (
-            not self.trivial and self.ambiguity.needs_smoothing
+        return (
+            self.loss.smooth_bound > 0
+            or self.coef_penalty is not None
+            or (not self.trivial and self.ambiguity.needs_smoothing)
         )
 
 
@@ -213,7 +231,11 @@ def _certified(problem, w, tau, tol, max_iter):
     minimized from the current point. Losses with a kink are replaced by their
     smoothing, which never exceeds them, so the bound stays valid.
     """
-    if problem.trivial or not hasattr(problem.ambiguity, "feasible_weights"):
+    if (
+        problem.trivial
+        or problem.coef_penalty is not None
+        or not hasattr(problem.ambiguity, "feasible_weights")
+    ):
         return False
     W, b, dual = problem.unpack(w)
     Z = problem.predictions(W, b)
@@ -270,6 +292,10 @@ def solve_cvxpy(problem):
         risk, constraints = problem.p @ loss_expr, []
     else:
         risk, constraints = problem.ambiguity.cvxpy_risk(loss_expr, problem.p)
+    if problem.coef_penalty is not None:
+        risk = risk + problem.coef_penalty.cvxpy_penalty(
+            W[:, 0], problem.loss.lipschitz
+        )
     objective = risk + 0.5 * problem.alpha * cp.sum_squares(W)
     cvx_problem = cp.Problem(cp.Minimize(objective), constraints)
     status = None
