@@ -17,7 +17,10 @@ def _public_modules(package):
         if inspect.ismodule(attr):
             yield attr
     for sub in getattr(module, "_PUBLIC_SUBMODULES", ()):
-        yield importlib.import_module(f"{package}.{sub}")
+        try:
+            yield importlib.import_module(f"{package}.{sub}")
+        except ImportError:  # optional dependency (e.g. torch) not installed
+            continue
 
 
 def all_estimators(packages=PACKAGES):
