@@ -69,7 +69,9 @@ class _WRMNet(WeightedNet):
     """skorch net that trains on the inner maximizers of each batch."""
 
     def train_step_single(self, batch, **fit_params):
-        self._set_training(True)
+        # the ascent runs in eval mode: deterministic (no dropout) and without
+        # updating batch-norm statistics with the perturbed points' passes
+        self._set_training(False)
         Xi, yi = unpack_data(batch)
         weight = Xi["sample_weight"] if isinstance(Xi, Mapping) else None
         x = to_tensor(Xi["X"] if isinstance(Xi, Mapping) else Xi, device=self.device)
@@ -85,6 +87,7 @@ class _WRMNet(WeightedNet):
             adversary["n_steps"],
         )
         Xi = x_adv if weight is None else {"X": x_adv, "sample_weight": weight}
+        self._set_training(True)
         y_pred = self.infer(Xi, **fit_params)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         loss.backward()
