@@ -21,7 +21,7 @@ from skrobust.nn._estimators import (
     _NeuralNetClassifierBase,
     _training_data,
 )
-from skrobust.nn._net import WeightedNet, build_module, seed_everything_for
+from skrobust.nn._net import WeightedNet, build_module, rng_devices
 
 #: rows perturbed at once by ``perturb`` and ``certificate``
 _CHUNK = 4096
@@ -325,7 +325,7 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
         hidden = self._validate_hidden()
         criterion = _WeightedMeanLoss
         net_class = _WRMNet if self.method == "wrm" else WeightedNet
-        with torch.random.fork_rng(devices=seed_everything_for(device)):
+        with torch.random.fork_rng(devices=rng_devices(device)):
             torch.manual_seed(seed)
             module = build_module(
                 self.module,
