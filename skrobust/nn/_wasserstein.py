@@ -38,7 +38,8 @@ class _WeightedMeanLoss(nn.Module):
         losses = self.base_criterion(input, target)
         if sample_weight is None:
             return losses.mean()
-        return (sample_weight.to(losses.dtype) * losses).mean()
+        weight = torch.as_tensor(sample_weight).to(losses.device, losses.dtype)
+        return (weight * losses).mean()
 
 
 def _ascend(module, loss_fn, x, y, gamma, step_size, n_steps, tol=None):
