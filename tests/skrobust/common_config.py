@@ -10,8 +10,8 @@ EXPECTED_FAILED
 # small networks trained long enough to pass the accuracy / R^2 checks
 _NN_FAST = {
     "hidden_layer_sizes": (16,),
-    "max_epochs": 40,
-    "lr": 0.02,
+    "max_epochs": 20,
+    "lr": 0.05,
     "batch_size": 64,
 }
 
