@@ -23,7 +23,7 @@ from skrobust.nn._net import (
     WeightedNet,
     build_module,
     resolve_device,
-    seed_everything_for,
+    rng_devices,
 )
 from skrobust.nn._solvers import check_ambiguity
 
@@ -111,9 +111,9 @@ class _BaseNeuralNet(BaseEstimator):
         )
         # a private float32 copy: the input is never modified nor shared
         X = np.array(X, dtype=np.float32)
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        if sample_weight.sum() <= 0:
-            raise ValueError("sample_weight sums to zero; some weight must be > 0.")
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
         # mean one over the data set: batch means of weighted terms are unbiased
         weight = (sample_weight / sample_weight.mean()).astype(np.float32)
         _check_device_spec(self.device)
@@ -183,7 +183,7 @@ class _DRONetMixin:
             )
         hidden = self._validate_hidden()
         criterion = DROLoss if self.minibatch == "exact" else DualDROLoss
-        with torch.random.fork_rng(devices=seed_everything_for(device)):
+        with torch.random.fork_rng(devices=rng_devices(device)):
             torch.manual_seed(seed)
             module = build_module(
                 self.module,

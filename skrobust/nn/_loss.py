@@ -340,7 +340,7 @@ class DualDROLoss(nn.Module):
         terms = self.dual_terms(losses)
         if sample_weight is None:
             return terms.mean()
-        w = sample_weight.to(terms.dtype).reshape(-1)
+        w = torch.as_tensor(sample_weight).to(terms.device, terms.dtype).reshape(-1)
         return (w * terms).mean()
 
     def forward(self, input, target, sample_weight=None):

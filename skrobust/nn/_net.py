@@ -95,8 +95,8 @@ def resolve_device(device):
     return str(dev)
 
 
-def seed_everything_for(device):
-    """Devices whose generator ``torch.random.fork_rng`` must save."""
+def rng_devices(device):
+    """CUDA devices whose generator ``torch.random.fork_rng`` saves and restores."""
     dev = torch.device(device)
     if dev.type == "cuda":
         return [dev.index if dev.index is not None else torch.cuda.current_device()]

@@ -21,7 +21,7 @@ from skrobust.nn._estimators import (
     _NeuralNetClassifierBase,
     _training_data,
 )
-from skrobust.nn._net import WeightedNet, build_module, seed_everything_for
+from skrobust.nn._net import WeightedNet, build_module, rng_devices
 
 #: rows perturbed at once by ``perturb`` and ``certificate``
 _CHUNK = 4096
@@ -38,7 +38,8 @@ class _WeightedMeanLoss(nn.Module):
         losses = self.base_criterion(input, target)
         if sample_weight is None:
             return losses.mean()
-        return (sample_weight.to(losses.dtype) * losses).mean()
+        weight = torch.as_tensor(sample_weight).to(losses.device, losses.dtype)
+        return (weight * losses).mean()
 
 
 def _ascend(module, loss_fn, x, y, gamma, step_size, n_steps, tol=None):
@@ -69,7 +70,9 @@ class _WRMNet(WeightedNet):
     """skorch net that trains on the inner maximizers of each batch."""
 
     def train_step_single(self, batch, **fit_params):
-        self._set_training(True)
+        # the ascent runs in eval mode: deterministic (no dropout) and without
+        # updating batch-norm statistics with the perturbed points' passes
+        self._set_training(False)
         Xi, yi = unpack_data(batch)
         weight = Xi["sample_weight"] if isinstance(Xi, Mapping) else None
         x = to_tensor(Xi["X"] if isinstance(Xi, Mapping) else Xi, device=self.device)
@@ -85,6 +88,7 @@ class _WRMNet(WeightedNet):
             adversary["n_steps"],
         )
         Xi = x_adv if weight is None else {"X": x_adv, "sample_weight": weight}
+        self._set_training(True)
         y_pred = self.infer(Xi, **fit_params)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         loss.backward()
@@ -322,7 +326,7 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
         hidden = self._validate_hidden()
         criterion = _WeightedMeanLoss
         net_class = _WRMNet if self.method == "wrm" else WeightedNet
-        with torch.random.fork_rng(devices=seed_everything_for(device)):
+        with torch.random.fork_rng(devices=rng_devices(device)):
             torch.manual_seed(seed)
             module = build_module(
                 self.module,

@@ -13,8 +13,8 @@ from sklearn.linear_model import LinearRegression
 
 _NN_FAST = {
     "hidden_layer_sizes": (16,),
-    "max_epochs": 40,
-    "lr": 0.02,
+    "max_epochs": 20,
+    "lr": 0.05,
     "batch_size": 64,
 }
 

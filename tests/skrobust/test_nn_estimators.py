@@ -188,8 +188,10 @@ def test_bad_inputs(data):
         DRONeuralNetClassifier(ambiguity="chi2", **FAST).fit(X, y)
     with pytest.raises(ValueError, match="2 classes"):
         DRONeuralNetClassifier(**FAST).fit(X, np.zeros_like(y))
-    with pytest.raises(ValueError, match="sample_weight"):
+    with pytest.raises(ValueError, match="Negative values"):
         DRONeuralNetClassifier(**FAST).fit(X, y, sample_weight=-np.ones(len(y)))
+    with pytest.raises(ValueError, match="non-zero"):
+        DRONeuralNetClassifier(**FAST).fit(X, y, sample_weight=np.zeros(len(y)))
     clf = DRONeuralNetClassifier(**FAST).fit(X, y)
     with pytest.raises(ValueError, match="labels not seen"):
         clf.robust_risk(X, y + 5)

@@ -216,3 +216,25 @@ def test_droloss_as_skorch_criterion():
     expected = CVaR(alpha=0.25).risk(losses.double().numpy())
     assert_allclose(net.history[-1, "train_loss"], expected, rtol=1e-6)
     assert_allclose(net.predict_proba(X).sum(axis=1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("ambiguity", [ChiSquare(1.0), CVaR(0.2)], ids=repr)
+def test_minibatch_bias_and_unbiased_dual(ambiguity):
+    # over a partition into equal batches, the mean of the batch robust risks
+    # is below the full-data robust risk (concavity in the distribution,
+    # Jensen), while the mean of the batch dual objectives equals the full dual
+    # objective exactly (it is an average over samples)
+    rng = np.random.default_rng(7)
+    losses = torch.tensor(rng.exponential(size=1000))
+    full = ambiguity.risk(losses.numpy())
+    batches = losses[torch.randperm(1000, generator=torch.Generator().manual_seed(0))]
+    batches = batches.split(20)
+    exact = DROLoss(_mse(), ambiguity)
+    batch_mean = np.mean([exact.robust_risk(b).item() for b in batches])
+    assert batch_mean < full - 0.05 * (full - losses.mean().item())
+
+    dual = DualDROLoss(_mse(), ambiguity).double()
+    dual.initialize_dual(losses)
+    dual_batch_mean = np.mean([dual.dual_objective(b).item() for b in batches])
+    assert_allclose(dual_batch_mean, dual.dual_objective(losses).item(), rtol=1e-12)
+    assert_allclose(dual.dual_objective(losses).item(), full, rtol=1e-10)
