@@ -10,6 +10,7 @@ from skrobust.ambiguity._base import AmbiguitySet, check_ambiguity
 from skrobust.ambiguity._cressie_read import ChiSquare, CressieRead
 from skrobust.ambiguity._cvar import CVaR
 from skrobust.ambiguity._kl import KL
+from skrobust.ambiguity._total_variation import TotalVariation
 from skrobust.ambiguity._wasserstein import Wasserstein
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "CressieRead",
     "CVaR",
     "KL",
+    "TotalVariation",
     "Wasserstein",
     "check_ambiguity",
 ]

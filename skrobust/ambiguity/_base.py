@@ -180,11 +180,22 @@ class AmbiguitySet(BaseEstimator):
         """Whether the set is the single point P_n (risk equals the mean)."""
         return False
 
-    def smoothing_error(self, smoothing):
+    def smoothing_error(self, smoothing, p=None):
         """Bound on how much ``smoothing`` can overstate the dual objective.
 
         The smoothed dual objective lies between the exact one and the exact one
         plus this bound, for every dual value and loss vector.
+
+        Parameters
+        ----------
+        smoothing : float
+            Smoothing temperature.
+        p : ndarray of shape (n_samples,), default=None
+            Nominal probability weights, for bounds that depend on them.
+
+        Returns
+        -------
+        bound : float
         """
         return 0.0
 

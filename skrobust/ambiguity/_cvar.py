@@ -79,7 +79,7 @@ class CVaR(AmbiguitySet):
     def is_trivial(self):
         return float(self.alpha) == 1.0
 
-    def smoothing_error(self, smoothing):
+    def smoothing_error(self, smoothing, p=None):
         return float(smoothing) * np.log(2.0) / float(self.alpha)
 
     def feasible_weights(self, q, p):

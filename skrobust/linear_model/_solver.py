@@ -111,7 +111,7 @@ class _Problem:
     def smoothing_error(self, tau):
         bound = tau * self.loss.smooth_bound
         if not self.trivial:
-            bound += self.ambiguity.smoothing_error(tau)
+            bound += self.ambiguity.smoothing_error(tau, self.p)
         if self.coef_penalty is not None:
             bound += self.coef_penalty.smoothing_error(
                 tau, self.n_coef, self.loss.lipschitz
@@ -271,7 +271,7 @@ class _Mean:
     def is_trivial(self):
         return True
 
-    def smoothing_error(self, tau):
+    def smoothing_error(self, tau, p=None):
         return 0.0
 
 

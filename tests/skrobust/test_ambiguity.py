@@ -16,7 +16,14 @@ from numpy.testing import assert_allclose
 from scipy.optimize import brentq, minimize_scalar
 from sklearn.base import clone
 
-from skrobust.ambiguity import KL, ChiSquare, CressieRead, CVaR, check_ambiguity
+from skrobust.ambiguity import (
+    KL,
+    ChiSquare,
+    CressieRead,
+    CVaR,
+    TotalVariation,
+    check_ambiguity,
+)
 from skrobust.ambiguity._base import _group_descending
 from skrobust.ambiguity._cressie_read import _chi2_root, _cressie_read_root
 
@@ -33,6 +40,8 @@ SETS = [
     KL(2.0),
     CVaR(0.15),
     CVaR(0.5),
+    TotalVariation(0.2),
+    TotalVariation(0.7),
 ]
 
 
@@ -45,6 +54,8 @@ def divergence(ambiguity, q, p):
             return float(np.sum(np.where(t > 0, q[mask] * np.log(t), 0.0)))
     if isinstance(ambiguity, CVaR):
         return float(np.max(t))
+    if isinstance(ambiguity, TotalVariation):
+        return 0.5 * float(np.sum(np.abs(q - p)))
     k = ambiguity._k
     return float(np.sum(p[mask] * (t**k - k * t + k - 1) / (k * (k - 1))))
 
@@ -58,6 +69,8 @@ def primal_risk(ambiguity, losses, p):
         constraints.append(cp.sum(cp.rel_entr(q, p)) <= ambiguity.radius)
     elif isinstance(ambiguity, CVaR):
         constraints.append(q <= p / ambiguity.alpha)
+    elif isinstance(ambiguity, TotalVariation):
+        constraints.append(0.5 * cp.sum(cp.abs(q - p)) <= ambiguity.radius)
     else:
         k = ambiguity._k
         t = cp.multiply(q, 1 / p)
@@ -92,7 +105,7 @@ def test_risk_matches_cvxpy_primal(ambiguity, n, ties):
     assert_allclose(q @ losses, risk, rtol=1e-10, atol=1e-12)
     bound = 1 / ambiguity.alpha if isinstance(ambiguity, CVaR) else ambiguity.radius
     assert divergence(ambiguity, q, p) <= bound * (1 + 1e-8) + 1e-10
-    if not ties and not isinstance(ambiguity, CVaR):
+    if not ties and not isinstance(ambiguity, (CVaR, TotalVariation)):
         # strictly convex divergences: the maximizer is unique
         # (cvxpy power-cone weights are accurate to ~1e-5)
         assert_allclose(q, q_ref, atol=5e-5)
@@ -123,6 +136,15 @@ def test_chi_square_variance_expansion():
     assert_allclose(
         ChiSquare(rho).risk(losses), 2.5 + np.sqrt(2 * rho * 1.25), rtol=EXACT_RTOL
     )
+
+
+def test_total_variation_mixes_cvar_and_max():
+    # Closed form: move mass delta from the smallest losses to the largest.
+    losses = np.array([4.0, 1.0, 3.0, 2.0, 0.0])
+    # delta = 0.4: remove 0.2 from loss 0 and 0.2 from loss 1, add 0.4 to loss 4
+    expected = 0.2 * (2 + 3 + 4) + 0.4 * 4.0
+    assert_allclose(TotalVariation(0.4).risk(losses), expected, rtol=EXACT_RTOL)
+    assert TotalVariation(1.0).risk(losses) == 4.0
 
 
 def test_cvar_is_average_of_top_losses():
@@ -177,7 +199,8 @@ def test_dual_objective_minimum_is_the_risk_and_gradients_match(ambiguity):
     if ambiguity.needs_smoothing:
         # CVaR: eta* is a kink; 0 lies in the subdifferential [1 - P(l >= eta)/a,
         # 1 - P(l > eta)/a], of width at most max(p) / alpha
-        assert abs(g_dual[0]) <= p.max() / ambiguity.alpha + 1e-12
+        alpha = getattr(ambiguity, "alpha", None) or 1 - ambiguity.radius
+        assert abs(g_dual[0]) <= p.max() / alpha + 1e-12
     else:
         assert_allclose(g_dual, 0.0, atol=1e-6)
     # gradient in the losses: finite differences at a generic dual point
@@ -216,7 +239,9 @@ def test_sample_weight_equals_repeating_samples():
         assert q_w[3] == 0.0
 
 
-@pytest.mark.parametrize("ambiguity", [ChiSquare(0), KL(0), CressieRead(0, 3), CVaR(1)])
+@pytest.mark.parametrize(
+    "ambiguity", [ChiSquare(0), KL(0), CressieRead(0, 3), CVaR(1), TotalVariation(0)]
+)
 def test_trivial_sets_give_the_mean(ambiguity):
     losses = np.array([1.0, 5.0, -3.0])
     p = np.array([0.2, 0.3, 0.5])

@@ -24,7 +24,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skrobust.ambiguity import KL, ChiSquare, CressieRead, CVaR
+from skrobust.ambiguity import KL, ChiSquare, CressieRead, CVaR, TotalVariation
 from skrobust.linear_model import DROLinearRegression, DROLogisticRegression
 
 # Objectives of the two solvers agree to this relative difference.
@@ -32,7 +32,14 @@ SOLVER_RTOL = 1e-6
 # Coefficients versus scikit-learn's own solvers.
 COEF_RTOL = 1e-4
 
-AMBIGUITIES = [ChiSquare(0.5), CressieRead(0.3, k=3), KL(0.2), CVaR(0.2), CVaR(0.02)]
+AMBIGUITIES = [
+    ChiSquare(0.5),
+    CressieRead(0.3, k=3),
+    KL(0.2),
+    CVaR(0.2),
+    CVaR(0.02),
+    TotalVariation(0.1),
+]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,166 @@
+"""Total-variation balls: a mixture of CVaR and the maximum loss."""
+
+from numbers import Real
+
+import numpy as np
+from scipy.special import logsumexp, softmax
+from sklearn.utils._param_validation import Interval
+
+from skrobust.ambiguity._base import AmbiguitySet, _weights_on_max
+from skrobust.ambiguity._cvar import CVaR
+
+
+class TotalVariation(AmbiguitySet):
+    """Total-variation ball around the empirical distribution.
+
+    The set is :math:`\\{Q : \\tfrac12 \\sum_i |q_i - p_i| \\le \\delta\\}`. The
+    worst case moves mass :math:`\\delta` from the smallest losses onto the
+    largest one, so the robust risk is a mixture of CVaR and the maximum,
+
+    .. math::
+
+        R_\\delta(\\ell) = (1 - \\delta)\\, \\mathrm{CVaR}_{1-\\delta}(\\ell)
+        + \\delta \\max_i \\ell_i ,
+
+    computed exactly with :class:`CVaR`. The dual variable of
+    :meth:`dual_objective` is the :math:`\\eta` of the CVaR part; the maximum is
+    smoothed by :math:`\\tau \\log \\sum_i e^{\\ell_i/\\tau}` (at most
+    :math:`\\tau \\log n` above it) when ``smoothing=tau > 0``.
+
+    Read more in the :ref:`User Guide <ambiguity>`.
+
+    Parameters
+    ----------
+    radius : float, default=0.1
+        Total-variation radius :math:`\\delta` in [0, 1]. ``0`` gives the mean,
+        ``1`` the largest loss.
+
+    See Also
+    --------
+    CVaR : The building block of this set.
+
+    References
+    ----------
+    .. [1] Jiang, R. and Guan, Y. (2018). "Risk-averse two-stage stochastic
+       program with distributional ambiguity." Operations Research 66(5).
+    .. [2] Duchi, J. C. and Namkoong, H. (2021). "Learning models with uniform
+       performance via distributionally robust optimization." Annals of
+       Statistics 49(3).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrobust.ambiguity import TotalVariation
+    >>> losses = np.arange(10.0)
+    >>> # 0.8 * mean of the top 80% + 0.2 * max = 0.8 * 5.5 + 0.2 * 9
+    >>> float(TotalVariation(radius=0.2).risk(losses))
+    6.2
+    """
+
+    _parameter_constraints = {"radius": [Interval(Real, 0, 1, closed="both")]}
+
+    def __init__(self, radius=0.1):
+        self.radius = radius
+
+    @property
+    def needs_smoothing(self):
+        return True
+
+    def is_trivial(self):
+        return float(self.radius) == 0.0
+
+    def _cvar(self):
+        return CVaR(alpha=max(1.0 - float(self.radius), np.finfo(float).tiny))
+
+    def smoothing_error(self, smoothing, p=None):
+        n = int(np.count_nonzero(p)) if p is not None else 1
+        delta = float(self.radius)
+        cvar_part = (1.0 - delta) * self._cvar().smoothing_error(smoothing)
+        return cvar_part + delta * float(smoothing) * np.log(max(n, 1))
+
+    def _dual_trivial(self, losses, p):
+        return np.array([float(losses.min())])
+
+    def _solve_unit(self, z, p):
+        delta = float(self.radius)
+        on_max = _weights_on_max(z, p)
+        if delta >= 1.0:
+            return 1.0, on_max, np.array([1.0])
+        cvar_risk, cvar_q, dual = self._cvar()._solve_unit(z, p)
+        q = (1.0 - delta) * cvar_q + delta * on_max
+        return (1.0 - delta) * cvar_risk + delta * 1.0, q, dual
+
+    def _dual_to_loss_units(self, dual_z, lo, scale):
+        return np.array([lo + scale * dual_z[0]])
+
+    def dual_argmin(self, losses, p, smoothing=0.0, start=None):
+        """Minimizer over the CVaR part's eta (see :meth:`CVaR.dual_argmin`).
+
+        Parameters
+        ----------
+        losses : ndarray of shape (n_samples,)
+        p : ndarray of shape (n_samples,)
+        smoothing : float, default=0.0
+        start : ndarray of shape (1,), default=None
+
+        Returns
+        -------
+        dual : ndarray of shape (1,)
+        """
+        return self._cvar().dual_argmin(losses, p, smoothing=smoothing, start=start)
+
+    def dual_objective(self, dual, losses, p, smoothing=0.0):
+        """``(1 - delta) * CVaR dual(eta) + delta * max`` (max smoothed if tau > 0).
+
+        Parameters
+        ----------
+        dual : ndarray of shape (1,)
+            :math:`\\eta` of the CVaR part, in loss units.
+        losses : ndarray of shape (n_samples,)
+        p : ndarray of shape (n_samples,)
+        smoothing : float, default=0.0
+
+        Returns
+        -------
+        value : float
+        grad_losses : ndarray of shape (n_samples,)
+        grad_dual : ndarray of shape (1,)
+        """
+        delta = float(self.radius)
+        value, grad, grad_dual = self._cvar().dual_objective(
+            dual, losses, p, smoothing=smoothing
+        )
+        support = p > 0
+        if smoothing > 0:
+            scaled = np.where(support, losses / smoothing, -np.inf)
+            top = smoothing * logsumexp(scaled)
+            top_grad = softmax(scaled)
+        else:
+            top = float(losses[support].max())
+            top_grad = _weights_on_max(np.where(support, losses, -np.inf), support)
+        value = (1.0 - delta) * value + delta * top
+        grad_losses = (1.0 - delta) * grad + delta * top_grad
+        return value, grad_losses, (1.0 - delta) * grad_dual
+
+    def cvxpy_risk(self, loss_expr, p):
+        """Robust risk of a cvxpy expression: CVaR dual plus the maximum.
+
+        Parameters
+        ----------
+        loss_expr : cvxpy.Expression of shape (n_samples,)
+        p : ndarray of shape (n_samples,)
+
+        Returns
+        -------
+        objective : cvxpy.Expression
+        constraints : list
+        """
+        import cvxpy as cp
+
+        delta = float(self.radius)
+        support = np.flatnonzero(np.asarray(p) > 0)
+        top = cp.max(loss_expr[support])
+        if delta >= 1.0:
+            return top, []
+        cvar, constraints = self._cvar().cvxpy_risk(loss_expr, p)
+        return (1.0 - delta) * cvar + delta * top, constraints
