@@ -105,11 +105,14 @@ class Tags(_SklearnTags):
     policy_tags: PolicyTags | None = None
 
 
+_SKLEARN_TAG_FIELDS = tuple(f.name for f in fields(_SklearnTags))
+
+
 def _as_policy_tags(tags):
     """Copy scikit-learn tags into :class:`Tags` with default policy tags."""
     if isinstance(tags, Tags):
         return tags
-    values = {f.name: getattr(tags, f.name) for f in fields(_SklearnTags)}
+    values = {name: getattr(tags, name) for name in _SKLEARN_TAG_FIELDS}
     return Tags(**values, policy_tags=PolicyTags())
 
 
