@@ -62,6 +62,17 @@ class PolicyTags:
         quadrature) rather than a Monte Carlo estimate.
     binary_rewards : bool, default=False
         Whether rewards must lie in [0, 1].
+
+    See Also
+    --------
+    get_policy_tags : Read the tags of a policy.
+
+    Examples
+    --------
+    >>> from skbandit import LinUCB, get_policy_tags
+    >>> tags = get_policy_tags(LinUCB())
+    >>> tags.contextual, tags.randomized
+    (True, False)
     """
 
     contextual: bool = False
@@ -78,16 +89,30 @@ class Tags(_SklearnTags):
     ----------
     policy_tags : :class:`PolicyTags` or None, default=None
         Set on every bandit policy; None on other estimators.
+
+    See Also
+    --------
+    PolicyTags : The policy-specific fields.
+
+    Examples
+    --------
+    >>> from sklearn.utils import get_tags
+    >>> from skbandit import BernoulliThompsonSampling
+    >>> get_tags(BernoulliThompsonSampling()).policy_tags.binary_rewards
+    True
     """
 
     policy_tags: PolicyTags | None = None
+
+
+_SKLEARN_TAG_FIELDS = tuple(f.name for f in fields(_SklearnTags))
 
 
 def _as_policy_tags(tags):
     """Copy scikit-learn tags into :class:`Tags` with default policy tags."""
     if isinstance(tags, Tags):
         return tags
-    values = {f.name: getattr(tags, f.name) for f in fields(_SklearnTags)}
+    values = {name: getattr(tags, name) for name in _SKLEARN_TAG_FIELDS}
     return Tags(**values, policy_tags=PolicyTags())
 
 
@@ -121,6 +146,17 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
         Total weight of the logged rounds learned so far.
     n_batches_seen_ : int
         Number of ``fit``/``partial_fit`` batches learned.
+
+    See Also
+    --------
+    make_feedback : Builds the ``y`` that policies learn from.
+    PolicyTags : What a policy declares about itself.
+
+    Examples
+    --------
+    >>> from skbandit import BasePolicy, LinearThompsonSampling
+    >>> isinstance(LinearThompsonSampling(), BasePolicy)
+    True
     """
 
     _parameter_constraints: dict = {
@@ -234,9 +270,9 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
                 f"actions must be labels of one comparable type; got {exc}"
             ) from exc
 
-    def _arm_index(self, actions, *, what="actions"):
+    def _arm_index(self, actions, *, what="actions", classes=None):
         """Map labels to indices into ``classes_``, with a clear error."""
-        classes = self.classes_
+        classes = self.classes_ if classes is None else classes
         if actions.shape[0] == 0:
             return np.zeros(0, dtype=np.intp)
         try:
@@ -248,7 +284,7 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
             pos = None
         ok = np.asarray(ok, dtype=bool)
         if not np.all(ok):
-            unknown = np.asarray(actions)[~ok][:5]
+            unknown = np.unique(np.asarray(actions)[~ok])[:5]
             raise ValueError(
                 f"{what} {unknown.tolist()} are not among the arms "
                 f"{classes.tolist()} of this policy."
@@ -256,12 +292,14 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
         return pos.astype(np.intp)
 
     def _learn(self, X, y, sample_weight, *, reset):
+        if reset:
+            self._min_features = int(get_policy_tags(self).contextual)
         X, y = validate_data(
             self,
             X,
             y,
             reset=reset,
-            ensure_min_features=int(get_policy_tags(self).contextual),
+            ensure_min_features=self._min_features,
             ensure_min_samples=0 if self.arms is not None else 1,
             dtype=np.float64,
         )
@@ -272,23 +310,18 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
         else:
             actions = np.asarray(y)
             full_information = True
-        if reset:
-            self.classes_ = self._validate_arms(actions)
-            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-            self._seed = int(seed)
-            self._rng = np.random.default_rng(self._seed)
-            self.n_samples_seen_ = 0.0
-            self.n_batches_seen_ = 0
-            self._init_state(X.shape[1])
+        # validate everything before touching the state, so that bad input
+        # leaves a fitted policy unchanged and an unfitted one unfitted
+        classes = self._validate_arms(actions) if reset else self.classes_
+        arm = self._arm_index(actions, classes=classes)
         if n == 0:
             weight = np.zeros(0)
         else:
             weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-        arm = self._arm_index(actions)
         if full_information:
-            n_arms = self.classes_.shape[0]
+            n_arms = classes.shape[0]
             X = np.repeat(X, n_arms, axis=0)
             weight = np.repeat(weight, n_arms)
             reward = (np.tile(np.arange(n_arms), n) == np.repeat(arm, n_arms)).astype(
@@ -296,6 +329,14 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
             )
             arm = np.tile(np.arange(n_arms), n)
         self._check_rewards(reward)
+        if reset:
+            self.classes_ = classes
+            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            self._seed = int(seed)
+            self._rng = np.random.default_rng(self._seed)
+            self.n_samples_seen_ = 0.0
+            self.n_batches_seen_ = 0
+            self._init_state(X.shape[1])
         if arm.shape[0] > 0:
             self._update(X, arm, reward, weight)
         self.n_samples_seen_ += float(weight.sum()) / (
@@ -305,13 +346,16 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
         return self
 
     # -------------------------------------------------------------- deciding
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "classes_")
+
     def _validate_X(self, X):
         check_is_fitted(self)
         return validate_data(
             self,
             X,
             reset=False,
-            ensure_min_features=int(get_policy_tags(self).contextual),
+            ensure_min_features=self._min_features,
             dtype=np.float64,
         )
 
@@ -395,6 +439,23 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
 
 
 def get_policy_tags(policy):
-    """Return the :class:`PolicyTags` of a policy (default tags otherwise)."""
+    """Return the :class:`PolicyTags` of a policy.
+
+    Parameters
+    ----------
+    policy : estimator
+        A policy (instance, fitted or not).
+
+    Returns
+    -------
+    tags : :class:`PolicyTags`
+        The policy's tags; default tags for an estimator without them.
+
+    Examples
+    --------
+    >>> from skbandit import EpsilonGreedy, get_policy_tags
+    >>> get_policy_tags(EpsilonGreedy()).exact_proba
+    True
+    """
     tags = policy.__sklearn_tags__()
     return getattr(tags, "policy_tags", None) or PolicyTags()

@@ -35,7 +35,9 @@ class DistilledThompsonSampling(BasePolicy):
         :class:`LinearThompsonSampling`.
     imitation_model : classifier, default=None
         Classifier with ``fit`` and ``predict_proba``, cloned in ``fit``.
-        ``None`` means ``LogisticRegression(max_iter=1000)``.
+        ``None`` means ``LogisticRegression(max_iter=1000)``. A skorch
+        ``NeuralNetClassifier`` works inside a ``Pipeline`` that first casts
+        the contexts to float32.
     n_imitation_draws : int, default=10
         Actions drawn from the teacher per context to build the imitation
         targets.
@@ -159,6 +161,9 @@ class DistilledThompsonSampling(BasePolicy):
             else self.imitation_model
         )
         self.imitation_model_ = clone(model).fit(contexts, targets)
+        self._imitation_cols = self._arm_index(
+            np.asarray(self.imitation_model_.classes_)
+        )
         self._constant_arm = None
 
     def _proba(self, X):
@@ -168,8 +173,7 @@ class DistilledThompsonSampling(BasePolicy):
                 return self.policy_.predict_proba(X)
             proba[:, self._arm_index(np.array([self._constant_arm]))[0]] = 1.0
             return proba
-        cols = self._arm_index(np.asarray(self.imitation_model_.classes_))
-        proba[:, cols] = self.imitation_model_.predict_proba(X)
+        proba[:, self._imitation_cols] = self.imitation_model_.predict_proba(X)
         return proba
 
     def _choose(self, X, rng):

@@ -22,6 +22,26 @@ class BaseEnvironment(ABC):
         The arm labels, sorted.
     n_features : int
         Number of context features (0 for multi-armed bandits).
+
+    See Also
+    --------
+    simulate : Runs a policy on an environment.
+
+    Examples
+    --------
+    A bandit with two arms whose expected rewards depend on the sign of one
+    feature:
+
+    >>> import numpy as np
+    >>> from skbandit.environments import BaseEnvironment
+    >>> class SignBandit(BaseEnvironment):
+    ...     arms, n_features = np.array([0, 1]), 1
+    ...     def sample(self, n, rng):
+    ...         X = rng.standard_normal((n, 1))
+    ...         return X, np.hstack([X > 0, X <= 0]).astype(float)
+    >>> X, mean_rewards = SignBandit().sample(4, np.random.default_rng(0))
+    >>> mean_rewards.sum(axis=1)
+    array([1., 1., 1., 1.])
     """
 
     noise_std = 0.0

@@ -1,6 +1,7 @@
 """Distilled Thompson sampling imitates its teacher and serves without it."""
 
 import numpy as np
+import pytest
 from numpy.testing import assert_allclose
 from sklearn.ensemble import RandomForestClassifier
 
@@ -65,3 +66,31 @@ def test_partial_fit_any_classifier_and_single_arm_draws():
     ).fit(Xs, sure)
     assert distilled.imitation_model_ is None
     assert (distilled.predict(Xs[:10]) == 0).all()
+
+
+def test_skorch_imitation_model():
+    torch = pytest.importorskip("torch")
+    skorch = pytest.importorskip("skorch")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(
+        torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)
+    )
+    net = skorch.NeuralNetClassifier(
+        module,
+        criterion=torch.nn.CrossEntropyLoss,
+        max_epochs=5,
+        lr=0.05,
+        train_split=None,
+        verbose=0,
+    )
+    # skorch nets take float32 features and the classifier outputs logits
+    imitation = make_pipeline(FunctionTransformer(np.float32), net)
+    X, y = _log(n=150)
+    policy = DistilledThompsonSampling(imitation_model=imitation, random_state=0)
+    policy.fit(X, y)
+    proba = policy.predict_proba(X[:10])
+    assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert set(policy.predict(X[:10])) <= {0, 1, 2}

@@ -291,9 +291,16 @@ def test_bad_input_errors(cls):
         cls().predict(X)
     with pytest.raises(ValueError, match=r"actions \[5\] are not among the arms"):
         cls(arms=[0, 1]).fit(X, make_feedback(np.append(actions[:-1], 5), y["reward"]))
+    failed = cls(arms=[0, 1])
+    with pytest.raises(ValueError, match="not among the arms"):
+        failed.fit(X, make_feedback(np.full(20, 7), y["reward"]))
+    with pytest.raises(NotFittedError):  # a failed first fit leaves it unfitted
+        failed.predict(X)
     policy = cls(arms=[0, 1]).fit(X, y)
+    before = policy.predict_proba(X)
     with pytest.raises(ValueError, match=r"actions \['z'\] are not among"):
         policy.partial_fit(X[:1], make_feedback(["z"], [1.0]))
+    assert_allclose(policy.predict_proba(X), before)  # state unchanged
     X_nan = X.copy()
     X_nan[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -323,3 +330,12 @@ def test_model_selection_with_feedback_in_y():
     assert np.all(cv["test_score"] > 0.8)  # the optimal policy earns 1
     search = GridSearchCV(LinUCB(), {"exploration": [0.0, 5.0]}, cv=KFold(3)).fit(X, y)
     assert search.best_params_ == {"exploration": 0.0}
+
+
+def test_score_with_labels_is_expected_reward_under_full_information():
+    # with labels, score = mean_i pi(y_i | x_i): exact for EpsilonGreedy
+    labels = np.array([0, 0, 1, 0])
+    policy = EpsilonGreedy(epsilon=0.2).fit(np.empty((4, 0)), labels)
+    # full information: arm 0 pays 3/4 on average, arm 1 pays 1/4 -> arm 0 greedy
+    proba = np.array([0.9, 0.1])
+    assert_allclose(policy.score(np.empty((4, 0)), labels), proba[labels].mean())
