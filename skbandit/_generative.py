@@ -593,6 +593,27 @@ class GenerativeThompsonSampling(BasePolicy):
         self.arms = arms
         self.random_state = random_state
 
+    def _learn(self, X, y, sample_weight, *, reset):
+        if sample_weight is not None:
+            try:
+                weight = np.asarray(sample_weight, dtype=np.float64)
+            except (TypeError, ValueError):
+                weight = None  # the base class reports malformed weights
+            if weight is not None and np.any(weight != np.round(weight)):
+                raise ValueError(
+                    "GenerativeThompsonSampling reads sample_weight as repeat "
+                    "counts; non-integer weights have no meaning for the "
+                    "generated table."
+                )
+        try:
+            return super()._learn(X, y, sample_weight, reset=reset)
+        except (TypeError, ValueError):
+            if reset:  # a failed fit (e.g. an unusable generator) stays unfitted
+                for attr in ("classes_", "n_features_in_", "generator_"):
+                    if hasattr(self, attr):
+                        delattr(self, attr)
+            raise
+
     def _init_state(self, n_features):
         generator = self.generator
         if generator is None or not hasattr(generator, "n_features_in_"):
@@ -622,11 +643,7 @@ class GenerativeThompsonSampling(BasePolicy):
         self._y_hist = np.empty(0)
 
     def _update(self, X, arm, reward, weight):
-        if np.any(weight != np.round(weight)):
-            raise ValueError(
-                "GenerativeThompsonSampling reads sample_weight as repeat counts; "
-                "non-integer weights have no meaning for the generated table."
-            )
+        # integer weights (checked in ``_learn``) are repeat counts
         repeats = weight.astype(np.intp)
         self._X_hist = np.vstack([self._X_hist, np.repeat(X, repeats, axis=0)])
         self._arm_hist = np.concatenate([self._arm_hist, np.repeat(arm, repeats)])
