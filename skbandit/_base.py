@@ -105,11 +105,14 @@ class Tags(_SklearnTags):
     policy_tags: PolicyTags | None = None
 
 
+_SKLEARN_TAG_FIELDS = tuple(f.name for f in fields(_SklearnTags))
+
+
 def _as_policy_tags(tags):
     """Copy scikit-learn tags into :class:`Tags` with default policy tags."""
     if isinstance(tags, Tags):
         return tags
-    values = {f.name: getattr(tags, f.name) for f in fields(_SklearnTags)}
+    values = {name: getattr(tags, name) for name in _SKLEARN_TAG_FIELDS}
     return Tags(**values, policy_tags=PolicyTags())
 
 
@@ -267,9 +270,9 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
                 f"actions must be labels of one comparable type; got {exc}"
             ) from exc
 
-    def _arm_index(self, actions, *, what="actions"):
+    def _arm_index(self, actions, *, what="actions", classes=None):
         """Map labels to indices into ``classes_``, with a clear error."""
-        classes = self.classes_
+        classes = self.classes_ if classes is None else classes
         if actions.shape[0] == 0:
             return np.zeros(0, dtype=np.intp)
         try:
@@ -307,23 +310,18 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
         else:
             actions = np.asarray(y)
             full_information = True
-        if reset:
-            self.classes_ = self._validate_arms(actions)
-            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-            self._seed = int(seed)
-            self._rng = np.random.default_rng(self._seed)
-            self.n_samples_seen_ = 0.0
-            self.n_batches_seen_ = 0
-            self._init_state(X.shape[1])
+        # validate everything before touching the state, so that bad input
+        # leaves a fitted policy unchanged and an unfitted one unfitted
+        classes = self._validate_arms(actions) if reset else self.classes_
+        arm = self._arm_index(actions, classes=classes)
         if n == 0:
             weight = np.zeros(0)
         else:
             weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-        arm = self._arm_index(actions)
         if full_information:
-            n_arms = self.classes_.shape[0]
+            n_arms = classes.shape[0]
             X = np.repeat(X, n_arms, axis=0)
             weight = np.repeat(weight, n_arms)
             reward = (np.tile(np.arange(n_arms), n) == np.repeat(arm, n_arms)).astype(
@@ -331,6 +329,14 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
             )
             arm = np.tile(np.arange(n_arms), n)
         self._check_rewards(reward)
+        if reset:
+            self.classes_ = classes
+            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            self._seed = int(seed)
+            self._rng = np.random.default_rng(self._seed)
+            self.n_samples_seen_ = 0.0
+            self.n_batches_seen_ = 0
+            self._init_state(X.shape[1])
         if arm.shape[0] > 0:
             self._update(X, arm, reward, weight)
         self.n_samples_seen_ += float(weight.sum()) / (

@@ -438,19 +438,23 @@ class NeuralSequenceGenerator(BaseEstimator):
 # the policy
 
 
-def _ridge_values(U, Y, X_eval, alpha):
-    """Ridge fits with intercept of every column of Y on U, evaluated at X_eval.
+# Contexts decided per completed table in ``predict`` (bounds its memory).
+_DECISION_CHUNK = 256
 
-    Y has shape (n_units, n_draws); returns (n_eval, n_draws).
+
+def _ridge_fit(U, Y, alpha):
+    """Ridge fits with intercept of every column of Y (n_units, n_draws) on U.
+
+    Returns ``(u_mean, coef, y_mean)`` with ``coef`` of shape
+    (n_features, n_draws): the fit of column j at x is
+    ``(x - u_mean) @ coef[:, j] + y_mean[j]``.
     """
     u_mean = U.mean(axis=0)
     y_mean = Y.mean(axis=0)
-    if U.shape[1] == 0:
-        return np.broadcast_to(y_mean, (X_eval.shape[0], Y.shape[1]))
     Uc = U - u_mean
     gram = Uc.T @ Uc + alpha * np.eye(U.shape[1])
     coef = np.linalg.solve(gram, Uc.T @ (Y - y_mean))
-    return (X_eval - u_mean) @ coef + y_mean
+    return u_mean, coef, y_mean
 
 
 class GenerativeThompsonSampling(BasePolicy):
@@ -464,7 +468,8 @@ class GenerativeThompsonSampling(BasePolicy):
     on the completed table (per arm, a ridge regression of the outcomes on
     the contexts; the oracle plays the arm with the largest fitted outcome)
     and that policy chooses the arm. Each context in a call to ``predict``
-    gets its own independent imputation.
+    gets its own independent imputation (the table holds the contexts of the
+    call, in chunks of 256).
 
     Read more in the :ref:`User Guide <generative_ts>`.
 
@@ -588,6 +593,27 @@ class GenerativeThompsonSampling(BasePolicy):
         self.arms = arms
         self.random_state = random_state
 
+    def _learn(self, X, y, sample_weight, *, reset):
+        if sample_weight is not None:
+            try:
+                weight = np.asarray(sample_weight, dtype=np.float64)
+            except (TypeError, ValueError):
+                weight = None  # the base class reports malformed weights
+            if weight is not None and np.any(weight != np.round(weight)):
+                raise ValueError(
+                    "GenerativeThompsonSampling reads sample_weight as repeat "
+                    "counts; non-integer weights have no meaning for the "
+                    "generated table."
+                )
+        try:
+            return super()._learn(X, y, sample_weight, reset=reset)
+        except (TypeError, ValueError):
+            if reset:  # a failed fit (e.g. an unusable generator) stays unfitted
+                for attr in ("classes_", "n_features_in_", "generator_"):
+                    if hasattr(self, attr):
+                        delattr(self, attr)
+            raise
+
     def _init_state(self, n_features):
         generator = self.generator
         if generator is None or not hasattr(generator, "n_features_in_"):
@@ -617,30 +643,28 @@ class GenerativeThompsonSampling(BasePolicy):
         self._y_hist = np.empty(0)
 
     def _update(self, X, arm, reward, weight):
-        if np.any(weight != np.round(weight)):
-            raise ValueError(
-                "GenerativeThompsonSampling reads sample_weight as repeat counts; "
-                "non-integer weights have no meaning for the generated table."
-            )
+        # integer weights (checked in ``_learn``) are repeat counts
         repeats = weight.astype(np.intp)
         self._X_hist = np.vstack([self._X_hist, np.repeat(X, repeats, axis=0)])
         self._arm_hist = np.concatenate([self._arm_hist, np.repeat(arm, repeats)])
         self._y_hist = np.concatenate([self._y_hist, np.repeat(reward, repeats)])
 
-    def _oracle_values(self, X, n_draws, rng):
-        """Values of the oracle policies of ``n_draws`` imputed tables at X.
+    def _oracle_fits(self, X, n_draws, rng):
+        """Per-arm ridge fits of ``n_draws`` completed tables.
 
-        Returns an array of shape (n_draws, n_samples, n_arms).
+        The table holds the past units, the units of ``X`` and ``n_future``
+        units with contexts resampled from the past and ``X``. Returns one
+        ``(u_mean, coef, y_mean)`` triple per arm (see :func:`_ridge_fit`).
         """
         pool = np.vstack([self._X_hist, X])
         future = pool[rng.integers(pool.shape[0], size=self.n_future)]
         units = np.vstack([self._X_hist, X, future])
         n_past = self._X_hist.shape[0]
-        n_arms = self.classes_.shape[0]
-        values = np.empty((n_draws, X.shape[0], n_arms))
-        for k in range(n_arms):
+        fits = []
+        for k in range(self.classes_.shape[0]):
             observed = np.zeros(units.shape[0], dtype=bool)
             observed[:n_past] = self._arm_hist == k
+            n_missing = int((~observed).sum())
             table = np.empty((units.shape[0], n_draws))
             table[observed] = self._y_hist[observed[:n_past]][:, None]
             draws = self.generator_.sample(
@@ -651,32 +675,41 @@ class GenerativeThompsonSampling(BasePolicy):
                 random_state=int(rng.integers(np.iinfo(np.int32).max)),
             )
             draws = np.asarray(draws, dtype=np.float64)
-            if draws.shape != (n_draws, int((~observed).sum())):
+            if draws.shape != (n_draws, n_missing):
                 raise ValueError(
                     "generator.sample must return an array of shape (n_draws, "
-                    f"n_target) = ({n_draws}, {(~observed).sum()}); got "
-                    f"{draws.shape}."
+                    f"n_target) = ({n_draws}, {n_missing}); got {draws.shape}."
                 )
             table[~observed] = draws.T
-            values[:, :, k] = _ridge_values(units, table, X, self.oracle_alpha).T
-        return values
+            fits.append(_ridge_fit(units, table, self.oracle_alpha))
+        return fits
 
     def _choose(self, X, rng):
-        if X.shape[0] == 0:
-            return np.zeros(0, dtype=np.intp)
-        values = self._oracle_values(X, X.shape[0], rng)
-        rows = np.arange(X.shape[0])
-        # row i acts with the oracle of its own imputation i
-        return np.argmax(values[rows, rows], axis=1)
+        chosen = np.empty(X.shape[0], dtype=np.intp)
+        for lo in range(0, X.shape[0], _DECISION_CHUNK):
+            Xc = X[lo : lo + _DECISION_CHUNK]
+            # row i acts with the oracle of its own completed table i
+            values = np.column_stack(
+                [
+                    np.einsum("id,di->i", Xc - u_mean, coef) + y_mean
+                    for u_mean, coef, y_mean in self._oracle_fits(Xc, Xc.shape[0], rng)
+                ]
+            )
+            chosen[lo : lo + _DECISION_CHUNK] = np.argmax(values, axis=1)
+        return chosen
 
     def _proba(self, X):
         rng = np.random.default_rng([self._seed, 1])
         n_arms = self.classes_.shape[0]
         if X.shape[0] == 0:
             return np.zeros((0, n_arms))
-        values = self._oracle_values(X, self.n_proba_draws, rng)
+        fits = self._oracle_fits(X, self.n_proba_draws, rng)
+        # values[i, j, k]: arm k's fitted outcome at X[i] in completed table j
+        values = np.stack(
+            [(X - u_mean) @ coef + y_mean for u_mean, coef, y_mean in fits], axis=2
+        )
         best = np.argmax(values, axis=2)
-        return (best[..., None] == np.arange(n_arms)).mean(axis=0)
+        return (best[..., None] == np.arange(n_arms)).mean(axis=1)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

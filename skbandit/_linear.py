@@ -20,8 +20,8 @@ class _BaseLinearPolicy(BasePolicy):
     ``b_k = X_k^T W_k r_k`` and the inverse ``A_k^{-1}``. A batch of ``m``
     rows for an arm updates the inverse with the Woodbury identity (a
     Sherman-Morrison rank-one update when ``m == 1``) when ``m`` is small,
-    and re-factors ``A_k`` by Cholesky otherwise (and periodically, to keep
-    rounding errors from accumulating).
+    and recomputes ``A_k^{-1}`` from the accumulated ``A_k`` otherwise (and
+    after ``d`` low-rank updates, to keep rounding errors from accumulating).
     """
 
     _parameter_constraints: dict = {

@@ -238,20 +238,22 @@ def dr_value(
     return float(np.sum(w * (q_tgt + t / p * (r - q_log))))
 
 
+def _weighted_mean(values, weights, default):
+    total = weights.sum()
+    return float(values @ weights / total) if total > 0 else default
+
+
 def _fit_reward_model(reward_model, X, arm, reward, weight, n_arms, splits):
     """Cross-fitted per-arm reward predictions, shape (n_samples, n_arms)."""
     n = X.shape[0]
     q = np.empty((n, n_arms))
     for train, test in splits:
-        overall = np.average(reward[train], weights=weight[train] + 1e-300)
+        overall = _weighted_mean(reward[train], weight[train], 0.0)
         for k in range(n_arms):
             rows = train[arm[train] == k]
             if X.shape[1] == 0 or rows.shape[0] < 2:
-                q[test, k] = (
-                    np.average(reward[rows], weights=weight[rows] + 1e-300)
-                    if rows.shape[0]
-                    else overall
-                )
+                # no context (or too few rows): the arm's mean reward
+                q[test, k] = _weighted_mean(reward[rows], weight[rows], overall)
                 continue
             model = clone(reward_model)
             if has_fit_parameter(model, "sample_weight"):

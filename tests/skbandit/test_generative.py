@@ -261,8 +261,10 @@ def test_bad_generators(generator_2d):
         def sample(self, X_history, y_history, X_target, *, n_draws, random_state):
             return np.zeros((n_draws, len(X_target)))
 
+    policy = GenerativeThompsonSampling(generator=NoPretrain())
     with pytest.raises(TypeError, match="not pretrained"):
-        GenerativeThompsonSampling(generator=NoPretrain()).fit(X, y)
+        policy.fit(X, y)
+    assert not hasattr(policy, "classes_")  # a failed fit leaves it unfitted
     with pytest.raises(ValueError, match="pretrained on 2 features but X has 3"):
         GenerativeThompsonSampling(generator=generator_2d).fit(
             np.hstack([X, X[:, :1]]), y
@@ -281,10 +283,15 @@ def test_bad_generators(generator_2d):
 
 def test_non_integer_weights_are_refused(generator_2d):
     X, actions, rewards = _small_problem()
+    y = make_feedback(actions, rewards)
+    policy = GenerativeThompsonSampling(generator=generator_2d, n_future=5)
     with pytest.raises(ValueError, match="repeat counts"):
-        GenerativeThompsonSampling(generator=generator_2d).fit(
-            X, make_feedback(actions, rewards), sample_weight=np.full(20, 0.5)
-        )
+        policy.fit(X, y, sample_weight=np.full(20, 0.5))
+    assert not hasattr(policy, "classes_")
+    policy.fit(X, y)
+    with pytest.raises(ValueError, match="repeat counts"):
+        policy.partial_fit(X, y, sample_weight=np.full(20, 0.5))
+    assert policy.n_batches_seen_ == 1  # the failed batch left no trace
 
 
 def test_generator_bad_input():

@@ -291,9 +291,16 @@ def test_bad_input_errors(cls):
         cls().predict(X)
     with pytest.raises(ValueError, match=r"actions \[5\] are not among the arms"):
         cls(arms=[0, 1]).fit(X, make_feedback(np.append(actions[:-1], 5), y["reward"]))
+    failed = cls(arms=[0, 1])
+    with pytest.raises(ValueError, match="not among the arms"):
+        failed.fit(X, make_feedback(np.full(20, 7), y["reward"]))
+    with pytest.raises(NotFittedError):  # a failed first fit leaves it unfitted
+        failed.predict(X)
     policy = cls(arms=[0, 1]).fit(X, y)
+    before = policy.predict_proba(X)
     with pytest.raises(ValueError, match=r"actions \['z'\] are not among"):
         policy.partial_fit(X[:1], make_feedback(["z"], [1.0]))
+    assert_allclose(policy.predict_proba(X), before)  # state unchanged
     X_nan = X.copy()
     X_nan[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
