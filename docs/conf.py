@@ -85,7 +85,7 @@ def _public_api():
     return seen
 
 
-def _write_api_page(app):
+def _write_api_page(srcdir):
     lines = [
         "API reference",
         "=============",
@@ -98,8 +98,8 @@ def _write_api_page(app):
         lines += [f".. currentmodule:: {module}", "", ".. autosummary::"]
         lines += ["   :toctree: gen_modules", "   :nosignatures:", ""]
         lines += [f"   {name}" for name in names] + [""]
-    (Path(app.srcdir) / "api.rst").write_text("\n".join(lines))
+    (Path(srcdir) / "api.rst").write_text("\n".join(lines))
 
 
-def setup(app):
-    app.connect("builder-inited", _write_api_page)
+# written before autosummary reads it
+_write_api_page(Path(__file__).resolve().parent)
