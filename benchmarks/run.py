@@ -16,7 +16,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ORDER = ["linear", "ensemble", "nn", "metrics", "inference", "causal", "bandit"]
+ORDER = [
+    "linear",
+    "ensemble",
+    "nn",
+    "metrics",
+    "inference",
+    "causal",
+    "bandit",
+    "experiment",
+]
 
 HEADER = """# Benchmarks
 
