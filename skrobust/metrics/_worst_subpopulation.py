@@ -596,8 +596,10 @@ callable, default="zero_one"
     def risk_curve(self, alphas=None):
         """Worst-case risk over a range of subpopulation masses.
 
-        The conditional risks fitted once are sorted once; each level reuses
-        them.
+        No refitting: the cross-fitted conditional risks are grouped into
+        their sorted unique values once, and each level is one call to
+        :class:`~skrobust.ambiguity.CVaR` on the grouped values (plus the
+        jackknife subsets with ``variance="jackknife"``).
 
         Parameters
         ----------
