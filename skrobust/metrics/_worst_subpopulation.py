@@ -331,10 +331,12 @@ callable, default="zero_one"
     bound is valid for :math:`W_\\alpha` whatever the first stage; the
     two-sided interval needs a first stage whose error is small next to
     :math:`n^{-1/4}`. An unregularized boosting first stage violates this at
-    a few thousand samples; a regularized one narrows the gap, and the
-    jackknife variance, which also captures the variability of the first
-    stage, restores coverage at the price of wider intervals (see the user
-    guide for measured coverage).
+    a few thousand samples; a regularized one narrows the gap (coverage 0.83
+    at n = 2000 and 0.89 at n = 8000 in the user guide's simulation). The
+    jackknife variance also captures the variability of the first stage;
+    with a boosting first stage it overstates the spread (a known property of
+    the jackknife for non-smooth procedures), so its intervals over-cover
+    and are about twice as wide.
 
     The jackknife leaves out each of :math:`G` random groups in turn, reruns
     the cross-fitting (same fold labels) and the second stage on the rest,
