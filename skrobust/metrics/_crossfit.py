@@ -64,7 +64,7 @@ def fold_labels(n_samples, cv, n_repeats, random_state):
     return folds
 
 
-def crossfit_subsets(regressor, Z, target, folds, subsets, *, n_jobs=None):
+def crossfit_subsets(regressor, Z, target, folds, subsets, *, n_jobs=None, verbose=0):
     """Out-of-fold predictions on several subsets of the samples.
 
     For each subset, each of its samples is predicted by models fitted on the
@@ -84,6 +84,8 @@ def crossfit_subsets(regressor, Z, target, folds, subsets, *, n_jobs=None):
         Sample indices of each subset.
     n_jobs : int, default=None
         Parallel jobs over (subset, repeat, fold) triples.
+    verbose : int, default=0
+        Verbosity of joblib.
 
     Returns
     -------
@@ -101,7 +103,7 @@ def crossfit_subsets(regressor, Z, target, folds, subsets, *, n_jobs=None):
                 if train.size == 0:
                     raise ValueError("a cross-fitting fold holds every sample.")
                 tasks.append((s, train, test))
-    results = Parallel(n_jobs=n_jobs)(
+    results = Parallel(n_jobs=n_jobs, verbose=verbose)(
         delayed(_fit_predict)(regressor, Z, target, train, test)
         for _, train, test in tasks
     )
@@ -115,7 +117,15 @@ def crossfit_subsets(regressor, Z, target, folds, subsets, *, n_jobs=None):
 
 
 def crossfit_predict(
-    regressor, Z, target, *, cv=5, n_repeats=1, n_jobs=None, random_state=None
+    regressor,
+    Z,
+    target,
+    *,
+    cv=5,
+    n_repeats=1,
+    n_jobs=None,
+    verbose=0,
+    random_state=None,
 ):
     """Out-of-fold predictions of ``target`` from ``Z``, averaged over repeats.
 
@@ -135,6 +145,8 @@ def crossfit_predict(
         Number of independent K-fold splits whose predictions are averaged.
     n_jobs : int, default=None
         Parallel jobs over (repeat, fold) pairs.
+    verbose : int, default=0
+        Verbosity of joblib.
     random_state : int, RandomState instance or None, default=None
         Seeds the splits.
 
@@ -144,6 +156,6 @@ def crossfit_predict(
     """
     n = target.shape[0]
     folds = fold_labels(n, cv, n_repeats, random_state)
-    return crossfit_subsets(regressor, Z, target, folds, [np.arange(n)], n_jobs=n_jobs)[
-        0
-    ]
+    return crossfit_subsets(
+        regressor, Z, target, folds, [np.arange(n)], n_jobs=n_jobs, verbose=verbose
+    )[0]

@@ -42,6 +42,7 @@ _COMMON_CONSTRAINTS = {
     "jackknife_groups": [Interval(Integral, 2, None, closed="left")],
     "confidence": [Interval(Real, 0, 1, closed="neither")],
     "n_jobs": [Integral, None],
+    "verbose": ["verbose"],
     "random_state": ["random_state"],
 }
 
@@ -150,6 +151,7 @@ def _evaluate(
     random_state,
     variance="influence",
     jackknife_groups=10,
+    verbose=0,
 ):
     """Cross-fit the conditional risk and tabulate the debiased CVaR.
 
@@ -169,7 +171,9 @@ def _evaluate(
             )
         group = rng.permutation(n) % jackknife_groups
         subsets += [np.flatnonzero(group != g) for g in range(jackknife_groups)]
-    predictions = crossfit_subsets(regressor, Z, losses, folds, subsets, n_jobs=n_jobs)
+    predictions = crossfit_subsets(
+        regressor, Z, losses, folds, subsets, n_jobs=n_jobs, verbose=verbose
+    )
     jackknife = list(zip(subsets[1:], predictions[1:], strict=True))
     table = _curve_table(predictions[0], losses, alphas, confidence, jackknife)
     return predictions[0], jackknife, table
@@ -232,6 +236,7 @@ def worst_subpopulation_risk(
     jackknife_groups=10,
     confidence=0.95,
     n_jobs=None,
+    verbose=0,
     random_state=None,
 ):
     """Worst-case risk of a model over all subpopulations of mass >= alpha.
@@ -291,6 +296,8 @@ callable, default="zero_one"
         Level of the two-sided interval.
     n_jobs : int, default=None
         Number of jobs fitting the first stage in parallel (joblib).
+    verbose : int, default=0
+        Verbosity of the parallel fits (joblib): progress of the cross-fitting.
     random_state : int, RandomState instance or None, default=None
         Seeds the cross-fitting splits.
 
@@ -382,6 +389,7 @@ callable, default="zero_one"
         random_state,
         variance,
         jackknife_groups,
+        verbose,
     )
     return _result(table, alphas, confidence, scalar=True)
 
@@ -435,6 +443,8 @@ callable, default="zero_one"
         Level of the two-sided intervals.
     n_jobs : int, default=None
         Number of jobs fitting the first stage in parallel (joblib).
+    verbose : int, default=0
+        Verbosity of the parallel fits (joblib): progress of the cross-fitting.
     random_state : int, RandomState instance or None, default=None
         Seeds the cross-fitting splits.
 
@@ -525,6 +535,7 @@ callable, default="zero_one"
         jackknife_groups=10,
         confidence=0.95,
         n_jobs=None,
+        verbose=0,
         random_state=None,
     ):
         self.estimator = estimator
@@ -538,6 +549,7 @@ callable, default="zero_one"
         self.jackknife_groups = jackknife_groups
         self.confidence = confidence
         self.n_jobs = n_jobs
+        self.verbose = verbose
         self.random_state = random_state
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -581,6 +593,7 @@ callable, default="zero_one"
             self.random_state,
             self.variance,
             self.jackknife_groups,
+            self.verbose,
         )
         result = _result(table, np.array([float(self.alpha)]), self.confidence, True)
         self.risk_ = result.risk

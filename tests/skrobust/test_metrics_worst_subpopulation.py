@@ -356,3 +356,13 @@ def test_jackknife_is_deterministic_and_keeps_the_estimate():
         )
     with pytest.raises(ValueError, match="variance"):
         worst_subpopulation_risk(y_true, y_pred, Z, 0.3, variance="bootstrap")
+
+
+def test_parallel_fits_give_the_same_result():
+    y_true, y_pred, Z = _uniform_errors(500, seed=17)
+    kwargs = {"regressor": LinearRegression(), "random_state": 0}
+    serial = worst_subpopulation_risk(y_true, y_pred, Z, 0.2, **kwargs)
+    parallel = worst_subpopulation_risk(
+        y_true, y_pred, Z, 0.2, n_jobs=2, verbose=0, **kwargs
+    )
+    assert serial == parallel
