@@ -31,8 +31,101 @@ def _fit_predict(regressor, Z, target, train, test):
     return test, np.asarray(prediction, dtype=float).reshape(-1)
 
 
+def fold_labels(n_samples, cv, n_repeats, random_state):
+    """Fold labels of ``n_repeats`` independent shuffled K-fold splits.
+
+    Parameters
+    ----------
+    n_samples : int
+    cv : int
+        Number of folds.
+    n_repeats : int
+        Number of independent splits.
+    random_state : int, RandomState instance or None
+        Seeds the splits.
+
+    Returns
+    -------
+    folds : ndarray of shape (n_repeats, n_samples)
+        ``folds[r, i]`` is the fold of sample ``i`` in split ``r``.
+    """
+    if cv > n_samples:
+        raise ValueError(
+            f"cv={cv} cross-fitting folds need at least {cv} samples; "
+            f"got n_samples={n_samples}."
+        )
+    rng = check_random_state(random_state)
+    folds = np.empty((n_repeats, n_samples), dtype=int)
+    for r in range(n_repeats):
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        splitter = KFold(cv, shuffle=True, random_state=seed)
+        for k, (_, test) in enumerate(splitter.split(np.zeros((n_samples, 1)))):
+            folds[r, test] = k
+    return folds
+
+
+def crossfit_subsets(regressor, Z, target, folds, subsets, *, n_jobs=None, verbose=0):
+    """Out-of-fold predictions on several subsets of the samples.
+
+    For each subset, each of its samples is predicted by models fitted on the
+    other folds *of that subset* (the fold labels are shared by all subsets,
+    so a subset's cross-fitting differs from the full one only by the samples
+    it leaves out), and the predictions of the repeated splits are averaged.
+
+    Parameters
+    ----------
+    regressor : regressor
+        Cloned for every fold.
+    Z : array-like of shape (n_samples, n_features)
+    target : ndarray of shape (n_samples,)
+    folds : ndarray of shape (n_repeats, n_samples)
+        Fold labels from :func:`fold_labels`.
+    subsets : list of ndarray of int
+        Sample indices of each subset.
+    n_jobs : int, default=None
+        Parallel jobs over (subset, repeat, fold) triples.
+    verbose : int, default=0
+        Verbosity of joblib.
+
+    Returns
+    -------
+    predictions : list of ndarray
+        Out-of-fold predictions for the samples of each subset, in its order.
+    """
+    n_repeats = folds.shape[0]
+    tasks = []
+    for s, subset in enumerate(subsets):
+        for r in range(n_repeats):
+            labels = folds[r, subset]
+            for k in np.unique(labels):
+                train = subset[labels != k]
+                test = subset[labels == k]
+                if train.size == 0:
+                    raise ValueError("a cross-fitting fold holds every sample.")
+                tasks.append((s, train, test))
+    results = Parallel(n_jobs=n_jobs, verbose=verbose)(
+        delayed(_fit_predict)(regressor, Z, target, train, test)
+        for _, train, test in tasks
+    )
+    n = target.shape[0]
+    sums = [np.zeros(n) for _ in subsets]
+    for (s, _, _), (test, values) in zip(tasks, results, strict=True):
+        sums[s][test] += values
+    return [
+        total[subset] / n_repeats for total, subset in zip(sums, subsets, strict=True)
+    ]
+
+
 def crossfit_predict(
-    regressor, Z, target, *, cv=5, n_repeats=1, n_jobs=None, random_state=None
+    regressor,
+    Z,
+    target,
+    *,
+    cv=5,
+    n_repeats=1,
+    n_jobs=None,
+    verbose=0,
+    random_state=None,
 ):
     """Out-of-fold predictions of ``target`` from ``Z``, averaged over repeats.
 
@@ -44,7 +137,7 @@ def crossfit_predict(
     ----------
     regressor : regressor
         Cloned for every fold.
-    Z : ndarray of shape (n_samples, n_features)
+    Z : array-like of shape (n_samples, n_features)
     target : ndarray of shape (n_samples,)
     cv : int, default=5
         Number of folds.
@@ -52,6 +145,8 @@ def crossfit_predict(
         Number of independent K-fold splits whose predictions are averaged.
     n_jobs : int, default=None
         Parallel jobs over (repeat, fold) pairs.
+    verbose : int, default=0
+        Verbosity of joblib.
     random_state : int, RandomState instance or None, default=None
         Seeds the splits.
 
@@ -59,23 +154,8 @@ def crossfit_predict(
     -------
     prediction : ndarray of shape (n_samples,)
     """
-    rng = check_random_state(random_state)
     n = target.shape[0]
-    if cv > n:
-        raise ValueError(
-            f"cv={cv} cross-fitting folds need at least {cv} samples; "
-            f"got n_samples={n}."
-        )
-    tasks = []
-    for _ in range(n_repeats):
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        for train, test in KFold(cv, shuffle=True, random_state=seed).split(Z):
-            tasks.append((train, test))
-    results = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_predict)(regressor, Z, target, train, test)
-        for train, test in tasks
-    )
-    prediction = np.zeros(n)
-    for test, values in results:
-        prediction[test] += values
-    return prediction / n_repeats
+    folds = fold_labels(n, cv, n_repeats, random_state)
+    return crossfit_subsets(
+        regressor, Z, target, folds, [np.arange(n)], n_jobs=n_jobs, verbose=verbose
+    )[0]

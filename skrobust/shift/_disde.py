@@ -168,6 +168,7 @@ def _ratio_mean(weights, losses):
         "cv": [Interval(Integral, 2, None, closed="left")],
         "confidence": [Interval(Real, 0, 1, closed="neither")],
         "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
         "random_state": ["random_state"],
     },
     prefer_skip_nested_validation=True,
@@ -184,6 +185,7 @@ def decompose_performance_shift(
     cv=5,
     confidence=0.95,
     n_jobs=None,
+    verbose=0,
     random_state=None,
 ):
     """Split a model's performance drop from source to target data (DISDE).
@@ -231,6 +233,8 @@ callable, default="zero_one"
         Level of the two-sided intervals.
     n_jobs : int, default=None
         Jobs fitting the domain classifier in parallel (joblib).
+    verbose : int, default=0
+        Verbosity of the parallel fits (joblib).
     random_state : int, RandomState instance or None, default=None
         Seeds the folds.
 
@@ -322,7 +326,7 @@ callable, default="zero_one"
     splitter = StratifiedKFold(
         cv, shuffle=True, random_state=int(rng.randint(np.iinfo(np.int32).max))
     )
-    results = Parallel(n_jobs=n_jobs)(
+    results = Parallel(n_jobs=n_jobs, verbose=verbose)(
         delayed(_fold_probability)(classifier, X, domain, train, test)
         for train, test in splitter.split(np.zeros(domain.shape[0]), domain)
     )

@@ -109,6 +109,7 @@ def _tilt_solve(values, threshold):
         "n_repeats": [Interval(Integral, 1, None, closed="left")],
         "confidence": [Interval(Real, 0, 1, closed="neither")],
         "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
         "random_state": ["random_state"],
     },
     prefer_skip_nested_validation=True,
@@ -123,6 +124,7 @@ def kl_stability(
     n_repeats=1,
     confidence=0.95,
     n_jobs=None,
+    verbose=0,
     random_state=None,
 ):
     """Smallest KL shift that raises the expected loss to ``threshold``.
@@ -164,6 +166,8 @@ def kl_stability(
         Level of the two-sided interval.
     n_jobs : int, default=None
         Jobs fitting the first stage in parallel (joblib).
+    verbose : int, default=0
+        Verbosity of the parallel fits (joblib).
     random_state : int, RandomState instance or None, default=None
         Seeds the cross-fitting splits.
 
@@ -245,6 +249,7 @@ def kl_stability(
             cv=cv,
             n_repeats=n_repeats,
             n_jobs=n_jobs,
+            verbose=verbose,
             random_state=random_state,
         )
     plug_in, lam, q = _tilt_solve(values, threshold)

@@ -293,3 +293,76 @@ def test_inputs_not_modified():
     worst_subpopulation_risk(y_true, y_pred, Z, 0.2, regressor=LinearRegression())
     for before, after in zip(copies, (y_true, y_pred, Z), strict=True):
         assert_allclose(before, after)
+
+
+def test_jackknife_variance_at_alpha_one():
+    # alpha = 1: every leave-group-out estimate is the mean loss of the samples
+    # kept, so the jackknife standard error has a direct formula
+    from scipy.stats import t
+
+    y_true, y_pred, Z = _uniform_errors(1000, seed=15)
+    y = y_pred.astype(int)
+    model = DummyClassifier(strategy="constant", constant=0).fit(Z, y)
+    evaluator = WorstSubpopulationEvaluator(
+        model,
+        alpha=1.0,
+        regressor=LinearRegression(),
+        variance="jackknife",
+        jackknife_groups=8,
+        random_state=0,
+    ).fit(Z, y)
+    subsets = [subset for subset, _ in evaluator._jackknife]
+    assert len(subsets) == 8
+    left_out = np.sort(
+        np.concatenate([np.setdiff1d(np.arange(1000), s) for s in subsets])
+    )
+    assert_allclose(left_out, np.arange(1000))  # the groups partition the data
+    means = np.array([evaluator.losses_[s].mean() for s in subsets])
+    std_error = np.sqrt(7 / 8 * np.sum((means - means.mean()) ** 2))
+    assert_allclose(evaluator.risk_, evaluator.losses_.mean(), rtol=RTOL)
+    assert_allclose(evaluator.std_error_, std_error, rtol=1e-10)
+    half = t.ppf(0.975, 7) * std_error
+    assert_allclose(
+        evaluator.confidence_interval_,
+        (evaluator.risk_ - half, evaluator.risk_ + half),
+        rtol=1e-10,
+    )
+    curve = evaluator.risk_curve([0.5, 1.0])
+    assert_allclose(curve.std_error[1], std_error, rtol=1e-10)
+
+
+def test_jackknife_is_deterministic_and_keeps_the_estimate():
+    y_true, y_pred, Z = _uniform_errors(600, seed=16)
+    kwargs = {"regressor": LinearRegression(), "random_state": 4}
+    plain = worst_subpopulation_risk(y_true, y_pred, Z, 0.3, **kwargs)
+    a = worst_subpopulation_risk(
+        y_true, y_pred, Z, 0.3, variance="jackknife", jackknife_groups=5, **kwargs
+    )
+    b = worst_subpopulation_risk(
+        y_true, y_pred, Z, 0.3, variance="jackknife", jackknife_groups=5, **kwargs
+    )
+    assert a == b
+    assert a.risk == plain.risk
+    assert a.std_error != plain.std_error
+    with pytest.raises(ValueError, match="jackknife_groups"):
+        worst_subpopulation_risk(
+            y_true[:20],
+            y_pred[:20],
+            Z[:20],
+            0.3,
+            variance="jackknife",
+            jackknife_groups=30,
+            cv=2,
+        )
+    with pytest.raises(ValueError, match="variance"):
+        worst_subpopulation_risk(y_true, y_pred, Z, 0.3, variance="bootstrap")
+
+
+def test_parallel_fits_give_the_same_result():
+    y_true, y_pred, Z = _uniform_errors(500, seed=17)
+    kwargs = {"regressor": LinearRegression(), "random_state": 0}
+    serial = worst_subpopulation_risk(y_true, y_pred, Z, 0.2, **kwargs)
+    parallel = worst_subpopulation_risk(
+        y_true, y_pred, Z, 0.2, n_jobs=2, verbose=0, **kwargs
+    )
+    assert serial == parallel
