@@ -1,7 +1,7 @@
 """
-====================================================
+=====================================================
 Why did performance drop? Decomposing a shift (DISDE)
-====================================================
+=====================================================
 
 A model trained on one hospital loses accuracy at another. Is it because the
 new patients are more often of a kind that was already hard (a shift of X
