@@ -103,3 +103,15 @@ def _write_api_page(srcdir):
 
 # written before autosummary reads it
 _write_api_page(Path(__file__).resolve().parent)
+
+
+def _skip_foreign_members(app, what, name, obj, skip, options):
+    """Document only members defined in our packages (not sklearn's mixins)."""
+    module = getattr(obj, "__module__", None) or ""
+    if what == "class" and module and not module.startswith(PACKAGES):
+        return True
+    return skip
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_foreign_members)

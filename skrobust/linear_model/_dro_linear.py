@@ -138,7 +138,7 @@ _COMMON_ATTRS_DOC = """
         The validated ambiguity set used (a copy; the parameter is untouched).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string column names.
 """
 

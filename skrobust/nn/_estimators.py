@@ -317,13 +317,13 @@ _COMMON_ATTRS_DOC = """
     criterion_ : DROLoss or DualDROLoss
         The trained criterion (with the dual variables when
         ``minibatch="dual"``).
-    loss_curve_ : ndarray of shape (n_iter_,)
+    loss_curve_ : ndarray of shape (`n_iter_`,)
         Mean training objective of each epoch.
     n_iter_ : int
         Number of epochs run.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
 """
 
