@@ -139,7 +139,9 @@ def kang_schafer(reps):
             rows.append((k, s["bias"], s["rmse"], s["median_abs_error"], s["coverage"]))
         sections.append(
             f"Propensity model: {name}.\n\n"
-            + _table(rows, ["estimator", "bias", "RMSE", "median abs. error", "coverage"])
+            + _table(
+                rows, ["estimator", "bias", "RMSE", "median abs. error", "coverage"]
+            )
         )
     return (
         f"### Kang-Schafer, E[Y(1)] = 210, n = 200, {reps} draws\n\n"
