@@ -370,3 +370,11 @@ def test_dataframe_input_and_feature_names(easy_data):
     est = AIPW(random_state=0).fit(frame, y)
     assert list(est.feature_names_in_) == ["age", "dose"]
     assert est.predict_potential_outcomes(frame).shape == (len(y), 2)
+
+
+def test_tmle_warns_when_fluctuation_does_not_converge(easy_data):
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = easy_data
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        TMLE(max_iter=1, tol=1e-300, random_state=0).fit(X, y)
