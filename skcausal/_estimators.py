@@ -426,6 +426,12 @@ def _logistic_fluctuation(offset, h, target, max_iter, tol):
         if hess <= 0:
             return eps, False
         step = grad / hess
+        if grad * step <= 1e-10 * (1.0 + abs(value)):
+            # predicted decrease below the resolution of the objective: the
+            # quadratic model is exact here, take the pure Newton step
+            eps -= step
+            value = nll(eps)
+            continue
         size = 1.0
         for _ in range(60):
             trial = eps - size * step
