@@ -276,7 +276,7 @@ class CLearner(_BaseCausalEstimator):
         backbones; NaN for the linear backbone, which is exact).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit (only when ``X`` has string names).
 
     See Also

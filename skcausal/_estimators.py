@@ -76,7 +76,7 @@ class PlugIn(_BaseCausalEstimator):
         ``n_samples``, ``n_treated`` and the out-of-fold ``outcome_mse``.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit (only when ``X`` has string names).
 
     See Also
@@ -193,7 +193,7 @@ class IPW(_BaseCausalEstimator):
         inverse weights, and the out-of-fold ``propensity_log_loss``.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit (only when ``X`` has string names).
 
     See Also
@@ -327,7 +327,7 @@ class AIPW(_BaseCausalEstimator):
         weights, ``propensity_log_loss`` and ``outcome_mse`` (out of fold).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit (only when ``X`` has string names).
 
     See Also
@@ -528,7 +528,7 @@ class TMLE(_BaseCausalEstimator):
         per-arm mean of :math:`H_a (Y - \\bar Q^*_a)` after targeting.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit (only when ``X`` has string names).
 
     See Also
