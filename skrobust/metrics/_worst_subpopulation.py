@@ -475,7 +475,7 @@ callable, default="zero_one"
         :meth:`conditional_risk` and :meth:`in_worst_subpopulation`.
     n_features_in_ : int
         Number of features of ``X``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features, when ``X`` has string column names.
 
     See Also
