@@ -58,6 +58,14 @@ def _resolve_ambiguity(ambiguity):
     return ambiguity
 
 
+def _check_weights(sample_weight, X):
+    """Nonnegative sample weights with a positive total."""
+    weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+    if not weight.sum() > 0:
+        raise ValueError("sample_weight sums to zero; some weight must be > 0.")
+    return weight
+
+
 class _BaseDROLGBM(BaseEstimator):
     """Shared fitting loop: LightGBM boosting on worst-case-weighted gradients."""
 
@@ -118,8 +126,6 @@ class _BaseDROLGBM(BaseEstimator):
         seed = int(rng.randint(np.iinfo(np.int32).max))
         weight = np.asarray(sample_weight, dtype=np.float64)
         total = weight.sum()
-        if total <= 0:
-            raise ValueError("sample_weight sums to zero; some weight must be > 0.")
         n_outputs = self._n_outputs()
         init = self._robust_init(ambiguity, target, weight)
         init_matrix = np.broadcast_to(init, (X.shape[0], n_outputs))
@@ -446,7 +452,7 @@ class DROLGBMClassifier(ClassifierMixin, _BaseDROLGBM):
                 "y has only one class; the classifier needs at least 2 classes, "
                 f"got {self.classes_.tolist()}."
             )
-        sample_weight = _check_sample_weight(sample_weight, X)
+        sample_weight = _check_weights(sample_weight, X)
         return self._boost(X, target, sample_weight)
 
     def decision_function(self, X):
@@ -692,7 +698,7 @@ class DROLGBMRegressor(RegressorMixin, _BaseDROLGBM):
             The fitted estimator.
         """
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], y_numeric=True)
-        sample_weight = _check_sample_weight(sample_weight, X)
+        sample_weight = _check_weights(sample_weight, X)
         return self._boost(X, np.asarray(y, dtype=np.float64), sample_weight)
 
     def predict(self, X):

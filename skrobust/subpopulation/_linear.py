@@ -47,6 +47,14 @@ def _loss_and_derivative(kind, raw, target):
     return residual**2, (2.0 * residual)[:, None]
 
 
+def _check_weights(sample_weight, X):
+    """Nonnegative sample weights with a positive total."""
+    weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+    if not weight.sum() > 0:
+        raise ValueError("sample_weight sums to zero; some weight must be > 0.")
+    return weight
+
+
 class _RobustObjective:
     """A robust objective of the per-sample losses and extra variables.
 
@@ -159,7 +167,7 @@ class _LinearClassifier(LinearClassifierMixin, ClassifierMixin, _RobustLinearMod
                 "y has only one class; the classifier needs at least 2 classes, "
                 f"got {self.classes_.tolist()}."
             )
-        sample_weight = _check_sample_weight(sample_weight, X)
+        sample_weight = _check_weights(sample_weight, X)
         kind = "logistic" if n_classes == 2 else "multinomial"
         n_outputs = 1 if n_classes == 2 else n_classes
         objective = self._make_objective(X, sample_weight, **fit_params)
@@ -219,7 +227,7 @@ class _LinearRegressor(RegressorMixin, _RobustLinearModel):
 
     def _fit_regressor(self, X, y, sample_weight, fit_params):
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
-        sample_weight = _check_sample_weight(sample_weight, X)
+        sample_weight = _check_weights(sample_weight, X)
         objective = self._make_objective(X, sample_weight, **fit_params)
         coef, intercept, extra, losses = self._solve(
             X, np.asarray(y, dtype=np.float64), "squared", 1, objective
