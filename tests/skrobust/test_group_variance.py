@@ -111,5 +111,5 @@ def test_bad_input():
         VarianceRegularizedLinearRegression(rho=-1.0).fit(X, y)
     with pytest.raises(ValueError, match="l2_reg"):
         VarianceRegularizedLogisticRegression(l2_reg=-1.0).fit(X, y > 0)
-    with pytest.raises(ValueError, match="negative"):
+    with pytest.raises(ValueError, match="Negative values"):
         VarianceRegularizedLinearRegression().fit(X, y, sample_weight=-np.ones(80))
