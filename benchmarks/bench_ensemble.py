@@ -104,7 +104,7 @@ def run(sizes, repeats):
             ).fit(X, y)
 
         def anchor(cls, eps, X=X, y=y):
-            def fit():
+            def fit_anchor():
                 model = cls(eps=eps, kind="classification")
                 model.update(
                     {
@@ -117,7 +117,7 @@ def run(sizes, repeats):
                 model.fit(X, y)
                 return model
 
-            return fit
+            return fit_anchor
 
         methods = {
             "LightGBM (plain)": (plain, lambda m, Z: m.predict(Z, raw_score=True)),
