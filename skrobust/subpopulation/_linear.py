@@ -214,13 +214,6 @@ class _LinearClassifier(LinearClassifierMixin, ClassifierMixin, _RobustLinearMod
             return np.column_stack([log_expit(-scores), log_expit(scores)])
         return log_softmax(scores, axis=1)
 
-    def _per_sample_losses(self, X, y):
-        target = np.searchsorted(self.classes_, y)
-        if np.any(self.classes_[np.clip(target, 0, len(self.classes_) - 1)] != y):
-            raise ValueError("y holds labels not seen in fit.")
-        log_proba = self.predict_log_proba(X)
-        return -log_proba[np.arange(log_proba.shape[0]), target]
-
 
 class _LinearRegressor(RegressorMixin, _RobustLinearModel):
     """Least-squares robust regressor."""
@@ -252,6 +245,3 @@ class _LinearRegressor(RegressorMixin, _RobustLinearModel):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         return X @ self.coef_ + self.intercept_
-
-    def _per_sample_losses(self, X, y):
-        return (self.predict(X) - np.asarray(y, dtype=np.float64)) ** 2

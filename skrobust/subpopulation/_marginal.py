@@ -132,9 +132,8 @@ class _MarginalProblem:
 
         In the smooth case the transported losses are a variable bounding the
         losses minus the transport from above; the constraint's multiplier is
-        the worst-case
-        distribution :math:`p_i w(Z_i)` (it also satisfies the Lipschitz
-        constraints, by stationarity in the transport plan).
+        the worst-case distribution :math:`p_i w(Z_i)` (it also satisfies the
+        Lipschitz constraints, by stationarity in the transport plan).
         """
         import cvxpy as cp
 
