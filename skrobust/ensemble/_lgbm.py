@@ -51,11 +51,71 @@ def _all_constant(X):
     return bool(np.all(spread == 0))
 
 
+# losses closer than this (relative to their scale) count as tied when the
+# boosting weights are computed
+_TIE_TOL = 1e-6
+
+
+def _snap_ties(losses):
+    """Round losses to a grid of ``_TIE_TOL`` times their scale.
+
+    At the robust starting constant of a classifier the per-class losses are
+    equal up to the solver's precision; without snapping, a set whose worst
+    case sits on the largest losses (CVaR, a large chi-square radius) would
+    put all its weight on one class, where no split has any gain. Tied losses
+    share the worst-case mass in proportion to their nominal weights.
+    """
+    step = _TIE_TOL * max(1.0, float(np.max(np.abs(losses))))
+    return np.round(losses / step) * step
+
+
+# softplus temperature, relative to the spread of the losses, of the dual of
+# sets whose dual has a kink (CVaR)
+_SMOOTHING = 0.3
+
+
+def _boosting_weights(ambiguity, losses, weight):
+    """Robust risk and the weights that multiply the gradients of a round.
+
+    Smooth sets give their exact worst-case weights. For a set with a kinked
+    dual (CVaR) the exact weights jump between ``1/alpha`` and 0 as a loss
+    crosses the value at risk, and Newton steps on them oscillate; we use the
+    gradient of the set's softplus-smoothed dual
+    (:meth:`~skrobust.ambiguity.AmbiguitySet.dual_objective` with
+    ``smoothing``), minimized over its dual variable, at a temperature of
+    ``_SMOOTHING`` times the standard deviation of the losses.
+    """
+    risk, q = ambiguity.risk_and_weights(losses, weight)
+    if not ambiguity.needs_smoothing or ambiguity.is_trivial():
+        return risk, q
+    p = weight / weight.sum()
+    tau = _SMOOTHING * float(np.sqrt(p @ (losses - p @ losses) ** 2))
+    if tau <= 0:
+        return risk, q
+    start = ambiguity.dual_init(losses, weight)
+
+    def dual(eta):
+        value, _, grad = ambiguity.dual_objective(eta, losses, p, smoothing=tau)
+        return value, grad
+
+    result = minimize(dual, start, jac=True, method="L-BFGS-B")
+    _, smooth_q, _ = ambiguity.dual_objective(result.x, losses, p, smoothing=tau)
+    return risk, smooth_q / smooth_q.sum()
+
+
 def _resolve_ambiguity(ambiguity):
     """Turn a string shortcut into an ambiguity set with its default radius."""
     if isinstance(ambiguity, str):
         return _AMBIGUITY_SHORTCUTS[ambiguity]()
     return ambiguity
+
+
+def _check_weights(sample_weight, X):
+    """Nonnegative sample weights with a positive total."""
+    weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+    if not weight.sum() > 0:
+        raise ValueError("sample_weight sums to zero; some weight must be > 0.")
+    return weight
 
 
 class _BaseDROLGBM(BaseEstimator):
@@ -118,8 +178,6 @@ class _BaseDROLGBM(BaseEstimator):
         seed = int(rng.randint(np.iinfo(np.int32).max))
         weight = np.asarray(sample_weight, dtype=np.float64)
         total = weight.sum()
-        if total <= 0:
-            raise ValueError("sample_weight sums to zero; some weight must be > 0.")
         n_outputs = self._n_outputs()
         init = self._robust_init(ambiguity, target, weight)
         init_matrix = np.broadcast_to(init, (X.shape[0], n_outputs))
@@ -129,7 +187,7 @@ class _BaseDROLGBM(BaseEstimator):
             raw = np.asarray(preds, dtype=np.float64).reshape(X.shape[0], -1)
             raw = raw + init_matrix
             losses, grad, hess = self._loss_grad_hess(raw, target)
-            risk, q = ambiguity.risk_and_weights(losses, weight)
+            risk, q = _boosting_weights(ambiguity, _snap_ties(losses), weight)
             history.append(risk)
             if self.verbose and len(history) % 10 == 1:
                 name = type(self).__name__
@@ -327,9 +385,18 @@ class DROLGBMClassifier(ClassifierMixin, _BaseDROLGBM):
     -----
     The weights make each round a Newton step on the robust risk with the
     weights held fixed, the boosting analogue of the joint primal-dual solve
-    of the DRO linear models. ``min_child_samples`` counts rows, not weight,
-    so a ``sample_weight`` of 2 is not the same as a repeated row, exactly as
-    in LightGBM.
+    of the DRO linear models. The trees start from the constant that
+    minimizes the robust risk; losses equal to a relative :math:`10^{-6}`
+    count as tied. For CVaR, whose exact weights jump between
+    :math:`1/\\alpha` and 0 and make the Newton steps oscillate, the weights
+    are the gradient of CVaR's softplus-smoothed dual at a temperature of 0.3
+    times the standard deviation of the current losses (the reported
+    ``robust_risk_`` is the exact CVaR). If the worst case concentrates on
+    samples that no split can separate (e.g. the single largest loss under a
+    huge radius), LightGBM stops early and a ``ConvergenceWarning`` says so.
+
+    ``min_child_samples`` counts rows, not weight, so a ``sample_weight`` of 2
+    is not the same as a repeated row, exactly as in LightGBM.
 
     References
     ----------
@@ -446,7 +513,7 @@ class DROLGBMClassifier(ClassifierMixin, _BaseDROLGBM):
                 "y has only one class; the classifier needs at least 2 classes, "
                 f"got {self.classes_.tolist()}."
             )
-        sample_weight = _check_sample_weight(sample_weight, X)
+        sample_weight = _check_weights(sample_weight, X)
         return self._boost(X, target, sample_weight)
 
     def decision_function(self, X):
@@ -692,7 +759,7 @@ class DROLGBMRegressor(RegressorMixin, _BaseDROLGBM):
             The fitted estimator.
         """
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], y_numeric=True)
-        sample_weight = _check_sample_weight(sample_weight, X)
+        sample_weight = _check_weights(sample_weight, X)
         return self._boost(X, np.asarray(y, dtype=np.float64), sample_weight)
 
     def predict(self, X):

@@ -88,7 +88,6 @@ class _GroupObjective(_RobustObjective):
         value, grad_risks, grad_eta = self.cvar.dual_objective(
             extra, risks, self.p_groups, smoothing=self.tau
         )
-        self.last_group_weights = grad_risks
         return value, grad_risks[self.codes] * self.within, grad_eta
 
 

@@ -47,6 +47,14 @@ def _loss_and_derivative(kind, raw, target):
     return residual**2, (2.0 * residual)[:, None]
 
 
+def _check_weights(sample_weight, X):
+    """Nonnegative sample weights with a positive total."""
+    weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+    if not weight.sum() > 0:
+        raise ValueError("sample_weight sums to zero; some weight must be > 0.")
+    return weight
+
+
 class _RobustObjective:
     """A robust objective of the per-sample losses and extra variables.
 
@@ -159,7 +167,7 @@ class _LinearClassifier(LinearClassifierMixin, ClassifierMixin, _RobustLinearMod
                 "y has only one class; the classifier needs at least 2 classes, "
                 f"got {self.classes_.tolist()}."
             )
-        sample_weight = _check_sample_weight(sample_weight, X)
+        sample_weight = _check_weights(sample_weight, X)
         kind = "logistic" if n_classes == 2 else "multinomial"
         n_outputs = 1 if n_classes == 2 else n_classes
         objective = self._make_objective(X, sample_weight, **fit_params)
@@ -206,20 +214,13 @@ class _LinearClassifier(LinearClassifierMixin, ClassifierMixin, _RobustLinearMod
             return np.column_stack([log_expit(-scores), log_expit(scores)])
         return log_softmax(scores, axis=1)
 
-    def _per_sample_losses(self, X, y):
-        target = np.searchsorted(self.classes_, y)
-        if np.any(self.classes_[np.clip(target, 0, len(self.classes_) - 1)] != y):
-            raise ValueError("y holds labels not seen in fit.")
-        log_proba = self.predict_log_proba(X)
-        return -log_proba[np.arange(log_proba.shape[0]), target]
-
 
 class _LinearRegressor(RegressorMixin, _RobustLinearModel):
     """Least-squares robust regressor."""
 
     def _fit_regressor(self, X, y, sample_weight, fit_params):
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
-        sample_weight = _check_sample_weight(sample_weight, X)
+        sample_weight = _check_weights(sample_weight, X)
         objective = self._make_objective(X, sample_weight, **fit_params)
         coef, intercept, extra, losses = self._solve(
             X, np.asarray(y, dtype=np.float64), "squared", 1, objective
@@ -244,6 +245,3 @@ class _LinearRegressor(RegressorMixin, _RobustLinearModel):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         return X @ self.coef_ + self.intercept_
-
-    def _per_sample_losses(self, X, y):
-        return (self.predict(X) - np.asarray(y, dtype=np.float64)) ** 2

@@ -128,24 +128,34 @@ class _MarginalProblem:
             self.n_edges = 0
 
     def risk_expression(self, loss_expr):
-        """(convex risk expression, transport variable or None)."""
+        """Convex risk expression and its constraints.
+
+        In the smooth case the transported losses are a variable bounding the
+        losses minus the transport from above; the constraint's multiplier is
+        the worst-case distribution :math:`p_i w(Z_i)` (it also satisfies the
+        Lipschitz constraints, by stationarity in the transport plan).
+        """
         import cvxpy as cp
 
         if self.trivial:
-            return self.p @ loss_expr, None
+            return self.p @ loss_expr, []
         if not self.smooth:
-            return self.ball.cvxpy_risk(loss_expr, self.p)[0], None
+            return self.ball.cvxpy_risk(loss_expr, self.p)[0], []
         mass = cp.Variable(self.n_edges, nonneg=True)
-        shifted = loss_expr - self.transport @ mass
+        shifted = cp.Variable(self.p.shape[0])
+        # the risk increases with each transported loss: tight at the optimum
+        self._link = loss_expr - self.transport @ mass <= shifted
         risk = self.ball.cvxpy_risk(shifted, self.p)[0]
-        return risk + self.lipschitz * (self.cost @ mass), mass
+        return risk + self.lipschitz * (self.cost @ mass), [self._link]
 
-    def weights(self, losses, mass):
+    def weights(self, losses):
         """Worst-case distribution over the samples at the solution."""
         if self.trivial:
             return self.p.copy()
-        shifted = losses if mass is None else losses - self.transport @ mass
-        return self.ball.worst_case_weights(shifted, self.p)
+        if not self.smooth:
+            return self.ball.worst_case_weights(losses, self.p)
+        q = np.abs(np.asarray(self._link.dual_value, dtype=np.float64))
+        return q / q.sum()
 
 
 def _solve_problem(problem, owner):
@@ -155,7 +165,7 @@ def _solve_problem(problem, owner):
     try:
         problem.solve(solver=cp.CLARABEL)
     except cp.error.SolverError as exc:
-        raise ConvergenceWarning(f"{owner}: the conic solver failed: {exc}") from exc
+        raise RuntimeError(f"{owner}: the conic solver failed: {exc}") from exc
     if problem.status != cp.OPTIMAL:
         warnings.warn(
             f"{owner}: the conic solver ended with status {problem.status!r}; "
@@ -186,10 +196,10 @@ def _marginal_risk(
         holder_exponent,
         n_neighbors,
     )
-    risk, _ = problem.risk_expression(cp.Constant(losses))
-    if isinstance(risk, cp.Constant) or not risk.variables():
+    risk, constraints = problem.risk_expression(cp.Constant(losses))
+    if not risk.variables():
         return float(risk.value)
-    prob = cp.Problem(cp.Minimize(risk))
+    prob = cp.Problem(cp.Minimize(risk), constraints)
     _solve_problem(prob, "_marginal_risk")
     return float(prob.value)
 
@@ -210,7 +220,7 @@ class _MarginalMixin:
     _parameter_constraints = {
         "alpha": [Interval(Real, 0, 1, closed="right")],
         "covariates": [list, tuple, np.ndarray, str, Integral, None],
-        "lipschitz": [Interval(Real, 0, None, closed="left")],
+        "lipschitz": [Interval(Real, 0, None, closed="both")],
         "holder_exponent": [Interval(Real, 0, 1, closed="right")],
         "n_neighbors": [Interval(Integral, 1, None, closed="left"), None],
     }
@@ -241,9 +251,9 @@ class _MarginalMixin:
             raw = raw + np.ones((Xs.shape[0], 1)) @ cp.reshape(
                 intercept, (1, n_outputs), order="C"
             )
-        risk, mass = problem.risk_expression(_cvxpy_losses(kind, raw, ts))
+        risk, constraints = problem.risk_expression(_cvxpy_losses(kind, raw, ts))
         penalty = 0.5 * float(self.l2_reg) * cp.sum_squares(coef)
-        prob = cp.Problem(cp.Minimize(risk + penalty))
+        prob = cp.Problem(cp.Minimize(risk + penalty), constraints)
         _solve_problem(prob, type(self).__name__)
         coef_value = np.zeros((n_features, n_outputs))
         if coef.value is not None:
@@ -254,8 +264,7 @@ class _MarginalMixin:
         raw_value = X @ coef_value + intercept_value
         losses, _ = _loss_and_derivative(kind, raw_value, target)
         weights = np.zeros(X.shape[0])
-        mass_value = None if mass is None else np.maximum(mass.value, 0.0)
-        weights[support] = problem.weights(losses[support], mass_value)
+        weights[support] = problem.weights(losses[support])
         self.n_transport_edges_ = problem.n_edges
         self.n_iter_ = int(prob.solver_stats.num_iters or 0)
         self._solution = (

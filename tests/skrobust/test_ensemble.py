@@ -78,6 +78,8 @@ def test_radius_zero_is_lightgbm_regressor(regression):
     "data, ambiguity",
     [
         ("binary", ChiSquare(radius=0.3)),
+        ("binary", CVaR(alpha=0.2)),
+        ("multiclass", CVaR(alpha=0.1)),
         ("multiclass", KL(radius=0.3)),
         ("multiclass", ChiSquare(radius=0.5)),
     ],
@@ -192,9 +194,9 @@ def test_bad_input(binary):
 
 
 def test_stall_warns():
-    # balanced labels and chi-square radius 1: the worst case puts all mass on
-    # one label, no split has any gain, LightGBM stops; we say so
+    # a radius so large that the worst case is the single largest loss: one
+    # sample cannot be split (min_child_samples=20), LightGBM stops; we say so
     X, y = make_classification(n_samples=500, random_state=0)
-    clf = DROLGBMClassifier(ChiSquare(radius=1.0), n_estimators=10, random_state=0)
+    clf = DROLGBMClassifier(ChiSquare(radius=1e3), n_estimators=10, random_state=0)
     with pytest.warns(ConvergenceWarning, match="stopped after"):
         clf.fit(X, y)
