@@ -25,9 +25,9 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skrobust.ambiguity import KL, ChiSquare, CVaR
+from skrobust.ambiguity import check_ambiguity
 
-_AMBIGUITY_SHORTCUTS = {"chi2": ChiSquare, "kl": KL, "cvar": CVaR}
+_AMBIGUITY_SHORTCUTS = {"chi2", "kl", "cvar"}
 
 # LightGBM parameters set by the estimator itself; ``lgbm_params`` may not hold them
 _RESERVED = {
@@ -103,13 +103,6 @@ def _boosting_weights(ambiguity, losses, weight):
     return risk, smooth_q / smooth_q.sum()
 
 
-def _resolve_ambiguity(ambiguity):
-    """Turn a string shortcut into an ambiguity set with its default radius."""
-    if isinstance(ambiguity, str):
-        return _AMBIGUITY_SHORTCUTS[ambiguity]()
-    return ambiguity
-
-
 def _check_weights(sample_weight, X):
     """Nonnegative sample weights with a positive total."""
     weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
@@ -123,7 +116,7 @@ class _BaseDROLGBM(BaseEstimator):
 
     _parameter_constraints = {
         "ambiguity": [
-            StrOptions(set(_AMBIGUITY_SHORTCUTS)),
+            StrOptions(_AMBIGUITY_SHORTCUTS),
             HasMethods(["risk_and_weights"]),
         ],
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
@@ -173,7 +166,7 @@ class _BaseDROLGBM(BaseEstimator):
 
     def _boost(self, X, target, sample_weight):
         """Run the boosting loop; ``target`` is the encoded target."""
-        ambiguity = _resolve_ambiguity(self.ambiguity)
+        ambiguity = check_ambiguity(self.ambiguity)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         weight = np.asarray(sample_weight, dtype=np.float64)
@@ -373,7 +366,7 @@ class DROLGBMClassifier(ClassifierMixin, _BaseDROLGBM):
         Number of boosting rounds run.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen in ``fit``, when ``X`` has string column names.
 
     See Also
@@ -629,7 +622,7 @@ class DROLGBMRegressor(RegressorMixin, _BaseDROLGBM):
         Number of boosting rounds run.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen in ``fit``, when ``X`` has string column names.
 
     See Also

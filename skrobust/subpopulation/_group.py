@@ -141,7 +141,7 @@ _COMMON_ATTRS = """    groups_ : ndarray of shape (n_groups,)
         Total number of L-BFGS-B iterations.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen in ``fit``, when ``X`` has string column names."""
 
 _NOTES = """    The worst-group risk is an ambiguity set over groups: with the group

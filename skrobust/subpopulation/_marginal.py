@@ -325,7 +325,7 @@ _ATTRS = """    covariates_ : ndarray of int
         Number of interior-point iterations of the conic solver.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen in ``fit``, when ``X`` has string column names."""
 
 _NOTES = """    Duchi, Hashimoto and Namkoong protect every subpopulation of mass at

@@ -78,7 +78,7 @@ _ATTRS = """    radius_ : float
         Number of L-BFGS-B iterations.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen in ``fit``, when ``X`` has string column names."""
 
 _NOTES = """    Namkoong and Duchi minimize the variance-regularized empirical risk
