@@ -195,4 +195,5 @@ class Wasserstein(BaseEstimator):
         import cvxpy as cp
 
         order = self._dual_order()
-        return float(self.radius) * float(lipschitz) * cp.norm(cp.vec(coef_var), order)
+        flat = coef_var if coef_var.ndim <= 1 else cp.vec(coef_var, order="C")
+        return float(self.radius) * float(lipschitz) * cp.norm(flat, order)
