@@ -3,7 +3,6 @@
 from numbers import Real
 
 import numpy as np
-from scipy.optimize import brentq
 from scipy.special import expit
 from sklearn.utils._param_validation import Interval
 
@@ -133,8 +132,9 @@ class CVaR(AmbiguitySet):
 
         With ``smoothing=tau > 0`` the optimality condition
         ``E_p[sigmoid((l - eta) / tau)] = alpha`` is monotone in eta; it is
-        solved by Brent's method on a bracket grown around ``start``, to machine
-        precision. With ``tau = 0`` it is the value at risk.
+        solved by Newton's method from ``start``, safeguarded by bisection once
+        a sign change is bracketed, to machine precision. With ``tau = 0`` it
+        is the value at risk.
 
         Parameters
         ----------
@@ -142,7 +142,8 @@ class CVaR(AmbiguitySet):
         p : ndarray of shape (n_samples,)
         smoothing : float, default=0.0
         start : ndarray of shape (1,), default=None
-            Center of the initial bracket.
+            Starting point of Newton's method (for example the previous
+            solution).
 
         Returns
         -------
@@ -151,22 +152,34 @@ class CVaR(AmbiguitySet):
         if smoothing <= 0:
             return self.dual_init(losses, p)
         alpha = float(self.alpha)
-
-        def excess_mass(eta):  # decreasing in eta
-            return float(np.dot(p, expit((losses - eta) / smoothing))) - alpha
-
-        center = float(start[0]) if start is not None else float(np.dot(p, losses))
-        step = 10.0 * smoothing
-        lo, hi = center - step, center + step
-        while excess_mass(lo) <= 0:
-            lo -= step
-            step *= 2.0
-        step = 10.0 * smoothing
-        while excess_mass(hi) >= 0:
-            hi += step
-            step *= 2.0
-        scale = max(abs(lo), abs(hi), 1.0)
-        eta = brentq(excess_mass, lo, hi, xtol=1e-14 * scale, rtol=8 * _EPS)
+        tau = float(smoothing)
+        eta = float(start[0]) if start is not None else float(np.dot(p, losses))
+        # f(eta) = E_p[sigmoid((l - eta) / tau)] - alpha is decreasing in eta;
+        # lo keeps f > 0, hi keeps f < 0.
+        lo, hi = -np.inf, np.inf
+        scale = max(1.0, float(np.max(np.abs(losses))))
+        for _ in range(200):
+            sig = expit((losses - eta) / tau)
+            value = float(np.dot(p, sig)) - alpha
+            if value == 0.0:
+                break
+            if value > 0:
+                lo = eta
+            else:
+                hi = eta
+            slope = float(np.dot(p, sig * (1.0 - sig))) / tau
+            new = eta + value / slope if slope > 0 else np.nan
+            if np.isfinite(lo) and np.isfinite(hi):
+                if not lo < new < hi:
+                    new = 0.5 * (lo + hi)
+            elif not np.isfinite(new) or abs(new - eta) > 50.0 * tau + abs(eta):
+                # open bracket and no useful Newton step: move by a doubling step
+                step = 50.0 * tau + abs(eta)
+                new = eta + step if value > 0 else eta - step
+            if abs(new - eta) <= 4 * _EPS * scale or hi - lo <= 4 * _EPS * scale:
+                eta = new
+                break
+            eta = new
         return np.array([eta])
 
     def dual_objective(self, dual, losses, p, smoothing=0.0):

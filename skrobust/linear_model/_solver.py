@@ -161,7 +161,7 @@ def solve_lbfgs(problem, tol, max_iter):
             problem.fit_intercept,
         )
         tau0 = _smoothing_schedule(erm, np.zeros(n_params), tol)[0]
-        res = _lbfgs(erm, np.zeros(n_params), tau0, max(tol, 1e-4), max_iter)
+        res = _lbfgs(erm, np.zeros(n_params), tau0, max(tol, 1e-3), max_iter)
         n_iter += res.nit
         w[:n_params] = res.x
         if problem.n_dual:
