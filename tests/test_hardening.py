@@ -26,9 +26,11 @@ import warnings
 import joblib
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
-from numpy.testing import assert_array_equal
-from sklearn.base import clone, is_classifier
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 
 from skrobust.utils import all_estimators
@@ -743,3 +745,441 @@ def test_function_out_of_range_parameter(name, param, bad):
     with pytest.raises((ValueError, TypeError)) as excinfo:
         _call(name, **{param: bad})
     _assert_clear_error(excinfo, re.escape(param))
+
+
+# -- hypothesis: ambiguity sets, EL intervals, off-policy values ---------------
+
+
+def _ambiguity_sets():
+    from skrobust.ambiguity import KL, ChiSquare, CressieRead, CVaR
+
+    return [
+        ChiSquare(0.5),
+        CressieRead(0.5, k=1.5),
+        CressieRead(0.5, k=3.0),
+        KL(0.5),
+        CVaR(0.2),
+    ]
+
+
+AMBIGUITY_IDS = ["ChiSquare", "CressieRead1.5", "CressieRead3", "KL", "CVaR"]
+
+finite_losses = hnp.arrays(
+    np.float64,
+    st.integers(1, 25),
+    elements=st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False),
+)
+
+
+@pytest.mark.parametrize("amb", _ambiguity_sets(), ids=AMBIGUITY_IDS)
+@HYPOTHESIS
+@given(losses=finite_losses)
+def test_ambiguity_risk_between_mean_and_max(amb, losses):
+    risk, weights = amb.risk_and_weights(losses)
+    scale = max(1.0, np.abs(losses).max())
+    assert np.isfinite(risk)
+    assert losses.mean() - 1e-9 * scale <= risk <= losses.max() + 1e-9 * scale
+    assert np.all(weights >= 0)
+    assert_allclose(weights.sum(), 1.0, rtol=1e-9)
+    assert_allclose(weights @ losses, risk, rtol=1e-7, atol=1e-7 * scale)
+
+
+@pytest.mark.parametrize("amb", _ambiguity_sets(), ids=AMBIGUITY_IDS)
+@HYPOTHESIS
+@given(
+    losses=finite_losses,
+    position=st.integers(0, 24),
+    bad=st.sampled_from([np.nan, np.inf, -np.inf]),
+)
+def test_ambiguity_rejects_nonfinite_losses(amb, losses, position, bad):
+    losses = losses.copy()
+    losses[position % losses.shape[0]] = bad
+    for method in (amb.risk, amb.worst_case_weights, amb.dual_init):
+        with pytest.raises(ValueError) as excinfo:
+            method(losses)
+        _assert_clear_error(excinfo, NAN_MSG + "|" + INF_MSG)
+
+
+@HYPOTHESIS
+@given(
+    radius=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from([0.0, 1e-300, 1e12, 1e300, -1e-300]),
+    ),
+    kind=st.sampled_from(["ChiSquare", "KL", "CressieRead"]),
+)
+def test_ambiguity_radius_from_zero_to_huge(radius, kind):
+    from skrobust import ambiguity
+
+    losses = np.array([0.5, 1.0, 3.0, 7.0])
+    amb = getattr(ambiguity, kind)(radius=radius)
+    if not radius >= 0:  # negative or NaN
+        with pytest.raises(ValueError) as excinfo:
+            amb.risk(losses)
+        _assert_clear_error(excinfo, r"radius")
+        return
+    try:
+        risk = amb.risk(losses)
+    except ValueError as exc:  # only an infinite radius may be refused
+        assert np.isinf(radius) and "radius" in str(exc), exc
+        return
+    assert np.isfinite(risk)
+    assert losses.mean() - 1e-12 <= risk <= losses.max() + 1e-12
+    if radius == 0:
+        assert_allclose(risk, losses.mean(), rtol=1e-12)
+    if radius >= 1e12:
+        # with n = 4, any radius above the divergence of a point mass (at most
+        # log 4 for KL, 3/2 for chi-square) puts all the mass on the maximum
+        assert_allclose(risk, losses.max(), rtol=1e-9)
+
+
+@HYPOTHESIS
+@given(alpha=st.floats(allow_nan=True, allow_infinity=True))
+def test_cvar_alpha_range(alpha):
+    from skrobust.ambiguity import CVaR
+
+    losses = np.array([0.5, 1.0, 3.0, 7.0])
+    if not 0 < alpha <= 1:
+        with pytest.raises(ValueError) as excinfo:
+            CVaR(alpha=alpha).risk(losses)
+        _assert_clear_error(excinfo, r"alpha")
+        return
+    risk = CVaR(alpha=alpha).risk(losses)
+    # closed form: mean of the top alpha-fraction of the sorted losses
+    top = np.sort(losses)[::-1]
+    mass = np.minimum(np.maximum(alpha - np.arange(4) / 4, 0), 0.25)
+    assert_allclose(risk, mass @ top / alpha, rtol=1e-9)
+
+
+@HYPOTHESIS
+@given(
+    x=hnp.arrays(
+        np.float64,
+        st.integers(1, 30),
+        elements=st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+    )
+)
+def test_el_mean_interval_contains_the_mean(x):
+    from skrobust.inference import el_mean_interval
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            lower, upper = el_mean_interval(x)
+    except ValueError as exc:
+        # degenerate samples (one value) have no interval; say so
+        assert np.ptp(x) == 0 or x.shape[0] < 2, exc
+        assert re.search(r"sample|constant|identical|distinct|variance", str(exc))
+        return
+    assert np.isfinite(lower) and np.isfinite(upper)
+    tol = 1e-9 * max(1.0, np.abs(x).max())
+    assert x.min() - tol <= lower <= x.mean() + tol
+    assert x.mean() - tol <= upper <= x.max() + tol
+
+
+@HYPOTHESIS
+@given(
+    propensities=hnp.arrays(
+        np.float64,
+        10,
+        elements=st.one_of(
+            st.floats(-1.0, 2.0),
+            st.sampled_from([0.0, 1e-9, 1 - 1e-9, 1.0, np.nan]),
+        ),
+    )
+)
+def test_off_policy_propensities(propensities):
+    from skbandit.metrics import ips_value, snips_value
+
+    rewards = np.linspace(0.0, 1.0, 10)
+    target = np.full(10, 0.5)
+    valid = np.all((propensities > 0) & (propensities <= 1))
+    for func in (ips_value, snips_value):
+        if not valid:
+            with pytest.raises(ValueError) as excinfo:
+                func(rewards, propensities, target)
+            _assert_clear_error(excinfo, r"propensit")
+            continue
+        value = func(rewards, propensities, target)
+        ratio = target / propensities
+        # closed forms of IPS and self-normalized IPS
+        expected = (
+            np.mean(ratio * rewards)
+            if func is ips_value
+            else np.sum(ratio * rewards) / np.sum(ratio)
+        )
+        assert np.isfinite(value)
+        assert_allclose(value, expected, rtol=1e-12)
+
+
+# -- numerical stress ---------------------------------------------------------
+
+WIDE_LOSSES = np.random.default_rng(0).permutation(np.logspace(-12, 12, 49))
+
+
+@pytest.mark.parametrize("amb", _ambiguity_sets(), ids=AMBIGUITY_IDS)
+def test_losses_from_1e_minus_12_to_1e12(amb):
+    import cvxpy as cp
+
+    losses = WIDE_LOSSES
+    risk = amb.risk(losses)
+    assert np.isfinite(risk)
+    assert losses.mean() <= risk * (1 + 1e-12) and risk <= losses.max()
+    # independent value: the set's cvxpy formulation on losses scaled to
+    # [1e-24, 1], solved by Clarabel, scaled back (the risk is positively
+    # homogeneous)
+    scale = losses.max()
+    p = np.full(losses.shape[0], 1.0 / losses.shape[0])
+    objective, constraints = amb.cvxpy_risk(cp.Constant(losses / scale), p)
+    problem = cp.Problem(cp.Minimize(objective), constraints)
+    problem.solve(solver=cp.CLARABEL)
+    assert_allclose(risk, scale * problem.value, rtol=1e-5)
+    # positive homogeneity and translation equivariance at extreme scales
+    assert_allclose(amb.risk(losses * 1e-12), risk * 1e-12, rtol=1e-9)
+    assert_allclose(amb.risk(losses / scale), risk / scale, rtol=1e-9)
+    assert_allclose(amb.risk(losses - 1e12), risk - 1e12, rtol=1e-9)
+
+
+def test_extreme_radii_reach_mean_and_max():
+    from skrobust.ambiguity import KL, ChiSquare, CressieRead, CVaR
+
+    losses = WIDE_LOSSES
+    for amb in (ChiSquare(0.0), CressieRead(0.0, k=3.0), KL(0.0), CVaR(1.0)):
+        assert_allclose(amb.risk(losses), losses.mean(), rtol=1e-12)
+    # a radius beyond the divergence of a point mass (log n for KL, (n-1)/2
+    # for chi-square) and alpha below 1/n give the maximum loss
+    for amb in (ChiSquare(1e12), CressieRead(1e12, k=3.0), KL(1e12), CVaR(1e-12)):
+        assert_allclose(amb.risk(losses), losses.max(), rtol=1e-9)
+    for amb in (ChiSquare(1e-12), KL(1e-12)):
+        risk = amb.risk(losses)
+        assert losses.mean() <= risk < 1.01 * losses.mean()
+
+
+class _FixedPropensity(ClassifierMixin, BaseEstimator):
+    """Propensity model that predicts eps where X[:, 0] < 0 and 1 - eps else."""
+
+    def __init__(self, eps=1e-9):
+        self.eps = eps
+
+    def fit(self, X, y):
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        e = np.where(np.asarray(X)[:, 0] < 0, self.eps, 1 - self.eps)
+        return np.column_stack([1 - e, e])
+
+
+def _near_deterministic_treatment(n=80, seed=0):
+    from skcausal import make_target
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 2))
+    t = (X[:, 0] >= 0).astype(int)
+    t[[0, 1]] = 1 - t[[0, 1]]  # two units against the odds: weights ~1e9
+    return X, make_target(X[:, 1] + t + rng.normal(size=n), t)
+
+
+@pytest.mark.parametrize("name", ["IPW", "AIPW", "TMLE", "TrimmingSensitivity"])
+def test_propensities_within_1e_minus_9_of_0_and_1(name):
+    import skcausal
+
+    X, y = _near_deterministic_treatment()
+    est = getattr(skcausal, name)(propensity_model=_FixedPropensity(), cv=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            est.fit(X, y)
+        except ValueError as exc:
+            assert re.search(r"propensit|overlap|clip", str(exc)), exc
+            return
+    assert np.isfinite(est.estimate_)
+    assert np.isfinite(est.stderr_)
+    assert est.diagnostics_["propensity_min"] >= 1e-9 * (1 - 1e-6)
+
+
+def test_clip_bounds_extreme_propensities():
+    from skcausal import IPW
+
+    X, y = _near_deterministic_treatment()
+    with pytest.warns(UserWarning, match="clipped"):
+        est = IPW(propensity_model=_FixedPropensity(), clip=1e-3, cv=2).fit(X, y)
+    assert est.diagnostics_["propensity_min"] >= 1e-3
+    assert est.diagnostics_["propensity_max"] <= 1 - 1e-3
+    assert np.isfinite(est.estimate_)
+
+
+N_ARMS = 1000
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BernoulliThompsonSampling",
+        "GaussianThompsonSampling",
+        "EpsilonGreedy",
+        "UCB1",
+        "Uniform",
+        "LinUCB",
+        "LinearThompsonSampling",
+    ],
+)
+def test_a_thousand_arms(name):
+    import skbandit
+    from skbandit import make_feedback
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    contextual = name.startswith("Lin")
+    X = rng.normal(size=(n, 2)) if contextual else np.zeros((n, 0))
+    actions = rng.integers(N_ARMS, size=n)
+    rewards = rng.binomial(1, np.linspace(0, 1, N_ARMS)[actions]).astype(float)
+    feedback = make_feedback(actions, rewards, np.full(n, 1.0 / N_ARMS))
+    params = {"arms": np.arange(N_ARMS)}
+    policy = getattr(skbandit, name)(**params)
+    if "random_state" in policy.get_params():
+        policy.set_params(random_state=0)
+    policy.fit(X, feedback)
+    chosen = policy.predict(X[:50])
+    assert np.all(np.isin(chosen, np.arange(N_ARMS)))
+    proba = policy.predict_proba(X[:50])
+    assert proba.shape == (50, N_ARMS)
+    assert np.all(np.isfinite(proba)) and np.all(proba >= 0)
+    assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-9)
+    # posterior sampling and LinUCB already prefer good arms after three
+    # rounds per arm (UCB1 first plays the arms never played, greedy ties)
+    if name not in ("Uniform", "UCB1", "EpsilonGreedy"):
+        assert np.linspace(0, 1, N_ARMS)[chosen].mean() > 0.5
+
+
+def test_simulations_with_a_thousand_arms():
+    from skbandit import BernoulliThompsonSampling
+    from skbandit.environments import BernoulliArms, simulate
+    from skbandit.experiment import TopTwoThompsonSampling, simulate_best_arm
+
+    result = simulate(
+        BernoulliThompsonSampling(),
+        BernoulliArms(np.linspace(0, 1, N_ARMS)),
+        n_rounds=200,
+        batch_size=50,
+        random_state=0,
+    )
+    assert np.all(np.isfinite(result.cumulative_regret))
+    # pseudo-regret per round is at most the gap of the worst arm, 1
+    assert 0 <= result.cumulative_regret[0, -1] <= 200
+    design = TopTwoThompsonSampling(n_arms=N_ARMS, n_batches=2, batch_size=500)
+    best = simulate_best_arm(
+        design, means=np.linspace(0, 1, N_ARMS), n_repeats=2, random_state=0
+    )
+    assert np.all(np.isfinite(best.simple_regret))
+    assert np.all((best.simple_regret >= 0) & (best.simple_regret <= 1))
+
+
+SCALES = [(1e12, 1.0), (1e-12, 1.0), (1.0, 1e12), (1.0, 1e-12)]
+
+
+@pytest.mark.parametrize(
+    "x_scale, y_scale", SCALES, ids=["X1e12", "X1e-12", "y1e12", "y1e-12"]
+)
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_features_and_targets_from_1e_minus_12_to_1e12(cls, x_scale, y_scale):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    package = _package(est)
+    if y_scale != 1.0:
+        if package == "skbandit":
+            if cls.__name__ == "BernoulliThompsonSampling" and y_scale > 1:
+                return  # rewards must lie in [0, 1] (tested as a clear error)
+            y = _with_target(est, y, reward=y["reward"] * y_scale)
+        elif package == "skcausal":
+            y = _with_target(est, y, outcome=y[:, 0] * y_scale)
+        elif is_classifier(est):
+            return  # labels have no scale
+        else:
+            y = y * y_scale
+    X = X * x_scale
+    try:
+        _fit(est, X, y)
+    except ConvergenceWarning as exc:
+        # a solver that finds no solution says so (documented), never a
+        # silent wrong number
+        assert "solver" in str(exc) or "converge" in str(exc), exc
+        return
+    _assert_finite_outputs(est, X)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+@HYPOTHESIS
+@given(
+    row=st.integers(0, N_SAMPLES - 1),
+    col=st.integers(0, 2),
+    bad=st.sampled_from([np.nan, np.inf, -np.inf]),
+)
+def test_any_nonfinite_entry_of_X_is_rejected(cls, row, col, bad):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    X = X.copy()
+    X[row, col] = bad
+    with pytest.raises((ValueError, TypeError)) as excinfo:
+        _fit(est, X, y)
+    _assert_clear_error(excinfo, NAN_MSG + "|" + INF_MSG)
+
+
+POLICIES = [cls for cls in ESTIMATORS if _package(_make(cls)) == "skbandit"]
+
+
+@pytest.mark.parametrize("cls", POLICIES, ids=[c.__name__ for c in POLICIES])
+def test_partial_fit_malformed_feedback(cls):
+    from skbandit import make_feedback
+
+    est = _make(cls, arms=[0, 1, 2])
+    X, y = _valid_data(est)
+    _fit(est, X, y)
+    # an arm that was not declared
+    unknown = make_feedback(np.full(4, 7), np.ones(4))
+    with pytest.raises((ValueError, TypeError)) as excinfo:
+        est.partial_fit(X[:4], unknown)
+    _assert_clear_error(excinfo, r"arm|action|class|label|unknown|not")
+    # a NaN reward slipped into a hand-made structured array
+    bad = y[:4].copy()
+    bad["reward"][0] = np.nan
+    with pytest.raises((ValueError, TypeError)) as excinfo:
+        est.partial_fit(X[:4], bad)
+    _assert_clear_error(excinfo, NAN_MSG)
+    # a batch with a different number of features
+    with pytest.raises((ValueError, TypeError)) as excinfo:
+        est.partial_fit(X[:4, :2], y[:4])
+    _assert_clear_error(excinfo, r"features|shape")
+    # the policy is still usable after the refused batches
+    _assert_finite_outputs(est, X)
+
+
+CAUSAL = [cls for cls in ESTIMATORS if _package(_make(cls)) == "skcausal"]
+
+
+@pytest.mark.parametrize("cls", CAUSAL, ids=[c.__name__ for c in CAUSAL])
+def test_treatment_must_be_binary(cls):
+    est = _make(cls)
+    X, y = _valid_data(est)
+    for treatment, match in (
+        (2 * (np.arange(len(y)) % 2), r"binary|0 and 1|0/1|treatment"),
+        (np.r_[np.nan, np.arange(len(y) - 1) % 2], NAN_MSG),
+        (np.r_[0.5, np.arange(len(y) - 1) % 2], r"binary|0 and 1|0/1|treatment"),
+    ):
+        y_bad = _with_target(est, y, treatment=treatment)
+        with pytest.raises((ValueError, TypeError)) as excinfo:
+            _fit(clone(est), X, y_bad)
+        _assert_clear_error(excinfo, match)
+    # the treatment= convenience argument is validated the same way
+    with pytest.raises((ValueError, TypeError)) as excinfo:
+        _fit(clone(est), X, y[:, 0], treatment=np.full(len(y), 3))
+    _assert_clear_error(excinfo, r"binary|0 and 1|0/1|treatment")
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_function_does_not_modify_inputs(name):
+    _, kwargs, arrays = FUNCTIONS[name]
+    before = {arg: np.array(kwargs[arg], copy=True) for arg in arrays}
+    _call(name)
+    for arg in arrays:
+        assert_array_equal(kwargs[arg], before[arg], err_msg=arg)
