@@ -1233,3 +1233,90 @@ def test_crossfitting_too_few_samples_for_the_folds():
             np.ones(3), np.zeros(3), np.ones((3, 1)), 0.2, loss="squared_error", cv=2
         )
     _assert_clear_error(excinfo, r"training sample")
+
+
+def _environment_cases():
+    from skbandit.environments import (
+        BernoulliArms,
+        GaussianArms,
+        LinearContextualBandit,
+        SupervisedBandit,
+    )
+    from skbandit.experiment import TopTwoThompsonSampling, simulate_best_arm
+
+    def design():
+        return TopTwoThompsonSampling(n_arms=2, n_batches=1, batch_size=4)
+
+    return {
+        "bernoulli_nan": (lambda: BernoulliArms([np.nan, 0.5]), NAN_MSG),
+        "bernoulli_not_probability": (lambda: BernoulliArms([2.0, 0.5]), r"\[0, 1\]"),
+        "bernoulli_empty": (lambda: BernoulliArms([]), r"0 sample"),
+        "gaussian_nan": (lambda: GaussianArms([np.nan, 0.5]), NAN_MSG),
+        "gaussian_negative_std": (
+            lambda: GaussianArms([0.0, 0.5], noise_std=-1),
+            r"noise_std",
+        ),
+        "linear_no_arms": (lambda: LinearContextualBandit(n_arms=0), r"n_arms"),
+        "linear_nan_coef": (
+            lambda: LinearContextualBandit(coef=np.array([[np.nan, 1.0]])),
+            NAN_MSG,
+        ),
+        "supervised_nan": (
+            lambda: SupervisedBandit(np.array([[np.nan], [1.0]]), [0, 1]),
+            NAN_MSG,
+        ),
+        "supervised_empty": (
+            lambda: SupervisedBandit(np.zeros((0, 1)), []),
+            r"0 sample",
+        ),
+        "best_arm_nan_means": (
+            lambda: simulate_best_arm(design(), means=[np.nan, 0.0], n_repeats=1),
+            NAN_MSG,
+        ),
+        "best_arm_wrong_means": (
+            lambda: simulate_best_arm(design(), means=[0.0], n_repeats=1),
+            r"shape",
+        ),
+        "best_arm_negative_noise": (
+            lambda: simulate_best_arm(design(), noise_std=-1.0, n_repeats=1),
+            r"noise_std",
+        ),
+    }
+
+
+ENVIRONMENT_CASES = _environment_cases()
+
+
+@pytest.mark.parametrize("case", list(ENVIRONMENT_CASES))
+def test_environments_and_experiments_reject_bad_input(case):
+    make, match = ENVIRONMENT_CASES[case]
+    with pytest.raises((ValueError, TypeError)) as excinfo:
+        make()
+    _assert_clear_error(excinfo, match)
+
+
+# sklearn's accuracy_score casts the NaN label before rejecting it
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_score_rejects_malformed_targets(cls):
+    est = _make(cls)
+    if not hasattr(est, "score"):
+        return
+    X, y = _valid_data(est)
+    _fit(est, X, y)
+    package = _package(est)
+    if package == "skbandit":
+        bad = y.copy()
+        bad["reward"][0] = np.nan
+    elif package == "skcausal":
+        bad = _with_target(est, y, outcome=np.r_[np.nan, y[1:, 0]])
+    elif is_classifier(est):
+        bad = np.r_[np.nan, np.asarray(y[1:], float)]
+    else:
+        bad = np.r_[np.nan, y[1:]]
+    with pytest.raises((ValueError, TypeError)) as excinfo:
+        est.score(X, bad)
+    _assert_clear_error(excinfo, NAN_MSG)
+    with pytest.raises((ValueError, TypeError)) as excinfo:
+        est.score(X[:-2], y)
+    _assert_clear_error(excinfo, ARRAY_MSG["short"] + r"|rounds")
