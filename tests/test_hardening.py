@@ -18,6 +18,7 @@ builder (``skcausal.make_target``, ``skbandit.make_feedback``).
 
 import copy
 import importlib
+import inspect
 import io
 import pickle
 import re
@@ -87,8 +88,6 @@ def _package(est):
 
 
 def _accepts_weights(est):
-    import inspect
-
     return "sample_weight" in inspect.signature(est.fit).parameters
 
 
@@ -573,7 +572,7 @@ FUNCTIONS = _function_cases()
 WEIGHTED = [
     name
     for name, (func, _, _) in FUNCTIONS.items()
-    if "sample_weight" in __import__("inspect").signature(func).parameters
+    if "sample_weight" in inspect.signature(func).parameters
 ]
 
 
