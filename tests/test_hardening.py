@@ -429,7 +429,7 @@ def _function_cases():
     from skbandit import EpsilonGreedy, make_feedback
     from skbandit.metrics import dr_value, estimate_policy_value, ips_value, snips_value
     from skcausal import make_target
-    from skrobust.ambiguity import KL, ChiSquare, CressieRead, CVaR
+    from skrobust.ambiguity import KL, ChiSquare, CressieRead, CVaR, TotalVariation
     from skrobust.inference import (
         el_coef_interval,
         el_max_mean_interval,
@@ -455,7 +455,13 @@ def _function_cases():
     feedback = make_feedback(np.arange(n) % 2, yc.astype(float), p)
     policy = EpsilonGreedy(random_state=0).fit(X, feedback)
     cases = {}
-    for amb in (ChiSquare(1.0), CressieRead(1.0, k=3.0), KL(1.0), CVaR(0.2)):
+    for amb in (
+        ChiSquare(1.0),
+        CressieRead(1.0, k=3.0),
+        KL(1.0),
+        CVaR(0.2),
+        TotalVariation(0.3),
+    ):
         for method in ("risk", "worst_case_weights"):
             cases[f"{type(amb).__name__}.{method}"] = (
                 getattr(amb, method),
@@ -751,7 +757,7 @@ def test_function_out_of_range_parameter(name, param, bad):
 
 
 def _ambiguity_sets():
-    from skrobust.ambiguity import KL, ChiSquare, CressieRead, CVaR
+    from skrobust.ambiguity import KL, ChiSquare, CressieRead, CVaR, TotalVariation
 
     return [
         ChiSquare(0.5),
@@ -759,10 +765,11 @@ def _ambiguity_sets():
         CressieRead(0.5, k=3.0),
         KL(0.5),
         CVaR(0.2),
+        TotalVariation(0.3),
     ]
 
 
-AMBIGUITY_IDS = ["ChiSquare", "CressieRead1.5", "CressieRead3", "KL", "CVaR"]
+AMBIGUITY_IDS = ["ChiSquare", "CressieRead1.5", "CressieRead3", "KL", "CVaR", "TV"]
 
 finite_losses = hnp.arrays(
     np.float64,
