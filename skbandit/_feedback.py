@@ -78,6 +78,17 @@ def make_feedback(actions, rewards, propensities=None):
     if actions.ndim != 1:
         raise ValueError(f"actions must be 1-dimensional; got shape {actions.shape}.")
     n = actions.shape[0]
+    if actions.dtype.kind in "fc":
+        missing = ~np.isfinite(actions)
+    elif actions.dtype.kind == "O":
+        missing = actions != actions  # NaN is the only value unequal to itself
+    else:
+        missing = np.zeros(n, dtype=bool)
+    if np.any(missing):
+        raise ValueError(
+            "actions contains NaN or infinite values; every logged round needs "
+            "the arm that was taken."
+        )
     try:
         rewards = np.asarray(rewards, dtype=np.float64)
     except (TypeError, ValueError) as exc:

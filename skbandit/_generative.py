@@ -599,7 +599,9 @@ class GenerativeThompsonSampling(BasePolicy):
                 weight = np.asarray(sample_weight, dtype=np.float64)
             except (TypeError, ValueError):
                 weight = None  # the base class reports malformed weights
-            if weight is not None and np.any(weight != np.round(weight)):
+            if weight is not None and np.any(
+                np.isfinite(weight) & (weight != np.round(weight))
+            ):
                 raise ValueError(
                     "GenerativeThompsonSampling reads sample_weight as repeat "
                     "counts; non-integer weights have no meaning for the "

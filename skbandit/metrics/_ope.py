@@ -42,6 +42,14 @@ def _check_arrays(rewards, propensities, target_propensities, sample_weight):
         )
     if np.any(target < 0) or np.any(target > 1 + 1e-12):
         raise ValueError("target_propensities must lie in [0, 1].")
+    with np.errstate(over="ignore"):
+        bound = n * np.max(target / prop) * max(1.0, np.max(np.abs(rewards)))
+    if not np.isfinite(bound):
+        raise ValueError(
+            "the importance weights target_propensities / propensities times "
+            f"the rewards overflow float64 (smallest propensity {prop.min():.3g}); "
+            "the off-policy estimate is not representable."
+        )
     if sample_weight is None:
         w = np.full(n, 1.0 / n)
     else:

@@ -433,6 +433,8 @@ def gel_optimal_value_interval(
             f"DROLogisticRegression; got {type(estimator).__name__}."
         )
     n_rows = np.shape(X)[0]
+    if n_rows == 0:
+        raise ValueError("X has 0 samples; at least one sample is required.")
     w = check_frequency_weights(sample_weight, n_rows)
     n = float(n_rows if w is None else w.sum())
     radius = _gel_radius(confidence, sided, n)

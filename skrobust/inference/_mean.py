@@ -89,6 +89,7 @@ def _el_statistic(x, w, n, value):
     if not lo < value < hi:
         return np.inf
     z = x - value
+    z = z / np.abs(z).max()  # scale-free: no under/overflow of z**2
     lam = _solve_lambda(z, w)
     return max(2.0 * _wsum(np.log1p(lam * z), w), 0.0)
 
@@ -248,6 +249,7 @@ def el_mean_test(x, mean, *, sample_weight=None, bartlett=False):
     statistic = _el_statistic(x, w, n, float(mean))
     if bartlett and np.isfinite(statistic) and statistic > 0:
         z = x - _wsum(x, w) / n
+        z = z / np.abs(z).max()
         statistic /= 1.0 + _bartlett_factor(z, w, n) / n
     return float(statistic), float(chdtrc(1, statistic))
 
@@ -329,9 +331,13 @@ def el_mean_interval(x, confidence=0.95, sample_weight=None, *, bartlett=False):
             "x needs at least two distinct values (with positive weight) for "
             "an empirical likelihood interval."
         )
+    # the interval is scale-equivariant: work on z / max|z| so that squares
+    # of very small or very large data neither underflow nor overflow
+    scale = np.abs(z).max()
+    z = z / scale
     threshold = float(chdtri(1, 1.0 - confidence))  # chi2_1 quantile
     if bartlett:
         threshold *= 1.0 + _bartlett_factor(z, w, n) / n
-    upper = mean + _upper_offset(z, w, n, threshold)
-    lower = mean - _upper_offset(-z, w, n, threshold)
+    upper = mean + scale * _upper_offset(z, w, n, threshold)
+    lower = mean - scale * _upper_offset(-z, w, n, threshold)
     return float(lower), float(upper)

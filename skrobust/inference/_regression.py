@@ -139,6 +139,13 @@ def _profile(score, j, b, theta, lam):
         except LinAlgError:
             H_ll_inv_H_lb = np.linalg.lstsq(H_ll, H_lb[:, free], rcond=None)[0]
         S = H_bb[np.ix_(free, free)] - H_lb[:, free].T @ H_ll_inv_H_lb
+        if not np.all(np.isfinite(S)):
+            raise ValueError(
+                f"The empirical-likelihood profile of coefficient {j} is not "
+                f"finite at {b:.6g}: with {score.X.shape[0]} samples for "
+                f"{score.X.shape[1]} coefficients the estimating equations "
+                "cannot be balanced there. Use more samples."
+            )
         shift = 0.0
         scale = max(np.max(np.abs(np.diag(S))), 1e-300)
         while True:
@@ -290,6 +297,12 @@ def _setup(estimator, X, y, sample_weight):
     w = np.ones(X.shape[0]) if w is None else w
     if estimator.fit_intercept:
         X = np.hstack([X, np.ones((X.shape[0], 1))])
+    n_positive = int(np.count_nonzero(w))
+    if n_positive <= X.shape[1]:
+        raise ValueError(
+            f"Empirical likelihood for {X.shape[1]} coefficients needs more "
+            f"samples with positive weight than coefficients; got {n_positive}."
+        )
     beta0 = np.zeros(X.shape[1])
     coef = getattr(estimator, "coef_", None)
     if family == "logistic" and coef is not None:

@@ -54,6 +54,12 @@ def fold_labels(n_samples, cv, n_repeats, random_state):
             f"cv={cv} cross-fitting folds need at least {cv} samples; "
             f"got n_samples={n_samples}."
         )
+    n_train = n_samples - -(-n_samples // cv)  # smallest training fold of KFold
+    if n_train < 2:
+        raise ValueError(
+            f"cv={cv} cross-fitting of n_samples={n_samples} leaves {n_train} "
+            "training sample(s) in a fold; at least 2 are needed. Use more samples."
+        )
     rng = check_random_state(random_state)
     folds = np.empty((n_repeats, n_samples), dtype=int)
     for r in range(n_repeats):

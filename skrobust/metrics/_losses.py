@@ -42,6 +42,19 @@ def _log_loss(y_true, y_pred, classes=None):
     return -np.log(prob)
 
 
+def _check_finite_values(values, name):
+    """Reject NaN (and, for numbers, infinity) in labels or predictions."""
+    values = np.asarray(values)
+    if values.dtype.kind in "fc":
+        bad = ~np.isfinite(values)
+    elif values.dtype.kind == "O":
+        bad = values != values  # NaN is the only value unequal to itself
+    else:
+        return
+    if np.any(bad):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+
+
 def per_sample_loss(y_true, y_pred, loss="zero_one", classes=None):
     """Per-sample loss of predictions ``y_pred`` against ``y_true``.
 
@@ -66,6 +79,9 @@ callable, default="zero_one"
     if y_true.ndim != 1:
         raise ValueError(f"y_true must be 1-dimensional; got shape {y_true.shape}.")
     n = y_true.shape[0]
+    _check_finite_values(y_true, "y_true")
+    if not callable(loss):
+        _check_finite_values(y_pred, "y_pred")
     if callable(loss):
         values = loss(y_true, y_pred)
     elif loss == "log_loss":

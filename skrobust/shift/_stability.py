@@ -181,7 +181,8 @@ def kl_stability(
     -----
     UserWarning
         When ``threshold`` exceeds every observed (conditional) loss: the
-        estimate is then infinite.
+        estimate is then infinite. When it equals the largest one: the
+        estimate is finite but ``std_error`` is NaN and ``upper`` infinite.
 
     See Also
     --------
@@ -259,6 +260,16 @@ def kl_stability(
                 f"threshold={threshold} exceeds every observed "
                 f"{'conditional risk' if Z is not None else 'loss'} "
                 f"(max {values.max():.6g}); the estimated stability is infinite.",
+                UserWarning,
+                stacklevel=3,
+            )
+        else:
+            warnings.warn(
+                f"threshold={threshold} equals the largest observed "
+                f"{'conditional risk' if Z is not None else 'loss'}: the "
+                "stability sits on the boundary (infinite multiplier), where its "
+                "influence function is undefined; std_error is NaN and the "
+                "upper bound infinite.",
                 UserWarning,
                 stacklevel=3,
             )

@@ -166,6 +166,11 @@ def _solve_problem(problem, owner):
         problem.solve(solver=cp.CLARABEL)
     except cp.error.SolverError as exc:
         raise RuntimeError(f"{owner}: the conic solver failed: {exc}") from exc
+    if problem.status not in cp.settings.SOLUTION_PRESENT:
+        raise RuntimeError(
+            f"{owner}: the conic solver ended with status {problem.status!r} "
+            "and no solution (scale the features and the target, raise l2_reg)."
+        )
     if problem.status != cp.OPTIMAL:
         warnings.warn(
             f"{owner}: the conic solver ended with status {problem.status!r}; "

@@ -20,7 +20,8 @@ def check_losses(losses, *, name="losses"):
     Raises
     ------
     ValueError
-        If the array is empty, not 1-d, or holds NaN or infinite values.
+        If the array is empty, not 1-d, holds NaN or infinite values, or
+        spans more than the float64 range.
 
     Examples
     --------
@@ -40,6 +41,13 @@ def check_losses(losses, *, name="losses"):
         raise ValueError(f"{name} is empty; at least one sample is required.")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values.")
+    with np.errstate(over="ignore"):
+        spread = arr.max() - arr.min()
+    if not np.isfinite(spread):
+        raise ValueError(
+            f"{name} span more than the float64 range (max - min overflows); "
+            "rescale them."
+        )
     return arr
 
 
