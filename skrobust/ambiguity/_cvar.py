@@ -114,7 +114,8 @@ class CVaR(AmbiguitySet):
     def _solve_unit(self, z, p):
         alpha = float(self.alpha)
         values, mass, inverse = _group_descending(z, p)
-        cap = mass / alpha
+        with np.errstate(over="ignore"):  # subnormal alpha: caps above 1 bind at 1
+            cap = np.minimum(mass / alpha, 1.0)
         before = np.cumsum(cap) - cap
         group_q = np.clip(1.0 - before, 0.0, cap)
         q = group_q[inverse] * (p / mass[inverse])
