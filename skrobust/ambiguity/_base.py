@@ -231,7 +231,12 @@ class AmbiguitySet(BaseEstimator):
         """
 
     def _dual_to_loss_units(self, dual_z, lo, scale):
-        return np.asarray(dual_z, dtype=float)
+        """Map a dual solved on losses rescaled to [0, 1] back to loss units.
+
+        The default is the location-scale map of a threshold ``eta`` (used by
+        Cressie-Read, CVaR and total variation); KL overrides it.
+        """
+        return np.array([lo + scale * float(dual_z[0])])
 
 
 def _group_descending(z, p):

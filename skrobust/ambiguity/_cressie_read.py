@@ -138,9 +138,6 @@ class CressieRead(AmbiguitySet):
         q /= q.sum()
         return float(risk), q, np.array([eta])
 
-    def _dual_to_loss_units(self, dual_z, lo, scale):
-        return np.array([lo + scale * dual_z[0]])
-
     def dual_objective(self, dual, losses, p, smoothing=0.0):
         """Dual objective :math:`c_k(\\rho) E_p[(\\ell-\\eta)_+^{k_*}]^{1/k_*}+\\eta`.
 

@@ -125,9 +125,6 @@ class CVaR(AmbiguitySet):
         var_index = min(var_index, values.shape[0] - 1)
         return risk, q, np.array([values[var_index]])
 
-    def _dual_to_loss_units(self, dual_z, lo, scale):
-        return np.array([lo + scale * dual_z[0]])
-
     def dual_argmin(self, losses, p, smoothing=0.0, start=None):
         """Minimizer of the (smoothed) dual objective over eta.
 

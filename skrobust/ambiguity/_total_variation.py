@@ -90,9 +90,6 @@ class TotalVariation(AmbiguitySet):
         q = (1.0 - delta) * cvar_q + delta * on_max
         return (1.0 - delta) * cvar_risk + delta * 1.0, q, dual
 
-    def _dual_to_loss_units(self, dual_z, lo, scale):
-        return np.array([lo + scale * dual_z[0]])
-
     def dual_argmin(self, losses, p, smoothing=0.0, start=None):
         """Minimizer over the CVaR part's eta (see :meth:`CVaR.dual_argmin`).
 
