@@ -358,3 +358,32 @@ def test_inputs_are_not_modified():
         ambiguity.risk_and_weights(losses, weights)
     assert_allclose(losses, [3.0, 1.0, 2.0])
     assert_allclose(weights, [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_cvar_smoothed_dual_argmin_matches_brent(seed):
+    # Reference: scipy's brentq on the optimality condition
+    # E_p[sigmoid((l - eta) / tau)] = alpha, on a bracket wide enough to hold it.
+    from scipy.special import expit
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 200))
+    losses = rng.normal(size=n) * 10 ** rng.uniform(-3, 3)
+    if seed % 7 == 0:
+        losses[:] = losses[0]
+    p = rng.uniform(size=n)
+    p /= p.sum()
+    alpha = rng.uniform(0.01, 1)
+    tau = 10 ** rng.uniform(-8, 0) * max(np.ptp(losses), 1e-3)
+    cvar = CVaR(alpha)
+    start = None if seed % 2 else np.array([losses.mean() + 10 * rng.normal()])
+    eta = cvar.dual_argmin(losses, p, tau, start)[0]
+
+    def condition(e):
+        return p @ expit((losses - e) / tau) - alpha
+
+    lo, hi = losses.min() - 50 * tau - 1, losses.max() + 50 * tau + 1
+    reference = brentq(condition, lo, hi, xtol=1e-15 * max(1, abs(lo), abs(hi)))
+    value = cvar.dual_objective([eta], losses, p, tau)[0]
+    best = cvar.dual_objective([reference], losses, p, tau)[0]
+    assert value <= best + 1e-14 * max(1.0, abs(best))
