@@ -20,12 +20,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
-    _check_sample_weight,
     check_is_fitted,
     validate_data,
 )
 
 from skrobust.ambiguity import check_ambiguity
+from skrobust.utils import check_nonnegative_sample_weight
 
 _AMBIGUITY_SHORTCUTS = {"chi2", "kl", "cvar"}
 
@@ -101,14 +101,6 @@ def _boosting_weights(ambiguity, losses, weight):
     result = minimize(dual, start, jac=True, method="L-BFGS-B")
     _, smooth_q, _ = ambiguity.dual_objective(result.x, losses, p, smoothing=tau)
     return risk, smooth_q / smooth_q.sum()
-
-
-def _check_weights(sample_weight, X):
-    """Nonnegative sample weights with a positive total."""
-    weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
-    if not weight.sum() > 0:
-        raise ValueError("sample_weight sums to zero; some weight must be > 0.")
-    return weight
 
 
 class _BaseDROLGBM(BaseEstimator):
@@ -506,7 +498,7 @@ class DROLGBMClassifier(ClassifierMixin, _BaseDROLGBM):
                 "y has only one class; the classifier needs at least 2 classes, "
                 f"got {self.classes_.tolist()}."
             )
-        sample_weight = _check_weights(sample_weight, X)
+        sample_weight = check_nonnegative_sample_weight(sample_weight, X)
         return self._boost(X, target, sample_weight)
 
     def decision_function(self, X):
@@ -752,7 +744,7 @@ class DROLGBMRegressor(RegressorMixin, _BaseDROLGBM):
             The fitted estimator.
         """
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], y_numeric=True)
-        sample_weight = _check_weights(sample_weight, X)
+        sample_weight = check_nonnegative_sample_weight(sample_weight, X)
         return self._boost(X, np.asarray(y, dtype=np.float64), sample_weight)
 
     def predict(self, X):

@@ -9,7 +9,6 @@ from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
-    _check_sample_weight,
     check_is_fitted,
     validate_data,
 )
@@ -23,6 +22,7 @@ from skrobust.linear_model._losses import (
     _Squared,
 )
 from skrobust.linear_model._solver import _Problem, solve_cvxpy, solve_lbfgs
+from skrobust.utils import check_nonnegative_sample_weight
 
 _AMBIGUITY_SHORTCUTS = {"chi2", "kl", "cvar", "erm"}
 
@@ -55,13 +55,8 @@ class _BaseDROLinear(BaseEstimator):
                     "loss over a Wasserstein ball is infinite or not implemented."
                 )
             coef_penalty, ambiguity = ambiguity, ChiSquare(radius=0.0)
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
-        total = sample_weight.sum()
-        if total <= 0:
-            raise ValueError("sample_weight sums to zero; at least one must be > 0.")
-        p = sample_weight / total
+        sample_weight = check_nonnegative_sample_weight(sample_weight, X)
+        p = sample_weight / sample_weight.sum()
         problem = _Problem(
             X,
             target,

@@ -20,10 +20,11 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
-    _check_sample_weight,
     check_is_fitted,
     validate_data,
 )
+
+from skrobust.utils import check_nonnegative_sample_weight
 
 
 def _loss_and_derivative(kind, raw, target):
@@ -45,14 +46,6 @@ def _loss_and_derivative(kind, raw, target):
         return losses, deriv
     residual = raw[:, 0] - target
     return residual**2, (2.0 * residual)[:, None]
-
-
-def _check_weights(sample_weight, X):
-    """Nonnegative sample weights with a positive total."""
-    weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
-    if not weight.sum() > 0:
-        raise ValueError("sample_weight sums to zero; some weight must be > 0.")
-    return weight
 
 
 class _RobustObjective:
@@ -167,7 +160,7 @@ class _LinearClassifier(LinearClassifierMixin, ClassifierMixin, _RobustLinearMod
                 "y has only one class; the classifier needs at least 2 classes, "
                 f"got {self.classes_.tolist()}."
             )
-        sample_weight = _check_weights(sample_weight, X)
+        sample_weight = check_nonnegative_sample_weight(sample_weight, X)
         kind = "logistic" if n_classes == 2 else "multinomial"
         n_outputs = 1 if n_classes == 2 else n_classes
         objective = self._make_objective(X, sample_weight, **fit_params)
@@ -220,7 +213,7 @@ class _LinearRegressor(RegressorMixin, _RobustLinearModel):
 
     def _fit_regressor(self, X, y, sample_weight, fit_params):
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
-        sample_weight = _check_weights(sample_weight, X)
+        sample_weight = check_nonnegative_sample_weight(sample_weight, X)
         objective = self._make_objective(X, sample_weight, **fit_params)
         coef, intercept, extra, losses = self._solve(
             X, np.asarray(y, dtype=np.float64), "squared", 1, objective

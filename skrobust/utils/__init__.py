@@ -6,6 +6,15 @@ scikit-learn checks run on each without anyone listing it.
 """
 
 from skrobust.utils._discovery import all_estimators
-from skrobust.utils._validation import check_losses, check_probability_weights
+from skrobust.utils._validation import (
+    check_losses,
+    check_nonnegative_sample_weight,
+    check_probability_weights,
+)
 
-__all__ = ["all_estimators", "check_losses", "check_probability_weights"]
+__all__ = [
+    "all_estimators",
+    "check_losses",
+    "check_nonnegative_sample_weight",
+    "check_probability_weights",
+]

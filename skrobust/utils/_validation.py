@@ -100,3 +100,38 @@ def check_probability_weights(sample_weight, n_samples, *, name="sample_weight")
     if total <= 0:
         raise ValueError(f"{name} sums to zero; at least one weight must be > 0.")
     return w / total
+
+
+def check_nonnegative_sample_weight(sample_weight, X):
+    """scikit-learn's sample-weight check plus a positive total.
+
+    Parameters
+    ----------
+    sample_weight : array-like of shape (n_samples,) or None
+        Nonnegative weights; ``None`` means all ones.
+    X : array-like of shape (n_samples, n_features)
+        The data the weights belong to.
+
+    Returns
+    -------
+    sample_weight : ndarray of shape (n_samples,)
+
+    Raises
+    ------
+    ValueError
+        If a weight is negative or not finite, the length is wrong, or all
+        weights are zero.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrobust.utils import check_nonnegative_sample_weight
+    >>> check_nonnegative_sample_weight(None, np.zeros((2, 1)))
+    array([1., 1.])
+    """
+    from sklearn.utils.validation import _check_sample_weight
+
+    weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+    if not weight.sum() > 0:
+        raise ValueError("sample_weight sums to zero; some weight must be > 0.")
+    return weight
