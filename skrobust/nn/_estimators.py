@@ -151,6 +151,45 @@ class _BaseNeuralNet(BaseEstimator):
 class _DRONetMixin:
     """Fitting on a robust risk and its exact evaluation."""
 
+    _parameter_constraints = {
+        **_BaseNeuralNet._parameter_constraints,
+        "ambiguity": [None, HasMethods(["risk_and_weights"])],
+        "minibatch": [StrOptions({"exact", "dual"})],
+    }
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        module_kwargs=None,
+        hidden_layer_sizes=(64,),
+        activation="relu",
+        ambiguity=None,
+        minibatch="exact",
+        max_epochs=100,
+        batch_size=128,
+        lr=1e-3,
+        optimizer="adam",
+        weight_decay=0.0,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.module = module
+        self.module_kwargs = module_kwargs
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.ambiguity = ambiguity
+        self.minibatch = minibatch
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
     def robust_risk(self, X, y, sample_weight=None):
         """Exact robust risk of the fitted model's losses on ``(X, y)``.
 
@@ -398,45 +437,6 @@ class DRONeuralNetClassifier(_DRONetMixin, _NeuralNetClassifierBase):
     """
     )
 
-    _parameter_constraints = {
-        **_BaseNeuralNet._parameter_constraints,
-        "ambiguity": [None, HasMethods(["risk_and_weights"])],
-        "minibatch": [StrOptions({"exact", "dual"})],
-    }
-
-    def __init__(
-        self,
-        module=None,
-        *,
-        module_kwargs=None,
-        hidden_layer_sizes=(64,),
-        activation="relu",
-        ambiguity=None,
-        minibatch="exact",
-        max_epochs=100,
-        batch_size=128,
-        lr=1e-3,
-        optimizer="adam",
-        weight_decay=0.0,
-        device="cpu",
-        random_state=None,
-        verbose=0,
-    ):
-        self.module = module
-        self.module_kwargs = module_kwargs
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.ambiguity = ambiguity
-        self.minibatch = minibatch
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the network on the robust risk.
@@ -524,45 +524,6 @@ class DRONeuralNetRegressor(_DRONetMixin, RegressorMixin, _BaseNeuralNet):
     True
     """
     )
-
-    _parameter_constraints = {
-        **_BaseNeuralNet._parameter_constraints,
-        "ambiguity": [None, HasMethods(["risk_and_weights"])],
-        "minibatch": [StrOptions({"exact", "dual"})],
-    }
-
-    def __init__(
-        self,
-        module=None,
-        *,
-        module_kwargs=None,
-        hidden_layer_sizes=(64,),
-        activation="relu",
-        ambiguity=None,
-        minibatch="exact",
-        max_epochs=100,
-        batch_size=128,
-        lr=1e-3,
-        optimizer="adam",
-        weight_decay=0.0,
-        device="cpu",
-        random_state=None,
-        verbose=0,
-    ):
-        self.module = module
-        self.module_kwargs = module_kwargs
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.ambiguity = ambiguity
-        self.minibatch = minibatch
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
