@@ -136,7 +136,7 @@ def main():
                 dro_obj = amb.risk(
                     logistic_losses(X, y, np.asarray(model.theta), float(model.b))
                 )
-                dro_cells = f"{dro_t:.2f} | {dro_t / ours_t:.0f}x | {ours_obj:.6f} | {dro_obj:.6f}"
+                dro_cells = f"{dro_t:.2f} | {dro_t / ours_t:.2g}x | {ours_obj:.6f} | {dro_obj:.6f}"
             except Exception as exc:  # the anchor's failures are part of the result
                 msg = str(exc).splitlines()[0][:60]
                 dro_cells = f"failed | - | {ours_obj:.6f} | {type(exc).__name__}: {msg}"
