@@ -29,6 +29,11 @@ def _check_alpha(alpha):
     return float(alpha)
 
 
+def _influence_stderr(infl, axis=None):
+    """Standard error ``sqrt(mean(infl**2) / n)`` of an influence function."""
+    return np.sqrt(np.mean(infl**2, axis=axis) / infl.shape[0])
+
+
 def _effective_sample_size(w):
     total = w.sum()
     return float(total**2 / np.sum(w**2)) if total > 0 else 0.0
@@ -121,13 +126,12 @@ class _BaseCausalEstimator(BaseEstimator):
             self._outcome_fits = [res["outcome_model"] for res in results]
             self.outcome_predictions_ = nuisance["mu"]
         psi, infl = self._estimate(outcome, t, nuisance)
-        n = outcome.shape[0]
         self.potential_outcome_means_ = np.asarray(psi, dtype=np.float64)
         self.potential_outcome_influence_ = infl
         self.estimate_ = float(psi[1] - psi[0])
         self.influence_function_ = infl[:, 1] - infl[:, 0]
-        self.stderr_ = float(np.sqrt(np.mean(self.influence_function_**2) / n))
-        self.potential_outcome_stderr_ = np.sqrt(np.mean(infl**2, axis=0) / n)
+        self.stderr_ = float(_influence_stderr(self.influence_function_))
+        self.potential_outcome_stderr_ = _influence_stderr(infl, axis=0)
         self.diagnostics_ = self._diagnostics(outcome, t, nuisance)
         return self
 

@@ -10,7 +10,12 @@ from sklearn.linear_model import LinearRegression
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skcausal._base import _BaseCausalEstimator, _check_alpha, _normal_interval
+from skcausal._base import (
+    _BaseCausalEstimator,
+    _check_alpha,
+    _influence_stderr,
+    _normal_interval,
+)
 from skcausal._estimators import _aipw_pseudo_outcomes
 from skrobust.ambiguity import CVaR
 
@@ -249,7 +254,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         value, infl, plugin, eta, q = self._worst_case(float(self.mass))
         self.estimate_ = value
         self.influence_function_ = infl
-        self.stderr_ = float(np.sqrt(np.mean(infl**2) / infl.shape[0]))
+        self.stderr_ = float(_influence_stderr(infl))
         self.plugin_estimate_ = plugin
         self.value_at_risk_ = eta
         self.worst_case_weights_ = q
@@ -309,7 +314,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         rows = []
         for mass in masses:
             value, infl, plugin, _, _ = self._worst_case(float(mass))
-            se = float(np.sqrt(np.mean(infl**2) / infl.shape[0]))
+            se = float(_influence_stderr(infl))
             lower, upper = _normal_interval(value, se, alpha)
             rows.append((float(mass), value, plugin, se, lower, upper))
         return pd.DataFrame(
@@ -342,7 +347,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         infl = self.potential_outcome_influence_
         ate_if = infl[:, 1] - infl[:, 0]
         ate = float(np.diff(self.potential_outcome_means_)[0])
-        se = float(np.sqrt(np.mean(ate_if**2) / ate_if.shape[0]))
+        se = float(_influence_stderr(ate_if))
         lower, upper = _normal_interval(ate, se, _check_alpha(alpha))
         table.loc["ATE", ["estimate", "std_error", "ci_lower", "ci_upper"]] = (
             ate,
