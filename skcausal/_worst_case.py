@@ -16,7 +16,7 @@ from skcausal._base import (
     _influence_stderr,
     _normal_interval,
 )
-from skcausal._estimators import _aipw_pseudo_outcomes
+from skcausal._estimators import _aipw_pseudo_outcomes, _mean_and_influence
 from skrobust.ambiguity import CVaR
 
 
@@ -48,6 +48,17 @@ def _columns(X, features, n_features):
     if missing:
         raise ValueError(f"subgroup_features {missing} are not columns of X.")
     return np.array([names.index(f) for f in idx])
+
+
+def _set_row(table, row, estimate, se, lower, upper):
+    """Overwrite one row's estimate, standard error, interval and z."""
+    table.loc[row, ["estimate", "std_error", "ci_lower", "ci_upper"]] = (
+        estimate,
+        se,
+        lower,
+        upper,
+    )
+    table.loc[row, "z"] = estimate / se
 
 
 class WorstCaseTreatmentEffect(_BaseCausalEstimator):
@@ -263,8 +274,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
     def _estimate(self, y, t, nuisance):
         phi = _aipw_pseudo_outcomes(y, t, nuisance["e"], nuisance["mu"])
         self.pseudo_outcomes_ = phi[:, 1] - phi[:, 0]
-        psi = phi.mean(axis=0)
-        return psi, phi - psi
+        return _mean_and_influence(phi)
 
     def _worst_case(self, mass):
         tau, phi = self.effect_predictions_, self.pseudo_outcomes_
@@ -349,23 +359,11 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         ate = float(np.diff(self.potential_outcome_means_)[0])
         se = float(_influence_stderr(ate_if))
         lower, upper = _normal_interval(ate, se, _check_alpha(alpha))
-        table.loc["ATE", ["estimate", "std_error", "ci_lower", "ci_upper"]] = (
-            ate,
-            se,
-            lower,
-            upper,
-        )
-        table.loc["ATE", "z"] = ate / se
+        _set_row(table, "ATE", ate, se, lower, upper)
         worst = table.iloc[[0]].copy()
         worst.index = ["worst-case effect"]
         lower, upper = self.conf_int(alpha)
-        worst.loc[:, ["estimate", "std_error", "ci_lower", "ci_upper"]] = (
-            self.estimate_,
-            self.stderr_,
-            lower,
-            upper,
-        )
-        worst.loc[:, "z"] = self.estimate_ / self.stderr_
+        _set_row(worst, "worst-case effect", self.estimate_, self.stderr_, lower, upper)
         table = pd.concat([worst, table])
         table["p_value"] = 2 * stats.norm.sf(np.abs(table["z"]))
         return table
