@@ -34,6 +34,11 @@ def _influence_stderr(infl, axis=None):
     return np.sqrt(np.mean(infl**2, axis=axis) / infl.shape[0])
 
 
+def _inverse_weights(t, e):
+    """Inverse-propensity weights of the control and treated arms, (n, 2)."""
+    return np.column_stack([(1 - t) / (1 - e), t / e])
+
+
 def _effective_sample_size(w):
     total = w.sum()
     return float(total**2 / np.sum(w**2)) if total > 0 else 0.0
@@ -146,8 +151,9 @@ class _BaseCausalEstimator(BaseEstimator):
             diag["propensity_min"] = float(e.min())
             diag["propensity_max"] = float(e.max())
             diag["n_clipped"] = int(nuisance["n_clipped"])
-            diag["ess_treated"] = _effective_sample_size(t / e)
-            diag["ess_control"] = _effective_sample_size((1 - t) / (1 - e))
+            w = _inverse_weights(t, e)
+            diag["ess_treated"] = _effective_sample_size(w[:, 1])
+            diag["ess_control"] = _effective_sample_size(w[:, 0])
             diag["propensity_log_loss"] = _log_loss(t, e)
         if self._uses_outcome:
             mu_obs = np.where(t == 1, nuisance["mu"][:, 1], nuisance["mu"][:, 0])
