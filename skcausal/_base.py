@@ -156,8 +156,7 @@ class _BaseCausalEstimator(BaseEstimator):
             diag["ess_control"] = _effective_sample_size(w[:, 0])
             diag["propensity_log_loss"] = _log_loss(t, e)
         if self._uses_outcome:
-            mu_obs = np.where(t == 1, nuisance["mu"][:, 1], nuisance["mu"][:, 0])
-            diag["outcome_mse"] = float(np.mean((y - mu_obs) ** 2))
+            diag["outcome_mse"] = _observed_arm_mse(y, t, nuisance["mu"])
         return diag
 
     # -- inference ---------------------------------------------------------
@@ -290,8 +289,7 @@ class _BaseCausalEstimator(BaseEstimator):
         loss = 0.0
         if self._uses_outcome:
             mu = self.predict_potential_outcomes(X)
-            mu_obs = np.where(t == 1, mu[:, 1], mu[:, 0])
-            loss += float(np.mean((outcome - mu_obs) ** 2))
+            loss += _observed_arm_mse(outcome, t, mu)
         if self._uses_propensity:
             loss += _log_loss(t, self._predict_propensity(X))
         return -loss
@@ -306,3 +304,9 @@ class _BaseCausalEstimator(BaseEstimator):
 def _log_loss(t, e):
     e = np.clip(e, _PROBA_FLOOR, 1.0 - _PROBA_FLOOR)
     return float(-np.mean(t * np.log(e) + (1 - t) * np.log1p(-e)))
+
+
+def _observed_arm_mse(y, t, mu):
+    """Mean squared error of ``mu`` on the arm each unit received."""
+    mu_obs = np.where(t == 1, mu[:, 1], mu[:, 0])
+    return float(np.mean((y - mu_obs) ** 2))
