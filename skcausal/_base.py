@@ -29,6 +29,16 @@ def _check_alpha(alpha):
     return float(alpha)
 
 
+def _influence_stderr(infl, axis=None):
+    """Standard error ``sqrt(mean(infl**2) / n)`` of an influence function."""
+    return np.sqrt(np.mean(infl**2, axis=axis) / infl.shape[0])
+
+
+def _inverse_weights(t, e):
+    """Inverse-propensity weights of the control and treated arms, (n, 2)."""
+    return np.column_stack([(1 - t) / (1 - e), t / e])
+
+
 def _effective_sample_size(w):
     total = w.sum()
     return float(total**2 / np.sum(w**2)) if total > 0 else 0.0
@@ -121,13 +131,12 @@ class _BaseCausalEstimator(BaseEstimator):
             self._outcome_fits = [res["outcome_model"] for res in results]
             self.outcome_predictions_ = nuisance["mu"]
         psi, infl = self._estimate(outcome, t, nuisance)
-        n = outcome.shape[0]
         self.potential_outcome_means_ = np.asarray(psi, dtype=np.float64)
         self.potential_outcome_influence_ = infl
         self.estimate_ = float(psi[1] - psi[0])
         self.influence_function_ = infl[:, 1] - infl[:, 0]
-        self.stderr_ = float(np.sqrt(np.mean(self.influence_function_**2) / n))
-        self.potential_outcome_stderr_ = np.sqrt(np.mean(infl**2, axis=0) / n)
+        self.stderr_ = float(_influence_stderr(self.influence_function_))
+        self.potential_outcome_stderr_ = _influence_stderr(infl, axis=0)
         self.diagnostics_ = self._diagnostics(outcome, t, nuisance)
         return self
 
@@ -142,12 +151,12 @@ class _BaseCausalEstimator(BaseEstimator):
             diag["propensity_min"] = float(e.min())
             diag["propensity_max"] = float(e.max())
             diag["n_clipped"] = int(nuisance["n_clipped"])
-            diag["ess_treated"] = _effective_sample_size(t / e)
-            diag["ess_control"] = _effective_sample_size((1 - t) / (1 - e))
+            w = _inverse_weights(t, e)
+            diag["ess_treated"] = _effective_sample_size(w[:, 1])
+            diag["ess_control"] = _effective_sample_size(w[:, 0])
             diag["propensity_log_loss"] = _log_loss(t, e)
         if self._uses_outcome:
-            mu_obs = np.where(t == 1, nuisance["mu"][:, 1], nuisance["mu"][:, 0])
-            diag["outcome_mse"] = float(np.mean((y - mu_obs) ** 2))
+            diag["outcome_mse"] = _observed_arm_mse(y, t, nuisance["mu"])
         return diag
 
     # -- inference ---------------------------------------------------------
@@ -280,8 +289,7 @@ class _BaseCausalEstimator(BaseEstimator):
         loss = 0.0
         if self._uses_outcome:
             mu = self.predict_potential_outcomes(X)
-            mu_obs = np.where(t == 1, mu[:, 1], mu[:, 0])
-            loss += float(np.mean((outcome - mu_obs) ** 2))
+            loss += _observed_arm_mse(outcome, t, mu)
         if self._uses_propensity:
             loss += _log_loss(t, self._predict_propensity(X))
         return -loss
@@ -296,3 +304,9 @@ class _BaseCausalEstimator(BaseEstimator):
 def _log_loss(t, e):
     e = np.clip(e, _PROBA_FLOOR, 1.0 - _PROBA_FLOOR)
     return float(-np.mean(t * np.log(e) + (1 - t) * np.log1p(-e)))
+
+
+def _observed_arm_mse(y, t, mu):
+    """Mean squared error of ``mu`` on the arm each unit received."""
+    mu_obs = np.where(t == 1, mu[:, 1], mu[:, 0])
+    return float(np.mean((y - mu_obs) ** 2))

@@ -8,7 +8,7 @@ from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
-from skcausal._base import _BaseCausalEstimator
+from skcausal._base import _BaseCausalEstimator, _inverse_weights
 from skcausal._crossfit import _predict_outcome
 from skcausal._estimators import _aipw_pseudo_outcomes
 
@@ -354,7 +354,7 @@ class CLearner(_BaseCausalEstimator):
         e, mu = nuisance["e"], nuisance["mu"]
         phi = _aipw_pseudo_outcomes(y, t, e, mu)
         residual, before = 0.0, []
-        w = np.column_stack([(1 - t) / (1 - e), t / e])
+        w = _inverse_weights(t, e)
         for (_, test), res in zip(
             nuisance["folds"], nuisance["fold_results"], strict=True
         ):

@@ -8,14 +8,12 @@ from scipy.special import expit, logit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from skcausal._base import _BaseCausalEstimator
+from skcausal._base import _BaseCausalEstimator, _inverse_weights
 
 
 def _aipw_pseudo_outcomes(y, t, e, mu):
     """Per-arm AIPW pseudo-outcomes, shape (n, 2)."""
-    phi1 = mu[:, 1] + t / e * (y - mu[:, 1])
-    phi0 = mu[:, 0] + (1 - t) / (1 - e) * (y - mu[:, 0])
-    return np.column_stack([phi0, phi1])
+    return mu + _inverse_weights(t, e) * (y[:, None] - mu)
 
 
 def _mean_and_influence(phi):
@@ -253,7 +251,7 @@ class IPW(_BaseCausalEstimator):
 
     def _estimate(self, y, t, nuisance):
         e = nuisance["e"]
-        w = np.column_stack([(1 - t) / (1 - e), t / e])
+        w = _inverse_weights(t, e)
         if not self.normalize:
             return _mean_and_influence(w * y[:, None])
         mean_w = w.mean(axis=0)

@@ -9,7 +9,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skcausal._base import _BaseCausalEstimator, _check_alpha
+from skcausal._base import _BaseCausalEstimator, _check_alpha, _influence_stderr
 from skcausal._estimators import _aipw_pseudo_outcomes
 
 _L_MAX = 1e12
@@ -303,7 +303,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         n = self._phi.shape[0]
         for value in lipschitz:
             est, infl, half = self._influence(float(value))
-            se = float(np.sqrt(np.mean(infl**2) / n))
+            se = float(_influence_stderr(infl))
             bias = float(half.sum() / n)
             if se > 0:
                 crit = stats.foldnorm.ppf(1 - alpha, bias / se) * se

@@ -10,8 +10,13 @@ from sklearn.linear_model import LinearRegression
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skcausal._base import _BaseCausalEstimator, _check_alpha, _normal_interval
-from skcausal._estimators import _aipw_pseudo_outcomes
+from skcausal._base import (
+    _BaseCausalEstimator,
+    _check_alpha,
+    _influence_stderr,
+    _normal_interval,
+)
+from skcausal._estimators import _aipw_pseudo_outcomes, _mean_and_influence
 from skrobust.ambiguity import CVaR
 
 
@@ -43,6 +48,17 @@ def _columns(X, features, n_features):
     if missing:
         raise ValueError(f"subgroup_features {missing} are not columns of X.")
     return np.array([names.index(f) for f in idx])
+
+
+def _set_row(table, row, estimate, se, lower, upper):
+    """Overwrite one row's estimate, standard error, interval and z."""
+    table.loc[row, ["estimate", "std_error", "ci_lower", "ci_upper"]] = (
+        estimate,
+        se,
+        lower,
+        upper,
+    )
+    table.loc[row, "z"] = estimate / se
 
 
 class WorstCaseTreatmentEffect(_BaseCausalEstimator):
@@ -249,7 +265,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         value, infl, plugin, eta, q = self._worst_case(float(self.mass))
         self.estimate_ = value
         self.influence_function_ = infl
-        self.stderr_ = float(np.sqrt(np.mean(infl**2) / infl.shape[0]))
+        self.stderr_ = float(_influence_stderr(infl))
         self.plugin_estimate_ = plugin
         self.value_at_risk_ = eta
         self.worst_case_weights_ = q
@@ -258,8 +274,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
     def _estimate(self, y, t, nuisance):
         phi = _aipw_pseudo_outcomes(y, t, nuisance["e"], nuisance["mu"])
         self.pseudo_outcomes_ = phi[:, 1] - phi[:, 0]
-        psi = phi.mean(axis=0)
-        return psi, phi - psi
+        return _mean_and_influence(phi)
 
     def _worst_case(self, mass):
         tau, phi = self.effect_predictions_, self.pseudo_outcomes_
@@ -309,7 +324,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         rows = []
         for mass in masses:
             value, infl, plugin, _, _ = self._worst_case(float(mass))
-            se = float(np.sqrt(np.mean(infl**2) / infl.shape[0]))
+            se = float(_influence_stderr(infl))
             lower, upper = _normal_interval(value, se, alpha)
             rows.append((float(mass), value, plugin, se, lower, upper))
         return pd.DataFrame(
@@ -342,25 +357,13 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         infl = self.potential_outcome_influence_
         ate_if = infl[:, 1] - infl[:, 0]
         ate = float(np.diff(self.potential_outcome_means_)[0])
-        se = float(np.sqrt(np.mean(ate_if**2) / ate_if.shape[0]))
+        se = float(_influence_stderr(ate_if))
         lower, upper = _normal_interval(ate, se, _check_alpha(alpha))
-        table.loc["ATE", ["estimate", "std_error", "ci_lower", "ci_upper"]] = (
-            ate,
-            se,
-            lower,
-            upper,
-        )
-        table.loc["ATE", "z"] = ate / se
+        _set_row(table, "ATE", ate, se, lower, upper)
         worst = table.iloc[[0]].copy()
         worst.index = ["worst-case effect"]
         lower, upper = self.conf_int(alpha)
-        worst.loc[:, ["estimate", "std_error", "ci_lower", "ci_upper"]] = (
-            self.estimate_,
-            self.stderr_,
-            lower,
-            upper,
-        )
-        worst.loc[:, "z"] = self.estimate_ / self.stderr_
+        _set_row(worst, "worst-case effect", self.estimate_, self.stderr_, lower, upper)
         table = pd.concat([worst, table])
         table["p_value"] = 2 * stats.norm.sf(np.abs(table["z"]))
         return table
