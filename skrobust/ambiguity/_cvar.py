@@ -23,9 +23,10 @@ class CVaR(AmbiguitySet):
         \\mathrm{CVaR}_\\alpha(\\ell) = \\inf_{\\eta} \\Big\\{ \\eta +
         \\frac{1}{\\alpha} E_{P_n}[(\\ell - \\eta)_+] \\Big\\},
 
-    computed exactly by sorting: the worst case fills weight
-    :math:`p_i/\\alpha` on the largest losses until the total reaches one, and
-    :math:`\\eta^\\star` is the :math:`(1-\\alpha)`-quantile (value at risk).
+    computed exactly in O(n) time: :math:`\\eta^\\star` is the
+    :math:`(1-\\alpha)`-quantile of the weighted losses (value at risk), found
+    by a weighted quickselect without sorting, and the worst case puts weight
+    :math:`p_i/\\alpha` on every loss above it and the remaining mass on it.
     Tied losses at the quantile share the remaining mass in proportion to
     their nominal weights.
 
@@ -119,12 +120,13 @@ class CVaR(AmbiguitySet):
         tie = z == var
         with np.errstate(over="ignore"):  # subnormal alpha: caps bind at 1
             q = np.where(above, np.minimum(p / alpha, 1.0), 0.0)
-        mass_tie = float(np.sum(p, where=tie))
+        mass_tie = float(p[tie].sum())
         with np.errstate(over="ignore"):
             room = min(mass_tie / alpha, 1.0)
         rest = min(max(1.0 - float(q.sum()), 0.0), room)
+        risk = float(np.dot(q, z)) + rest * var  # exact when all mass is tied
         q[tie] = rest * (p[tie] / mass_tie)
-        return float(np.dot(q, z)), q, np.array([var])
+        return risk, q, np.array([var])
 
     def dual_argmin(self, losses, p, smoothing=0.0, start=None):
         """Minimizer of the (smoothed) dual objective over eta.
@@ -207,7 +209,7 @@ class CVaR(AmbiguitySet):
             diff = losses - eta
             above = diff >= 2.0 * width
             band = np.flatnonzero(np.abs(diff) < 2.0 * width)
-            mass_above = float(np.sum(p, where=above))
+            mass_above = float(p[above].sum())
             p_band, l_band = p[band], losses[band]
             if not 0.0 < alpha - mass_above < float(p_band.sum()):
                 # the root is outside the band: restart from the value at risk
@@ -320,14 +322,23 @@ def _value_at_risk(z, p, alpha):
     """
     target = alpha * (1.0 - 1e-12)
     above = 0.0  # mass of the values above every remaining candidate
+    # The first pivot is where the target would be met if the weights were
+    # equal (then it is the answer); later pivots are medians.
+    share = min(max(1.0 - target / max(float(p.sum()), target), 0.0), 1.0)
+    rank = min(int(share * z.size), z.size - 1)
     while z.size > 64:
-        pivot = np.partition(z, z.size // 2)[z.size // 2]
+        if rank is None:
+            rank = z.size // 2
+        pivot = np.partition(z, rank)[rank]
+        rank = None
+        # (compressed sums are pairwise, accurate well within the slack)
         upper = z > pivot
-        mass_upper = float(np.sum(p, where=upper))
+        p_upper = p[upper]
+        mass_upper = float(p_upper.sum())
         if above + mass_upper >= target:
-            z, p = z[upper], p[upper]
+            z, p = z[upper], p_upper
             continue
-        mass_tie = float(np.sum(p, where=z == pivot))
+        mass_tie = float(p[z == pivot].sum())
         if above + mass_upper + mass_tie >= target:
             return pivot
         above += mass_upper + mass_tie

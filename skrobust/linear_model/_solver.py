@@ -298,7 +298,8 @@ def _solve_lbfgs(problem, tol, max_iter):
             w[n_params:] = problem.ambiguity.dual_init(losses, problem.p)
     res = None
     factor = None
-    for tau in _smoothing_schedule(problem, w, tol):
+    start = 0.001 if problem.can_precondition else 0.01
+    for tau in _smoothing_schedule(problem, w, tol, start):
         if factor is None and tau > 0 and problem.can_precondition:
             factor = _cholesky_or_none(problem.hessian(w, tau))
         res = _lbfgs(problem, w, tau, tol, max_iter, factor)
@@ -311,8 +312,13 @@ def _solve_lbfgs(problem, tol, max_iter):
     return W, b, dual, n_iter
 
 
-def _smoothing_schedule(problem, w, tol):
-    """Temperatures from 0.01 * std(losses), /10 each, until the error bound <= tol."""
+def _smoothing_schedule(problem, w, tol, start=0.01):
+    """Temperatures from ``start * std(losses)``, /10 each, until the bound <= tol.
+
+    Preconditioned problems start at ``0.001 * std``: knowing the curvature
+    across the kink, L-BFGS handles the sharper smoothing, and fewer losses lie
+    in the band where the smoothing is active.
+    """
     if not problem.needs_smoothing:
         return [0.0]
     W, b, _ = problem.unpack(w)
@@ -320,7 +326,7 @@ def _smoothing_schedule(problem, w, tol):
     spread = float(np.std(losses))
     if spread <= 1e-8 * (1.0 + abs(float(np.mean(losses)))):
         spread = 1.0
-    tau = 0.01 * spread
+    tau = start * spread
     taus = [tau]
     per_unit = problem.smoothing_error(1.0)
     while per_unit * tau > tol and len(taus) < 30:
