@@ -304,7 +304,7 @@ class _DRONetMixin:
                     "whose mini-batch gradients are unbiased, for out-of-core "
                     "training.",
                     UserWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
             with torch.random.fork_rng(devices=rng_devices(device)):
                 torch.manual_seed(seed)
