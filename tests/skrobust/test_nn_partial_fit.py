@@ -39,9 +39,7 @@ DUAL = {
 
 @pytest.fixture(scope="module")
 def data():
-    return make_classification(
-        n_samples=300, n_features=5, flip_y=0.1, random_state=1
-    )
+    return make_classification(n_samples=300, n_features=5, flip_y=0.1, random_state=1)
 
 
 def _chunks(X, y, n_chunks=N_CHUNKS):
@@ -62,9 +60,9 @@ def _stream(est, X, y, n_epochs, **kwargs):
 def test_chunks_reach_the_robust_risk_of_fit(data, ambiguity):
     X, y = data
     n_epochs = 40
-    full = DRONeuralNetClassifier(
-        ambiguity=ambiguity, max_epochs=n_epochs, **DUAL
-    ).fit(X, y)
+    full = DRONeuralNetClassifier(ambiguity=ambiguity, max_epochs=n_epochs, **DUAL).fit(
+        X, y
+    )
     streamed = _stream(
         DRONeuralNetClassifier(ambiguity=ambiguity, **DUAL),
         X,
