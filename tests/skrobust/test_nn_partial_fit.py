@@ -59,7 +59,7 @@ def _stream(est, X, y, n_epochs, **kwargs):
 @pytest.mark.parametrize("ambiguity", [ChiSquare(radius=1.0), CVaR(alpha=0.2)])
 def test_chunks_reach_the_robust_risk_of_fit(data, ambiguity):
     X, y = data
-    n_epochs = 40
+    n_epochs = 30
     full = DRONeuralNetClassifier(ambiguity=ambiguity, max_epochs=n_epochs, **DUAL).fit(
         X, y
     )
@@ -256,3 +256,44 @@ def test_memmap_chunks(data, tmp_path):
         DRONeuralNetClassifier(**DUAL), X.astype(np.float32), y, 2, classes=[0, 1]
     )
     assert_array_equal(from_disk.predict_proba(X), in_memory.predict_proba(X))
+
+
+def test_wrm_chunks_reach_the_surrogate_risk_of_fit(data):
+    from skrobust.nn import WassersteinRobustNeuralNetClassifier
+
+    X, y = data
+    params = {
+        "hidden_layer_sizes": (8,),
+        "gamma": 2.0,
+        "batch_size": 50,
+        "lr": 0.02,
+        "random_state": 0,
+    }
+    full = WassersteinRobustNeuralNetClassifier(max_epochs=20, **params).fit(X, y)
+    streamed = _stream(
+        WassersteinRobustNeuralNetClassifier(**params), X, y, 20, classes=[0, 1]
+    )
+    assert streamed.n_iter_ == 20 * N_CHUNKS
+    assert streamed.n_augmented_ == 0
+    # radius 0: the certificate is the robust surrogate E[phi_gamma], the
+    # training objective of WRM, solved to convergence in float64
+    surrogate = streamed.certificate(X, y, radius=0.0)
+    assert_allclose(surrogate, full.certificate(X, y, radius=0.0), rtol=RUN_RTOL)
+    one_pass = WassersteinRobustNeuralNetClassifier(max_epochs=1, **params).fit(X, y)
+    assert surrogate < one_pass.certificate(X, y, radius=0.0)
+    with pytest.raises(ValueError, match="method='wrm' only"):
+        WassersteinRobustNeuralNetClassifier(method="ada", **params).partial_fit(
+            X, y, classes=[0, 1]
+        )
+    with pytest.raises(ValueError, match="classes must be given"):
+        WassersteinRobustNeuralNetClassifier(**params).partial_fit(X, y)
+
+
+@pytest.mark.gpu
+def test_partial_fit_on_cuda(data):
+    X, y = data
+    clf = DRONeuralNetClassifier(device="cuda", ambiguity=ChiSquare(1.0), **DUAL)
+    _stream(clf, X, y, 2, classes=[0, 1])
+    assert clf.criterion_.eta.device.type == "cuda"
+    assert next(clf.module_.parameters()).device.type == "cuda"
+    assert np.isfinite(clf.robust_risk(X, y))
