@@ -377,8 +377,8 @@ class _NeuralNetClassifierBase(ClassifierMixin, _BaseNeuralNet):
                 f"y contains labels {np.unique(y[unknown])[:5].tolist()} that are "
                 f"not in classes {classes.tolist()}."
             )
-        self.classes_ = classes
-        return np.searchsorted(classes, y).astype(np.int64)
+        # classes_ is set by the caller once the chunk has been trained on
+        return np.searchsorted(classes, y).astype(np.int64), classes
 
     def predict_proba(self, X):
         """Class probabilities: the softmax of the network's logits.
@@ -619,10 +619,10 @@ class DRONeuralNetClassifier(_DRONetMixin, _NeuralNetClassifierBase):
         X, y, weight, first_call = self._prepare_partial(
             X, y, sample_weight, multi_output=False, y_numeric=False
         )
-        y_enc = self._encode_partial(y, classes, first_call)
-        return self._partial_fit_net(
-            X, y_enc, weight, self.classes_.shape[0], first_call
-        )
+        y_enc, classes = self._encode_partial(y, classes, first_call)
+        self._partial_fit_net(X, y_enc, weight, classes.shape[0], first_call)
+        self.classes_ = classes
+        return self
 
 
 class DRONeuralNetRegressor(_DRONetMixin, RegressorMixin, _BaseNeuralNet):

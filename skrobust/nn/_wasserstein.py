@@ -406,7 +406,7 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
         X, y, weight, first_call = self._prepare_partial(
             X, y, sample_weight, multi_output=False, y_numeric=False
         )
-        y_enc = self._encode_partial(y, classes, first_call)
+        y_enc, classes = self._encode_partial(y, classes, first_call)
         if first_call:
             hidden = self._validate_hidden()
             device, seed = self._device_and_seed()
@@ -416,7 +416,7 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
                     self.module,
                     self.module_kwargs,
                     X.shape[1],
-                    self.classes_.shape[0],
+                    classes.shape[0],
                     hidden,
                     self.activation,
                 )
@@ -430,13 +430,14 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
                 )
                 net.adversary_settings = self._adversary_settings()
                 net.initialize()
-            self.n_augmented_ = 0
         else:
             net = self._net
         call_seed = int(self._partial_rng.integers(np.iinfo(np.int32).max))
         with torch.random.fork_rng(devices=rng_devices(net.device)):
             torch.manual_seed(call_seed)
             net.partial_fit(_training_data(X, weight), y_enc, epochs=1)
+        self.classes_ = classes
+        self.n_augmented_ = 0
         return self._store_net(net)
 
     def _augment(self, net, X, y_enc, device):

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import make_classification, make_regression  # noqa: E402
 
-from skrobust.ambiguity import ChiSquare, CVaR  # noqa: E402
+from skrobust.ambiguity import KL, ChiSquare, CVaR  # noqa: E402
 from skrobust.nn import DRONeuralNetClassifier, DRONeuralNetRegressor  # noqa: E402
 
 torch.set_num_threads(1)
@@ -135,6 +135,12 @@ def test_classes_on_the_first_call(data):
         DRONeuralNetClassifier(**DUAL).partial_fit(X, y, classes=[0, 2])
     with pytest.raises(ValueError, match="features"):
         clf.partial_fit(X[:, :3], labels)
+    # a refused first call leaves the estimator unfitted
+    refused = DRONeuralNetClassifier(**{**DUAL, "ambiguity": KL(0.1)})
+    with pytest.raises(ValueError, match="minibatch='dual'"):
+        refused.partial_fit(X, y, classes=[0, 1])
+    assert not hasattr(refused, "classes_")
+    assert not hasattr(refused, "module_")
 
 
 def test_dual_variables_and_optimizer_state_persist(data):
