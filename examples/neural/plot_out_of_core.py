@@ -28,6 +28,7 @@ with ERM. Read more in the
 # minority (5%), shifted along the second feature, whose label is the sign
 # of the third. The group is not a feature. The features are written to a
 # ``np.memmap`` file; in practice the file would be larger than memory.
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -127,8 +128,9 @@ for name, model in {**models, "fit in memory": in_memory}.items():
 # %%
 # The robust training risk per pass over the file
 # -----------------------------------------------
-# Streaming with the dual reaches the robust risk that ``fit`` reaches in
-# memory, far below ERM's, by lowering the loss of the minority group.
+# Streaming with the dual comes close to the robust risk that ``fit`` reaches
+# in memory (a few percent: different batches, same objective), far below
+# ERM's, by lowering the loss of the minority group.
 # With ``minibatch="exact"``, ``partial_fit`` warns: the worst case of each
 # mini-batch is a biased estimate of the worst case of the data set.
 fig, ax = plt.subplots(figsize=(6, 4))
@@ -141,3 +143,7 @@ ax.set_title("Out-of-core training with partial_fit")
 ax.legend()
 fig.tight_layout()
 plt.show()
+
+# %%
+# Remove the temporary files.
+shutil.rmtree(workdir)
