@@ -3,6 +3,7 @@
 import numbers
 
 import numpy as np
+from joblib import Parallel, delayed
 from scipy import stats
 from sklearn.base import clone
 from sklearn.linear_model import Ridge
@@ -251,10 +252,28 @@ def _weighted_mean(values, weights, default):
     return float(values @ weights / total) if total > 0 else default
 
 
-def _fit_reward_model(reward_model, X, arm, reward, weight, n_arms, splits):
-    """Cross-fitted per-arm reward predictions, shape (n_samples, n_arms)."""
+def _fit_predict_arm(reward_model, X, reward, weight, rows, test):
+    """Fit a clone of the reward model on one arm's rows; predict ``X[test]``."""
+    model = clone(reward_model)
+    if has_fit_parameter(model, "sample_weight"):
+        model.fit(X[rows], reward[rows], sample_weight=weight[rows])
+    else:
+        model.fit(X[rows], reward[rows])
+    return np.asarray(model.predict(X[test]), dtype=np.float64).reshape(-1)
+
+
+def _fit_reward_model(
+    reward_model, X, arm, reward, weight, n_arms, splits, n_jobs=None, verbose=0
+):
+    """Cross-fitted per-arm reward predictions, shape (n_samples, n_arms).
+
+    The fits (one per fold and arm) are independent tasks run through
+    :class:`joblib.Parallel`; they draw no random numbers, so the result does
+    not depend on ``n_jobs`` or the backend.
+    """
     n = X.shape[0]
     q = np.empty((n, n_arms))
+    tasks = []
     for train, test in splits:
         overall = _weighted_mean(reward[train], weight[train], 0.0)
         for k in range(n_arms):
@@ -262,13 +281,14 @@ def _fit_reward_model(reward_model, X, arm, reward, weight, n_arms, splits):
             if X.shape[1] == 0 or rows.shape[0] < 2:
                 # no context (or too few rows): the arm's mean reward
                 q[test, k] = _weighted_mean(reward[rows], weight[rows], overall)
-                continue
-            model = clone(reward_model)
-            if has_fit_parameter(model, "sample_weight"):
-                model.fit(X[rows], reward[rows], sample_weight=weight[rows])
             else:
-                model.fit(X[rows], reward[rows])
-            q[test, k] = model.predict(X[test])
+                tasks.append((test, k, rows))
+    predictions = Parallel(n_jobs=n_jobs, verbose=max(0, 10 * int(verbose)))(
+        delayed(_fit_predict_arm)(reward_model, X, reward, weight, rows, test)
+        for test, _, rows in tasks
+    )
+    for (test, k, _), pred in zip(tasks, predictions, strict=True):
+        q[test, k] = pred
     return q
 
 
@@ -283,6 +303,8 @@ def _fit_reward_model(reward_model, X, arm, reward, weight, n_arms, splits):
         "confidence_level": [Interval(numbers.Real, 0, 1, closed="neither")],
         "sample_weight": ["array-like", None],
         "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
     },
     prefer_skip_nested_validation=True,
 )
@@ -297,6 +319,8 @@ def estimate_policy_value(
     confidence_level=0.95,
     sample_weight=None,
     random_state=None,
+    n_jobs=None,
+    verbose=0,
 ):
     """Off-policy value of a fitted policy with a confidence interval.
 
@@ -330,6 +354,14 @@ def estimate_policy_value(
         Weights of the logged rounds.
     random_state : int, RandomState instance or None, default=None
         Shuffles the cross-fitting folds.
+    n_jobs : int or None, default=None
+        Parallel jobs over the reward-model fits of ``"dr"`` (one per fold
+        and arm), through :class:`joblib.Parallel`, so a joblib backend such
+        as Dask or Ray distributes them. ``None`` means 1 unless in a
+        :func:`joblib.parallel_backend` context; ``-1`` uses all processors.
+        The result does not depend on it.
+    verbose : int, default=0
+        Progress messages of the parallel fits when positive.
 
     Returns
     -------
@@ -401,7 +433,17 @@ def estimate_policy_value(
             if n_splits > n:
                 raise ValueError(f"n_splits={n_splits} exceeds the {n} logged rounds.")
             splits = KFold(n_splits, shuffle=True, random_state=random_state).split(X)
-        q = _fit_reward_model(model, X, pos, r, w * n, classes.shape[0], splits)
+        q = _fit_reward_model(
+            model,
+            X,
+            pos,
+            r,
+            w * n,
+            classes.shape[0],
+            splits,
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )
         terms = np.sum(proba * q, axis=1) + t / p * (r - q[np.arange(n), pos])
         value = float(np.sum(w * terms))
         influence = terms - value
@@ -422,11 +464,12 @@ def estimate_policy_value(
         "reward_model": [HasMethods(["fit", "predict"]), None],
         "n_splits": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
     },
     prefer_skip_nested_validation=True,
 )
 def make_policy_scorer(
-    method="snips", *, reward_model=None, n_splits=2, random_state=0
+    method="snips", *, reward_model=None, n_splits=2, random_state=0, n_jobs=None
 ):
     """Scorer for ``GridSearchCV``: a policy's off-policy value on held-out logs.
 
@@ -442,6 +485,10 @@ def make_policy_scorer(
         Cross-fitting folds for ``"dr"``.
     random_state : int, RandomState instance or None, default=0
         Shuffles the cross-fitting folds.
+    n_jobs : int or None, default=None
+        Parallel jobs over the reward-model fits of ``"dr"``, see
+        :func:`estimate_policy_value`. Inside ``GridSearchCV(n_jobs=...)``
+        the candidates are already parallel; leave it at ``None`` there.
 
     Returns
     -------
@@ -478,6 +525,7 @@ def make_policy_scorer(
             n_splits=n_splits,
             sample_weight=sample_weight,
             random_state=random_state,
+            n_jobs=n_jobs,
         ).value
 
     scorer.__name__ = f"{method}_policy_scorer"

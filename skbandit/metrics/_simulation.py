@@ -14,10 +14,21 @@ from skbandit.environments import BaseEnvironment, simulate
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_repeats": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
     },
     prefer_skip_nested_validation=True,
 )
-def make_simulation_scorer(env, n_rounds, *, batch_size=1, n_repeats=5, random_state=0):
+def make_simulation_scorer(
+    env,
+    n_rounds,
+    *,
+    batch_size=1,
+    n_repeats=5,
+    random_state=0,
+    n_jobs=None,
+    verbose=0,
+):
     """Scorer that runs the policy's hyperparameters on a simulated bandit.
 
     An off-policy score values the *final* policy on logged data and so
@@ -43,6 +54,15 @@ def make_simulation_scorer(env, n_rounds, *, batch_size=1, n_repeats=5, random_s
         Runs averaged.
     random_state : int, RandomState instance or None, default=0
         Seeds the runs.
+    n_jobs : int or None, default=None
+        Parallel jobs over the ``n_repeats`` runs of each score, through
+        :class:`joblib.Parallel` (see :func:`~skbandit.environments.simulate`),
+        so a joblib backend such as Dask or Ray distributes them. The seed of
+        every run is drawn from ``random_state`` before the runs are
+        dispatched, so the score does not depend on ``n_jobs``. Inside
+        ``GridSearchCV(n_jobs=...)`` the candidates are already parallel.
+    verbose : int, default=0
+        Progress messages of the runs when positive.
 
     Returns
     -------
@@ -77,6 +97,8 @@ def make_simulation_scorer(env, n_rounds, *, batch_size=1, n_repeats=5, random_s
             batch_size=batch_size,
             n_repeats=n_repeats,
             random_state=random_state,
+            n_jobs=n_jobs,
+            verbose=verbose,
         )
         return -float(result.cumulative_regret[:, -1].mean()) / n_rounds
 

@@ -302,8 +302,17 @@ _SHARED_PARAMS_DOC = """
     random_state : int, RandomState instance or None, default=None
         Seeds LightGBM (bagging, feature subsampling).
     n_jobs : int, default=None
-        Number of LightGBM threads; ``None`` or ``-1`` uses LightGBM's default
-        (all cores).
+        Number of threads of LightGBM *inside one fit* (its ``num_threads``,
+        OpenMP threads on one machine), as in LightGBM's own scikit-learn
+        estimators. ``None`` or any negative value uses LightGBM's default,
+        the OpenMP default (all cores unless ``OMP_NUM_THREADS`` says
+        otherwise). It does not start joblib workers; to run many fits in
+        parallel (a grid search, cross-validation), parallelize across fits
+        with joblib and keep few threads per fit, e.g.
+        ``GridSearchCV(DROLGBMClassifier(n_jobs=1), grid, n_jobs=-1)``, which
+        a Dask or Ray joblib backend distributes across machines. Asking for
+        all cores at both levels oversubscribes them. See
+        :ref:`User Guide <scaling>`.
     verbose : int, default=0
         If positive, print the robust training risk every 10 rounds."""
 

@@ -1,5 +1,6 @@
 """scikit-learn estimators that train a skorch net on a robust risk."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -92,7 +93,9 @@ class _BaseNeuralNet(BaseEstimator):
             optimizer__weight_decay=float(self.weight_decay),
             lr=float(self.lr),
             max_epochs=int(self.max_epochs),
-            batch_size=min(int(self.batch_size), n_samples),
+            batch_size=int(self.batch_size)
+            if n_samples is None
+            else min(int(self.batch_size), n_samples),
             iterator_train__shuffle=True,
             train_split=None,
             device=device,
@@ -116,11 +119,36 @@ class _BaseNeuralNet(BaseEstimator):
         )
         # mean one over the data set: batch means of weighted terms are unbiased
         weight = (sample_weight / sample_weight.mean()).astype(np.float32)
+        device, seed = self._device_and_seed()
+        return X, y, weight, device, seed
+
+    def _device_and_seed(self):
         _check_device_spec(self.device)
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        return X, y, weight, device, seed
+        # seeds of the successive partial_fit calls (their shuffling)
+        self._partial_rng = np.random.default_rng(seed)
+        return device, seed
+
+    def _prepare_partial(self, X, y, sample_weight, *, multi_output, y_numeric):
+        """Validation of a partial_fit chunk; weights are used as given."""
+        first_call = not hasattr(self, "_net")
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            dtype=[np.float64, np.float32],
+            multi_output=multi_output,
+            y_numeric=y_numeric,
+            reset=first_call,
+        )
+        X = np.array(X, dtype=np.float32)
+        # not normalized: the mean weight of the whole stream is unknown here
+        weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        ).astype(np.float32)
+        return X, y, weight, first_call
 
     def _predict_raw(self, X):
         check_is_fitted(self)
@@ -213,41 +241,88 @@ class _DRONetMixin:
         losses = self._per_sample_losses(X, y)
         return check_ambiguity(self.ambiguity).risk(losses, sample_weight)
 
-    def _fit_net(self, X, y_enc, weight, device, seed, n_outputs):
+    def _criterion(self):
         ambiguity = check_ambiguity(self.ambiguity)
         if self.minibatch == "dual" and isinstance(ambiguity, KL):
             raise ValueError(
                 "minibatch='dual' supports the ChiSquare, CressieRead and CVaR "
                 "sets; use minibatch='exact' with KL."
             )
-        hidden = self._validate_hidden()
         criterion = DROLoss if self.minibatch == "exact" else DualDROLoss
-        with torch.random.fork_rng(devices=rng_devices(device)):
-            torch.manual_seed(seed)
-            module = build_module(
-                self.module,
-                self.module_kwargs,
-                X.shape[1],
-                n_outputs,
-                hidden,
-                self.activation,
-            )
-            net = self._make_net(
-                WeightedNet,
-                module,
-                criterion,
-                X.shape[0],
-                device,
-                criterion__base_criterion=self._base_criterion(),
-                criterion__ambiguity=ambiguity,
-            )
-            net.fit(_training_data(X, weight), y_enc)
+        return criterion, ambiguity
+
+    def _new_net(self, n_features, n_outputs, n_samples, device):
+        """The skorch net with a freshly built module (under the caller's seed)."""
+        criterion, ambiguity = self._criterion()
+        hidden = self._validate_hidden()
+        module = build_module(
+            self.module,
+            self.module_kwargs,
+            n_features,
+            n_outputs,
+            hidden,
+            self.activation,
+        )
+        return self._make_net(
+            WeightedNet,
+            module,
+            criterion,
+            n_samples,
+            device,
+            criterion__base_criterion=self._base_criterion(),
+            criterion__ambiguity=ambiguity,
+        )
+
+    def _store_net(self, net):
         self._net = net
         self.module_ = net.module_
         self.criterion_ = net.criterion_
         self.loss_curve_ = np.asarray(net.history[:, "train_loss"], dtype=float)
         self.n_iter_ = len(net.history)
         return self
+
+    def _fit_net(self, X, y_enc, weight, device, seed, n_outputs):
+        self._criterion()  # bad settings fail before anything is built
+        with torch.random.fork_rng(devices=rng_devices(device)):
+            torch.manual_seed(seed)
+            net = self._new_net(X.shape[1], n_outputs, X.shape[0], device)
+            net.fit(_training_data(X, weight), y_enc)
+        self._n_outputs = n_outputs
+        return self._store_net(net)
+
+    def _partial_fit_net(self, X, y_enc, weight, n_outputs, first_call):
+        """One pass over a chunk, building the net on the first call."""
+        if first_call:
+            self._criterion()
+            device, seed = self._device_and_seed()
+            ambiguity = check_ambiguity(self.ambiguity)
+            if self.minibatch == "exact" and not ambiguity.is_trivial():
+                warnings.warn(
+                    "partial_fit with minibatch='exact' minimizes the robust risk "
+                    "of each mini-batch, a biased (too optimistic) estimate of the "
+                    "robust risk of the whole data stream; use minibatch='dual', "
+                    "whose mini-batch gradients are unbiased, for out-of-core "
+                    "training.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            with torch.random.fork_rng(devices=rng_devices(device)):
+                torch.manual_seed(seed)
+                net = self._new_net(X.shape[1], n_outputs, None, device)
+                net.initialize()
+            self._n_outputs = n_outputs
+        else:
+            net = self._net
+            if n_outputs != self._n_outputs:
+                raise ValueError(
+                    f"y has {n_outputs} outputs, but the estimator was fitted "
+                    f"with {self._n_outputs}."
+                )
+        call_seed = int(self._partial_rng.integers(np.iinfo(np.int32).max))
+        with torch.random.fork_rng(devices=rng_devices(net.device)):
+            torch.manual_seed(call_seed)
+            net.partial_fit(_training_data(X, weight), y_enc, epochs=1)
+        return self._store_net(net)
 
 
 class _NeuralNetClassifierBase(ClassifierMixin, _BaseNeuralNet):
@@ -271,6 +346,39 @@ class _NeuralNetClassifierBase(ClassifierMixin, _BaseNeuralNet):
                 "The classifier needs samples of at least 2 classes in y; got 1 class."
             )
         return encoder.transform(y).astype(np.int64)
+
+    def _encode_partial(self, y, classes, first_call):
+        """Encode the labels of a partial_fit chunk against ``classes_``."""
+        check_classification_targets(y)
+        if first_call:
+            if classes is None:
+                raise ValueError(
+                    "classes must be given on the first call to partial_fit: all "
+                    "the labels of the data set, since a chunk may miss some."
+                )
+            classes = np.unique(np.asarray(classes))
+            if classes.shape[0] < 2:
+                raise ValueError(
+                    "The classifier needs at least 2 classes; classes holds "
+                    f"{classes.shape[0]}."
+                )
+        else:
+            if classes is not None and not np.array_equal(
+                np.unique(np.asarray(classes)), self.classes_
+            ):
+                raise ValueError(
+                    f"classes={np.unique(np.asarray(classes)).tolist()} differs "
+                    f"from the classes {self.classes_.tolist()} of the first call."
+                )
+            classes = self.classes_
+        unknown = ~np.isin(y, classes)
+        if np.any(unknown):
+            raise ValueError(
+                f"y contains labels {np.unique(y[unknown])[:5].tolist()} that are "
+                f"not in classes {classes.tolist()}."
+            )
+        # classes_ is set by the caller once the chunk has been trained on
+        return np.searchsorted(classes, y).astype(np.int64), classes
 
     def predict_proba(self, X):
         """Class probabilities: the softmax of the network's logits.
@@ -331,9 +439,10 @@ _COMMON_PARAMS_DOC = """
         variables (:class:`DualDROLoss`), whose mini-batch gradients are
         unbiased (ChiSquare, CressieRead and CVaR only).
     max_epochs : int, default=100
-        Passes over the training data.
+        Passes over the training data in ``fit``. Each call of
+        ``partial_fit`` makes one pass over its chunk instead.
     batch_size : int, default=128
-        Mini-batch size (capped at the number of samples).
+        Mini-batch size (capped at the number of samples in ``fit``).
     lr : float, default=1e-3
         Learning rate.
     optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adam"
@@ -345,7 +454,8 @@ _COMMON_PARAMS_DOC = """
         device too.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialization and the shuffling (through a forked torch
-        generator, leaving the global torch state unchanged).
+        generator, leaving the global torch state unchanged). A sequence of
+        ``partial_fit`` calls on the same chunks is reproducible too.
     verbose : int, default=0
         Print skorch's epoch log when positive.
 """
@@ -355,11 +465,11 @@ _COMMON_ATTRS_DOC = """
         The trained network.
     criterion_ : DROLoss or DualDROLoss
         The trained criterion (with the dual variables when
-        ``minibatch="dual"``).
+        ``minibatch="dual"``; they carry over between ``partial_fit`` calls).
     loss_curve_ : ndarray of shape (`n_iter_`,)
-        Mean training objective of each epoch.
+        Mean training objective of each epoch (of each ``partial_fit`` call).
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run, counting one per ``partial_fit`` call.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -408,6 +518,13 @@ class DRONeuralNetClassifier(_DRONetMixin, _NeuralNetClassifierBase):
     worst case over a small batch is less extreme); use large batches or
     ``minibatch="dual"``. :meth:`robust_risk` reports the exact robust risk of
     the fitted model on any data.
+
+    For data larger than memory, :meth:`partial_fit` trains on one chunk at a
+    time (one pass per call), keeping the network, the optimizer state and
+    the dual variables between calls. With ``minibatch="dual"`` the
+    objective is an expectation over samples, so chunks read in turn from
+    disk minimize the robust risk of the whole data set, as ``fit`` does on
+    it in memory.
 
     ``score`` is the accuracy (from :class:`~sklearn.base.ClassifierMixin`);
     use :meth:`robust_risk` or a worst-group metric to compare robustness.
@@ -460,6 +577,52 @@ class DRONeuralNetClassifier(_DRONetMixin, _NeuralNetClassifierBase):
         )
         y_enc = self._encode_classes(y)
         return self._fit_net(X, y_enc, weight, device, seed, self.classes_.shape[0])
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Continue training on a chunk of data: one pass in mini-batches.
+
+        The first call builds the network and the optimizer (and, with
+        ``minibatch="dual"``, initializes the dual variables on its first
+        mini-batch); later calls continue from there, keeping the optimizer
+        state and the dual variables. Calling ``partial_fit`` once per chunk
+        of a data set, for several passes over the chunks, trains on the
+        whole data set without holding it in memory.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features of the chunk (cast to float32), e.g. a slice of a
+            ``numpy.memmap``.
+        y : array-like of shape (n_samples,)
+            Class labels of the chunk.
+        classes : array-like of shape (n_classes,), default=None
+            All the class labels of the data set. Required on the first call
+            (a chunk may miss some); later calls may omit it.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the chunk's samples, used as given (not normalized,
+            since the rest of the data set is not seen); scale them to mean
+            about one over the data set.
+
+        Returns
+        -------
+        self : DRONeuralNetClassifier
+            The updated estimator.
+
+        Warns
+        -----
+        UserWarning
+            On the first call with ``minibatch="exact"`` and a non-trivial
+            ambiguity set: batch robust risks are biased estimates of the
+            robust risk of the data set; ``minibatch="dual"`` is not.
+        """
+        X, y, weight, first_call = self._prepare_partial(
+            X, y, sample_weight, multi_output=False, y_numeric=False
+        )
+        y_enc, classes = self._encode_partial(y, classes, first_call)
+        self._partial_fit_net(X, y_enc, weight, classes.shape[0], first_call)
+        self.classes_ = classes
+        return self
 
 
 class DRONeuralNetRegressor(_DRONetMixin, RegressorMixin, _BaseNeuralNet):
@@ -561,6 +724,47 @@ class DRONeuralNetRegressor(_DRONetMixin, RegressorMixin, _BaseNeuralNet):
         self._y_ndim = np.ndim(y)
         y2 = np.array(y, dtype=np.float32).reshape(X.shape[0], -1)
         return self._fit_net(X, y2, weight, device, seed, y2.shape[1])
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Continue training on a chunk of data: one pass in mini-batches.
+
+        The first call builds the network and the optimizer (and, with
+        ``minibatch="dual"``, initializes the dual variables on its first
+        mini-batch); later calls continue from there, keeping the optimizer
+        state and the dual variables. See
+        :meth:`DRONeuralNetClassifier.partial_fit`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features of the chunk (cast to float32).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets of the chunk (cast to float32), with the same number of
+            outputs in every call.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the chunk's samples, used as given (not normalized);
+            scale them to mean about one over the data set.
+
+        Returns
+        -------
+        self : DRONeuralNetRegressor
+            The updated estimator.
+
+        Warns
+        -----
+        UserWarning
+            On the first call with ``minibatch="exact"`` and a non-trivial
+            ambiguity set, as in :meth:`DRONeuralNetClassifier.partial_fit`.
+        """
+        X, y, weight, first_call = self._prepare_partial(
+            X, y, sample_weight, multi_output=True, y_numeric=True
+        )
+        y2 = np.array(y, dtype=np.float32).reshape(X.shape[0], -1)
+        self._partial_fit_net(X, y2, weight, y2.shape[1], first_call)
+        if first_call:
+            self._y_ndim = np.ndim(y)
+        return self
 
     def predict(self, X):
         """Predicted targets.

@@ -163,9 +163,11 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
     n_phases : int, default=2
         Augmentation phases of ``method="ada"`` (ignored by ``"wrm"``).
     max_epochs : int, default=100
-        Passes over the training data (per phase with ``method="ada"``).
+        Passes over the training data in ``fit`` (per phase with
+        ``method="ada"``). Each ``partial_fit`` call makes one pass over its
+        chunk instead.
     batch_size : int, default=128
-        Mini-batch size (capped at the number of samples).
+        Mini-batch size (capped at the number of samples in ``fit``).
     lr : float, default=1e-3
         Learning rate.
     optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adam"
@@ -187,7 +189,7 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
         + _COMMON_ATTRS_DOC.replace(
             """    criterion_ : DROLoss or DualDROLoss
         The trained criterion (with the dual variables when
-        ``minibatch="dual"``).
+        ``minibatch="dual"``; they carry over between ``partial_fit`` calls).
 """,
             """    criterion_ : torch.nn.Module
         The (weighted mean cross-entropy) training criterion.
@@ -356,12 +358,87 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
                     y_all = np.concatenate([y_all, y_all])
                     w_all = np.concatenate([w_all, w_all])
                     net.partial_fit(_training_data(X_all, w_all), y_all)
+        return self._store_net(net)
+
+    def _store_net(self, net):
         self._net = net
         self.module_ = net.module_
         self.criterion_ = net.criterion_
         self.loss_curve_ = np.asarray(net.history[:, "train_loss"], dtype=float)
         self.n_iter_ = len(net.history)
         return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Continue principled adversarial training on a chunk: one pass.
+
+        Each mini-batch of the chunk is perturbed by the inner maximization
+        and the network takes a step on the perturbed points, exactly as in
+        ``fit``; the objective :math:`E[\\phi_\\gamma]` is an average over
+        samples, so chunks read in turn from disk train on the whole data set.
+        The first call builds the network and the optimizer; later calls keep
+        the optimizer state. Only ``method="wrm"``: the augmentation phases of
+        ``"ada"`` perturb the whole training set at once.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features of the chunk (cast to float32).
+        y : array-like of shape (n_samples,)
+            Class labels of the chunk.
+        classes : array-like of shape (n_classes,), default=None
+            All the class labels of the data set. Required on the first call
+            (a chunk may miss some); later calls may omit it.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the chunk's samples, used as given (not normalized);
+            scale them to mean about one over the data set.
+
+        Returns
+        -------
+        self : WassersteinRobustNeuralNetClassifier
+            The updated estimator.
+        """
+        if self.method != "wrm":
+            raise ValueError(
+                "partial_fit supports method='wrm' only; method='ada' augments "
+                "the whole training set in phases, use fit."
+            )
+        X, y, weight, first_call = self._prepare_partial(
+            X, y, sample_weight, multi_output=False, y_numeric=False
+        )
+        y_enc, classes = self._encode_partial(y, classes, first_call)
+        if first_call:
+            hidden = self._validate_hidden()
+            device, seed = self._device_and_seed()
+            with torch.random.fork_rng(devices=rng_devices(device)):
+                torch.manual_seed(seed)
+                module = build_module(
+                    self.module,
+                    self.module_kwargs,
+                    X.shape[1],
+                    classes.shape[0],
+                    hidden,
+                    self.activation,
+                )
+                net = self._make_net(
+                    _WRMNet,
+                    module,
+                    _WeightedMeanLoss,
+                    None,
+                    device,
+                    criterion__base_criterion=self._base_criterion(),
+                )
+                net.adversary_settings = self._adversary_settings()
+                net.initialize()
+        else:
+            net = self._net
+        call_seed = int(self._partial_rng.integers(np.iinfo(np.int32).max))
+        with torch.random.fork_rng(devices=rng_devices(net.device)):
+            torch.manual_seed(call_seed)
+            net.partial_fit(_training_data(X, weight), y_enc, epochs=1)
+        self.classes_ = classes
+        self.n_augmented_ = 0
+        return self._store_net(net)
 
     def _augment(self, net, X, y_enc, device):
         """Inner maximizers of every point of the current training set."""
