@@ -22,37 +22,45 @@ from skrobust.subpopulation._linear import (
 _MAX_PAIRS = 250_000
 
 
-def _resolve_covariates(estimator, covariates, n_features):
-    """Column indices of Z from names, indices, or None (all columns)."""
+def _resolve_covariates(
+    estimator, covariates, n_features, name="covariates", allow_empty=False
+):
+    """Column indices from names, indices, or None (all columns).
+
+    ``name`` is the parameter named in error messages; ``allow_empty`` lets an
+    empty list select no column.
+    """
     if covariates is None:
         return np.arange(n_features)
     items = [covariates] if isinstance(covariates, str | Integral) else covariates
     items = list(items)
     if not items:
-        raise ValueError("covariates is empty; name at least one column of X.")
+        if allow_empty:
+            return np.zeros(0, dtype=np.intp)
+        raise ValueError(f"{name} is empty; name at least one column of X.")
     names = getattr(estimator, "feature_names_in_", None)
     indices = []
     for item in items:
         if isinstance(item, str):
             if names is None:
                 raise ValueError(
-                    f"covariates names the column {item!r}, but X has no column "
+                    f"{name} names the column {item!r}, but X has no column "
                     "names; pass a DataFrame or use column indices."
                 )
             found = np.flatnonzero(names == item)
             if found.size == 0:
-                raise ValueError(f"covariates names {item!r}, not a column of X.")
+                raise ValueError(f"{name} names {item!r}, not a column of X.")
             indices.append(int(found[0]))
         elif isinstance(item, Integral) and not isinstance(item, bool):
             if not -n_features <= item < n_features:
                 raise ValueError(
-                    f"covariates index {item} is out of range for X with "
+                    f"{name} index {item} is out of range for X with "
                     f"{n_features} columns."
                 )
             indices.append(int(item) % n_features)
         else:
             raise TypeError(
-                f"covariates must hold column names or integer indices; got {item!r}."
+                f"{name} must hold column names or integer indices; got {item!r}."
             )
     return np.unique(indices)
 
