@@ -186,9 +186,9 @@ def _solve_cvxpy(problem, owner):
         b = cp.Variable(K)
         Z = Z + np.ones((n, 1)) @ cp.reshape(b, (1, K), order="C")
     loss_expr = problem.loss.cvxpy(Z, problem.target)
-    beta = cp.Variable(problem.n_controls)
+    beta = cp.Variable(problem.n_controls) if problem.n_controls else None
     eta0 = cp.Variable()
-    eta = eta0 + (problem.C @ beta if problem.n_controls else 0.0)
+    eta = eta0 + problem.C @ beta if beta is not None else eta0
     if problem.trivial:
         risk = problem.p @ loss_expr
     else:
@@ -215,8 +215,10 @@ def _solve_cvxpy(problem, owner):
     parts = [np.asarray(W.value, dtype=float).ravel()]
     if b is not None:
         parts.append(np.asarray(b.value, dtype=float))
-    beta_value = beta.value if problem.n_controls and beta.value is not None else 0.0
-    parts.append(np.zeros(problem.n_controls) + beta_value)
+    beta_value = np.zeros(problem.n_controls)
+    if beta is not None and beta.value is not None:
+        beta_value += beta.value
+    parts.append(beta_value)
     stats = cvx_problem.solver_stats
     n_iter = int(stats.num_iters) if stats and stats.num_iters is not None else 0
     return np.concatenate(parts), n_iter
