@@ -60,6 +60,14 @@ def _timed(fn, repeats):
     return float(np.median(times)), out
 
 
+def _timed_dro(fn, repeats):
+    """Like _timed; the anchor's failure is returned in place of the time."""
+    try:
+        return _timed(fn, repeats)
+    except Exception as exc:
+        return exc, None
+
+
 def _dro_fit(make, config, X, y, **fit_kwargs):
     def fit():
         model = make()
@@ -160,14 +168,22 @@ def main():
 
     rows = []
 
-    def record(name, n, ours_t, dro_t, ours_obj, dro_obj, note, extra=("", "")):
+    def record(name, n, ours_t, dro_t, ours_obj, dro_obj, note, extra=None):
+        """One row; ``dro_obj`` and ``extra`` are callables of the dro model."""
+        extra_cells = ("", "")
         if isinstance(dro_t, Exception):  # the anchor's failures are results too
             msg = str(dro_t).splitlines()[0][:70]
             dro_cells = f"failed | - | {ours_obj:.6f} | {type(dro_t).__name__}: {msg}"
+            if extra is not None:
+                extra_cells = (f"{extra[0]():.6f}", "-")
         else:
             dro_cells = (
-                f"{dro_t:.3f} | {dro_t / ours_t:.2g}x | {ours_obj:.6f} | {dro_obj:.6f}"
+                f"{dro_t:.3f} | {dro_t / ours_t:.2g}x | {ours_obj:.6f} "
+                f"| {dro_obj():.6f}"
             )
+            if extra is not None:
+                extra_cells = (f"{extra[0]():.6f}", f"{extra[1]():.6f}")
+        extra = extra_cells
         rows.append(
             f"| {name} | {n:,} | {ours_t:.3f} | {dro_cells} "
             f"| {extra[0]} | {extra[1]} | {note} |"
@@ -184,7 +200,7 @@ def main():
         ours_t, ours = _timed(
             lambda tv=tv: DROLogisticRegression(tv, alpha=0.0).fit(X, y), args.repeats
         )
-        dro_t, model = _timed(
+        dro_t, model = _timed_dro(
             _dro_fit(lambda: TVDRO(d, "logistic", eps=0.2), None, X, y_pm),
             dro_repeats,
         )
@@ -194,7 +210,7 @@ def main():
             ours_t,
             dro_t,
             tv.risk(logistic_losses(X, y_pm, ours.coef_, ours.intercept_[0])),
-            tv.risk(logistic_losses(X, y_pm, model.theta, model.b)),
+            lambda: tv.risk(logistic_losses(X, y_pm, model.theta, model.b)),
             "same set: `eps` = radius, (1-eps) CVaR_{1-eps} + eps max",
         )
 
@@ -210,7 +226,7 @@ def main():
                     lambda ball=ball: DROLogisticRegression(ball, alpha=0.0).fit(X, y),
                     args.repeats,
                 )
-                dro_t, model = _timed(
+                dro_t, model = _timed_dro(
                     _dro_fit(
                         lambda: WassersteinDRO(d, "logistic"),
                         {"eps": 0.05, "p": norm, "kappa": "inf"},
@@ -220,7 +236,8 @@ def main():
                     dro_repeats,
                 )
                 ours_loss = logistic_losses(X, y_pm, ours.coef_, ours.intercept_[0])
-                dro_loss = logistic_losses(X, y_pm, model.theta, model.b)
+                dro_loss = logistic_losses
+                data_xy = (X, y_pm)
                 ours_coef = ours.coef_[0]
             else:
                 ours_t, ours = _timed(
@@ -229,7 +246,7 @@ def main():
                     ).fit(Xr, yr),
                     args.repeats,
                 )
-                dro_t, model = _timed(
+                dro_t, model = _timed_dro(
                     _dro_fit(
                         lambda: WassersteinDRO(d, "lad"),
                         {"eps": 0.05, "p": norm, "kappa": "inf"},
@@ -239,7 +256,8 @@ def main():
                     dro_repeats,
                 )
                 ours_loss = absolute(Xr, yr, ours.coef_, ours.intercept_)
-                dro_loss = absolute(Xr, yr, model.theta, model.b)
+                dro_loss = absolute
+                data_xy = (Xr, yr)
                 ours_coef = ours.coef_
             record(
                 f"Wasserstein (radius 0.05, {norm}-norm), {label}",
@@ -247,7 +265,11 @@ def main():
                 ours_t,
                 dro_t,
                 ball.robust_risk(ours_loss, ours_coef, 1.0),
-                ball.robust_risk(dro_loss, np.asarray(model.theta), 1.0),
+                lambda ball=ball, loss=dro_loss, xy=data_xy, model=model: (
+                    ball.robust_risk(
+                        loss(*xy, model.theta, model.b), np.asarray(model.theta), 1.0
+                    )
+                ),
                 "same set: `eps` = radius, `p` = norm, `kappa='inf'`",
             )
 
@@ -257,7 +279,7 @@ def main():
             lambda: GroupDROLogisticRegression(l2_reg=0.0).fit(X, y, groups=groups),
             args.repeats,
         )
-        dro_t, model = _timed(
+        dro_t, model = _timed_dro(
             _dro_fit(
                 lambda: GroupDRO(d, group_idx=0, model_type="logistic"), None, X, y_pm
             ),
@@ -271,7 +293,7 @@ def main():
             group_risk(
                 logistic_losses(X, y_pm, ours.coef_, ours.intercept_[0]), groups
             ),
-            group_risk(logistic_losses(X, y_pm, model.theta, model.b), groups),
+            lambda: group_risk(logistic_losses(X, y_pm, model.theta, model.b), groups),
             "same problem: max of group mean losses (`group_adjustment=0`)",
         )
 
@@ -283,7 +305,7 @@ def main():
             ).fit(X, y),
             args.repeats,
         )
-        dro_t, model = _timed(
+        dro_t, model = _timed_dro(
             _dro_fit(
                 lambda: ConditionalCVaRDRO(d, "logistic"),
                 {"alpha": alpha, "control_name": controls},
@@ -294,20 +316,23 @@ def main():
         )
         C = X[:, controls]
         ours_loss = logistic_losses(X, y_pm, ours.coef_, ours.intercept_[0])
-        dro_loss = logistic_losses(X, y_pm, model.theta, model.b)
+
+        def dro_loss(model=model):
+            return logistic_losses(X, y_pm, model.theta, model.b)
+
         record(
             "conditional CVaR (alpha 0.5, 2 controls), logistic",
             n,
             ours_t,
             dro_t,
             _conditional_cvar(ours_loss, C, alpha)[0],
-            _conditional_cvar(dro_loss, C, alpha)[0],
+            lambda: _conditional_cvar(dro_loss(), C, alpha)[0],
             "different sets: ours ratio <= 1/alpha, eta affine in the controls; "
             "dro's ratio in [alpha, 1/alpha] (Sahoo et al.'s two-sided model), eta "
             "linear in the controls without intercept",
             (
-                f"{_sahoo_risk(ours_loss, C, alpha):.6f}",
-                f"{_sahoo_risk(dro_loss, C, alpha):.6f}",
+                lambda: _sahoo_risk(ours_loss, C, alpha),
+                lambda: _sahoo_risk(dro_loss(), C, alpha),
             ),
         )
         Cr = Xr[:, [0]]
@@ -317,7 +342,7 @@ def main():
             ).fit(Xr, yr),
             args.repeats,
         )
-        dro_t, model = _timed(
+        dro_t, model = _timed_dro(
             _dro_fit(
                 lambda: ConditionalCVaRDRO(d, "ols"),
                 {"alpha": alpha, "control_name": [0]},
@@ -327,18 +352,21 @@ def main():
             dro_repeats,
         )
         ours_loss = half_squared(Xr, yr, ours.coef_, ours.intercept_)
-        dro_loss = half_squared(Xr, yr, model.theta, model.b)
+
+        def dro_loss(model=model):
+            return half_squared(Xr, yr, model.theta, model.b)
+
         record(
             "conditional CVaR (alpha 0.5, 1 control), squared",
             n,
             ours_t,
             dro_t,
             _conditional_cvar(ours_loss, Cr, alpha)[0],
-            _conditional_cvar(dro_loss, Cr, alpha)[0],
+            lambda: _conditional_cvar(dro_loss(), Cr, alpha)[0],
             "as above; losses (y - f)^2 / 2",
             (
-                f"{_sahoo_risk(ours_loss, Cr, alpha):.6f}",
-                f"{_sahoo_risk(dro_loss, Cr, alpha):.6f}",
+                lambda: _sahoo_risk(ours_loss, Cr, alpha),
+                lambda: _sahoo_risk(dro_loss(), Cr, alpha),
             ),
         )
 
@@ -353,24 +381,21 @@ def main():
             args.repeats,
         )
         Z, p = X[:, [1]], np.full(n, 1.0 / n)
-        try:
-            dro_t, model = _timed(
-                _dro_fit(
-                    lambda: MarginalCVaRDRO(
-                        d, "logistic", alpha=alpha, L=lipschitz, p=2
-                    ),
-                    {"control_name": [1]},
-                    X,
-                    y_pm,
-                    accelerate=False,
-                ),
-                args.repeats,
-            )
-            dro_obj = _marginal_risk(
-                logistic_losses(X, y_pm, model.theta, model.b), Z, p, alpha, lipschitz
-            )
-        except Exception as exc:
-            dro_t, dro_obj = exc, None
+        dro_t, model = _timed_dro(
+            _dro_fit(
+                lambda: MarginalCVaRDRO(d, "logistic", alpha=alpha, L=lipschitz, p=2),
+                {"control_name": [1]},
+                X,
+                y_pm,
+                accelerate=False,
+            ),
+            args.repeats,
+        )
+
+        def dro_obj(model=model, Z=Z, p=p):
+            losses = logistic_losses(X, y_pm, model.theta, model.b)
+            return _marginal_risk(losses, Z, p, alpha, lipschitz)
+
         record(
             "marginal (alpha 0.2, L 1, 1 covariate), logistic",
             n,
