@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import Interval
 
 from skrobust.ambiguity import ChiSquare
 from skrobust.subpopulation._linear import (
+    _cvxpy_losses,
     _LinearClassifier,
     _LinearRegressor,
     _loss_and_derivative,
@@ -215,18 +216,6 @@ def _marginal_risk(
     prob = cp.Problem(cp.Minimize(risk), constraints)
     _solve_problem(prob, "_marginal_risk")
     return float(prob.value)
-
-
-def _cvxpy_losses(kind, raw, target):
-    """Per-sample convex losses of cvxpy raw scores (matching _linear)."""
-    import cvxpy as cp
-
-    if kind == "logistic":
-        return cp.logistic(cp.multiply(1.0 - 2.0 * target, raw[:, 0]))
-    if kind == "multinomial":
-        onehot = np.eye(raw.shape[1])[target]
-        return cp.log_sum_exp(raw, axis=1) - cp.sum(cp.multiply(onehot, raw), axis=1)
-    return cp.square(raw[:, 0] - target)
 
 
 class _MarginalMixin:
