@@ -235,7 +235,8 @@ def test_heteroscedastic_simulation_lowers_the_conditional_tail():
     cond.fit(X, y)
     tail_erm = _true_conditional_cvar(erm, alpha)
     tail_cond = _true_conditional_cvar(cond, alpha)
-    # measured: average 2.30 -> 1.75, worst x 4.95 -> 3.61
+    # measured: average 2.29 -> 1.74, worst x 4.95 -> 3.60 (ordinary CVaR DRO,
+    # control_features=[]: 1.80 and 3.71)
     assert tail_cond.mean() < 0.85 * tail_erm.mean()
     assert tail_cond.max() < 0.85 * tail_erm.max()
 
