@@ -365,9 +365,9 @@ _COMMON_TAIL = """    tol : float, default=1e-6
 _ATTRS = """    control_features_ : ndarray of int
         Column indices of the controls in ``X``.
     control_coef_ : ndarray of shape (n_controls,)
-        :math:`\\beta`, the slope of the threshold :math:`\\eta(x)` (the
-        conditional value at risk of the loss, as a function of the
-        controls) at the solution.
+        :math:`\\beta`, the slope of the threshold :math:`\\eta(x)` at the
+        solution (an affine fit of the value at risk of the loss given the
+        controls).
     control_intercept_ : float
         :math:`\\beta_0`, so that :math:`\\eta(x) =` ``control_intercept_ +
         X[:, control_features_] @ control_coef_``.
