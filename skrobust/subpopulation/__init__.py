@@ -10,6 +10,11 @@ least information about it:
   the subpopulations are unknown but defined by chosen covariates Z; minimize
   a bound on the worst risk over all subpopulations of mass >= alpha
   (Duchi, Hashimoto and Namkoong).
+- :class:`ConditionalCVaRLogisticRegression`,
+  :class:`ConditionalCVaRLinearRegression`: the X-distribution is held fixed
+  and the law of Y given X shifts (likelihood ratio at most 1 / alpha);
+  minimize a bound on the average conditional CVaR of the loss given X
+  (Sahoo, Lei and Wager).
 - :class:`VarianceRegularizedLogisticRegression`,
   :class:`VarianceRegularizedLinearRegression`: nothing is known; the
   chi-square robust risk at radius rho / n, which is the variance-regularized
@@ -18,6 +23,10 @@ least information about it:
 Every worst-case expectation comes from :mod:`skrobust.ambiguity`.
 """
 
+from skrobust.subpopulation._conditional import (
+    ConditionalCVaRLinearRegression,
+    ConditionalCVaRLogisticRegression,
+)
 from skrobust.subpopulation._group import (
     GroupDROLinearRegression,
     GroupDROLogisticRegression,
@@ -32,6 +41,8 @@ from skrobust.subpopulation._variance import (
 )
 
 __all__ = [
+    "ConditionalCVaRLinearRegression",
+    "ConditionalCVaRLogisticRegression",
     "GroupDROLinearRegression",
     "GroupDROLogisticRegression",
     "MarginalDROLinearRegression",

@@ -24,7 +24,14 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skrobust.linear_model._losses import _BinaryLogistic, _Multinomial, _Squared
 from skrobust.utils import check_nonnegative_sample_weight
+
+# The losses are those of skrobust.linear_model; this subpackage keeps its
+# conventions: labels encoded in {0, 1} and the squared error r^2 (twice
+# linear_model's r^2 / 2).
+_BINARY = _BinaryLogistic()
+_SQUARED = _Squared()
 
 
 def _loss_and_derivative(kind, raw, target):
@@ -35,17 +42,20 @@ def _loss_and_derivative(kind, raw, target):
     ``"squared"`` (squared error :math:`(y - f)^2`).
     """
     if kind == "logistic":
-        f = raw[:, 0]
-        losses = -log_expit((2.0 * target - 1.0) * f)
-        return losses, (expit(f) - target)[:, None]
+        return _BINARY.value_grad(raw, 2.0 * target - 1.0)
     if kind == "multinomial":
-        rows = np.arange(raw.shape[0])
-        losses = -log_softmax(raw, axis=1)[rows, target]
-        deriv = softmax(raw, axis=1)
-        deriv[rows, target] -= 1.0
-        return losses, deriv
-    residual = raw[:, 0] - target
-    return residual**2, (2.0 * residual)[:, None]
+        return _Multinomial(raw.shape[1]).value_grad(raw, target)
+    losses, deriv = _SQUARED.value_grad(raw, target)
+    return 2.0 * losses, 2.0 * deriv
+
+
+def _cvxpy_losses(kind, raw, target):
+    """Per-sample convex losses of cvxpy raw scores (as _loss_and_derivative)."""
+    if kind == "logistic":
+        return _BINARY.cvxpy(raw, 2.0 * target - 1.0)
+    if kind == "multinomial":
+        return _Multinomial(raw.shape[1]).cvxpy(raw, target)
+    return 2.0 * _SQUARED.cvxpy(raw, target)
 
 
 class _RobustObjective:

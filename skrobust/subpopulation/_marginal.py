@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import Interval
 
 from skrobust.ambiguity import ChiSquare
 from skrobust.subpopulation._linear import (
+    _cvxpy_losses,
     _LinearClassifier,
     _LinearRegressor,
     _loss_and_derivative,
@@ -22,37 +23,45 @@ from skrobust.subpopulation._linear import (
 _MAX_PAIRS = 250_000
 
 
-def _resolve_covariates(estimator, covariates, n_features):
-    """Column indices of Z from names, indices, or None (all columns)."""
+def _resolve_covariates(
+    estimator, covariates, n_features, name="covariates", allow_empty=False
+):
+    """Column indices from names, indices, or None (all columns).
+
+    ``name`` is the parameter named in error messages; ``allow_empty`` lets an
+    empty list select no column.
+    """
     if covariates is None:
         return np.arange(n_features)
     items = [covariates] if isinstance(covariates, str | Integral) else covariates
     items = list(items)
     if not items:
-        raise ValueError("covariates is empty; name at least one column of X.")
+        if allow_empty:
+            return np.zeros(0, dtype=np.intp)
+        raise ValueError(f"{name} is empty; name at least one column of X.")
     names = getattr(estimator, "feature_names_in_", None)
     indices = []
     for item in items:
         if isinstance(item, str):
             if names is None:
                 raise ValueError(
-                    f"covariates names the column {item!r}, but X has no column "
+                    f"{name} names the column {item!r}, but X has no column "
                     "names; pass a DataFrame or use column indices."
                 )
             found = np.flatnonzero(names == item)
             if found.size == 0:
-                raise ValueError(f"covariates names {item!r}, not a column of X.")
+                raise ValueError(f"{name} names {item!r}, not a column of X.")
             indices.append(int(found[0]))
         elif isinstance(item, Integral) and not isinstance(item, bool):
             if not -n_features <= item < n_features:
                 raise ValueError(
-                    f"covariates index {item} is out of range for X with "
+                    f"{name} index {item} is out of range for X with "
                     f"{n_features} columns."
                 )
             indices.append(int(item) % n_features)
         else:
             raise TypeError(
-                f"covariates must hold column names or integer indices; got {item!r}."
+                f"{name} must hold column names or integer indices; got {item!r}."
             )
     return np.unique(indices)
 
@@ -207,18 +216,6 @@ def _marginal_risk(
     prob = cp.Problem(cp.Minimize(risk), constraints)
     _solve_problem(prob, "_marginal_risk")
     return float(prob.value)
-
-
-def _cvxpy_losses(kind, raw, target):
-    """Per-sample convex losses of cvxpy raw scores (matching _linear)."""
-    import cvxpy as cp
-
-    if kind == "logistic":
-        return cp.logistic(cp.multiply(1.0 - 2.0 * target, raw[:, 0]))
-    if kind == "multinomial":
-        onehot = np.eye(raw.shape[1])[target]
-        return cp.log_sum_exp(raw, axis=1) - cp.sum(cp.multiply(onehot, raw), axis=1)
-    return cp.square(raw[:, 0] - target)
 
 
 class _MarginalMixin:
