@@ -335,15 +335,20 @@ def _smoothing_schedule(problem, w, tol, start=0.01):
     return taus
 
 
-def _check_result(res, max_iter, tol):
+def _check_result(res, max_iter, tol, owner="", stacklevel=3):
+    """Raise ConvergenceWarning for an L-BFGS result that did not converge.
+
+    ``owner`` prefixes the message (for example the estimator's name).
+    """
+    prefix = f"{owner}: " if owner else ""
     if res.success:
         return
     if res.nit >= max_iter or res.status == 1:
         warnings.warn(
-            f"L-BFGS did not converge in max_iter={max_iter} iterations "
+            f"{prefix}L-BFGS did not converge in max_iter={max_iter} iterations "
             f"({res.message}). Increase max_iter or scale the data.",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
         return
     # Line-search stalls at the limit of floating-point precision are benign
@@ -351,10 +356,10 @@ def _check_result(res, max_iter, tol):
     grad_norm = float(np.max(np.abs(res.jac))) if res.jac.size else 0.0
     if grad_norm > max(100 * tol, 1e-5):
         warnings.warn(
-            f"L-BFGS stopped before convergence ({res.message}); the largest "
-            f"gradient entry is {grad_norm:.2e} > tol={tol:.1e}.",
+            f"{prefix}L-BFGS stopped before convergence ({res.message}); the "
+            f"largest gradient entry is {grad_norm:.2e} > tol={tol:.1e}.",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 

@@ -1,10 +1,11 @@
 """Conditional CVaR DRO: shifts of Y given X with the X-marginal held fixed."""
 
 import warnings
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.optimize import linprog, minimize
+from scipy.optimize import linprog
 from scipy.special import log_softmax
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
@@ -22,10 +23,9 @@ from skrobust.linear_model._losses import (
     _Multinomial,
     _Squared,
 )
+from skrobust.linear_model._solver import _check_result, _lbfgs
 from skrobust.subpopulation._marginal import _resolve_covariates
 from skrobust.utils import check_nonnegative_sample_weight
-
-_EPS = np.finfo(np.float64).eps
 
 
 class _ConditionalProblem:
@@ -108,32 +108,15 @@ class _ConditionalProblem:
         return tau * (self.loss.smooth_bound + cvar)
 
 
-def _lbfgs(fun, w0, args, tol, max_iter):
-    return minimize(
-        fun,
-        w0,
-        args=args,
-        method="L-BFGS-B",
-        jac=True,
-        options={
-            "maxiter": max_iter,
-            "maxfun": 2 * max_iter + 20,
-            "gtol": tol,
-            "ftol": 64 * _EPS,
-            "maxcor": 20,
-        },
-    )
-
-
 def _solve_lbfgs(problem, tol, max_iter):
     """ERM warm start, then a continuation in the softplus temperature."""
     n_params = problem.n_coef + problem.n_intercept
     w = np.zeros(n_params + problem.n_controls)
     tau_erm = 1e-2 if problem.loss.smooth_bound else 0.0
-    res = _lbfgs(problem, w, (tau_erm, True), max(tol, 1e-3), max_iter)
+    res = _lbfgs(partial(problem, mean_only=True), w, tau_erm, max(tol, 1e-3), max_iter)
     w, n_iter = res.x, int(res.nit)
     if not problem.smoothing_error(1.0):
-        res = _lbfgs(problem, w, (0.0, False), tol, max_iter)
+        res = _lbfgs(problem, w, 0.0, tol, max_iter)
         return res.x, n_iter + int(res.nit), res
     W, b, _ = problem.unpack(w)
     losses = problem.losses(W, b)
@@ -142,35 +125,12 @@ def _solve_lbfgs(problem, tol, max_iter):
         spread = 1.0
     tau = 0.01 * spread
     for _ in range(30):
-        res = _lbfgs(problem, w, (tau, False), tol, max_iter)
+        res = _lbfgs(problem, w, tau, tol, max_iter)
         w, n_iter = res.x, n_iter + int(res.nit)
         if problem.smoothing_error(tau) <= tol:
             break
         tau /= 10.0
     return w, n_iter, res
-
-
-def _check_result(res, max_iter, tol, owner):
-    if res.success:
-        return
-    if res.nit >= max_iter or res.status == 1:
-        warnings.warn(
-            f"{owner}: L-BFGS did not converge in max_iter={max_iter} iterations "
-            f"({res.message}). Increase max_iter or scale the data.",
-            ConvergenceWarning,
-            stacklevel=4,
-        )
-        return
-    # line-search stalls at the limit of floating-point precision are benign
-    # when the gradient is small
-    grad_norm = float(np.max(np.abs(res.jac))) if res.jac.size else 0.0
-    if grad_norm > max(100 * tol, 1e-5):
-        warnings.warn(
-            f"{owner}: L-BFGS stopped before convergence ({res.message}); the "
-            f"largest gradient entry is {grad_norm:.2e} > tol={tol:.1e}.",
-            ConvergenceWarning,
-            stacklevel=4,
-        )
 
 
 def _solve_cvxpy(problem, owner):
@@ -303,7 +263,7 @@ class _BaseConditionalCVaR(BaseEstimator):
                 w, n_iter = _solve_cvxpy(problem, owner)
             else:
                 w, n_iter, res = _solve_lbfgs(problem, self.tol, self.max_iter)
-                _check_result(res, self.max_iter, self.tol, owner)
+                _check_result(res, self.max_iter, self.tol, owner, stacklevel=4)
         W, b, beta = problem.unpack(w)
         b = b if b is not None else np.zeros(problem.n_outputs)
         losses = problem.losses(W, b)
