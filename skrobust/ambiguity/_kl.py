@@ -3,10 +3,11 @@
 from numbers import Real
 
 import numpy as np
-from scipy.optimize import brentq
 from sklearn.utils._param_validation import Interval
 
 from skrobust.ambiguity._base import AmbiguitySet, _weights_on_max
+
+_EPS = np.finfo(np.float64).eps
 
 
 class KL(AmbiguitySet):
@@ -84,13 +85,7 @@ class KL(AmbiguitySet):
             return 1.0, _weights_on_max(z, p), np.array([0.0])
         mean = float(np.dot(p, z))
         dev = z - mean
-        log_t = brentq(
-            lambda lt: _tilt(dev, p, np.exp(lt))[0] - rho,
-            -800.0,
-            _log_upper_bracket(dev, p, rho),
-            xtol=1e-14,
-            rtol=8 * np.finfo(float).eps,
-        )
+        log_t = _solve_log_tilt(dev, p, rho)
         t = float(np.exp(log_t))
         _, log_mgf, q = _tilt(dev, p, t)
         risk = mean + (rho + log_mgf) / t
@@ -193,8 +188,43 @@ def _tilt(dev, p, t):
     return t * mean_q - log_mgf, log_mgf, q
 
 
-def _log_upper_bracket(dev, p, rho):
-    log_t = 0.0
-    while _tilt(dev, p, np.exp(log_t))[0] < rho:
-        log_t += 1.0
+def _solve_log_tilt(dev, p, rho):
+    """Root in ``log t`` of ``KL(q_t || p) = rho``, to machine precision.
+
+    Newton's method on ``log t`` (``d KL / d log t = t^2 Var_q(dev)``, and
+    ``KL`` is increasing in ``t``) from the small-radius solution
+    ``t = sqrt(2 rho / Var_p(dev))``, safeguarded by a bracket (grown by unit
+    steps in ``log t`` until the root is enclosed, then bisected when a
+    Newton step leaves it): a handful of passes over the losses where a
+    bracketing root finder takes dozens. The caller ensures a root exists
+    (``rho < -log P(max loss)``).
+    """
+    lo, hi = -800.0, np.inf
+    var_p = float(np.dot(p, dev * dev))
+    log_t = 0.5 * np.log(2.0 * rho / var_p) if var_p > 0 else 0.0
+    log_t = min(max(log_t, lo), 700.0)
+    for _ in range(300):
+        t = float(np.exp(log_t))
+        kl, _, q = _tilt(dev, p, t)
+        gap = kl - rho
+        if gap == 0.0:
+            break
+        if gap > 0:
+            hi = log_t
+        else:
+            lo = log_t
+        mean_q = float(np.dot(q, dev))
+        slope = t * t * max(float(np.dot(q, dev * dev)) - mean_q * mean_q, 0.0)
+        new = log_t - gap / slope if slope > 0 else np.nan
+        if abs(new - log_t) <= 1e-14 * max(1.0, abs(log_t)):
+            log_t = new
+            break
+        if np.isinf(hi):
+            if not log_t < new <= log_t + 1.0:
+                new = log_t + 1.0
+        elif not lo < new < hi:
+            new = 0.5 * (lo + hi)
+        if hi - lo <= 1e-14 * max(1.0, abs(log_t)):
+            break
+        log_t = new
     return log_t

@@ -165,8 +165,8 @@ class _Problem:
         (X^T (v l')) (X^T (v l'))^T`` (``X`` with a column of ones when
         fitting an intercept), plus the ridge penalty. For ERM ``q = p`` and
         ``c = 0``. When the dual variables are optimized jointly (chi-square,
-        KL), the model block is ``X^T diag(q l'') X`` with ``q`` the exact
-        worst-case weights, and the dual block the identity.
+        KL), the model block is ``X^T diag(q l'') X`` with ``q`` the weights of
+        the dual at ``w``, and the dual block the identity.
         """
         W, b, _ = self.unpack(w)
         Z = self.predictions(W, b)
@@ -174,7 +174,8 @@ class _Problem:
         if self.trivial:
             H = _weighted_gram(self.X, self.p * curvature, self.fit_intercept)
         elif not self.profile_dual:
-            q = self.ambiguity.worst_case_weights(self.losses(W, b), self.p)
+            dual = self.unpack(w)[2]
+            _, q, _ = self.ambiguity.dual_objective(dual, self.losses(W, b), self.p)
             H = _weighted_gram(self.X, q * curvature, self.fit_intercept)
         else:
             sample_loss, dZ = self.loss.value_grad(Z, self.target, tau)
