@@ -13,6 +13,8 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import has_fit_parameter
 
 _SEED_MAX = np.iinfo(np.int32).max
 
@@ -80,6 +82,52 @@ def _seed_random_states(model, seed):
     return model
 
 
+def _weight_params(model):
+    """Fit keywords that carry ``sample_weight`` into ``model``, or ``None``.
+
+    A :class:`~sklearn.pipeline.Pipeline` gets the weights in every step whose
+    ``fit`` accepts them, provided its final step does.
+    """
+    if isinstance(model, Pipeline):
+        steps = [
+            (name, step)
+            for name, step in model.steps
+            if step is not None and step != "passthrough"
+        ]
+        if not steps or not has_fit_parameter(steps[-1][1], "sample_weight"):
+            return None
+        return [
+            f"{name}__sample_weight"
+            for name, step in steps
+            if has_fit_parameter(step, "sample_weight")
+        ]
+    if has_fit_parameter(model, "sample_weight"):
+        return ["sample_weight"]
+    return None
+
+
+def _fit_weighted(model, X, y, sample_weight=None):
+    """Fit ``model`` with frequency weights.
+
+    The weights go to the model when its ``fit`` accepts them; otherwise
+    integer weights become repeated rows, and other weights raise.
+    """
+    if sample_weight is None:
+        return model.fit(X, y)
+    keys = _weight_params(model)
+    if keys is not None:
+        return model.fit(X, y, **dict.fromkeys(keys, sample_weight))
+    counts = np.rint(sample_weight)
+    if not np.allclose(counts, sample_weight):
+        raise TypeError(
+            f"{type(model).__name__}.fit does not accept sample_weight and the "
+            "weights are not integers (integer weights are passed as repeated "
+            "rows); use a model that accepts sample_weight."
+        )
+    rows = np.repeat(np.arange(X.shape[0]), counts.astype(np.intp))
+    return model.fit(X[rows], y[rows])
+
+
 def _predict_outcome(model, X):
     """Mean outcome: ``predict_proba[:, 1]`` for classifiers, else ``predict``."""
     if is_classifier(model):
@@ -123,25 +171,28 @@ class _SingleModel:
 def _plain_outcome_fitter(learner):
     """Return the unconstrained T- or S-learner outcome step."""
 
-    def fit(model, X_tr, y_tr, t_tr, X_ev, y_ev, t_ev, e_ev):
+    def fit(model, X_tr, y_tr, t_tr, X_ev, y_ev, t_ev, e_ev, sw_tr=None, sw_ev=None):
         if learner == "S":
             Xa = np.column_stack([X_tr, t_tr])
-            return _SingleModel(clone(model).fit(Xa, y_tr)), {}
+            return _SingleModel(_fit_weighted(clone(model), Xa, y_tr, sw_tr)), {}
         fitted = []
         for arm in (0.0, 1.0):
             mask = t_tr == arm
-            fitted.append(clone(model).fit(X_tr[mask], y_tr[mask]))
+            sw = None if sw_tr is None else sw_tr[mask]
+            fitted.append(_fit_weighted(clone(model), X_tr[mask], y_tr[mask], sw))
         return _TwoModels(*fitted), {}
 
     return fit
 
 
-def _fit_fold(X, y, t, train, test, propensity_model, outcome_model, fitter, clip):
+def _fit_fold(X, y, t, sw, train, test, propensity_model, outcome_model, fitter, clip):
     """Fit the nuisances on ``train`` and predict them on ``test``."""
     out = {"test": test}
     e_ev = None
+    sw_tr = None if sw is None else sw[train]
+    sw_ev = None if sw is None else sw[test]
     if propensity_model is not None:
-        pm = clone(propensity_model).fit(X[train], t[train])
+        pm = _fit_weighted(clone(propensity_model), X[train], t[train], sw_tr)
         e_raw = _predict_propensity(pm, X[test])
         if not np.all(np.isfinite(e_raw)):
             raise ValueError("propensity_model returned NaN or infinite probabilities.")
@@ -168,6 +219,8 @@ def _fit_fold(X, y, t, train, test, propensity_model, outcome_model, fitter, cli
             y[test],
             t[test],
             e_ev,
+            sw_tr=sw_tr,
+            sw_ev=sw_ev,
         )
         mu = outcome.predict_both(X[test])
         if not np.all(np.isfinite(mu)):
@@ -191,6 +244,7 @@ def _crossfit(
     random_state,
     n_jobs,
     verbose,
+    sample_weight=None,
 ):
     """Cross-fit the nuisances; return stacked out-of-fold predictions.
 
@@ -206,7 +260,16 @@ def _crossfit(
         outcome_model = _seed_random_states(outcome_model, seed)
     results = Parallel(n_jobs=n_jobs, verbose=verbose)(
         delayed(_fit_fold)(
-            X, y, t, train, test, propensity_model, outcome_model, fitter, clip
+            X,
+            y,
+            t,
+            sample_weight,
+            train,
+            test,
+            propensity_model,
+            outcome_model,
+            fitter,
+            clip,
         )
         for train, test in folds
     )
