@@ -185,9 +185,10 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         errors from a bootstrap that refits the outcome models.
         ``"knn"``: the average AIPW pseudo-outcome of the ``n_neighbors``
         nearest overlap units, bracketed by :math:`L` times their mean
-        distance, with a matching-style influence function (cheaper, no
-        refits, a wider bound, and a standard error that can be too small
-        when a few boundary units are reused by many outside units).
+        distance, with a matching-style influence function and Armstrong
+        and Kolesar's bias-aware critical value (cheaper, no refits, a wider
+        bound, and a standard error that can be too small when a few
+        boundary units are reused by many outside units).
     n_neighbors : int, default=40
         Number :math:`K` of nearest overlap units of ``extension="knn"``.
     n_bootstrap : int, default=100
