@@ -6,13 +6,18 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from scipy import optimize, stats
+from sklearn.base import clone
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skcausal._base import _BaseCausalEstimator, _check_alpha, _influence_stderr
-from skcausal._crossfit import _seed_random_states
+from skcausal._crossfit import (
+    _fit_weighted,
+    _predict_propensity,
+    _seed_random_states,
+)
 from skcausal._estimators import _aipw_pseudo_outcomes
 
 _L_MAX = 1e12
@@ -132,10 +137,20 @@ def _stratified_counts(strata, rng):
     return counts
 
 
-def _refit_outcomes(fitter, model, X, y, t, e, folds, weights):
-    """Cross-fitted outcome predictions with the rows weighted by ``weights``."""
+def _refit_nuisances(fitter, model, propensity, clip, X, y, t, e, folds, weights):
+    """Cross-fitted nuisance predictions with the rows weighted by ``weights``.
+
+    Returns the outcome predictions (n, 2) and the propensities (n,); with
+    ``propensity=None`` the propensities ``e`` are kept.
+    """
     mu = np.empty((X.shape[0], 2))
+    e = e.copy()
     for train, test in folds:
+        if propensity is not None:
+            fitted = _fit_weighted(
+                clone(propensity), X[train], t[train], weights[train]
+            )
+            e[test] = np.clip(_predict_propensity(fitted, X[test]), clip, 1 - clip)
         outcome, _ = fitter(
             model,
             X[train],
@@ -148,7 +163,7 @@ def _refit_outcomes(fitter, model, X, y, t, e, folds, weights):
             sw_tr=weights[train],
         )
         mu[test] = outcome.predict_both(X[test])
-    return mu
+    return mu, e
 
 
 class TrimmingSensitivity(_BaseCausalEstimator):
@@ -457,8 +472,13 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         model = _seed_random_states(self._outcome_model(), rng.randint(2**31 - 1))
         fitter = self._outcome_fitter()
         weights = counts * self._sample_weight
-        mus = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
-            delayed(_refit_outcomes)(fitter, model, X, y, t, e, folds, w)
+        seed = rng.randint(2**31 - 1)
+        propensity = _seed_random_states(self._propensity_model(), seed)
+        clip = max(float(self.clip), 1e-12)
+        draws = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
+            delayed(_refit_nuisances)(
+                fitter, model, propensity, clip, X, y, t, e, folds, w
+            )
             for w in weights
         )
         mu = self.outcome_predictions_
@@ -468,8 +488,8 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         outside_high = e > 1 - self.threshold
         sums = np.empty(self.n_bootstrap)
         deviation = np.empty((self.n_bootstrap, int(inside.sum()), 2))
-        for b, mu_b in enumerate(mus):
-            phi = _aipw_pseudo_outcomes(y, t, e, mu_b)
+        for b, (mu_b, e_b) in enumerate(draws):
+            phi = _aipw_pseudo_outcomes(y, t, e_b, mu_b)
             known[:] = phi[:, 1] - phi[:, 0]
             known[outside_low] = -phi[outside_low, 0]
             known[outside_high] = phi[outside_high, 1]
