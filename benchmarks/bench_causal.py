@@ -146,7 +146,7 @@ def kang_schafer(reps):
             s = _interval_stats(e, lo, hi, 210.0)
             rows.append((k, s["bias"], s["rmse"], s["median_abs_error"], s["coverage"]))
         sections.append(
-            f"Propensity model: {name}.\n\n"
+            f"{name[0].upper() + name[1:]}.\n\n"
             + _table(
                 rows, ["estimator", "bias", "RMSE", "median abs. error", "coverage"]
             )
