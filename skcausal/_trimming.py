@@ -208,8 +208,8 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         Number :math:`K` of nearest overlap units of ``extension="knn"``.
     n_bootstrap : int, default=100
         Bootstrap draws of ``extension="lipschitz"``: units are resampled
-        within each (fold, arm) cell and the outcome models refit on the
-        training folds (propensities and the overlap region are held fixed).
+        within each (fold, arm) cell and the propensity and outcome models
+        refit on the training folds (the overlap region is held fixed).
     scale : bool, default=True
         Standardize the covariates before measuring distances; the Lipschitz
         constant is then per standard deviation.
@@ -450,9 +450,9 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         return self
 
     def _bootstrap(self, X, inside, rng):
-        """Refit the outcome models on stratified bootstrap draws.
+        """Refit the nuisance models on stratified bootstrap draws.
 
-        Keeps the folds, the estimated propensities and the overlap region;
+        Keeps the folds and the overlap region;
         stores per draw the weighted mean of the identified pseudo-outcomes
         and the change of the outcome predictions at the overlap units.
         """
