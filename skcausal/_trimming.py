@@ -52,13 +52,15 @@ def _distance_blocks(rows, anchors):
         yield start, np.sqrt(np.maximum(sq, 0.0))
 
 
-def _extension(rows, anchors, values, lipschitz):
+def _extension(rows, anchors, values, lipschitz, margin=0.0):
     """McShane-Whitney lower and upper Lipschitz extensions at ``rows``.
 
     ``lipschitz`` holds one constant per row. Returns the lower extension
-    ``max_j values_j - L d(x, x_j)``, the upper extension
-    ``min_j values_j + L d(x, x_j)`` and their arg-max / arg-min anchors.
+    ``max_j (values_j - margin_j) - L d(x, x_j)``, the upper extension
+    ``min_j (values_j + margin_j) + L d(x, x_j)`` and their arg-max / arg-min
+    anchors.
     """
+    low_values, high_values = values - margin, values + margin
     n = rows.shape[0]
     lower, upper = np.empty(n), np.empty(n)
     arg_lower, arg_upper = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp)
@@ -66,16 +68,16 @@ def _extension(rows, anchors, values, lipschitz):
         part = slice(start, start + dist.shape[0])
         index = np.arange(dist.shape[0])
         dist *= lipschitz[part, None]
-        cand = values - dist
+        cand = low_values - dist
         arg_lower[part] = np.argmax(cand, axis=1)
         lower[part] = cand[index, arg_lower[part]]
-        np.add(values, dist, out=cand)
+        np.add(high_values, dist, out=cand)
         arg_upper[part] = np.argmin(cand, axis=1)
         upper[part] = cand[index, arg_upper[part]]
     return lower, upper, arg_lower, arg_upper
 
 
-def _crossing(rows, anchors, values):
+def _crossing(rows, anchors, values, margin=0.0):
     """Smallest L at which each row's extension bracket is nonempty.
 
     Below it the anchors' values are not L-Lipschitz around the row; the
@@ -90,18 +92,20 @@ def _crossing(rows, anchors, values):
     scale = max(float(np.median(nearest)), 1e-12)
     hi = spread / (2.0 * np.maximum(nearest, 1e-9 * scale)) + 1e-300
     lo = np.full(n, 0.0)
-    lower, upper, _, _ = _extension(rows, anchors, values, lo)
+    lower, upper, _, _ = _extension(rows, anchors, values, lo, margin)
     done = lower <= upper
     log_hi = np.log(hi)
     log_lo = log_hi - np.log(1e12)
     for _ in range(_CROSSING_STEPS):
         mid = 0.5 * (log_lo + log_hi)
-        lower, upper, _, _ = _extension(rows, anchors, values, np.exp(mid))
+        lower, upper, _, _ = _extension(rows, anchors, values, np.exp(mid), margin)
         ok = lower <= upper
         log_hi = np.where(ok, mid, log_hi)
         log_lo = np.where(ok, log_lo, mid)
     crossing = np.where(done, 0.0, np.exp(log_hi))
-    lower, upper, arg_lower, arg_upper = _extension(rows, anchors, values, crossing)
+    lower, upper, arg_lower, arg_upper = _extension(
+        rows, anchors, values, crossing, margin
+    )
     return crossing, 0.5 * (lower + upper), arg_lower, arg_upper
 
 
@@ -210,6 +214,13 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         Bootstrap draws of ``extension="lipschitz"``: units are resampled
         within each (fold, arm) cell and the propensity and outcome models
         refit on the training folds (the overlap region is held fixed).
+    anchor_margin : float, default=1.0
+        With ``extension="lipschitz"``, each overlap unit's outcome
+        prediction enters the extensions as the band ``mu_hat -/+
+        anchor_margin`` times its bootstrap standard error, so that the
+        noise of the fitted model does not narrow the brackets (the max of
+        noisy values is biased upwards); ``0`` uses the predictions as they
+        are.
     scale : bool, default=True
         Standardize the covariates before measuring distances; the Lipschitz
         constant is then per standard deviation.
@@ -336,6 +347,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         "extension": [StrOptions({"lipschitz", "knn"})],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "n_bootstrap": [Interval(Integral, 2, None, closed="left")],
+        "anchor_margin": [Interval(Real, 0, None, closed="left")],
         "scale": ["boolean"],
         "alpha": [Interval(Real, 0, 1, closed="neither")],
     }
@@ -349,6 +361,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         extension="lipschitz",
         n_neighbors=40,
         n_bootstrap=100,
+        anchor_margin=1.0,
         scale=True,
         alpha=0.05,
         learner="T",
@@ -364,6 +377,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         self.extension = extension
         self.n_neighbors = n_neighbors
         self.n_bootstrap = n_bootstrap
+        self.anchor_margin = anchor_margin
         self.scale = scale
         self.alpha = alpha
         self.learner = learner
@@ -424,12 +438,20 @@ class TrimmingSensitivity(_BaseCausalEstimator):
                 distance[rows] = dist[:, 0]
                 self._extensions.append((rows, arm, dist, inside_idx[ind]))
         else:
+            self._bootstrap(X, inside, check_random_state(self.random_state))
+            # each anchor's value is known up to anchor_margin bootstrap
+            # standard errors: the extensions start from that band
+            self._margin = float(self.anchor_margin) * self._boot["deviation"].std(
+                axis=0, ddof=1
+            )
             mu = self.outcome_predictions_
             for rows, arm in groups:
                 if rows.size == 0:
                     continue
                 values = mu[inside, arm]
-                crossing, point, j0, k0 = _crossing(Z[rows], Z[inside], values)
+                crossing, point, j0, k0 = _crossing(
+                    Z[rows], Z[inside], values, self._margin[:, arm]
+                )
                 for start, dist in _distance_blocks(Z[rows], Z[inside]):
                     distance[rows[start : start + dist.shape[0]]] = dist.min(axis=1)
                 self._extensions.append(
@@ -443,7 +465,6 @@ class TrimmingSensitivity(_BaseCausalEstimator):
                     }
                 )
             self._anchors = Z[inside]
-            self._bootstrap(X, inside, check_random_state(self.random_state))
         del self._fit_data
         self.extrapolation_distance_ = distance
         self.breakdown_lipschitz_ = self._breakdown(float(self.alpha))
@@ -528,7 +549,11 @@ class TrimmingSensitivity(_BaseCausalEstimator):
             change_upper = change_lower.copy()
             if np.any(free):
                 lo, up, j, k = _extension(
-                    ext["Z"][free], self._anchors, values, level[free]
+                    ext["Z"][free],
+                    self._anchors,
+                    values,
+                    level[free],
+                    self._margin[:, arm],
                 )
                 lower[free], upper[free] = lo, up
                 change_lower[:, free] = dev[:, j]

@@ -84,7 +84,9 @@ def test_trimming_weighted_equals_repeated():
     # the trimmed estimate, its stderr and the Lipschitz bounds; the bootstrap
     # standard errors are random draws and are not compared
     X, y, w, rows, folds_w, folds_r = _weighted_and_repeated(2)
-    kw = dict(propensity_model=_propensity(), threshold=0.15, n_bootstrap=2)
+    kw = dict(
+        propensity_model=_propensity(), threshold=0.15, n_bootstrap=2, anchor_margin=0.0
+    )
     weighted = TrimmingSensitivity(cv=folds_w, **kw).fit(X, y, sample_weight=w)
     repeated = TrimmingSensitivity(cv=folds_r, **kw).fit(X[rows], y[rows])
     assert weighted.overlap_mask_.sum() < N

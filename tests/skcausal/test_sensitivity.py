@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy import optimize, stats
+from sklearn.base import clone
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import SplineTransformer
@@ -25,9 +26,13 @@ def _spline_models():
     )
 
 
+def _overlap_data():
+    return make_limited_overlap(n_samples=800, random_state=0)
+
+
 @pytest.fixture(scope="module")
 def overlap_data():
-    return make_limited_overlap(n_samples=800, random_state=0)
+    return _overlap_data()
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +49,12 @@ def fitted_lipschitz(overlap_data):
     return TrimmingSensitivity(threshold=0.05, n_bootstrap=30, random_state=0).fit(X, y)
 
 
-def test_lipschitz_extension_matches_brute_force(overlap_data, fitted_lipschitz):
+def test_lipschitz_extension_matches_brute_force(overlap_data):
     """Loop over outside units: max / min over every overlap unit explicitly."""
     X, y = overlap_data
-    est = fitted_lipschitz
+    est = TrimmingSensitivity(
+        threshold=0.05, n_bootstrap=10, anchor_margin=0.0, random_state=0
+    ).fit(X, y)
     outcome, t = y[:, 0], y[:, 1]
     e, mu = est.propensity_, est.outcome_predictions_
     Z = (X - X.mean(0)) / X.std(0)
@@ -92,6 +99,13 @@ def test_lipschitz_bounds_nested_and_breakdown(fitted_lipschitz):
     est = fitted_lipschitz
     grid = np.linspace(0, 10, 21)
     curve = est.sensitivity_curve(grid)
+    # once no bracket is collapsed (L >= 2 here), the anchor margin only
+    # widens the bounds
+    narrow = clone(est).set_params(anchor_margin=0.0).fit(*_overlap_data())
+    plain = narrow.sensitivity_curve(grid)
+    free = grid >= 2
+    assert np.all(curve.lower_bound[free] <= plain.lower_bound[free] + 1e-12)
+    assert np.all(curve.upper_bound[free] >= plain.upper_bound[free] - 1e-12)
     assert curve.bias_bound.iloc[0] == 0.0
     assert np.all(np.diff(curve.lower_bound) <= 1e-12)
     assert np.all(np.diff(curve.upper_bound) >= -1e-12)
