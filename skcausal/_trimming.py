@@ -299,7 +299,9 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         X_j), \\qquad
         u_i(L) = \\min_{j \\in \\mathcal O} \\hat\\mu_1(X_j) + L\\,d(X_i, X_j),
 
-    the McShane-Whitney extensions; it contributes :math:`[\\ell_i, u_i] -
+    the McShane-Whitney extensions (with ``anchor_margin`` :math:`\\kappa > 0`
+    each :math:`\\hat\\mu_1(X_j)` is first lowered, respectively raised, by
+    :math:`\\kappa` bootstrap standard errors); it contributes :math:`[\\ell_i, u_i] -
     \\hat\\varphi^{(0)}_i` (units with :math:`\\hat e > 1 - \\epsilon` are
     symmetric, units in :math:`\\mathcal O` contribute
     :math:`\\hat\\varphi^{(1)}_i - \\hat\\varphi^{(0)}_i`). Averaging gives
