@@ -443,9 +443,9 @@ class TrimmingSensitivity(_BaseCausalEstimator):
             self._bootstrap(X, inside, check_random_state(self.random_state))
             # each anchor's value is known up to anchor_margin bootstrap
             # standard errors: the extensions start from that band
-            self._margin = float(self.anchor_margin) * self._boot["deviation"].std(
-                axis=0, ddof=1
-            )
+            self._margin = float(self.anchor_margin) * self._boot["deviation"].astype(
+                np.float64
+            ).std(axis=0, ddof=1)
             mu = self.outcome_predictions_
             for rows, arm in groups:
                 if rows.size == 0:
@@ -510,7 +510,8 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         outside_low = e < self.threshold
         outside_high = e > 1 - self.threshold
         sums = np.empty(self.n_bootstrap)
-        deviation = np.empty((self.n_bootstrap, int(inside.sum()), 2))
+        # float32 / int32 keep the stored draws small (n_bootstrap rows each)
+        deviation = np.empty((self.n_bootstrap, int(inside.sum()), 2), np.float32)
         for b, (mu_b, e_b) in enumerate(draws):
             phi = _aipw_pseudo_outcomes(y, t, e_b, mu_b)
             known[:] = phi[:, 1] - phi[:, 0]
@@ -518,7 +519,11 @@ class TrimmingSensitivity(_BaseCausalEstimator):
             known[outside_high] = phi[outside_high, 1]
             sums[b] = weights[b] @ known / total
             deviation[b] = mu_b[inside] - mu[inside]
-        self._boot = {"counts": weights, "known": sums, "deviation": deviation}
+        self._boot = {
+            "counts": counts.astype(np.int32),
+            "known": sums,
+            "deviation": deviation,
+        }
 
     def _lipschitz_row(self, lipschitz):
         """Bounds of the full-population effect and their standard errors.
@@ -561,7 +566,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
                 change_lower[:, free] = dev[:, j]
                 change_upper[:, free] = dev[:, k]
             w = sw[rows]
-            wb = boot["counts"][:, rows]
+            wb = boot["counts"][:, rows] * w
             # the missing arm enters with sign +1 (treated) or -1 (control)
             if arm == 1:
                 pieces = ((0, lower, change_lower), (1, upper, change_upper))
