@@ -71,7 +71,7 @@ print(aipw.diagnostics_)
 # Trimming sensitivity: the effect on the overlap population
 # {0.1 <= e(x) <= 0.9}, and a bias-aware interval for the whole population
 # that holds if weight change is L-Lipschitz (kg per standard deviation) in
-# the standardized confounders: for the 4% of units outside the overlap
+# the standardized confounders: for the units outside the overlap
 # region, the missing arm is bracketed by the lower and upper Lipschitz
 # extensions of the outcome model from the overlap units. The breakdown value
 # L* is how irregular the outcome must be before the interval reaches zero.
