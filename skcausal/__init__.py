@@ -2,6 +2,7 @@
 
 from skcausal import datasets
 from skcausal._clearner import CLearner
+from skcausal._crossfit import InSampleSplit
 from skcausal._estimators import AIPW, IPW, TMLE, PlugIn
 from skcausal._target import make_target
 from skcausal._trimming import TrimmingSensitivity
@@ -11,6 +12,7 @@ __all__ = [
     "AIPW",
     "CLearner",
     "IPW",
+    "InSampleSplit",
     "TMLE",
     "PlugIn",
     "TrimmingSensitivity",

@@ -10,7 +10,11 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from skcausal._crossfit import _crossfit, _plain_outcome_fitter
 from skcausal._target import _split_target
@@ -29,9 +33,23 @@ def _check_alpha(alpha):
     return float(alpha)
 
 
-def _influence_stderr(infl, axis=None):
-    """Standard error ``sqrt(mean(infl**2) / n)`` of an influence function."""
-    return np.sqrt(np.mean(infl**2, axis=axis) / infl.shape[0])
+def _influence_stderr(infl, sample_weight=None, axis=None):
+    """Standard error ``sqrt(sum(w * infl**2)) / sum(w)`` of an influence function.
+
+    The weights are frequency weights (a unit of weight 2 counts as two
+    units); ``None`` gives ``sqrt(mean(infl**2) / n)``.
+    """
+    if sample_weight is None:
+        return np.sqrt(np.mean(infl**2, axis=axis) / infl.shape[0])
+    w = sample_weight if infl.ndim == 1 else sample_weight[:, None]
+    return np.sqrt(np.sum(w * infl**2, axis=axis)) / np.sum(sample_weight)
+
+
+def _weighted_mean(values, sample_weight):
+    """Mean over units (axis 0) under frequency weights (``None``: plain)."""
+    if sample_weight is None:
+        return values.mean(axis=0)
+    return np.tensordot(sample_weight, values, axes=1) / sample_weight.sum()
 
 
 def _inverse_weights(t, e):
@@ -85,7 +103,7 @@ class _BaseCausalEstimator(BaseEstimator):
 
     # nuisance models carry their own validation, hence no nested skipping
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, treatment=None):
+    def fit(self, X, y, treatment=None, sample_weight=None):
         """Cross-fit the nuisance models and estimate the treatment effect.
 
         Parameters
@@ -98,6 +116,13 @@ class _BaseCausalEstimator(BaseEstimator):
             given.
         treatment : array-like of shape (n_samples,), default=None
             Binary treatment, a convenience alternative to :func:`make_target`.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights of the units: passed to the nuisance models
+            (to every step of a pipeline that accepts them; integer weights
+            become repeated rows for a model that does not) and used in
+            every average and in the standard errors, so that integer
+            weights give the same result as repeated rows held out in the
+            same fold.
 
         Returns
         -------
@@ -106,6 +131,14 @@ class _BaseCausalEstimator(BaseEstimator):
         """
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)
         outcome, t = _split_target(y, treatment)
+        sw = None
+        if sample_weight is not None:
+            sw = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+            if not sw.sum() > 0:
+                raise ValueError("sample_weight must have a positive sum.")
+        self._sample_weight = sw
         rng = check_random_state(self.random_state)
         nuisance = _crossfit(
             X,
@@ -121,6 +154,7 @@ class _BaseCausalEstimator(BaseEstimator):
             random_state=rng,
             n_jobs=self.n_jobs,
             verbose=self.verbose,
+            sample_weight=sw,
         )
         results = nuisance["fold_results"]
         self.fold_indices_ = [test for _, test in nuisance["folds"]]
@@ -130,19 +164,22 @@ class _BaseCausalEstimator(BaseEstimator):
         if self._uses_outcome:
             self._outcome_fits = [res["outcome_model"] for res in results]
             self.outcome_predictions_ = nuisance["mu"]
-        psi, infl = self._estimate(outcome, t, nuisance)
+        psi, infl = self._estimate(outcome, t, nuisance, sw)
         self.potential_outcome_means_ = np.asarray(psi, dtype=np.float64)
         self.potential_outcome_influence_ = infl
         self.estimate_ = float(psi[1] - psi[0])
         self.influence_function_ = infl[:, 1] - infl[:, 0]
-        self.stderr_ = float(_influence_stderr(self.influence_function_))
-        self.potential_outcome_stderr_ = _influence_stderr(infl, axis=0)
+        self.stderr_ = float(_influence_stderr(self.influence_function_, sw))
+        self.potential_outcome_stderr_ = _influence_stderr(infl, sw, axis=0)
         self.diagnostics_ = self._diagnostics(outcome, t, nuisance)
         return self
 
     @abstractmethod
-    def _estimate(self, y, t, nuisance):
-        """Return ``(psi, influence)``: (2,) means of Y(0), Y(1) and (n, 2)."""
+    def _estimate(self, y, t, nuisance, sw):
+        """Return ``(psi, influence)``: (2,) means of Y(0), Y(1) and (n, 2).
+
+        ``sw`` holds the frequency weights of the units, or ``None``.
+        """
 
     def _diagnostics(self, y, t, nuisance):
         diag = {"n_samples": int(t.shape[0]), "n_treated": int(t.sum())}

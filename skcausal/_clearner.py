@@ -8,8 +8,8 @@ from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
-from skcausal._base import _BaseCausalEstimator, _inverse_weights
-from skcausal._crossfit import _predict_outcome
+from skcausal._base import _BaseCausalEstimator, _inverse_weights, _weighted_mean
+from skcausal._crossfit import _fit_weighted, _predict_outcome
 from skcausal._estimators import _aipw_pseudo_outcomes
 
 
@@ -29,17 +29,19 @@ class _LinearArm:
         return X @ self.coef_ + self.intercept_
 
 
-def _constrained_linear(model, X_tr, y_tr, X_ev, y_ev, w):
+def _constrained_linear(model, X_tr, y_tr, X_ev, y_ev, w, sw_tr=None):
     """Closed-form KKT solution of least squares under one linear constraint.
 
-    Minimize ``||y_tr - X_tr b - b0||^2 + alpha ||b||^2`` subject to
+    Minimize ``sum_tr sw (y_tr - X_tr b - b0)^2 + alpha ||b||^2`` subject to
     ``sum_ev w (y_ev - X_ev b - b0) = 0``. Columns are centered and scaled
     for conditioning; the penalty is transformed so the problem is unchanged.
     """
     alpha = float(getattr(model, "alpha", 0.0))
     fit_intercept = bool(getattr(model, "fit_intercept", True))
-    center = X_tr.mean(axis=0) if fit_intercept else np.zeros(X_tr.shape[1])
-    scale = X_tr.std(axis=0)
+    sw = np.ones(X_tr.shape[0]) if sw_tr is None else sw_tr
+    mean = np.average(X_tr, axis=0, weights=sw)
+    center = mean if fit_intercept else np.zeros(X_tr.shape[1])
+    scale = np.sqrt(np.average((X_tr - mean) ** 2, axis=0, weights=sw))
     scale[scale == 0] = 1.0
     Z_tr = (X_tr - center) / scale
     Z_ev = (X_ev - center) / scale
@@ -54,10 +56,10 @@ def _constrained_linear(model, X_tr, y_tr, X_ev, y_ev, w):
     c = Z_ev.T @ w
     d = float(np.dot(w, y_ev))
     kkt = np.zeros((p + 1, p + 1))
-    kkt[:p, :p] = Z_tr.T @ Z_tr + np.diag(penalty)
+    kkt[:p, :p] = (Z_tr.T * sw) @ Z_tr + np.diag(penalty)
     kkt[:p, p] = c
     kkt[p, :p] = c
-    rhs = np.concatenate([Z_tr.T @ y_tr, [d]])
+    rhs = np.concatenate([(Z_tr.T * sw) @ y_tr, [d]])
     sol = np.linalg.lstsq(kkt, rhs, rcond=None)[0]
     b = sol[:p]
     if fit_intercept:
@@ -86,13 +88,13 @@ class _ShiftedArm:
         return np.asarray(base, dtype=np.float64).reshape(-1) + self.shift
 
 
-def _constrained_shift(model, X_tr, y_tr, X_ev, y_ev, w):
+def _constrained_shift(model, X_tr, y_tr, X_ev, y_ev, w, sw_tr=None):
     """Any regressor: fit, then the best constant shift satisfying the constraint.
 
     Within the family ``{f + c}`` the constraint fixes ``c`` uniquely, so this
     is the exact C-Learner projection for that family.
     """
-    fitted = clone(model).fit(X_tr, y_tr)
+    fitted = _fit_weighted(clone(model), X_tr, y_tr, sw_tr)
     f_ev = _predict_outcome(fitted, X_ev)
     shift = _violation(w, y_ev, f_ev)
     return _ShiftedArm(fitted, shift), {"violation_before_shift": shift}
@@ -101,39 +103,42 @@ def _constrained_shift(model, X_tr, y_tr, X_ev, y_ev, w):
 class _ConstrainedSquaredLoss:
     """LightGBM objective: squared loss on training rows + constraint penalty.
 
-    Rows ``[:n_train]`` are the arm's training units, the remaining rows the
-    held-out fold with weights ``w``. The penalty is ``rho * n_train / 2 *
-    g^2`` with ``g = sum w (y - f) / sum w``. Its Hessian is rank one; the
-    diagonal ``rho * n_train * w / sum w`` makes a leaf holding the whole
-    held-out fold take exactly the Newton step ``g``.
+    Rows ``[:n_train]`` are the arm's training units (frequency weights
+    ``train_weights``), the remaining rows the held-out fold with weights
+    ``w``. The penalty is ``rho * N / 2 * g^2`` with ``N`` the training
+    weight and ``g = sum w (y - f) / sum w``. Its Hessian is rank one; the
+    diagonal ``rho * N * w / sum w`` makes a leaf holding the whole held-out
+    fold take exactly the Newton step ``g``.
     """
 
-    def __init__(self, n_train, weights, penalty):
+    def __init__(self, n_train, weights, penalty, train_weights=None):
         self.n_train = n_train
         self.weights = weights
         self.penalty = penalty
+        self.train_weights = train_weights
 
     def __call__(self, y_true, y_pred):
         n_tr = self.n_train
         w = self.weights
+        sw = np.ones(n_tr) if self.train_weights is None else self.train_weights
         total = w.sum()
         grad = np.empty_like(y_pred)
         hess = np.empty_like(y_pred)
-        grad[:n_tr] = y_pred[:n_tr] - y_true[:n_tr]
-        hess[:n_tr] = 1.0
+        grad[:n_tr] = sw * (y_pred[:n_tr] - y_true[:n_tr])
+        hess[:n_tr] = sw
         g = np.dot(w, y_true[n_tr:] - y_pred[n_tr:]) / total
-        scale = self.penalty * n_tr / total
+        scale = self.penalty * sw.sum() / total
         grad[n_tr:] = -scale * g * w
         hess[n_tr:] = scale * w
         return grad, hess
 
 
-def _constrained_lightgbm(model, X_tr, y_tr, X_ev, y_ev, w, penalty):
+def _constrained_lightgbm(model, X_tr, y_tr, X_ev, y_ev, w, penalty, sw_tr=None):
     """Boost on the penalized objective, then shift to zero violation."""
     fitted = clone(model).set_params(
-        objective=_ConstrainedSquaredLoss(X_tr.shape[0], w, penalty)
+        objective=_ConstrainedSquaredLoss(X_tr.shape[0], w, penalty, sw_tr)
     )
-    base = float(np.mean(y_tr))
+    base = float(np.average(y_tr, weights=sw_tr))
     X_all = np.vstack([X_tr, X_ev])
     y_all = np.concatenate([y_tr, y_ev])
     fitted.fit(X_all, y_all, init_score=np.full(X_all.shape[0], base))
@@ -167,23 +172,26 @@ class _ConstrainedArms:
 
 
 def _clearner_fitter(penalty, seed):
-    def fit(model, X_tr, y_tr, t_tr, X_ev, y_ev, t_ev, e_ev):
+    def fit(model, X_tr, y_tr, t_tr, X_ev, y_ev, t_ev, e_ev, sw_tr=None, sw_ev=None):
         arms, info = [], {}
         for arm in (0, 1):
             received = t_ev == arm
             w = received / (e_ev if arm == 1 else 1.0 - e_ev)
+            if sw_ev is not None:
+                w = w * sw_ev
             mask = t_tr == arm
+            sw = None if sw_tr is None else sw_tr[mask]
             args = (X_tr[mask], y_tr[mask], X_ev, y_ev, w)
             if isinstance(model, LinearRegression | Ridge):
-                fitted, arm_info = _constrained_linear(model, *args)
+                fitted, arm_info = _constrained_linear(model, *args, sw)
             elif _is_lightgbm(model):
-                fitted, arm_info = _constrained_lightgbm(model, *args, penalty)
+                fitted, arm_info = _constrained_lightgbm(model, *args, penalty, sw)
             elif _is_skorch_net(model):
                 from skcausal._torch_nets import _constrained_skorch
 
-                fitted, arm_info = _constrained_skorch(model, *args, penalty, seed)
+                fitted, arm_info = _constrained_skorch(model, *args, penalty, seed, sw)
             else:
-                fitted, arm_info = _constrained_shift(model, *args)
+                fitted, arm_info = _constrained_shift(model, *args, sw)
             arms.append(fitted)
             info[arm] = arm_info
         return _ConstrainedArms(arms), info
@@ -350,7 +358,7 @@ class CLearner(_BaseCausalEstimator):
         seed = check_random_state(self.random_state).randint(2**31 - 1)
         return _clearner_fitter(float(self.penalty), seed)
 
-    def _estimate(self, y, t, nuisance):
+    def _estimate(self, y, t, nuisance, sw):
         e, mu = nuisance["e"], nuisance["mu"]
         phi = _aipw_pseudo_outcomes(y, t, e, mu)
         residual, before = 0.0, []
@@ -359,13 +367,14 @@ class CLearner(_BaseCausalEstimator):
             nuisance["folds"], nuisance["fold_results"], strict=True
         ):
             r = w[test] * (y[test, None] - mu[test])
-            residual = max(residual, float(np.max(np.abs(r.mean(axis=0)))))
+            r = _weighted_mean(r, None if sw is None else sw[test])
+            residual = max(residual, float(np.max(np.abs(r))))
             for arm in (0, 1):
                 before.append(abs(res["info"][arm]["violation_before_shift"]))
         before = np.nan if np.all(np.isnan(before)) else float(np.nanmax(before))
         self._constraint = (residual, before)
         # the correction is zero by construction: phi's mean is the plug-in
-        psi = mu.mean(axis=0)
+        psi = _weighted_mean(mu, sw)
         return psi, phi - psi
 
     def _diagnostics(self, y, t, nuisance):

@@ -13,6 +13,8 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import has_fit_parameter
 
 _SEED_MAX = np.iinfo(np.int32).max
 
@@ -80,6 +82,52 @@ def _seed_random_states(model, seed):
     return model
 
 
+def _weight_params(model):
+    """Fit keywords that carry ``sample_weight`` into ``model``, or ``None``.
+
+    A :class:`~sklearn.pipeline.Pipeline` gets the weights in every step whose
+    ``fit`` accepts them, provided its final step does.
+    """
+    if isinstance(model, Pipeline):
+        steps = [
+            (name, step)
+            for name, step in model.steps
+            if step is not None and step != "passthrough"
+        ]
+        if not steps or not has_fit_parameter(steps[-1][1], "sample_weight"):
+            return None
+        return [
+            f"{name}__sample_weight"
+            for name, step in steps
+            if has_fit_parameter(step, "sample_weight")
+        ]
+    if has_fit_parameter(model, "sample_weight"):
+        return ["sample_weight"]
+    return None
+
+
+def _fit_weighted(model, X, y, sample_weight=None):
+    """Fit ``model`` with frequency weights.
+
+    The weights go to the model when its ``fit`` accepts them; otherwise
+    integer weights become repeated rows, and other weights raise.
+    """
+    if sample_weight is None:
+        return model.fit(X, y)
+    keys = _weight_params(model)
+    if keys is not None:
+        return model.fit(X, y, **dict.fromkeys(keys, sample_weight))
+    counts = np.rint(sample_weight)
+    if not np.allclose(counts, sample_weight):
+        raise TypeError(
+            f"{type(model).__name__}.fit does not accept sample_weight and the "
+            "weights are not integers (integer weights are passed as repeated "
+            "rows); use a model that accepts sample_weight."
+        )
+    rows = np.repeat(np.arange(X.shape[0]), counts.astype(np.intp))
+    return model.fit(X[rows], y[rows])
+
+
 def _predict_outcome(model, X):
     """Mean outcome: ``predict_proba[:, 1]`` for classifiers, else ``predict``."""
     if is_classifier(model):
@@ -123,25 +171,28 @@ class _SingleModel:
 def _plain_outcome_fitter(learner):
     """Return the unconstrained T- or S-learner outcome step."""
 
-    def fit(model, X_tr, y_tr, t_tr, X_ev, y_ev, t_ev, e_ev):
+    def fit(model, X_tr, y_tr, t_tr, X_ev, y_ev, t_ev, e_ev, sw_tr=None, sw_ev=None):
         if learner == "S":
             Xa = np.column_stack([X_tr, t_tr])
-            return _SingleModel(clone(model).fit(Xa, y_tr)), {}
+            return _SingleModel(_fit_weighted(clone(model), Xa, y_tr, sw_tr)), {}
         fitted = []
         for arm in (0.0, 1.0):
             mask = t_tr == arm
-            fitted.append(clone(model).fit(X_tr[mask], y_tr[mask]))
+            sw = None if sw_tr is None else sw_tr[mask]
+            fitted.append(_fit_weighted(clone(model), X_tr[mask], y_tr[mask], sw))
         return _TwoModels(*fitted), {}
 
     return fit
 
 
-def _fit_fold(X, y, t, train, test, propensity_model, outcome_model, fitter, clip):
+def _fit_fold(X, y, t, sw, train, test, propensity_model, outcome_model, fitter, clip):
     """Fit the nuisances on ``train`` and predict them on ``test``."""
     out = {"test": test}
     e_ev = None
+    sw_tr = None if sw is None else sw[train]
+    sw_ev = None if sw is None else sw[test]
     if propensity_model is not None:
-        pm = clone(propensity_model).fit(X[train], t[train])
+        pm = _fit_weighted(clone(propensity_model), X[train], t[train], sw_tr)
         e_raw = _predict_propensity(pm, X[test])
         if not np.all(np.isfinite(e_raw)):
             raise ValueError("propensity_model returned NaN or infinite probabilities.")
@@ -168,6 +219,8 @@ def _fit_fold(X, y, t, train, test, propensity_model, outcome_model, fitter, cli
             y[test],
             t[test],
             e_ev,
+            sw_tr=sw_tr,
+            sw_ev=sw_ev,
         )
         mu = outcome.predict_both(X[test])
         if not np.all(np.isfinite(mu)):
@@ -191,6 +244,7 @@ def _crossfit(
     random_state,
     n_jobs,
     verbose,
+    sample_weight=None,
 ):
     """Cross-fit the nuisances; return stacked out-of-fold predictions.
 
@@ -206,7 +260,16 @@ def _crossfit(
         outcome_model = _seed_random_states(outcome_model, seed)
     results = Parallel(n_jobs=n_jobs, verbose=verbose)(
         delayed(_fit_fold)(
-            X, y, t, train, test, propensity_model, outcome_model, fitter, clip
+            X,
+            y,
+            t,
+            sample_weight,
+            train,
+            test,
+            propensity_model,
+            outcome_model,
+            fitter,
+            clip,
         )
         for train, test in folds
     )
@@ -233,3 +296,79 @@ def _crossfit(
             mu[res["test"]] = res["mu"]
         nuisance["mu"] = mu
     return nuisance
+
+
+class InSampleSplit:
+    """Fit the nuisances on all units instead of cross-fitting them.
+
+    A cross-validation object for the ``cv`` parameter of the skcausal
+    estimators: every split trains on the whole sample and evaluates on one
+    of ``n_splits`` interleaved parts, so each unit is evaluated once by a
+    model that saw it. This is the classical (not cross-fitted) doubly
+    robust estimator; it is valid for parametric nuisance models (linear or
+    logistic regression) and is the variant behind the Kang and Schafer
+    figures of Cai, Fonseca, Hou and Namkoong. With flexible nuisance
+    models, keep cross-fitting.
+
+    Read more in the :ref:`User Guide <causal>`.
+
+    Parameters
+    ----------
+    n_splits : int, default=2
+        Number of evaluation parts (at least 2). Deterministic nuisance
+        models give the same predictions whatever its value.
+
+    See Also
+    --------
+    sklearn.model_selection.StratifiedKFold : The default cross-fitting
+        splitter.
+
+    Examples
+    --------
+    >>> from skcausal import AIPW, InSampleSplit
+    >>> from skcausal.datasets import make_kang_schafer
+    >>> X, y = make_kang_schafer(n_samples=200, random_state=0)
+    >>> est = AIPW(cv=InSampleSplit()).fit(X, y)
+    >>> round(float(est.potential_outcome_means_[1]) / 210, 1)
+    1.0
+    """
+
+    def __init__(self, n_splits=2):
+        self.n_splits = n_splits
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        """Return the number of splits.
+
+        Parameters
+        ----------
+        X, y, groups : object
+            Ignored.
+
+        Returns
+        -------
+        n_splits : int
+        """
+        return int(self.n_splits)
+
+    def split(self, X, y=None, groups=None):
+        """Yield ``(all units, every n_splits-th unit)`` pairs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Only its length is used.
+        y, groups : object
+            Ignored.
+
+        Yields
+        ------
+        train : ndarray
+            All indices.
+        test : ndarray
+            The indices ``k, k + n_splits, ...`` of part ``k``.
+        """
+        if not isinstance(self.n_splits, int | np.integer) or self.n_splits < 2:
+            raise ValueError(f"n_splits must be an int >= 2; got {self.n_splits!r}.")
+        index = np.arange(len(X))
+        for k in range(int(self.n_splits)):
+            yield index, index[k :: int(self.n_splits)]

@@ -8,7 +8,7 @@ from scipy.special import expit, logit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from skcausal._base import _BaseCausalEstimator, _inverse_weights
+from skcausal._base import _BaseCausalEstimator, _inverse_weights, _weighted_mean
 
 
 def _aipw_pseudo_outcomes(y, t, e, mu):
@@ -16,8 +16,8 @@ def _aipw_pseudo_outcomes(y, t, e, mu):
     return mu + _inverse_weights(t, e) * (y[:, None] - mu)
 
 
-def _mean_and_influence(phi):
-    psi = phi.mean(axis=0)
+def _mean_and_influence(phi, sw=None):
+    psi = _weighted_mean(phi, sw)
     return psi, phi - psi
 
 
@@ -132,8 +132,8 @@ class PlugIn(_BaseCausalEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def _estimate(self, y, t, nuisance):
-        return _mean_and_influence(nuisance["mu"])
+    def _estimate(self, y, t, nuisance, sw):
+        return _mean_and_influence(nuisance["mu"], sw)
 
 
 class IPW(_BaseCausalEstimator):
@@ -249,13 +249,13 @@ class IPW(_BaseCausalEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def _estimate(self, y, t, nuisance):
+    def _estimate(self, y, t, nuisance, sw):
         e = nuisance["e"]
         w = _inverse_weights(t, e)
         if not self.normalize:
-            return _mean_and_influence(w * y[:, None])
-        mean_w = w.mean(axis=0)
-        psi = (w * y[:, None]).sum(axis=0) / w.sum(axis=0)
+            return _mean_and_influence(w * y[:, None], sw)
+        mean_w = _weighted_mean(w, sw)
+        psi = _weighted_mean(w * y[:, None], sw) / mean_w
         infl = w * (y[:, None] - psi) / mean_w
         return psi, infl
 
@@ -394,33 +394,35 @@ class AIPW(_BaseCausalEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def _estimate(self, y, t, nuisance):
+    def _estimate(self, y, t, nuisance, sw):
         phi = _aipw_pseudo_outcomes(y, t, nuisance["e"], nuisance["mu"])
-        return _mean_and_influence(phi)
+        return _mean_and_influence(phi, sw)
 
 
-def _logistic_fluctuation(offset, h, target, max_iter, tol):
+def _logistic_fluctuation(offset, h, target, max_iter, tol, weight=None):
     """Maximize the logistic likelihood of ``target`` over ``eps``.
 
     The model is ``expit(offset + eps * h)``; the negative log-likelihood is
     convex in ``eps`` and minimized by Newton steps with backtracking. It has
     converged when its derivative (the score equation the fluctuation must
-    solve) is below ``tol`` times ``sum |h|``.
+    solve) is below ``tol`` times ``sum |h|``. ``weight`` holds frequency
+    weights of the units (``None``: all one).
     """
+    w = np.ones_like(h) if weight is None else weight
 
     def nll(eps):
         z = offset + eps * h
-        return float(np.sum(np.logaddexp(0.0, z) - target * z))
+        return float(w @ (np.logaddexp(0.0, z) - target * z))
 
-    scale = float(np.sum(np.abs(h)))
+    scale = float(w @ np.abs(h))
     eps = 0.0
     value = nll(eps)
     for _ in range(max_iter):
         p = expit(offset + eps * h)
-        grad = float(np.sum(h * (p - target)))
+        grad = float(np.sum(w * h * (p - target)))
         if abs(grad) <= tol * scale:
             return eps, True
-        hess = float(np.sum(h**2 * p * (1 - p)))
+        hess = float(np.sum(w * h**2 * p * (1 - p)))
         if hess <= 0:
             return eps, False
         step = grad / hess
@@ -594,8 +596,9 @@ class TMLE(_BaseCausalEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def _estimate(self, y, t, nuisance):
+    def _estimate(self, y, t, nuisance, sw):
         e, mu = nuisance["e"], nuisance["mu"]
+        weight = np.ones_like(y) if sw is None else sw
         h = np.column_stack([1.0 / (1.0 - e), 1.0 / e])
         received = np.column_stack([1.0 - t, t])
         q_star = np.empty_like(mu)
@@ -605,8 +608,8 @@ class TMLE(_BaseCausalEstimator):
             mask = received[:, arm] == 1
             if self.fluctuation == "linear" or hi <= lo:
                 resid = y[mask] - mu[mask, arm]
-                hm = h[mask, arm]
-                eps[arm] = float(np.dot(hm, resid) / np.dot(hm, hm))
+                hm, wm = h[mask, arm], weight[mask]
+                eps[arm] = float(np.dot(wm * hm, resid) / np.dot(wm * hm, hm))
                 q_star[:, arm] = mu[:, arm] + eps[arm] * h[:, arm]
                 continue
             bound = 1e-4
@@ -614,7 +617,12 @@ class TMLE(_BaseCausalEstimator):
             offset = logit(q)
             target = (y[mask] - lo) / (hi - lo)
             eps[arm], converged = _logistic_fluctuation(
-                offset[mask], h[mask, arm], target, self.max_iter, self.tol
+                offset[mask],
+                h[mask, arm],
+                target,
+                self.max_iter,
+                self.tol,
+                weight[mask],
             )
             if not converged:
                 warnings.warn(
@@ -628,9 +636,9 @@ class TMLE(_BaseCausalEstimator):
         self.fluctuation_ = eps
         self.targeted_predictions_ = q_star
         correction = received * h * (y[:, None] - q_star)
-        self._first_order = float(np.max(np.abs(correction.mean(axis=0))))
+        self._first_order = float(np.max(np.abs(_weighted_mean(correction, sw))))
         phi = q_star + correction
-        psi = q_star.mean(axis=0)
+        psi = _weighted_mean(q_star, sw)
         return psi, phi - psi
 
     def _diagnostics(self, y, t, nuisance):

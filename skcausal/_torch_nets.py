@@ -73,7 +73,17 @@ class _NetArm:
         return pred.reshape(-1).astype(np.float64) + self.shift
 
 
-def _constrained_skorch(model, X_tr, y_tr, X_ev, y_ev, w, penalty, seed):
+def _constrained_skorch(model, X_tr, y_tr, X_ev, y_ev, w, penalty, seed, sw_tr=None):
+    if sw_tr is not None:
+        # skorch's fit takes no weights: integer weights become repeated rows
+        counts = np.rint(sw_tr)
+        if not np.allclose(counts, sw_tr):
+            raise TypeError(
+                "A skorch backbone of CLearner takes integer sample_weight only "
+                "(passed as repeated rows)."
+            )
+        rows = np.repeat(np.arange(X_tr.shape[0]), counts.astype(np.intp))
+        X_tr, y_tr = X_tr[rows], y_tr[rows]
     params = model.get_params(deep=False)
     callbacks = list(params.pop("callbacks", None) or [])
     callbacks.append(("exact_constraint", _ExactConstraint()))

@@ -4,15 +4,27 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from joblib import Parallel, delayed
+from scipy import optimize, stats
+from sklearn.base import clone
 from sklearn.neighbors import NearestNeighbors
-from sklearn.utils._param_validation import Interval
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skcausal._base import _BaseCausalEstimator, _check_alpha, _influence_stderr
+from skcausal._crossfit import (
+    _fit_weighted,
+    _predict_propensity,
+    _seed_random_states,
+)
 from skcausal._estimators import _aipw_pseudo_outcomes
 
 _L_MAX = 1e12
+# distances are computed in blocks of at most this many (outside, anchor) pairs
+_CHUNK_PAIRS = 2**21
+# geometric bisection steps for the smallest consistent Lipschitz constant
+_CROSSING_STEPS = 40
 
 
 def _check_lipschitz(lipschitz):
@@ -26,6 +38,138 @@ def _check_lipschitz(lipschitz):
     return arr
 
 
+def _distance_blocks(rows, anchors):
+    """Yield ``(start, distances)`` blocks of the rows-by-anchors distances."""
+    step = max(1, _CHUNK_PAIRS // max(1, anchors.shape[0]))
+    anchor_sq = np.einsum("ij,ij->i", anchors, anchors)
+    for start in range(0, rows.shape[0], step):
+        block = rows[start : start + step]
+        sq = (
+            np.einsum("ij,ij->i", block, block)[:, None]
+            + anchor_sq
+            - 2.0 * (block @ anchors.T)
+        )
+        yield start, np.sqrt(np.maximum(sq, 0.0))
+
+
+def _extension(rows, anchors, values, lipschitz, margin=0.0):
+    """McShane-Whitney lower and upper Lipschitz extensions at ``rows``.
+
+    ``lipschitz`` holds one constant per row. Returns the lower extension
+    ``max_j (values_j - margin_j) - L d(x, x_j)``, the upper extension
+    ``min_j (values_j + margin_j) + L d(x, x_j)`` and their arg-max / arg-min
+    anchors.
+    """
+    low_values, high_values = values - margin, values + margin
+    n = rows.shape[0]
+    lower, upper = np.empty(n), np.empty(n)
+    arg_lower, arg_upper = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp)
+    for start, dist in _distance_blocks(rows, anchors):
+        part = slice(start, start + dist.shape[0])
+        index = np.arange(dist.shape[0])
+        dist *= lipschitz[part, None]
+        cand = low_values - dist
+        arg_lower[part] = np.argmax(cand, axis=1)
+        lower[part] = cand[index, arg_lower[part]]
+        np.add(high_values, dist, out=cand)
+        arg_upper[part] = np.argmin(cand, axis=1)
+        upper[part] = cand[index, arg_upper[part]]
+    return lower, upper, arg_lower, arg_upper
+
+
+def _crossing(rows, anchors, values, margin=0.0):
+    """Smallest L at which each row's extension bracket is nonempty.
+
+    Below it the anchors' values are not L-Lipschitz around the row; the
+    bracket is then collapsed to the midpoint at the crossing. Returns the
+    crossing constant, that midpoint and the two anchors that attain it.
+    """
+    n = rows.shape[0]
+    spread = float(values.max() - values.min())
+    nearest = np.full(n, np.inf)
+    for start, dist in _distance_blocks(rows, anchors):
+        nearest[start : start + dist.shape[0]] = dist.min(axis=1)
+    scale = max(float(np.median(nearest)), 1e-12)
+    hi = spread / (2.0 * np.maximum(nearest, 1e-9 * scale)) + 1e-300
+    lo = np.full(n, 0.0)
+    lower, upper, _, _ = _extension(rows, anchors, values, lo, margin)
+    done = lower <= upper
+    log_hi = np.log(hi)
+    log_lo = log_hi - np.log(1e12)
+    for _ in range(_CROSSING_STEPS):
+        mid = 0.5 * (log_lo + log_hi)
+        lower, upper, _, _ = _extension(rows, anchors, values, np.exp(mid), margin)
+        ok = lower <= upper
+        log_hi = np.where(ok, mid, log_hi)
+        log_lo = np.where(ok, log_lo, mid)
+    crossing = np.where(done, 0.0, np.exp(log_hi))
+    lower, upper, arg_lower, arg_upper = _extension(
+        rows, anchors, values, crossing, margin
+    )
+    return crossing, 0.5 * (lower + upper), arg_lower, arg_upper
+
+
+def _imbens_manski(lower, upper, se_lower, se_upper, alpha):
+    """Imbens-Manski interval covering a point in ``[lower, upper]``.
+
+    The critical value ``c`` solves ``Phi(c + width / se) - Phi(-c) = 1 -
+    alpha`` with ``se`` the larger endpoint standard error: two-sided
+    ``z_{1 - alpha/2}`` for a point, one-sided ``z_{1 - alpha}`` for a wide
+    identified set.
+    """
+    se = max(se_lower, se_upper)
+    if se <= 0:
+        return lower, upper
+    width = max(upper - lower, 0.0)
+    z_one, z_two = stats.norm.ppf(1 - alpha), stats.norm.ppf(1 - alpha / 2)
+
+    def gap(c):
+        return stats.norm.cdf(c + width / se) - stats.norm.cdf(-c) - (1 - alpha)
+
+    crit = z_one if gap(z_one) >= 0 else optimize.brentq(gap, z_one, z_two)
+    return lower - crit * se_lower, upper + crit * se_upper
+
+
+def _stratified_counts(strata, rng):
+    """Bootstrap counts that resample units within each stratum."""
+    counts = np.zeros(strata.shape[0])
+    for value in np.unique(strata):
+        members = np.flatnonzero(strata == value)
+        counts[members] = rng.multinomial(
+            members.size, np.full(members.size, 1.0 / members.size)
+        )
+    return counts
+
+
+def _refit_nuisances(fitter, model, propensity, clip, X, y, t, e, folds, weights):
+    """Cross-fitted nuisance predictions with the rows weighted by ``weights``.
+
+    Returns the outcome predictions (n, 2) and the propensities (n,); with
+    ``propensity=None`` the propensities ``e`` are kept.
+    """
+    mu = np.empty((X.shape[0], 2))
+    e = e.copy()
+    for train, test in folds:
+        if propensity is not None:
+            fitted = _fit_weighted(
+                clone(propensity), X[train], t[train], weights[train]
+            )
+            e[test] = np.clip(_predict_propensity(fitted, X[test]), clip, 1 - clip)
+        outcome, _ = fitter(
+            model,
+            X[train],
+            y[train],
+            t[train],
+            X[test],
+            y[test],
+            t[test],
+            e[test],
+            sw_tr=weights[train],
+        )
+        mu[test] = outcome.predict_both(X[test])
+    return mu, e
+
+
 class TrimmingSensitivity(_BaseCausalEstimator):
     """Trimmed AIPW with worst-case bounds on the bias that trimming causes.
 
@@ -33,16 +177,14 @@ class TrimmingSensitivity(_BaseCausalEstimator):
     :math:`\\mathcal O = \\{\\epsilon \\le \\hat e(x) \\le 1 - \\epsilon\\}` lack
     comparable units in one arm. The estimator reports the AIPW effect on
     :math:`\\mathcal O`, and, for the full-population average treatment
-    effect, an estimate and a bias-aware confidence interval valid when both
+    effect, bounds and a bias-aware confidence interval valid when both
     outcome functions are :math:`L`-Lipschitz in the Euclidean distance of the
-    (standardized) covariates. The missing arm's mean at a unit outside
-    :math:`\\mathcal O` is extended from its nearest overlap units: each
-    brackets it within :math:`L` times its distance (the Lipschitz
-    extension from that unit), the estimate averages their AIPW
-    pseudo-outcomes, and the averaged half-widths give the worst-case bias
-    bound :math:`B(L)`. The breakdown value
-    :math:`L^\\star` is the smallest :math:`L` at which the interval contains
-    zero.
+    (standardized) covariates. At a unit outside :math:`\\mathcal O` the
+    missing arm's mean is bracketed by the lower and upper Lipschitz
+    (McShane-Whitney) extensions of the outcome model from all overlap
+    units; the bracket's half-width averages to the worst-case bias bound
+    :math:`B(L)`. The breakdown value :math:`L^\\star` is the smallest
+    :math:`L` at which the interval contains zero.
 
     Read more in the :ref:`User Guide <overlap>`.
 
@@ -56,10 +198,29 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         :class:`~sklearn.linear_model.LogisticRegression`.
     threshold : float in (0, 0.5), default=0.1
         Trimming level :math:`\\epsilon`.
+    extension : {"lipschitz", "knn"}, default="lipschitz"
+        ``"lipschitz"``: the exact lower/upper Lipschitz extensions of the
+        cross-fitted outcome model from every overlap unit, with standard
+        errors from a bootstrap that refits the outcome models.
+        ``"knn"``: the average AIPW pseudo-outcome of the ``n_neighbors``
+        nearest overlap units, bracketed by :math:`L` times their mean
+        distance, with a matching-style influence function and Armstrong
+        and Kolesar's bias-aware critical value (cheaper, no refits, a wider
+        bound, and a standard error that can be too small when a few
+        boundary units are reused by many outside units).
     n_neighbors : int, default=40
-        Number :math:`K` of nearest overlap units that extend each outside
-        unit. More neighbours lower the variance (each overlap unit is reused
-        less) and raise the bias bound (they are farther away).
+        Number :math:`K` of nearest overlap units of ``extension="knn"``.
+    n_bootstrap : int, default=100
+        Bootstrap draws of ``extension="lipschitz"``: units are resampled
+        within each (fold, arm) cell and the propensity and outcome models
+        refit on the training folds (the overlap region is held fixed).
+    anchor_margin : float, default=1.0
+        With ``extension="lipschitz"``, each overlap unit's outcome
+        prediction enters the extensions as the band ``mu_hat -/+
+        anchor_margin`` times its bootstrap standard error, so that the
+        noise of the fitted model does not narrow the brackets (the max of
+        noisy values is biased upwards); ``0`` uses the predictions as they
+        are.
     scale : bool, default=True
         Standardize the covariates before measuring distances; the Lipschitz
         constant is then per standard deviation.
@@ -74,11 +235,12 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         Cross-fitting folds (stratified on the treatment, seeded by
         ``random_state``).
     random_state : int, RandomState instance or None, default=None
-        Seeds the folds and every unset ``random_state`` of the nuisances.
+        Seeds the folds, the bootstrap and every unset ``random_state`` of
+        the nuisances.
     n_jobs : int, default=None
-        Folds fit in parallel with joblib.
+        Folds and bootstrap draws fit in parallel with joblib.
     verbose : int, default=0
-        Progress messages of the joblib loop over folds.
+        Progress messages of the joblib loops.
 
     Attributes
     ----------
@@ -126,41 +288,52 @@ class TrimmingSensitivity(_BaseCausalEstimator):
 
     Notes
     -----
-    With AIPW pseudo-outcomes :math:`\\hat\\varphi^{(a)}_i` and
-    :math:`j_1(i), \\dots, j_K(i)` the :math:`K` nearest overlap units of
-    :math:`i`, a unit with :math:`\\hat e(X_i) < \\epsilon` contributes
-    :math:`\\frac1K\\sum_k \\hat\\varphi^{(1)}_{j_k(i)} -
-    \\hat\\varphi^{(0)}_i`, since
-    :math:`|\\mu_1(X_i) - \\frac1K\\sum_k \\mu_1(X_{j_k})| \\le h_i(L) =
-    \\frac LK \\sum_k d(X_i, X_{j_k})`; units with
-    :math:`\\hat e > 1 - \\epsilon` are symmetric and units in
-    :math:`\\mathcal O` contribute :math:`\\hat\\varphi^{(1)}_i -
-    \\hat\\varphi^{(0)}_i`. Then :math:`\\hat\\tau` is the mean
-    contribution, :math:`B(L) = \\frac1n\\sum_{i \\notin \\mathcal O}
-    h_i(L)` is linear in :math:`L`, and the bias-aware interval is
-    :math:`\\hat\\tau \\pm \\hat\\sigma\\, \\mathrm{cv}_\\alpha(B(L)/\\hat
-    \\sigma)`, with :math:`\\mathrm{cv}_\\alpha(b)` the :math:`1-\\alpha`
-    quantile of :math:`|N(b, 1)|` (Armstrong and Kolesar). The influence
-    function credits each reused pseudo-outcome to its overlap unit (as for
-    matching estimators). Overlap units near the boundary carry large
-    inverse weights and are reused by many outside units, so
-    :math:`\\hat\\sigma` can understate the spread of :math:`\\hat\\tau`
-    in small samples; coverage at a valid :math:`L` then rests partly on the
-    conservative bound.
+    Write :math:`\\hat\\varphi^{(a)}_i` for the AIPW pseudo-outcomes and
+    :math:`\\hat\\mu_a` for the cross-fitted outcome model. For a unit with
+    :math:`\\hat e(X_i) < \\epsilon` the treated mean lies in
+    :math:`[\\ell_i(L), u_i(L)]` with
+
+    .. math::
+
+        \\ell_i(L) = \\max_{j \\in \\mathcal O} \\hat\\mu_1(X_j) - L\\,d(X_i,
+        X_j), \\qquad
+        u_i(L) = \\min_{j \\in \\mathcal O} \\hat\\mu_1(X_j) + L\\,d(X_i, X_j),
+
+    the McShane-Whitney extensions (with ``anchor_margin`` :math:`\\kappa > 0`
+    each :math:`\\hat\\mu_1(X_j)` is first lowered, respectively raised, by
+    :math:`\\kappa` bootstrap standard errors); it contributes :math:`[\\ell_i, u_i] -
+    \\hat\\varphi^{(0)}_i` (units with :math:`\\hat e > 1 - \\epsilon` are
+    symmetric, units in :math:`\\mathcal O` contribute
+    :math:`\\hat\\varphi^{(1)}_i - \\hat\\varphi^{(0)}_i`). Averaging gives
+    bounds :math:`[\\hat\\theta_-(L), \\hat\\theta_+(L)]`; ``estimate`` is
+    their midpoint and :math:`B(L)` their half-width. Where
+    :math:`\\ell_i > u_i` (the fitted model is not :math:`L`-Lipschitz
+    around unit :math:`i`) the bracket is the point where the two
+    extensions meet. The standard errors of the two bounds come from the
+    bootstrap, linearized at the extensions' active anchors, so they include
+    the estimation error of :math:`\\hat\\mu_a` at those anchors; the
+    interval is Imbens and Manski's :math:`[\\hat\\theta_- - c\\,
+    \\hat\\sigma_-, \\hat\\theta_+ + c\\,\\hat\\sigma_+]` with
+    :math:`\\Phi(c + 2B/\\max\\hat\\sigma) - \\Phi(-c) = 1 - \\alpha`.
+    Cost: :math:`O(n_{out}\\, n_{in})` per :math:`L`, in blocks of bounded
+    memory.
 
     References
     ----------
     .. [1] Ma, Y. and Namkoong, H. "A Sensitivity Approach to Causal
        Inference Under Limited Overlap."
-    .. [2] Armstrong, T. B. and Kolesar, M. (2018). "Optimal inference in a
-       class of regression models." Econometrica 86(2).
+    .. [2] McShane, E. J. (1934). "Extension of range of functions." Bulletin
+       of the AMS 40(12).
+    .. [3] Imbens, G. W. and Manski, C. F. (2004). "Confidence intervals for
+       partially identified parameters." Econometrica 72(6).
 
     Examples
     --------
     >>> from skcausal import TrimmingSensitivity
     >>> from skcausal.datasets import make_limited_overlap
     >>> X, y = make_limited_overlap(n_samples=500, random_state=0)
-    >>> est = TrimmingSensitivity(threshold=0.05, random_state=0).fit(X, y)
+    >>> est = TrimmingSensitivity(threshold=0.05, n_bootstrap=20,
+    ...                           random_state=0).fit(X, y)
     >>> lower, upper = est.conf_int(lipschitz=1.0)
     >>> bool(lower < upper)
     True
@@ -173,7 +346,10 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         **_BaseCausalEstimator._outcome_constraints,
         **_BaseCausalEstimator._propensity_constraints,
         "threshold": [Interval(Real, 0, 0.5, closed="neither")],
+        "extension": [StrOptions({"lipschitz", "knn"})],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "n_bootstrap": [Interval(Integral, 2, None, closed="left")],
+        "anchor_margin": [Interval(Real, 0, None, closed="left")],
         "scale": ["boolean"],
         "alpha": [Interval(Real, 0, 1, closed="neither")],
     }
@@ -184,7 +360,10 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         propensity_model=None,
         *,
         threshold=0.1,
+        extension="lipschitz",
         n_neighbors=40,
+        n_bootstrap=100,
+        anchor_margin=1.0,
         scale=True,
         alpha=0.05,
         learner="T",
@@ -197,7 +376,10 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         self.outcome_model = outcome_model
         self.propensity_model = propensity_model
         self.threshold = threshold
+        self.extension = extension
         self.n_neighbors = n_neighbors
+        self.n_bootstrap = n_bootstrap
+        self.anchor_margin = anchor_margin
         self.scale = scale
         self.alpha = alpha
         self.learner = learner
@@ -207,7 +389,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def fit(self, X, y, treatment=None):
+    def fit(self, X, y, treatment=None, sample_weight=None):
         """Cross-fit the nuisances, trim, and prepare the Lipschitz extensions.
 
         Parameters
@@ -219,40 +401,231 @@ class TrimmingSensitivity(_BaseCausalEstimator):
             ``treatment``.
         treatment : array-like of shape (n_samples,), default=None
             Binary treatment when ``y`` is the 1-d outcome.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights of the units, passed to the nuisance models
+            that accept them and used in every average.
 
         Returns
         -------
         self : object
             The fitted estimator.
         """
-        super().fit(X, y, treatment)
+        super().fit(X, y, treatment, sample_weight=sample_weight)
         X = validate_data(self, X, reset=False)
+        sw = self._sample_weight
+        if sw is None:
+            sw = self._sample_weight = np.ones(X.shape[0])
         Z = X
         if self.scale:
-            sd = X.std(axis=0)
+            mean = np.average(X, axis=0, weights=sw)
+            sd = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=sw))
             sd[sd == 0] = 1.0
-            Z = (X - X.mean(axis=0)) / sd
+            Z = (X - mean) / sd
         e = self.propensity_
         inside = self.overlap_mask_
-        k = min(int(self.n_neighbors), int(inside.sum()))
-        nn = NearestNeighbors(n_neighbors=k).fit(Z[inside])
         inside_idx = np.flatnonzero(inside)
-        distance = np.zeros(len(e))
-        self._extensions = []
-        for rows, arm in (
+        groups = (
             (np.flatnonzero(e < self.threshold), 1),
             (np.flatnonzero(e > 1 - self.threshold), 0),
-        ):
-            if rows.size == 0:
-                continue
-            dist, ind = nn.kneighbors(Z[rows])
-            distance[rows] = dist[:, 0]
-            self._extensions.append((rows, arm, dist, inside_idx[ind]))
+        )
+        distance = np.zeros(len(e))
+        self._extensions = []
+        if self.extension == "knn":
+            k = min(int(self.n_neighbors), int(inside.sum()))
+            nn = NearestNeighbors(n_neighbors=k).fit(Z[inside])
+            for rows, arm in groups:
+                if rows.size == 0:
+                    continue
+                dist, ind = nn.kneighbors(Z[rows])
+                distance[rows] = dist[:, 0]
+                self._extensions.append((rows, arm, dist, inside_idx[ind]))
+        else:
+            self._bootstrap(X, inside, check_random_state(self.random_state))
+            # each anchor's value is known up to anchor_margin bootstrap
+            # standard errors: the extensions start from that band
+            self._margin = float(self.anchor_margin) * self._boot["deviation"].astype(
+                np.float64
+            ).std(axis=0, ddof=1)
+            mu = self.outcome_predictions_
+            for rows, arm in groups:
+                if rows.size == 0:
+                    continue
+                values = mu[inside, arm]
+                crossing, point, j0, k0 = _crossing(
+                    Z[rows], Z[inside], values, self._margin[:, arm]
+                )
+                for start, dist in _distance_blocks(Z[rows], Z[inside]):
+                    distance[rows[start : start + dist.shape[0]]] = dist.min(axis=1)
+                self._extensions.append(
+                    {
+                        "rows": rows,
+                        "arm": arm,
+                        "Z": Z[rows],
+                        "crossing": crossing,
+                        "point": point,
+                        "anchors0": (j0, k0),
+                    }
+                )
+            self._anchors = Z[inside]
+        del self._fit_data
         self.extrapolation_distance_ = distance
         self.breakdown_lipschitz_ = self._breakdown(float(self.alpha))
         return self
 
-    def _estimate(self, y, t, nuisance):
+    def _bootstrap(self, X, inside, rng):
+        """Refit the nuisance models on stratified bootstrap draws.
+
+        Keeps the folds and the overlap region;
+        stores per draw the weighted mean of the identified pseudo-outcomes
+        and the change of the outcome predictions at the overlap units.
+        """
+        (y, t), e = self._fit_data, self.propensity_
+        n = y.shape[0]
+        fold_of = np.empty(n, dtype=np.intp)
+        for k, test in enumerate(self.fold_indices_):
+            fold_of[test] = k
+        strata = 2 * fold_of + t.astype(np.intp)
+        counts = np.array(
+            [_stratified_counts(strata, rng) for _ in range(self.n_bootstrap)]
+        )
+        folds = [
+            (np.flatnonzero(fold_of != k), test)
+            for k, test in enumerate(self.fold_indices_)
+        ]
+        model = _seed_random_states(self._outcome_model(), rng.randint(2**31 - 1))
+        fitter = self._outcome_fitter()
+        weights = counts * self._sample_weight
+        seed = rng.randint(2**31 - 1)
+        propensity = _seed_random_states(self._propensity_model(), seed)
+        clip = max(float(self.clip), 1e-12)
+        draws = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
+            delayed(_refit_nuisances)(
+                fitter, model, propensity, clip, X, y, t, e, folds, w
+            )
+            for w in weights
+        )
+        mu = self.outcome_predictions_
+        total = self._sample_weight.sum()
+        known = np.empty(n)
+        outside_low = e < self.threshold
+        outside_high = e > 1 - self.threshold
+        sums = np.empty(self.n_bootstrap)
+        # float32 / int32 keep the stored draws small (n_bootstrap rows each)
+        deviation = np.empty((self.n_bootstrap, int(inside.sum()), 2), np.float32)
+        for b, (mu_b, e_b) in enumerate(draws):
+            phi = _aipw_pseudo_outcomes(y, t, e_b, mu_b)
+            known[:] = phi[:, 1] - phi[:, 0]
+            known[outside_low] = -phi[outside_low, 0]
+            known[outside_high] = phi[outside_high, 1]
+            sums[b] = weights[b] @ known / total
+            deviation[b] = mu_b[inside] - mu[inside]
+        self._boot = {
+            "counts": counts.astype(np.int32),
+            "known": sums,
+            "deviation": deviation,
+        }
+
+    def _lipschitz_row(self, lipschitz):
+        """Bounds of the full-population effect and their standard errors.
+
+        The bootstrap draws are linearized in the outcome predictions at the
+        extension's active anchors (the envelope theorem), so one pass over
+        the distances serves every draw.
+        """
+        sw = self._sample_weight
+        n = sw.sum()
+        phi, e = self._phi, self.propensity_
+        known = phi[:, 1] - phi[:, 0]
+        low, high = e < self.threshold, e > 1 - self.threshold
+        known[low] = -phi[low, 0]
+        known[high] = phi[high, 1]
+        base = float(sw @ known / n)
+        bounds = np.array([base, base])
+        boot = self._boot
+        boot_bounds = np.tile(boot["known"][:, None], (1, 2))
+        for ext in self._extensions:
+            rows, arm = ext["rows"], ext["arm"]
+            values = self.outcome_predictions_[self.overlap_mask_, arm]
+            dev = boot["deviation"][:, :, arm]
+            level = np.full(rows.size, float(lipschitz))
+            free = level >= ext["crossing"]
+            lower = ext["point"].copy()
+            upper = ext["point"].copy()
+            j0, k0 = ext["anchors0"]
+            change_lower = 0.5 * (dev[:, j0] + dev[:, k0])
+            change_upper = change_lower.copy()
+            if np.any(free):
+                lo, up, j, k = _extension(
+                    ext["Z"][free],
+                    self._anchors,
+                    values,
+                    level[free],
+                    self._margin[:, arm],
+                )
+                lower[free], upper[free] = lo, up
+                change_lower[:, free] = dev[:, j]
+                change_upper[:, free] = dev[:, k]
+            w = sw[rows]
+            wb = boot["counts"][:, rows] * w
+            # the missing arm enters with sign +1 (treated) or -1 (control)
+            if arm == 1:
+                pieces = ((0, lower, change_lower), (1, upper, change_upper))
+            else:
+                pieces = ((0, -upper, -change_upper), (1, -lower, -change_lower))
+            for side, value, change in pieces:
+                bounds[side] += w @ value / n
+                boot_bounds[:, side] += np.sum(wb * (value + change), axis=1) / n
+        se = boot_bounds.std(axis=0, ddof=1)
+        return bounds, se
+
+    def _curve(self, lipschitz, alpha):
+        rows = []
+        sw = self._sample_weight
+        n = sw.sum()
+        for value in lipschitz:
+            value = float(value)
+            if self.extension == "knn":
+                est, infl, half = self._knn_curve(value)
+                se = float(_influence_stderr(infl, sw))
+                bias = float(sw @ half / n)
+                if se > 0:
+                    crit = stats.foldnorm.ppf(1 - alpha, bias / se) * se
+                else:
+                    crit = bias
+                rows.append(
+                    (
+                        value,
+                        est,
+                        bias,
+                        se,
+                        est - bias,
+                        est + bias,
+                        se,
+                        se,
+                        est - crit,
+                        est + crit,
+                    )
+                )
+                continue
+            (lower, upper), (se_lower, se_upper) = self._lipschitz_row(value)
+            ci = _imbens_manski(lower, upper, se_lower, se_upper, alpha)
+            rows.append(
+                (
+                    value,
+                    0.5 * (lower + upper),
+                    0.5 * (upper - lower),
+                    float(max(se_lower, se_upper)),
+                    lower,
+                    upper,
+                    float(se_lower),
+                    float(se_upper),
+                    float(ci[0]),
+                    float(ci[1]),
+                )
+            )
+        return rows
+
+    def _estimate(self, y, t, nuisance, sw):
         e, mu = nuisance["e"], nuisance["mu"]
         inside = (e >= self.threshold) & (e <= 1 - self.threshold)
         if not np.any(inside):
@@ -261,11 +634,13 @@ class TrimmingSensitivity(_BaseCausalEstimator):
                 f"threshold] = [{self.threshold}, {1 - self.threshold}]; "
                 "lower threshold."
             )
+        weight = np.ones_like(y) if sw is None else sw
         self.overlap_mask_ = inside
-        self.overlap_fraction_ = float(inside.mean())
+        self.overlap_fraction_ = float(weight @ inside / weight.sum())
         phi = _aipw_pseudo_outcomes(y, t, e, mu)
         self._phi = phi
-        psi = phi[inside].mean(axis=0)
+        self._fit_data = (y, t)
+        psi = np.average(phi[inside], axis=0, weights=weight[inside])
         infl = np.where(inside[:, None], phi - psi, 0.0) / self.overlap_fraction_
         return psi, infl
 
@@ -275,7 +650,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         return diag
 
     # -- sensitivity ---------------------------------------------------------
-    def _influence(self, lipschitz):
+    def _knn_curve(self, lipschitz):
         """Estimate, influence function and half-widths at one constant L.
 
         An outside unit's missing-arm mean is the average of the AIPW
@@ -283,7 +658,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         credited to its overlap unit in the influence function (as for
         matching estimators), so the variance is that of a linear statistic.
         """
-        phi = self._phi
+        phi, sw = self._phi, self._sample_weight
         n = phi.shape[0]
         own = phi[:, 1] - phi[:, 0]
         half = np.zeros(n)
@@ -293,24 +668,12 @@ class TrimmingSensitivity(_BaseCausalEstimator):
             half[rows] = lipschitz * dist.mean(axis=1)
             sign = 1.0 if arm == 1 else -1.0
             own[rows] = -phi[rows, 0] if arm == 1 else phi[rows, 1]
-            np.add.at(credit, neighbors.ravel(), sign * phi[neighbors.ravel(), arm] / k)
-        total = own + credit
-        estimate = float(total.mean())
+            reused = np.repeat(sw[rows], k) * phi[neighbors.ravel(), arm]
+            np.add.at(credit, neighbors.ravel(), sign * reused / k)
+        # unit contributions, each weighted unit scaled back to one unit
+        total = own + np.divide(credit, sw, out=np.zeros(n), where=sw > 0)
+        estimate = float(sw @ total / sw.sum())
         return estimate, total - estimate, half
-
-    def _curve(self, lipschitz, alpha):
-        rows = []
-        n = self._phi.shape[0]
-        for value in lipschitz:
-            est, infl, half = self._influence(float(value))
-            se = float(_influence_stderr(infl))
-            bias = float(half.sum() / n)
-            if se > 0:
-                crit = stats.foldnorm.ppf(1 - alpha, bias / se) * se
-            else:
-                crit = bias
-            rows.append((float(value), est, bias, se, est - crit, est + crit))
-        return rows
 
     def bias_bound(self, lipschitz):
         """Worst-case trimming bias :math:`B(L)` of the full-population effect.
@@ -342,8 +705,13 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         Returns
         -------
         curve : pandas.DataFrame
-            Columns ``lipschitz``, ``estimate``, ``bias_bound``,
-            ``std_error``, ``ci_lower``, ``ci_upper``.
+            Columns ``lipschitz``, ``estimate`` (midpoint of the bounds),
+            ``bias_bound`` (their half-width :math:`B(L)`), ``std_error``
+            (the larger of the bounds' standard errors), ``lower_bound``,
+            ``upper_bound``, ``lower_std_error``, ``upper_std_error``,
+            ``ci_lower``, ``ci_upper``. With ``extension="knn"`` the bounds
+            are ``estimate -/+ bias_bound`` and both standard errors are the
+            one of ``estimate``.
         """
         check_is_fitted(self)
         arr = _check_lipschitz(lipschitz).reshape(-1)
@@ -355,6 +723,10 @@ class TrimmingSensitivity(_BaseCausalEstimator):
                 "estimate",
                 "bias_bound",
                 "std_error",
+                "lower_bound",
+                "upper_bound",
+                "lower_std_error",
+                "upper_std_error",
                 "ci_lower",
                 "ci_upper",
             ],
@@ -381,12 +753,12 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         check_is_fitted(self)
         value = float(_check_lipschitz(lipschitz).reshape(-1)[0])
         row = self._curve([value], _check_alpha(alpha))[0]
-        return row[4], row[5]
+        return row[8], row[9]
 
     def _breakdown(self, alpha):
         def covers_zero(value):
             row = self._curve([value], alpha)[0]
-            return row[4] <= 0.0 <= row[5]
+            return row[8] <= 0.0 <= row[9]
 
         if covers_zero(0.0):
             return 0.0

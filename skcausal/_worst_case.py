@@ -16,6 +16,7 @@ from skcausal._base import (
     _influence_stderr,
     _normal_interval,
 )
+from skcausal._crossfit import _fit_weighted
 from skcausal._estimators import _aipw_pseudo_outcomes, _mean_and_influence
 from skrobust.ambiguity import CVaR
 
@@ -227,7 +228,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def fit(self, X, y, treatment=None):
+    def fit(self, X, y, treatment=None, sample_weight=None):
         """Cross-fit the nuisances and the effect model; estimate the worst case.
 
         Parameters
@@ -239,6 +240,10 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
             ``treatment``.
         treatment : array-like of shape (n_samples,), default=None
             Binary treatment when ``y`` is the 1-d outcome.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights of the units, passed to the nuisance and effect
+            models that accept them and used in the worst-case distribution
+            and every average.
 
         Returns
         -------
@@ -246,7 +251,8 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
             The fitted estimator.
         """
         X_in = X
-        super().fit(X, y, treatment)
+        super().fit(X, y, treatment, sample_weight=sample_weight)
+        sw = self._sample_weight
         X = validate_data(self, X, reset=False)
         self._subgroup_columns = _columns(
             X_in, self.subgroup_features, self.n_features_in_
@@ -258,32 +264,36 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         self.effect_models_ = []
         for test in self.fold_indices_:
             train = np.setdiff1d(np.arange(phi.shape[0]), test)
-            fitted = clone(model).fit(Z[train], phi[train])
+            fitted = _fit_weighted(
+                clone(model), Z[train], phi[train], None if sw is None else sw[train]
+            )
             tau[test] = np.asarray(fitted.predict(Z[test]), dtype=np.float64)
             self.effect_models_.append(fitted)
         self.effect_predictions_ = tau
         value, infl, plugin, eta, q = self._worst_case(float(self.mass))
         self.estimate_ = value
         self.influence_function_ = infl
-        self.stderr_ = float(_influence_stderr(infl))
+        self.stderr_ = float(_influence_stderr(infl, sw))
         self.plugin_estimate_ = plugin
         self.value_at_risk_ = eta
         self.worst_case_weights_ = q
         return self
 
-    def _estimate(self, y, t, nuisance):
+    def _estimate(self, y, t, nuisance, sw):
         phi = _aipw_pseudo_outcomes(y, t, nuisance["e"], nuisance["mu"])
         self.pseudo_outcomes_ = phi[:, 1] - phi[:, 0]
-        return _mean_and_influence(phi)
+        return _mean_and_influence(phi, sw)
 
     def _worst_case(self, mass):
         tau, phi = self.effect_predictions_, self.pseudo_outcomes_
-        n = tau.shape[0]
+        sw = self._sample_weight
+        p = np.full(tau.shape[0], 1.0 / tau.shape[0]) if sw is None else sw / sw.sum()
         cvar = CVaR(alpha=mass)
-        risk, q = cvar.risk_and_weights(-tau)
-        eta = -float(cvar.dual_init(-tau)[0])
-        psi = eta + n * q * (phi - eta)
-        value = float(psi.mean())
+        risk, q = cvar.risk_and_weights(-tau, sample_weight=sw)
+        eta = -float(cvar.dual_init(-tau, sample_weight=sw)[0])
+        ratio = np.divide(q, p, out=np.zeros_like(q), where=p > 0)
+        psi = eta + ratio * (phi - eta)
+        value = float(p @ psi)
         return value, psi - value, -float(risk), eta, q
 
     def conf_int(self, alpha=0.05):
@@ -324,7 +334,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         rows = []
         for mass in masses:
             value, infl, plugin, _, _ = self._worst_case(float(mass))
-            se = float(_influence_stderr(infl))
+            se = float(_influence_stderr(infl, self._sample_weight))
             lower, upper = _normal_interval(value, se, alpha)
             rows.append((float(mass), value, plugin, se, lower, upper))
         return pd.DataFrame(
@@ -357,7 +367,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         infl = self.potential_outcome_influence_
         ate_if = infl[:, 1] - infl[:, 0]
         ate = float(np.diff(self.potential_outcome_means_)[0])
-        se = float(_influence_stderr(ate_if))
+        se = float(_influence_stderr(ate_if, self._sample_weight))
         lower, upper = _normal_interval(ate, se, _check_alpha(alpha))
         _set_row(table, "ATE", ate, se, lower, upper)
         worst = table.iloc[[0]].copy()

@@ -70,9 +70,11 @@ print(aipw.diagnostics_)
 # %%
 # Trimming sensitivity: the effect on the overlap population
 # {0.1 <= e(x) <= 0.9}, and a bias-aware interval for the whole population
-# that holds if weight change is L-Lipschitz in the standardized confounders.
-# The breakdown value L* is how irregular the outcome must be before the
-# interval reaches zero.
+# that holds if weight change is L-Lipschitz (kg per standard deviation) in
+# the standardized confounders: for the units outside the overlap
+# region, the missing arm is bracketed by the lower and upper Lipschitz
+# extensions of the outcome model from the overlap units. The breakdown value
+# L* is how irregular the outcome must be before the interval reaches zero.
 trim = TrimmingSensitivity(
     outcome_model, propensity_model, threshold=0.1, random_state=0
 ).fit(X.to_numpy(), y)
@@ -80,6 +82,9 @@ print(
     f"overlap population: {trim.overlap_fraction_:.0%} of units, "
     f"effect {trim.estimate_:.2f} kg, breakdown L* = {trim.breakdown_lipschitz_:.2f}"
 )
-print(trim.sensitivity_curve([0.0, 0.5, 1.0, 2.0]).round(2))
+curve = trim.sensitivity_curve([0.0, 5.0, 10.0, 20.0, 40.0])
+print(
+    curve[["lipschitz", "lower_bound", "upper_bound", "ci_lower", "ci_upper"]].round(2)
+)
 trim.plot()
 plt.show()

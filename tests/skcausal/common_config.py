@@ -44,6 +44,15 @@ _FITTING_CHECKS = (
     "check_pipeline_consistency",
     "check_positive_only_tag_during_fit",
     "check_readonly_memmap_input",
+    "check_sample_weights_pandas_series",
+    "check_sample_weights_not_an_array",
+    "check_sample_weights_list",
+    "check_all_zero_sample_weights_error",
+    "check_sample_weights_shape",
+    "check_sample_weights_not_overwritten",
+    "check_sample_weight_equivalence_on_dense_data",
+    "check_sample_weights_invariance(kind=ones)",
+    "check_sample_weights_invariance(kind=zeros)",
 )
 
 _CAUSAL = (

@@ -54,7 +54,7 @@ def test_trimming_interval_covers_under_limited_overlap():
     for r in range(N_DRAWS):
         X, y = make_limited_overlap(1000, overlap=0.01, random_state=r)
         est = TrimmingSensitivity(
-            **_spline_models(), threshold=0.05, random_state=r
+            **_spline_models(), threshold=0.05, n_bootstrap=30, random_state=r
         ).fit(X, y)
         lower, upper = est.conf_int(lipschitz=2.0)
         hits.append(lower <= 1.0 <= upper)

@@ -378,3 +378,22 @@ def test_tmle_warns_when_fluctuation_does_not_converge(easy_data):
     X, y = easy_data
     with pytest.warns(ConvergenceWarning, match="did not converge"):
         TMLE(max_iter=1, tol=1e-300, random_state=0).fit(X, y)
+
+
+def test_in_sample_split_is_full_sample_aipw():
+    # manual full-sample (not cross-fitted) AIPW of E[Y(1)]: the classical
+    # doubly robust estimator of Kang and Schafer's study
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    from skcausal import AIPW, InSampleSplit
+    from skcausal.datasets import make_kang_schafer
+
+    X, y = make_kang_schafer(n_samples=200, random_state=3)
+    outcome, t = y[:, 0], y[:, 1]
+    est = AIPW(cv=InSampleSplit(n_splits=3), clip=1e-8).fit(X, y)
+    e = LogisticRegression().fit(X, t).predict_proba(X)[:, 1]
+    mu1 = LinearRegression().fit(X[t == 1], outcome[t == 1]).predict(X)
+    phi1 = mu1 + t / e * (outcome - mu1)
+    assert_allclose(est.potential_outcome_means_[1], phi1.mean(), rtol=1e-6)
+    with pytest.raises(ValueError, match="n_splits"):
+        AIPW(cv=InSampleSplit(n_splits=1)).fit(X, y)

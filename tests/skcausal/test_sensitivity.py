@@ -4,7 +4,8 @@ import matplotlib
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from scipy import stats
+from scipy import optimize, stats
+from sklearn.base import clone
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import SplineTransformer
@@ -25,15 +26,98 @@ def _spline_models():
     )
 
 
+def _overlap_data():
+    return make_limited_overlap(n_samples=800, random_state=0)
+
+
 @pytest.fixture(scope="module")
 def overlap_data():
-    return make_limited_overlap(n_samples=800, random_state=0)
+    return _overlap_data()
 
 
 @pytest.fixture(scope="module")
 def fitted_trimming(overlap_data):
     X, y = overlap_data
-    return TrimmingSensitivity(threshold=0.05, n_neighbors=5, random_state=0).fit(X, y)
+    return TrimmingSensitivity(
+        threshold=0.05, extension="knn", n_neighbors=5, random_state=0
+    ).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def fitted_lipschitz(overlap_data):
+    X, y = overlap_data
+    return TrimmingSensitivity(threshold=0.05, n_bootstrap=30, random_state=0).fit(X, y)
+
+
+def test_lipschitz_extension_matches_brute_force(overlap_data):
+    """Loop over outside units: max / min over every overlap unit explicitly."""
+    X, y = overlap_data
+    est = TrimmingSensitivity(
+        threshold=0.05, n_bootstrap=10, anchor_margin=0.0, random_state=0
+    ).fit(X, y)
+    outcome, t = y[:, 0], y[:, 1]
+    e, mu = est.propensity_, est.outcome_predictions_
+    Z = (X - X.mean(0)) / X.std(0)
+    inside = (e >= 0.05) & (e <= 0.95)
+    phi1 = mu[:, 1] + t / e * (outcome - mu[:, 1])
+    phi0 = mu[:, 0] + (1 - t) / (1 - e) * (outcome - mu[:, 0])
+    # L large enough that every bracket is nonempty (a linear outcome model
+    # has slope far below 50 per standard deviation on this design)
+    L = 50.0
+    lo, hi = (phi1 - phi0).copy(), (phi1 - phi0).copy()
+    for i in np.flatnonzero(~inside):
+        arm = 1 if e[i] < 0.05 else 0
+        d = np.sqrt(((Z[inside] - Z[i]) ** 2).sum(1))
+        lower = np.max(mu[inside, arm] - L * d)
+        upper = np.min(mu[inside, arm] + L * d)
+        assert lower <= upper
+        if arm == 1:
+            lo[i], hi[i] = lower - phi0[i], upper - phi0[i]
+        else:
+            lo[i], hi[i] = phi1[i] - upper, phi1[i] - lower
+    row = est.sensitivity_curve([L]).iloc[0]
+    assert_allclose(row.lower_bound, lo.mean(), rtol=1e-9)
+    assert_allclose(row.upper_bound, hi.mean(), rtol=1e-9)
+    assert_allclose(est.bias_bound(L), (hi.mean() - lo.mean()) / 2, rtol=1e-9)
+    # Imbens-Manski: Phi(c + width / se) - Phi(-c) = 0.95, se the larger one
+    se = max(row.lower_std_error, row.upper_std_error)
+    c = optimize.brentq(
+        lambda c: (
+            stats.norm.cdf(c + (hi.mean() - lo.mean()) / se) - stats.norm.cdf(-c) - 0.95
+        ),
+        0.0,
+        5.0,
+    )
+    assert_allclose(
+        est.conf_int(lipschitz=L),
+        (lo.mean() - c * row.lower_std_error, hi.mean() + c * row.upper_std_error),
+        rtol=1e-7,
+    )
+
+
+def test_lipschitz_bounds_nested_and_breakdown(fitted_lipschitz):
+    est = fitted_lipschitz
+    grid = np.linspace(0, 10, 21)
+    curve = est.sensitivity_curve(grid)
+    # once no bracket is collapsed (L >= 2 here), the anchor margin only
+    # widens the bounds
+    narrow = clone(est).set_params(anchor_margin=0.0).fit(*_overlap_data())
+    plain = narrow.sensitivity_curve(grid)
+    free = grid >= 2
+    assert np.all(curve.lower_bound[free] <= plain.lower_bound[free] + 1e-12)
+    assert np.all(curve.upper_bound[free] >= plain.upper_bound[free] - 1e-12)
+    assert curve.bias_bound.iloc[0] == 0.0
+    assert np.all(np.diff(curve.lower_bound) <= 1e-12)
+    assert np.all(np.diff(curve.upper_bound) >= -1e-12)
+    assert np.all(curve.lower_std_error > 0)
+    L_star = est.breakdown_lipschitz_
+    assert 0 < L_star < np.inf
+    lower, upper = est.conf_int(alpha=0.05, lipschitz=L_star)
+    assert lower <= 1e-6 and upper >= 0
+    lower, _ = est.conf_int(alpha=0.05, lipschitz=0.9 * L_star)
+    assert lower > 0
+    ax = est.plot()
+    assert ax.get_xlabel() == "Lipschitz constant L"
 
 
 def test_trimming_matches_brute_force(overlap_data, fitted_trimming):

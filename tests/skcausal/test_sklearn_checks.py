@@ -32,9 +32,9 @@ def _with_treatment(y, treatment):
 
 
 class _AdaptMixin:
-    def fit(self, X, y, treatment=None):
+    def fit(self, X, y, treatment=None, sample_weight=None):
         y, treatment = _with_treatment(y, treatment)
-        return super().fit(X, y, treatment=treatment)
+        return super().fit(X, y, treatment=treatment, sample_weight=sample_weight)
 
     def score(self, X, y, treatment=None):
         y, treatment = _with_treatment(y, treatment)
