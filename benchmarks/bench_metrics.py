@@ -470,7 +470,6 @@ def main():
     }
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    _, old = _blocks(output.read_text()) if output.exists() else ([], {})
     header = [
         "## Evaluation: worst-subpopulation risk, stability, DISDE",
         "",
@@ -481,13 +480,18 @@ def main():
         "against known truths instead.",
     ]
     command = " ".join(["benchmarks/bench_metrics.py"] + sys.argv[1:])
+    fresh = {}
+    for name in args.sections:
+        lines = runs[name]()
+        lines.append(f"\n(Section produced by `{command}`.)")
+        fresh[name] = next(iter(_blocks("\n".join(lines))[1].values()))
+    # read the existing sections only now, so that runs in parallel keep
+    # each other's sections
+    _, old = _blocks(output.read_text()) if output.exists() else ([], {})
     body = []
     for name in SECTIONS:
-        if name in args.sections:
-            lines = runs[name]()
-            lines.append(f"\n(Section produced by `{command}`.)")
-            _, new = _blocks("\n".join(lines))
-            body += ["", *next(iter(new.values()))]
+        if name in fresh:
+            body += ["", *fresh[name]]
         else:
             title = next((t for t in old if _SECTION_TITLES[name] in t), None)
             if title is not None:
