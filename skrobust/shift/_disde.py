@@ -276,7 +276,7 @@ callable, default="zero_one"
         loss on X in each domain; their intervals include the estimation
         error of the domain classifier (see Notes). ``"weighting"``: overlap
         weighted means of the losses, with intervals that treat the fitted
-        weights as known (they under-cover, see Notes).
+        weights as known (they can under-cover, see Notes).
     regressor : regressor, default=None
         Regression of the per-sample loss on X in each domain, cross-fitted
         with the domain classifier (``method="one_step"`` only). ``None``
