@@ -208,16 +208,22 @@ class AmbiguitySet(BaseEstimator):
         losses = check_losses(losses)
         p = check_probability_weights(sample_weight, losses.shape[0])
         support = p > 0
-        lo = losses[support].min()
-        hi = losses[support].max()
+        everywhere = bool(support.all())
+        on_support = losses if everywhere else losses[support]
+        lo = on_support.min()
+        hi = on_support.max()
         if self.is_trivial() or hi - lo <= 0:
             mean = float(np.dot(p, losses))
             return mean, p, self._dual_trivial(losses, p)
         scale = hi - lo
-        z = (losses[support] - lo) / scale
-        risk_z, q_support, dual_z = self._solve_unit(z, p[support])
-        q = np.zeros_like(p)
-        q[support] = q_support
+        z = on_support - lo
+        z /= scale
+        risk_z, q_support, dual_z = self._solve_unit(z, p if everywhere else p[support])
+        if everywhere:
+            q = q_support
+        else:
+            q = np.zeros_like(p)
+            q[support] = q_support
         risk = lo + scale * risk_z
         # numerical safety: the robust risk lies between the mean and the max
         risk = float(np.clip(risk, np.dot(p, losses), hi))

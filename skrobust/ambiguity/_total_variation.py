@@ -139,6 +139,16 @@ class TotalVariation(AmbiguitySet):
         grad_losses = (1.0 - delta) * grad + delta * top_grad
         return value, grad_losses, (1.0 - delta) * grad_dual
 
+    def _profiled_curvature(self, dual, losses, p, smoothing):
+        """The CVaR part's curvature over the losses (see ``CVaR``), scaled.
+
+        The smoothed maximum's curvature is left out: the result only builds a
+        preconditioner, which need not be exact.
+        """
+        diag, vec = self._cvar()._profiled_curvature(dual, losses, p, smoothing)
+        scale = 1.0 - float(self.radius)
+        return scale * diag, np.sqrt(scale) * vec
+
     def cvxpy_risk(self, loss_expr, p):
         """Robust risk of a cvxpy expression: CVaR dual plus the maximum.
 

@@ -29,6 +29,11 @@ class _BinaryLogistic:
     def value(self, Z, target):
         return np.logaddexp(0.0, -target * Z[:, 0])
 
+    def curvature(self, Z, target, tau=0.0):
+        """Second derivative of each loss in its linear prediction."""
+        prob = expit(target * Z[:, 0])
+        return prob * (1.0 - prob)
+
     def cvxpy(self, Z, target):
         import cvxpy as cp
 
@@ -83,6 +88,9 @@ class _Squared:
     def value(self, Z, target):
         return 0.5 * (Z[:, 0] - target) ** 2
 
+    def curvature(self, Z, target, tau=0.0):
+        return np.ones(Z.shape[0])
+
     def cvxpy(self, Z, target):
         import cvxpy as cp
 
@@ -110,6 +118,12 @@ class _Absolute:
 
     def value(self, Z, target):
         return np.abs(Z[:, 0] - target)
+
+    def curvature(self, Z, target, tau=0.0):
+        if tau <= 0:
+            return np.zeros(Z.shape[0])
+        slope = np.tanh((Z[:, 0] - target) / tau)
+        return (1.0 - slope * slope) / tau
 
     def cvxpy(self, Z, target):
         import cvxpy as cp
@@ -140,6 +154,9 @@ class _Huber:
 
     def value(self, Z, target):
         return self.value_grad(Z, target)[0]
+
+    def curvature(self, Z, target, tau=0.0):
+        return (np.abs(Z[:, 0] - target) <= self.epsilon).astype(float)
 
     def cvxpy(self, Z, target):
         import cvxpy as cp
