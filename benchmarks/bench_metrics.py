@@ -147,7 +147,7 @@ def coverage_study(
                 f"| {bias:+.4f} | {sd:.4f} | {v[:, 3].mean():.4f} | {width:.4f} "
                 "| |"
             )
-        lines[-1] = lines[-1][:-3] + f" {elapsed / reps:.2f} |"
+        lines[-1] = lines[-1].rsplit("|", 2)[0] + f"| {elapsed / reps:.2f} |"
         print("\n".join(lines[-len(rows[0]) :]), flush=True)
     return lines
 
