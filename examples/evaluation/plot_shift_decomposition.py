@@ -11,7 +11,10 @@ model has rarely or never seen? :func:`~skrobust.shift.decompose_performance_shi
 answers with three terms that add up to the drop, each with an interval,
 following Cai, Namkoong and Yadlowsky. A cross-fitted domain classifier
 defines a shared distribution with density proportional to
-``p(x) q(x) / (p(x) + q(x))``, which lives where both sites have data.
+``p(x) q(x) / (p(x) + q(x))``, which lives where both sites have data; the
+shared-distribution risks are one-step estimates (overlap weights plus
+cross-fitted regressions of the loss in each site), so the intervals account
+for the error of the fitted classifier.
 
 Here the target site has older patients (more of the older, harder patients
 that training saw, and some older than almost any in training, for whom the

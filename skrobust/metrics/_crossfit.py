@@ -25,8 +25,11 @@ def default_regressor():
     )
 
 
-def _fit_predict(regressor, Z, target, train, test):
-    model = clone(regressor).fit(_safe_indexing(Z, train), target[train])
+def _fit_predict(regressor, Z, target, train, test, sample_weight=None):
+    fit_params = {}
+    if sample_weight is not None:
+        fit_params["sample_weight"] = sample_weight[train]
+    model = clone(regressor).fit(_safe_indexing(Z, train), target[train], **fit_params)
     prediction = model.predict(_safe_indexing(Z, test))
     return test, np.asarray(prediction, dtype=float).reshape(-1)
 
@@ -70,13 +73,26 @@ def fold_labels(n_samples, cv, n_repeats, random_state):
     return folds
 
 
-def crossfit_subsets(regressor, Z, target, folds, subsets, *, n_jobs=None, verbose=0):
+def crossfit_subsets(
+    regressor,
+    Z,
+    target,
+    folds,
+    subsets,
+    *,
+    halves=None,
+    sample_weight=None,
+    n_jobs=None,
+    verbose=0,
+):
     """Out-of-fold predictions on several subsets of the samples.
 
     For each subset, each of its samples is predicted by models fitted on the
     other folds *of that subset* (the fold labels are shared by all subsets,
     so a subset's cross-fitting differs from the full one only by the samples
-    it leaves out), and the predictions of the repeated splits are averaged.
+    it leaves out). With ``halves``, the training folds are split further by
+    the half labels and one model is fitted on each half: every sample then
+    gets two predictions from models fitted on disjoint data.
 
     Parameters
     ----------
@@ -88,38 +104,49 @@ def crossfit_subsets(regressor, Z, target, folds, subsets, *, n_jobs=None, verbo
         Fold labels from :func:`fold_labels`.
     subsets : list of ndarray of int
         Sample indices of each subset.
+    halves : ndarray of shape (n_repeats, n_samples) of {0, 1}, default=None
+        Half labels of each repeat; ``None`` fits one model per fold.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Passed to the regressor's ``fit``.
     n_jobs : int, default=None
-        Parallel jobs over (subset, repeat, fold) triples.
+        Parallel jobs over the fits.
     verbose : int, default=0
         Verbosity of joblib.
 
     Returns
     -------
-    predictions : list of ndarray
-        Out-of-fold predictions for the samples of each subset, in its order.
+    predictions : list of ndarray of shape (n_repeats, n_parts, n_subset)
+        Out-of-fold predictions for the samples of each subset, in its order,
+        per repeat and per half (``n_parts`` is 2 with ``halves``, else 1).
     """
     n_repeats = folds.shape[0]
+    n_parts = 1 if halves is None else 2
     tasks = []
     for s, subset in enumerate(subsets):
         for r in range(n_repeats):
             labels = folds[r, subset]
             for k in np.unique(labels):
-                train = subset[labels != k]
                 test = subset[labels == k]
-                if train.size == 0:
-                    raise ValueError("a cross-fitting fold holds every sample.")
-                tasks.append((s, train, test))
+                for h in range(n_parts):
+                    train = labels != k
+                    if halves is not None:
+                        train &= halves[r, subset] == h
+                    train = subset[train]
+                    if train.size == 0:
+                        raise ValueError(
+                            "a cross-fitting fold (or half of it) holds every "
+                            "sample; use more samples or fewer folds."
+                        )
+                    tasks.append((s, r, h, train, test))
     results = Parallel(n_jobs=n_jobs, verbose=verbose)(
-        delayed(_fit_predict)(regressor, Z, target, train, test)
-        for _, train, test in tasks
+        delayed(_fit_predict)(regressor, Z, target, train, test, sample_weight)
+        for _, _, _, train, test in tasks
     )
     n = target.shape[0]
-    sums = [np.zeros(n) for _ in subsets]
-    for (s, _, _), (test, values) in zip(tasks, results, strict=True):
-        sums[s][test] += values
-    return [
-        total[subset] / n_repeats for total, subset in zip(sums, subsets, strict=True)
-    ]
+    out = [np.zeros((n_repeats, n_parts, n)) for _ in subsets]
+    for (s, r, h, _, _), (test, values) in zip(tasks, results, strict=True):
+        out[s][r, h, test] = values
+    return [table[:, :, subset] for table, subset in zip(out, subsets, strict=True)]
 
 
 def crossfit_predict(
@@ -162,6 +189,7 @@ def crossfit_predict(
     """
     n = target.shape[0]
     folds = fold_labels(n, cv, n_repeats, random_state)
-    return crossfit_subsets(
+    predictions = crossfit_subsets(
         regressor, Z, target, folds, [np.arange(n)], n_jobs=n_jobs, verbose=verbose
     )[0]
+    return predictions.mean(axis=(0, 1))

@@ -20,8 +20,10 @@ from sklearn.utils._param_validation import (
     validate_params,
 )
 from sklearn.utils.validation import (
+    _check_sample_weight,
     _num_samples,
     check_is_fitted,
+    has_fit_parameter,
     validate_data,
 )
 
@@ -38,6 +40,7 @@ _COMMON_CONSTRAINTS = {
     "regressor": [HasMethods(["fit", "predict"]), None],
     "cv": [Interval(Integral, 2, None, closed="left")],
     "n_repeats": [Interval(Integral, 1, None, closed="left")],
+    "bias_correction": ["boolean"],
     "variance": [StrOptions({"influence", "jackknife"})],
     "jackknife_groups": [Interval(Integral, 2, None, closed="left")],
     "confidence": [Interval(Real, 0, 1, closed="neither")],
@@ -88,43 +91,102 @@ class WorstSubpopulationResult:
         return self.lower, self.upper
 
 
-def _debiased_cvar_curve(conditional_risk, losses, alphas, confidence):
+def _debiased_cvar_curve(conditional_risk, losses, alphas, confidence, weights=None):
     """Debiased CVaR of the conditional risk for every level in ``alphas``.
 
-    The fitted conditional risks are grouped into their sorted unique values
-    once; each level then makes one call to :class:`~skrobust.ambiguity.CVaR`
-    on the grouped values. Its worst-case weights give the plug-in value, the
-    one-step correction and the value at risk (the smallest conditional risk
-    with positive weight); group sums of the losses give the variance.
+    The fitted conditional risks are grouped into their unique values and
+    sorted once (:meth:`~skrobust.ambiguity.CVaR.risk_curve` gives the plug-in
+    curve the same way); cumulative sums over the groups of the nominal mass,
+    of the losses and of their squares then give, for all levels at once, the
+    worst-case weights, the value at risk, the one-step estimate and the
+    variance of its influence values. ``weights`` are frequency weights
+    (``None`` means ones): an integer weight counts as that many copies of the
+    sample.
+
+    Returns an array of shape (n_levels, 5): estimate, standard error,
+    plug-in value, value at risk and half-width of the interval.
     """
-    n = losses.shape[0]
-    values, inverse, counts = np.unique(
-        conditional_risk, return_inverse=True, return_counts=True
-    )
-    counts = counts.astype(float)
-    loss_sum = np.bincount(inverse, weights=losses, minlength=values.shape[0])
-    loss_sq = np.bincount(inverse, weights=losses**2, minlength=values.shape[0])
+    if weights is None:
+        weights = np.ones_like(losses)
+    keep = weights > 0
+    conditional_risk = conditional_risk[keep]
+    losses = losses[keep]
+    weights = weights[keep]
+    total = float(weights.sum())
+    p = weights / total
+    values, inverse = np.unique(conditional_risk, return_inverse=True)
+    values = values[::-1]
+    inverse = values.shape[0] - 1 - inverse
+    n_groups = values.shape[0]
+    mass = np.bincount(inverse, weights=p, minlength=n_groups)
+    loss_sum = np.bincount(inverse, weights=p * losses, minlength=n_groups)
+    loss_sq = np.bincount(inverse, weights=p * losses**2, minlength=n_groups)
+    cum_mass = np.cumsum(mass)
+    cum_mass[-1] = 1.0
+    cum_loss = np.cumsum(loss_sum)
+    cum_sq = np.cumsum(loss_sq)
+    # group j holds the value at risk; the groups before it are fully inside
+    j = np.searchsorted(cum_mass, alphas * (1.0 - 1e-12))
+    j = np.minimum(j, n_groups - 1)
+    inside = j > 0
+    m0 = np.where(inside, cum_mass[j - 1], 0.0)
+    l0 = np.where(inside, cum_loss[j - 1], 0.0)
+    s0 = np.where(inside, cum_sq[j - 1], 0.0)
+    frac = np.clip((alphas - m0) / mass[j], 0.0, 1.0)  # share of group j inside
+    eta = values[j]
+    plug_in = CVaR().risk_curve(conditional_risk, alphas, sample_weight=weights)
+    estimate = (l0 + frac * loss_sum[j]) / alphas
+    # psi_i = eta + s_i (loss_i - eta), s_i = q_i / p_i: 1 / alpha above the
+    # value at risk, frac / alpha in its group, 0 below
+    first = (l0 - eta * m0 + frac * (loss_sum[j] - eta * mass[j])) / alphas
+    centered_sq = s0 - 2 * eta * l0 + eta**2 * m0
+    centered_sq_j = loss_sq[j] - 2 * eta * loss_sum[j] + eta**2 * mass[j]
+    second = (centered_sq + frac**2 * centered_sq_j) / alphas**2
+    mean_sq = eta**2 + 2 * eta * first + second
+    if total > 1:
+        variance = np.maximum(mean_sq - estimate**2, 0.0) * total / (total - 1)
+    else:
+        variance = np.zeros_like(estimate)
+    std_error = np.sqrt(variance / total)
     z = norm.ppf(0.5 + confidence / 2)
-    out = np.empty((alphas.shape[0], 5))
-    for k, alpha in enumerate(alphas):
-        cvar = CVaR(alpha=float(alpha))
-        plug_in, group_q = cvar.risk_and_weights(values, sample_weight=counts)
-        eta = float(values[group_q > 0].min())
-        # influence values psi_i = eta + n q_i (loss_i - eta), q_i = Q_g / c_g
-        slope = n * group_q / counts
-        centered_sum = loss_sum - eta * counts
-        centered_sq = loss_sq - 2 * eta * loss_sum + counts * eta**2
-        psi_sum = eta * counts + slope * centered_sum
-        psi_sq = counts * eta**2 + 2 * eta * slope * centered_sum
-        psi_sq = psi_sq + slope**2 * centered_sq
-        estimate = psi_sum.sum() / n
-        if n > 1:
-            variance = max(psi_sq.sum() - n * estimate**2, 0.0) / (n - 1)
-        else:
-            variance = 0.0
-        std_error = np.sqrt(variance / n)
-        out[k] = estimate, std_error, plug_in, eta, z * std_error
-    return out
+    return np.column_stack([estimate, std_error, plug_in, eta, z * std_error])
+
+
+def _ranked_sum(rank_by, values, weights, alphas):
+    """``sum_i q_i values_i`` with ``q`` the CVaR weights of ``rank_by``.
+
+    ``q`` puts mass ``p_i / alpha`` on the largest ``rank_by`` until it sums
+    to one (ties share the last group's remaining mass), for every level.
+    """
+    p = weights / weights.sum()
+    groups, inverse = np.unique(rank_by, return_inverse=True)
+    inverse = groups.shape[0] - 1 - inverse
+    n_groups = groups.shape[0]
+    mass = np.bincount(inverse, weights=p, minlength=n_groups)
+    total = np.bincount(inverse, weights=p * values, minlength=n_groups)
+    cum_mass = np.cumsum(mass)
+    cum_mass[-1] = 1.0
+    cum_total = np.cumsum(total)
+    j = np.minimum(np.searchsorted(cum_mass, alphas * (1.0 - 1e-12)), n_groups - 1)
+    m0 = np.where(j > 0, cum_mass[j - 1], 0.0)
+    t0 = np.where(j > 0, cum_total[j - 1], 0.0)
+    frac = np.clip((alphas - m0) / mass[j], 0.0, 1.0)
+    return (t0 + frac * total[j]) / alphas
+
+
+def _misranking_correction(first, second, weights, alphas):
+    """Second-order bias of the one-step estimate with the averaged first stage.
+
+    ``first`` and ``second`` are conditional risks fitted on disjoint halves;
+    with :math:`q^{(1)}, q^{(2)}` their CVaR weights the correction is
+    :math:`\\langle q^{(1)} - q^{(2)}, \\hat\\mu^{(1)} - \\hat\\mu^{(2)}
+    \\rangle / 8` (see the Notes of :func:`worst_subpopulation_risk`).
+    """
+    gap = first - second
+    return (
+        _ranked_sum(first, gap, weights, alphas)
+        - _ranked_sum(second, gap, weights, alphas)
+    ) / 8.0
 
 
 def _as_core(Z, n_samples):
@@ -152,17 +214,28 @@ def _evaluate(
     variance="influence",
     jackknife_groups=10,
     verbose=0,
+    sample_weight=None,
+    bias_correction=True,
 ):
     """Cross-fit the conditional risk and tabulate the debiased CVaR.
 
-    With ``variance="jackknife"`` the samples are also split into
+    With ``bias_correction`` each training fold is split into two random
+    halves and one first stage is fitted on each. With
+    ``variance="jackknife"`` the samples are also split into
     ``jackknife_groups`` random groups and the whole procedure (first stage
-    included, with the same fold labels) is rerun without each group.
+    included, with the same fold and half labels) is rerun without each group.
+
+    Returns the conditional risks (averaged over repeats and halves), the
+    jackknife's ``(subset, predictions)`` pairs and the table of
+    :func:`_curve_table`.
     """
     regressor = default_regressor() if regressor is None else regressor
     rng = check_random_state(random_state)
     n = losses.shape[0]
     folds = fold_labels(n, cv, n_repeats, rng)
+    halves = None
+    if bias_correction:
+        halves = np.array([rng.permutation(n) % 2 for _ in range(n_repeats)])
     subsets = [np.arange(n)]
     if variance == "jackknife":
         if jackknife_groups > n:
@@ -172,21 +245,65 @@ def _evaluate(
         group = rng.permutation(n) % jackknife_groups
         subsets += [np.flatnonzero(group != g) for g in range(jackknife_groups)]
     predictions = crossfit_subsets(
-        regressor, Z, losses, folds, subsets, n_jobs=n_jobs, verbose=verbose
+        regressor,
+        Z,
+        losses,
+        folds,
+        subsets,
+        halves=halves,
+        sample_weight=sample_weight,
+        n_jobs=n_jobs,
+        verbose=verbose,
     )
     jackknife = list(zip(subsets[1:], predictions[1:], strict=True))
-    table = _curve_table(predictions[0], losses, alphas, confidence, jackknife)
-    return predictions[0], jackknife, table
+    table = _curve_table(
+        predictions[0], losses, sample_weight, alphas, confidence, jackknife
+    )
+    return predictions[0].mean(axis=(0, 1)), predictions[0], jackknife, table
 
 
-def _curve_table(conditional_risk, losses, alphas, confidence, jackknife):
+def _corrected_curve(predictions, losses, weights, alphas, confidence):
+    """Estimates over ``alphas`` from the cross-fitted predictions.
+
+    One first stage per fold (``predictions`` of shape (n_repeats, 1, n)):
+    the one-step estimate on the predictions averaged over repeats. Two halves
+    per fold: in each repeat, the one-step estimate on the average of the two
+    halves plus the misranking correction; the repeats' estimates are averaged
+    and their spread is added to the variance (Chernozhukov et al., 2018).
+    """
+    if predictions.shape[1] == 1:
+        mu = predictions.mean(axis=(0, 1))
+        return _debiased_cvar_curve(mu, losses, alphas, confidence, weights)
+    tables = []
+    for first, second in predictions:
+        table = _debiased_cvar_curve(
+            (first + second) / 2, losses, alphas, confidence, weights
+        )
+        w = np.ones_like(losses) if weights is None else weights
+        table[:, 0] += _misranking_correction(first, second, w, alphas)
+        tables.append(table)
+    tables = np.array(tables)
+    table = tables.mean(axis=0)
+    spread = np.mean((tables[:, :, 0] - table[:, 0]) ** 2, axis=0)
+    table[:, 1] = np.sqrt(np.mean(tables[:, :, 1] ** 2, axis=0) + spread)
+    table[:, 4] = norm.ppf(0.5 + confidence / 2) * table[:, 1]
+    return table
+
+
+def _curve_table(predictions, losses, weights, alphas, confidence, jackknife):
     """Estimates over ``alphas``, with jackknife standard errors if given."""
-    table = _debiased_cvar_curve(conditional_risk, losses, alphas, confidence)
+    table = _corrected_curve(predictions, losses, weights, alphas, confidence)
     if jackknife:
         groups = len(jackknife)
         leave_out = np.array(
             [
-                _debiased_cvar_curve(mu, losses[subset], alphas, confidence)[:, 0]
+                _corrected_curve(
+                    mu,
+                    losses[subset],
+                    None if weights is None else weights[subset],
+                    alphas,
+                    confidence,
+                )[:, 0]
                 for subset, mu in jackknife
             ]
         )
@@ -218,6 +335,7 @@ def _result(table, alphas, confidence, scalar):
         "y_pred": ["array-like"],
         "Z": ["array-like"],
         "alpha": [Interval(Real, 0, 1, closed="right")],
+        "sample_weight": ["array-like", None],
         **_COMMON_CONSTRAINTS,
     },
     prefer_skip_nested_validation=True,
@@ -230,8 +348,10 @@ def worst_subpopulation_risk(
     *,
     loss="zero_one",
     regressor=None,
+    sample_weight=None,
     cv=5,
     n_repeats=1,
+    bias_correction=True,
     variance="influence",
     jackknife_groups=10,
     confidence=0.95,
@@ -249,7 +369,8 @@ def worst_subpopulation_risk(
     It is estimated in two stages: a cross-fitted regression of the per-sample
     losses on ``Z``, then the CVaR of the fitted conditional risks with a
     one-step correction that removes the first-order effect of the regression
-    error, and a normal confidence interval from the influence function.
+    error, a correction of the second-order bias from misranking near the
+    threshold, and a normal confidence interval from the influence function.
 
     Read more in the :ref:`User Guide <worst_subpopulation>`.
 
@@ -273,23 +394,35 @@ callable, default="zero_one"
         loss per sample.
     regressor : regressor, default=None
         First stage: regresses the per-sample loss on ``Z``; cloned for each
-        fold. ``None`` uses a regularized
-        :class:`~sklearn.ensemble.HistGradientBoostingRegressor` (learning
-        rate 0.05, 8 leaves, at least 100 samples a leaf, early stopping).
+        fold (and each half of it, see ``bias_correction``). ``None`` uses a
+        regularized :class:`~sklearn.ensemble.HistGradientBoostingRegressor`
+        (learning rate 0.05, 8 leaves, at least 100 samples a leaf, early
+        stopping).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Frequency weights (an integer weight counts as that many copies of
+        the sample): they define the nominal distribution of the second stage
+        and are passed to the first stage's ``fit``, which must accept them.
     cv : int, default=5
         Number of cross-fitting folds.
     n_repeats : int, default=1
-        Number of independent cross-fitting splits whose out-of-fold
-        conditional risks are averaged. More repeats lower the variance of a
-        flexible first stage, hence the second-order bias (see Notes).
+        Number of independent cross-fitting splits. With ``bias_correction``
+        the estimate is the mean of the repeats' corrected estimates and their
+        spread is added to the variance; without it, the out-of-fold
+        conditional risks of the repeats are averaged.
+    bias_correction : bool, default=True
+        Fit two first stages per fold, on two random halves of the training
+        folds, use their average as the conditional risk and add the
+        misranking correction estimated from their disagreement (see Notes).
+        It costs two fits on half the data instead of one fit per fold.
+        ``False`` fits one first stage per fold and adds no correction: the
+        estimate is then biased downwards by a flexible first stage and its
+        interval under-covers.
     variance : {"influence", "jackknife"}, default="influence"
         Standard error of the interval. ``"influence"``: the sample standard
-        deviation of the influence values (fast; it ignores the variability
-        of the first stage, and with a flexible first stage the interval
-        under-covers, see Notes). ``"jackknife"``: a delete-a-group jackknife
-        of the whole procedure, first stage included, with a Student-t
-        quantile; it costs ``jackknife_groups`` more cross-fits and gives
-        wider, conservative intervals.
+        deviation of the influence values. ``"jackknife"``: a delete-a-group
+        jackknife of the whole procedure, first stage included, with a
+        Student-t quantile; it costs ``jackknife_groups`` more cross-fits and
+        gives wider, conservative intervals.
     jackknife_groups : int, default=10
         Number of random groups left out in turn by the jackknife.
     confidence : float, default=0.95
@@ -331,19 +464,39 @@ callable, default="zero_one"
     are :math:`\\psi_i = \\hat\\eta + n q_i (\\ell_i - \\hat\\eta)`, and the
     interval is :math:`\\hat W_\\alpha \\pm z\\, \\mathrm{sd}(\\psi)/\\sqrt n`.
 
-    The remaining bias is :math:`-E[(1\\{\\hat\\mu > \\eta\\} - 1\\{\\mu >
-    \\eta\\})(\\mu - \\eta)]/\\alpha \\le 0`, of the order of the mean squared
-    error of :math:`\\hat\\mu` near the threshold. The estimate targets the
-    risk of an actual subpopulation of mass alpha, so its lower confidence
-    bound is valid for :math:`W_\\alpha` whatever the first stage; the
-    two-sided interval needs a first stage whose error is small next to
-    :math:`n^{-1/4}`. An unregularized boosting first stage violates this at
-    a few thousand samples; a regularized one narrows the gap (coverage 0.83
-    at n = 2000 and 0.89 at n = 8000 in the user guide's simulation). The
-    jackknife variance also captures the variability of the first stage;
-    with a boosting first stage it overstates the spread (a known property of
-    the jackknife for non-smooth procedures), so its intervals over-cover
-    and are about twice as wide.
+    The one-step estimate is the risk of an actual subpopulation, so a first
+    stage that misranks samples near the threshold biases it downwards. With
+    :math:`\\hat\\mu = \\mu + \\delta` and :math:`f` the density of
+    :math:`\\mu(Z)`, the bias is :math:`E[(1\\{\\hat\\mu > \\eta\\} -
+    1\\{\\mu > \\eta\\})(\\mu - \\eta)] / \\alpha \\approx -f(\\eta)\\,
+    E[\\delta^2 \\mid \\mu = \\eta] / (2\\alpha)`, of second order but, for a
+    flexible first stage at a few thousand samples, comparable to the
+    standard error (coverage 0.86 at n = 2000 with boosting). With
+    ``bias_correction=True`` two first stages :math:`\\hat\\mu^{(1)},
+    \\hat\\mu^{(2)}` are fitted on disjoint halves of each training fold, so
+    their errors are independent given :math:`Z`; the conditional risk is
+    their average, whose error variance is half that of one of them, and
+
+    .. math::
+
+        \\widehat{f\\sigma^2} = \\tfrac{1}{2} \\alpha\\, \\langle q^{(1)} -
+        q^{(2)}, \\hat\\mu^{(1)} - \\hat\\mu^{(2)} \\rangle
+
+    estimates :math:`f(\\eta) E[\\delta^2 \\mid \\mu = \\eta]` for one half
+    (:math:`q^{(k)}` the CVaR weights of :math:`\\hat\\mu^{(k)}`; two fits
+    disagree about membership in proportion to their error variance), so
+    :math:`\\langle q^{(1)} - q^{(2)}, \\hat\\mu^{(1)} - \\hat\\mu^{(2)}
+    \\rangle / 8 \\ge 0` is added to the estimate. On the simulation of the
+    user guide (Z uniform on the unit 5-cube, error probability
+    :math:`Z_1`, alpha = 0.2; 200 draws), coverage of the 95% interval
+    with the default boosting first stage goes from 0.86 / 0.89 (n = 2000 /
+    8000) without the correction to 0.945 / 0.925 with it, for intervals of
+    the same width; with a linear first stage it is 0.96 / 0.925 (table in
+    the user guide). The
+    correction needs the error of the first stage to be smooth enough that
+    its variance dominates near the threshold; a first stage with a large
+    non-monotone bias (say, spurious splits on noise columns) still biases
+    the estimate.
 
     The jackknife leaves out each of :math:`G` random groups in turn, reruns
     the cross-fitting (same fold labels) and the second stage on the rest,
@@ -376,8 +529,9 @@ callable, default="zero_one"
     """
     losses = per_sample_loss(y_true, y_pred, loss)
     Z = _as_core(Z, losses.shape[0])
+    sample_weight = _weights(sample_weight, losses, regressor)
     alphas = np.array([float(alpha)])
-    _, _, table = _evaluate(
+    _, _, _, table = _evaluate(
         losses,
         Z,
         alphas,
@@ -390,8 +544,28 @@ callable, default="zero_one"
         variance,
         jackknife_groups,
         verbose,
+        sample_weight,
+        bias_correction,
     )
     return _result(table, alphas, confidence, scalar=True)
+
+
+def _weights(sample_weight, losses, regressor):
+    """Validated frequency weights, or ``None`` for unit weights."""
+    if sample_weight is None:
+        return None
+    sample_weight = _check_sample_weight(
+        sample_weight, losses, ensure_non_negative=True
+    )
+    if not sample_weight.sum() > 0:
+        raise ValueError("sample_weight must have a positive sum.")
+    regressor = default_regressor() if regressor is None else regressor
+    if not has_fit_parameter(regressor, "sample_weight"):
+        raise ValueError(
+            f"sample_weight needs a regressor whose fit accepts sample_weight; "
+            f"{type(regressor).__name__}.fit does not."
+        )
+    return sample_weight
 
 
 def _select_core(X, core_features):
@@ -432,7 +606,11 @@ callable, default="zero_one"
     cv : int, default=5
         Number of cross-fitting folds.
     n_repeats : int, default=1
-        Number of cross-fitting splits whose conditional risks are averaged.
+        Number of cross-fitting splits (see :func:`worst_subpopulation_risk`).
+    bias_correction : bool, default=True
+        Fit two first stages per fold on disjoint halves of the training
+        folds, average them and add the misranking correction (see
+        :func:`worst_subpopulation_risk`).
     variance : {"influence", "jackknife"}, default="influence"
         Standard errors from the influence function, or from a delete-a-group
         jackknife of the whole procedure (see
@@ -453,7 +631,8 @@ callable, default="zero_one"
     losses_ : ndarray of shape (n_samples,)
         Per-sample losses of ``estimator`` on the evaluation data.
     conditional_risk_ : ndarray of shape (n_samples,)
-        Cross-fitted conditional risk :math:`\\hat\\mu(Z_i)`.
+        Cross-fitted conditional risk :math:`\\hat\\mu(Z_i)` (averaged over
+        the halves and the repeats).
     risk_ : float
         Debiased worst-case risk at level ``alpha``.
     confidence_interval_ : tuple of float
@@ -531,6 +710,7 @@ callable, default="zero_one"
         regressor=None,
         cv=5,
         n_repeats=1,
+        bias_correction=True,
         variance="influence",
         jackknife_groups=10,
         confidence=0.95,
@@ -545,6 +725,7 @@ callable, default="zero_one"
         self.regressor = regressor
         self.cv = cv
         self.n_repeats = n_repeats
+        self.bias_correction = bias_correction
         self.variance = variance
         self.jackknife_groups = jackknife_groups
         self.confidence = confidence
@@ -553,7 +734,7 @@ callable, default="zero_one"
         self.random_state = random_state
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Evaluate ``estimator`` on ``(X, y)``.
 
         Parameters
@@ -562,6 +743,9 @@ callable, default="zero_one"
             Evaluation features, passed to ``estimator`` as given.
         y : array-like of shape (n_samples,)
             True targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights of the evaluation samples (an integer weight
+            counts as that many copies); passed to the first stage's ``fit``.
 
         Returns
         -------
@@ -581,7 +765,13 @@ callable, default="zero_one"
         )
         self.losses_ = model_losses(self.estimator, X, np.asarray(y), self.loss)
         Z = _select_core(X, self.core_features)
-        self.conditional_risk_, self._jackknife, table = _evaluate(
+        sample_weight = _weights(sample_weight, self.losses_, self.regressor)
+        (
+            self.conditional_risk_,
+            self._predictions,
+            self._jackknife,
+            table,
+        ) = _evaluate(
             self.losses_,
             Z,
             np.array([float(self.alpha)]),
@@ -594,27 +784,34 @@ callable, default="zero_one"
             self.variance,
             self.jackknife_groups,
             self.verbose,
+            sample_weight,
+            self.bias_correction,
         )
+        self._sample_weight = sample_weight
         result = _result(table, np.array([float(self.alpha)]), self.confidence, True)
         self.risk_ = result.risk
         self.confidence_interval_ = result.confidence_interval
         self.std_error_ = result.std_error
         self.plug_in_risk_ = result.plug_in_risk
         self.threshold_ = result.threshold
-        q = CVaR(alpha=float(self.alpha)).worst_case_weights(self.conditional_risk_)
+        q = CVaR(alpha=float(self.alpha)).worst_case_weights(
+            self.conditional_risk_, sample_weight=sample_weight
+        )
         self.worst_case_weights_ = q
         self.membership_ = q > 0
         regressor = default_regressor() if self.regressor is None else self.regressor
-        self.regressor_ = clone(regressor).fit(Z, self.losses_)
+        fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
+        self.regressor_ = clone(regressor).fit(Z, self.losses_, **fit_params)
         return self
 
     def risk_curve(self, alphas=None):
         """Worst-case risk over a range of subpopulation masses.
 
-        No refitting: the cross-fitted conditional risks are grouped into
-        their sorted unique values once, and each level is one call to
-        :class:`~skrobust.ambiguity.CVaR` on the grouped values (plus the
-        jackknife subsets with ``variance="jackknife"``).
+        No refitting: the cross-fitted conditional risks are sorted once and
+        cumulative sums give every level at once (the plug-in values through
+        :meth:`skrobust.ambiguity.CVaR.risk_curve`); the same for the two
+        halves of the correction and for the jackknife subsets with
+        ``variance="jackknife"``.
 
         Parameters
         ----------
@@ -635,8 +832,9 @@ callable, default="zero_one"
         if np.any((alphas <= 0) | (alphas > 1)):
             raise ValueError("alphas must lie in (0, 1].")
         table = _curve_table(
-            self.conditional_risk_,
+            self._predictions,
             self.losses_,
+            self._sample_weight,
             alphas,
             self.confidence,
             self._jackknife,
@@ -689,24 +887,32 @@ callable, default="zero_one"
 class _WorstSubpopulationScorer:
     """Callable ``scorer(estimator, X, y)``: minus the worst-case risk."""
 
-    def __init__(self, alpha, loss, core_features, regressor, cv, n_repeats, seed):
+    def __init__(
+        self,
+        alpha,
+        loss,
+        core_features,
+        regressor,
+        cv,
+        n_repeats,
+        bias_correction,
+        seed,
+    ):
         self.alpha = alpha
         self.loss = loss
         self.core_features = core_features
         self.regressor = regressor
         self.cv = cv
         self.n_repeats = n_repeats
+        self.bias_correction = bias_correction
         self.random_state = seed
 
     def __call__(self, estimator, X, y, sample_weight=None):
-        if sample_weight is not None:
-            raise ValueError(
-                "the worst-subpopulation scorer does not support sample_weight."
-            )
         losses = model_losses(estimator, X, np.asarray(y), self.loss)
         Z = _as_core(_select_core(X, self.core_features), losses.shape[0])
+        sample_weight = _weights(sample_weight, losses, self.regressor)
         alphas = np.array([float(self.alpha)])
-        _, _, table = _evaluate(
+        *_, table = _evaluate(
             losses,
             Z,
             alphas,
@@ -716,6 +922,8 @@ class _WorstSubpopulationScorer:
             0.95,
             None,
             self.random_state,
+            sample_weight=sample_weight,
+            bias_correction=self.bias_correction,
         )
         return -float(table[0, 0])
 
@@ -733,6 +941,7 @@ class _WorstSubpopulationScorer:
         "regressor": _COMMON_CONSTRAINTS["regressor"],
         "cv": _COMMON_CONSTRAINTS["cv"],
         "n_repeats": _COMMON_CONSTRAINTS["n_repeats"],
+        "bias_correction": ["boolean"],
         "random_state": [Integral, None],
     },
     prefer_skip_nested_validation=True,
@@ -745,6 +954,7 @@ def make_worst_subpopulation_scorer(
     regressor=None,
     cv=5,
     n_repeats=1,
+    bias_correction=True,
     random_state=0,
 ):
     """Scorer that ranks models by their worst-subpopulation risk.
@@ -770,7 +980,10 @@ callable, default="zero_one"
     cv : int, default=5
         Cross-fitting folds inside each scored split.
     n_repeats : int, default=1
-        Cross-fitting splits averaged.
+        Cross-fitting splits.
+    bias_correction : bool, default=True
+        Correct the misranking bias with two first stages per fold (see
+        :func:`worst_subpopulation_risk`).
     random_state : int or None, default=0
         Seeds the cross-fitting; an int keeps scores reproducible and equal
         across the models compared.
@@ -778,7 +991,8 @@ callable, default="zero_one"
     Returns
     -------
     scorer : callable
-        ``scorer(estimator, X, y) -> float``.
+        ``scorer(estimator, X, y, sample_weight=None) -> float``; the weights
+        are frequency weights (see :func:`worst_subpopulation_risk`).
 
     See Also
     --------
@@ -808,5 +1022,12 @@ callable, default="zero_one"
     {'C': 1.0}
     """
     return _WorstSubpopulationScorer(
-        alpha, loss, core_features, regressor, cv, n_repeats, random_state
+        alpha,
+        loss,
+        core_features,
+        regressor,
+        cv,
+        n_repeats,
+        bias_correction,
+        random_state,
     )

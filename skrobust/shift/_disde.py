@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
+from skrobust.metrics._crossfit import default_regressor
 from skrobust.metrics._losses import LOSSES, model_losses
 
 _CLIP = 1e-6
@@ -138,15 +139,53 @@ def _stack(X_source, X_target):
     return np.concatenate([A, B], axis=0)
 
 
-def _fold_probability(classifier, X, domain, train, test):
+def _fold_fit(classifier, regressor, X, domain, losses, train, test):
+    """Fit the fold's domain classifier (and loss regressions); predict ``test``.
+
+    Returns the balanced probability of the target domain on ``test`` and, if
+    ``regressor`` is given, the conditional risks of each domain on ``test``
+    (regressions of the loss on X fitted on that domain's training samples).
+    """
     model = clone(classifier).fit(_safe_indexing(X, train), domain[train])
-    proba = model.predict_proba(_safe_indexing(X, test))
+    X_test = _safe_indexing(X, test)
+    proba = model.predict_proba(X_test)
     column = int(np.flatnonzero(np.asarray(model.classes_) == 1)[0])
     prob = np.clip(proba[:, column], _CLIP, 1 - _CLIP)
     # odds of the target domain corrected to equal domain sizes
     n_target = domain[train].sum()
     odds = prob / (1 - prob) * (train.shape[0] - n_target) / n_target
-    return test, odds / (1 + odds)
+    risks = []
+    if regressor is not None:
+        for d in (0, 1):
+            rows = train[domain[train] == d]
+            fitted = clone(regressor).fit(_safe_indexing(X, rows), losses[rows])
+            risks.append(np.asarray(fitted.predict(X_test), dtype=float).reshape(-1))
+    return test, odds / (1 + odds), risks
+
+
+def _one_step_shared(pi, mu, losses, n_source, own):
+    """One-step estimate of the shared-distribution risk and its influence.
+
+    ``own`` is 0 for :math:`E_S[\\mu_P]` (the loss is observed on the source)
+    and 1 for :math:`E_S[\\mu_Q]`. Returns the estimate and the influence
+    values on the source and on the target samples.
+    """
+    w_source = pi[:n_source] ** 2
+    w_target = (1.0 - pi[n_source:]) ** 2
+    mass = w_source.mean() + w_target.mean()
+    if own == 0:
+        residual = pi[:n_source] * (losses[:n_source] - mu[:n_source])
+        residual = np.r_[residual, np.zeros(pi.shape[0] - n_source)]
+    else:
+        residual = (1.0 - pi[n_source:]) * (losses[n_source:] - mu[n_source:])
+        residual = np.r_[np.zeros(n_source), residual]
+    value = (
+        np.mean(residual[:n_source] + w_source * mu[:n_source])
+        + np.mean(residual[n_source:] + w_target * mu[n_source:])
+    ) / mass
+    weight = np.r_[w_source, w_target]
+    influence = (residual + weight * (mu - value)) / mass
+    return float(value), influence[:n_source], influence[n_source:]
 
 
 def _ratio_mean(weights, losses):
@@ -165,6 +204,8 @@ def _ratio_mean(weights, losses):
         "y_target": ["array-like"],
         "loss": [StrOptions(set(LOSSES)), callable],
         "domain_classifier": [HasMethods(["fit", "predict_proba"]), None],
+        "method": [StrOptions({"one_step", "weighting"})],
+        "regressor": [HasMethods(["fit", "predict"]), None],
         "cv": [Interval(Integral, 2, None, closed="left")],
         "confidence": [Interval(Real, 0, 1, closed="neither")],
         "n_jobs": [Integral, None],
@@ -182,6 +223,8 @@ def decompose_performance_shift(
     *,
     loss="zero_one",
     domain_classifier=None,
+    method="one_step",
+    regressor=None,
     cv=5,
     confidence=0.95,
     n_jobs=None,
@@ -227,6 +270,18 @@ callable, default="zero_one"
         cross-fitted and cloned for each fold. Its probabilities should be
         calibrated. ``None`` uses
         :class:`~sklearn.linear_model.LogisticRegression`.
+    method : {"one_step", "weighting"}, default="one_step"
+        ``"one_step"``: one-step estimates of the shared-distribution
+        risks from the overlap weights and cross-fitted regressions of the
+        loss on X in each domain; their intervals include the estimation
+        error of the domain classifier (see Notes). ``"weighting"``: overlap
+        weighted means of the losses, with intervals that treat the fitted
+        weights as known (they can under-cover, see Notes).
+    regressor : regressor, default=None
+        Regression of the per-sample loss on X in each domain, cross-fitted
+        with the domain classifier (``method="one_step"`` only). ``None``
+        uses the regularized gradient boosting of
+        :func:`~skrobust.metrics.worst_subpopulation_risk`.
     cv : int, default=5
         Cross-fitting folds, stratified by domain.
     confidence : float, default=0.95
@@ -264,11 +319,31 @@ callable, default="zero_one"
         {\\sum_{j \\in Q} (1 - \\pi(x_j))}.
 
     The overlap weights lie in [0, 1], so these means stay stable where the
-    domains barely overlap, unlike importance weights :math:`q/p`. Intervals
-    come from the delta method with the two samples independent; they treat
-    the fitted domain classifier as given and do not include its estimation
-    error, and a poorly calibrated classifier biases the terms (the two
-    formulas for :math:`E_S` then disagree).
+    domains barely overlap, unlike importance weights :math:`q/p`. This is
+    ``method="weighting"``; its intervals (delta method, the two samples
+    independent) treat the fitted classifier as known, but the weights'
+    estimation error moves the estimate at first order,
+    :math:`E_P[(\\hat\\pi - \\pi)(\\mu_P - E_S[\\mu_P])] / E_P[\\pi]`,
+    which cross-fitting does not remove.
+
+    ``method="one_step"`` (the default) adds the influence function of
+    the weights. With :math:`m = E_P[\\pi] = E_P[\\pi^2] + E_Q[(1-\\pi)^2]`,
+
+    .. math::
+
+        E_S[\\mu_P] = \\frac{1}{m} \\Big( E_P[\\pi (\\ell - \\hat\\mu_P)
+        + \\pi^2 \\hat\\mu_P] + E_Q[(1-\\pi)^2 \\hat\\mu_P] \\Big),
+
+    and symmetrically for :math:`E_S[\\mu_Q]` with the residual
+    :math:`(1-\\pi)(\\ell - \\hat\\mu_Q)` on the target samples; the
+    terms :math:`\\pi^2 \\hat\\mu` on the source and :math:`(1-\\pi)^2
+    \\hat\\mu` on the target are the pathwise derivative of
+    :math:`\\int p q / (p+q)\\, \\mu` in the two densities. The estimating
+    equation is Neyman-orthogonal: its error is of second order (the square
+    of the classifier's error and the product of the classifier's and the
+    regressions' errors), so with cross-fitting the variance of the influence
+    values gives intervals that account for the estimated weights. Costs two
+    regressions per fold on top of the classifier.
 
     References
     ----------
@@ -326,32 +401,52 @@ callable, default="zero_one"
     splitter = StratifiedKFold(
         cv, shuffle=True, random_state=int(rng.randint(np.iinfo(np.int32).max))
     )
+    one_step = method == "one_step"
+    if one_step:
+        regressor = default_regressor() if regressor is None else regressor
+    else:
+        regressor = None
+    losses = np.r_[source_losses, target_losses]
     results = Parallel(n_jobs=n_jobs, verbose=verbose)(
-        delayed(_fold_probability)(classifier, X, domain, train, test)
+        delayed(_fold_fit)(classifier, regressor, X, domain, losses, train, test)
         for train, test in splitter.split(np.zeros(domain.shape[0]), domain)
     )
     pi = np.empty(domain.shape[0])
-    for test, values in results:
+    mu = np.empty((2, domain.shape[0]))
+    for test, values, risks in results:
         pi[test] = values
+        for d, risk in enumerate(risks):
+            mu[d, test] = risk
     w_source = pi[:n_source]
     w_target = 1.0 - pi[n_source:]
 
     source_risk = float(source_losses.mean())
     target_risk = float(target_losses.mean())
-    shared_source, infl_shared_source = _ratio_mean(w_source, source_losses)
-    shared_target, infl_shared_target = _ratio_mean(w_target, target_losses)
     infl_source = source_losses - source_risk
     infl_target = target_losses - target_risk
+    if one_step:
+        shared_source, sp_source, sp_target = _one_step_shared(
+            pi, mu[0], losses, n_source, own=0
+        )
+        shared_target, sq_source, sq_target = _one_step_shared(
+            pi, mu[1], losses, n_source, own=1
+        )
+    else:
+        shared_source, sp_source = _ratio_mean(w_source, source_losses)
+        shared_target, sq_target = _ratio_mean(w_target, target_losses)
+        sp_target = np.zeros(n_target)
+        sq_source = np.zeros(n_source)
 
-    def variance(values, n):
-        return float(np.var(values, ddof=1) / n)
+    def variance(on_source, on_target):
+        return float(
+            np.var(on_source, ddof=1) / n_source + np.var(on_target, ddof=1) / n_target
+        )
 
     var = {
-        "total": variance(infl_target, n_target) + variance(infl_source, n_source),
-        "x_shift_shared": variance(infl_shared_source - infl_source, n_source),
-        "y_given_x_shift": variance(infl_shared_target, n_target)
-        + variance(infl_shared_source, n_source),
-        "x_shift_unseen": variance(infl_target - infl_shared_target, n_target),
+        "total": variance(-infl_source, infl_target),
+        "x_shift_shared": variance(sp_source - infl_source, sp_target),
+        "y_given_x_shift": variance(sq_source - sp_source, sq_target - sp_target),
+        "x_shift_unseen": variance(-sq_source, infl_target - sq_target),
     }
     estimates = {
         "total": target_risk - source_risk,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -100,6 +100,7 @@ def test_brute_force_top_fraction():
         alpha=alpha,
         loss="squared_error",
         regressor=LinearRegression(),
+        bias_correction=False,
         random_state=0,
     ).fit(X, y)
     mu = evaluator.conditional_risk_
@@ -121,7 +122,11 @@ def test_curve_matches_per_level_computation():
     model = DummyClassifier(strategy="constant", constant=0).fit(X, y)
     alphas = np.array([0.05, 0.13, 0.5, 0.77, 1.0])
     evaluator = WorstSubpopulationEvaluator(
-        model, alpha=0.13, regressor=DecisionTreeRegressor(max_depth=3), random_state=0
+        model,
+        alpha=0.13,
+        regressor=DecisionTreeRegressor(max_depth=3),
+        bias_correction=False,
+        random_state=0,
     ).fit(X, y)
     curve = evaluator.risk_curve(alphas)
     mu, losses, n = evaluator.conditional_risk_, evaluator.losses_, y.shape[0]
@@ -233,8 +238,6 @@ def test_scorer_in_grid_search_and_pickle():
     restored = pickle.loads(pickle.dumps(scorer))
     assert_allclose(restored(model, X, y), scorer(model, X, y), rtol=RTOL)
     assert "alpha=0.2" in repr(scorer)
-    with pytest.raises(ValueError, match="sample_weight"):
-        scorer(model, X, y, sample_weight=np.ones(600))
 
 
 def test_evaluator_clone_and_pickle():
@@ -366,3 +369,160 @@ def test_parallel_fits_give_the_same_result():
         y_true, y_pred, Z, 0.2, n_jobs=2, verbose=0, **kwargs
     )
     assert serial == parallel
+
+
+class _FixedRisk(RegressorMixin, BaseEstimator):
+    """First stage that ignores its training data: predicts the first column."""
+
+    def fit(self, X, y, sample_weight=None):
+        self.is_fitted_ = True
+        return self
+
+    def predict(self, X):
+        return np.asarray(X, dtype=float)[:, 0]
+
+
+def test_misranking_correction_matches_cvar_weights():
+    # reference: <q1 - q2, mu1 - mu2> / 8 with the ungrouped CVaR weights
+    from skrobust.metrics._worst_subpopulation import _misranking_correction
+
+    rng = np.random.default_rng(20)
+    first = np.round(rng.uniform(size=300), 2)  # ties
+    second = first + 0.1 * rng.normal(size=300)
+    weights = rng.integers(0, 3, size=300).astype(float)
+    alphas = np.array([0.05, 0.2, 0.5, 1.0])
+    got = _misranking_correction(first, second, weights, alphas)
+    for k, alpha in enumerate(alphas):
+        q1 = CVaR(alpha=alpha).worst_case_weights(first, sample_weight=weights)
+        q2 = CVaR(alpha=alpha).worst_case_weights(second, sample_weight=weights)
+        assert_allclose(
+            got[k], (q1 - q2) @ (first - second) / 8, rtol=1e-10, atol=1e-15
+        )
+    assert np.all(got >= -1e-15)  # each fit ranks its own values best
+    assert_allclose(got[-1], 0.0, atol=1e-15)  # alpha = 1: no ranking
+
+
+def test_bias_correction_adds_the_misranking_term():
+    y_true, y_pred, Z = _uniform_errors(3000, seed=21)
+    X = Z
+    y = (y_pred != 0).astype(int)
+    model = DummyClassifier(strategy="constant", constant=0).fit(X, y)
+    alphas = np.array([0.1, 0.2, 0.6])
+    evaluator = WorstSubpopulationEvaluator(
+        model, alpha=0.2, regressor=DecisionTreeRegressor(max_depth=3), random_state=0
+    ).fit(X, y)
+    curve = evaluator.risk_curve(alphas)
+    # one repeat: two first stages fitted on disjoint halves of each training
+    # fold; the conditional risk is their average
+    ((first, second),) = evaluator._predictions
+    assert_allclose(evaluator.conditional_risk_, (first + second) / 2, rtol=RTOL)
+    assert not np.allclose(first, second)
+    losses = evaluator.losses_
+    for k, alpha in enumerate(alphas):
+        q = CVaR(alpha=alpha).worst_case_weights(evaluator.conditional_risk_)
+        q1 = CVaR(alpha=alpha).worst_case_weights(first)
+        q2 = CVaR(alpha=alpha).worst_case_weights(second)
+        correction = (q1 - q2) @ (first - second) / 8
+        assert correction > 0
+        assert_allclose(curve.risk[k], q @ losses + correction, rtol=RTOL)
+    assert_allclose(evaluator.risk_, curve.risk[1], rtol=RTOL)
+
+
+def test_weighted_equals_repeated_rows():
+    # the first stage ignores its data, so both cross-fittings give the same
+    # conditional risks; the weights then act as copies in the second stage
+    rng = np.random.default_rng(22)
+    n = 300
+    Z = rng.uniform(size=(n, 2))
+    y = (rng.uniform(size=n) < Z[:, 0]).astype(int)
+    counts = rng.integers(0, 4, size=n)
+    rows = np.repeat(np.arange(n), counts)
+    model = DummyClassifier(strategy="constant", constant=0).fit(Z, y)
+    kwargs = dict(regressor=_FixedRisk(), random_state=0)
+    for alpha in (0.1, 0.37, 1.0):
+        weighted = worst_subpopulation_risk(
+            y, np.zeros(n), Z, alpha, sample_weight=counts, **kwargs
+        )
+        repeated = worst_subpopulation_risk(
+            y[rows], np.zeros(rows.size), Z[rows], alpha, **kwargs
+        )
+        for field in ("risk", "lower", "upper", "std_error", "plug_in_risk"):
+            assert_allclose(
+                getattr(weighted, field), getattr(repeated, field), rtol=1e-10
+            )
+    weighted = WorstSubpopulationEvaluator(model, alpha=0.2, **kwargs).fit(
+        Z, y, sample_weight=counts
+    )
+    repeated = WorstSubpopulationEvaluator(model, alpha=0.2, **kwargs).fit(
+        Z[rows], y[rows]
+    )
+    assert_allclose(weighted.risk_, repeated.risk_, rtol=1e-10)
+    assert_allclose(weighted.std_error_, repeated.std_error_, rtol=1e-10)
+    assert_allclose(
+        weighted.risk_curve([0.1, 0.5]).risk,
+        repeated.risk_curve([0.1, 0.5]).risk,
+        rtol=1e-10,
+    )
+    assert_allclose(
+        weighted.worst_case_weights_[rows] / counts[rows],
+        repeated.worst_case_weights_,
+        rtol=1e-10,
+    )
+    scorer = make_worst_subpopulation_scorer(0.2, regressor=_FixedRisk())
+    assert_allclose(
+        scorer(model, Z, y, sample_weight=counts), scorer(model, Z[rows], y[rows])
+    )
+
+
+def test_sample_weight_reaches_the_first_stage():
+    # zero weights: the same as dropping the rows when the folds do not matter;
+    # with a data-driven first stage the weights change its fit
+    y_true, y_pred, Z = _uniform_errors(2000, seed=23)
+    weights = np.where(Z[:, 1] > 0.5, 3.0, 1.0)
+    plain = worst_subpopulation_risk(
+        y_true, y_pred, Z, 0.2, regressor=LinearRegression(), random_state=0
+    )
+    weighted = worst_subpopulation_risk(
+        y_true,
+        y_pred,
+        Z,
+        0.2,
+        regressor=LinearRegression(),
+        sample_weight=weights,
+        random_state=0,
+    )
+    assert plain.risk != weighted.risk
+    assert abs(weighted.risk - 0.9) < N_SE * weighted.std_error
+
+
+def test_bad_sample_weight():
+    y_true, y_pred, Z = _uniform_errors(100, seed=24)
+    with pytest.raises(ValueError, match="Negative"):
+        worst_subpopulation_risk(
+            y_true, y_pred, Z, 0.2, sample_weight=-np.ones(100), random_state=0
+        )
+    with pytest.raises(ValueError, match="non-zero"):
+        worst_subpopulation_risk(
+            y_true, y_pred, Z, 0.2, sample_weight=np.zeros(100), random_state=0
+        )
+    with pytest.raises(ValueError, match="sample_weight"):
+        worst_subpopulation_risk(
+            y_true, y_pred, Z, 0.2, sample_weight=np.ones(99), random_state=0
+        )
+
+    class NoWeights(RegressorMixin, BaseEstimator):
+        def fit(self, X, y):
+            return self
+
+        def predict(self, X):
+            return np.zeros(len(X))
+
+    with pytest.raises(ValueError, match="NoWeights.fit does not"):
+        worst_subpopulation_risk(
+            y_true,
+            y_pred,
+            Z,
+            0.2,
+            regressor=NoWeights(),
+            sample_weight=np.ones(100),
+        )

@@ -20,11 +20,17 @@ def test_stability_coverage_below_phase_shift():
 
 
 @pytest.mark.slow
-def test_disde_y_given_x_interval_under_covariate_shift():
-    # same Y | X in both domains: the Y-given-X term is zero
+def test_disde_one_step_intervals_cover_all_terms():
+    # pure covariate shift N(0, 1) -> N(1, 1), the same Y | X; truth of each
+    # term by quadrature (tests/skrobust/test_shift_decomposition.py); the
+    # benchmark measured 0.965, 0.965 and 0.945 over 200 draws
+    from tests.skrobust.test_shift_decomposition import _quadrature_terms
+
     rng = np.random.default_rng(1)
     X0 = rng.normal(size=(5000, 1))
     model = LinearRegression().fit(X0, X0[:, 0] ** 2 + rng.normal(size=5000))
+    truth = _quadrature_terms(model, 1.0)
+    terms = ("x_shift_shared", "y_given_x_shift", "x_shift_unseen")
     hits = []
     for seed in range(100):
         rng = np.random.default_rng(seed)
@@ -35,6 +41,11 @@ def test_disde_y_given_x_interval_under_covariate_shift():
         r = decompose_performance_shift(
             model, Xs, ys, Xt, yt, loss="squared_error", random_state=seed
         )
-        low, high = r.intervals["y_given_x_shift"]
-        hits.append(low <= 0.0 <= high)
-    assert np.mean(hits) >= 0.88
+        hits.append(
+            [
+                r.intervals[t][0] <= v <= r.intervals[t][1]
+                for t, v in zip(terms, truth, strict=True)
+            ]
+        )
+    # nominal 0.95; 100 draws have a binomial standard error of 0.022
+    assert np.all(np.mean(hits, axis=0) >= 0.89)

@@ -6,6 +6,7 @@ from numpy.testing import assert_allclose
 from scipy.integrate import quad
 from scipy.special import expit
 from scipy.stats import norm
+from sklearn.dummy import DummyRegressor
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression
@@ -172,3 +173,60 @@ def test_bad_input():
         )
     with pytest.raises(NotFittedError):
         decompose_performance_shift(LinearRegression(), X_s, y_s, X_t, y_t)
+
+
+@pytest.mark.parametrize(
+    "method, regressor",
+    [("weighting", None), ("one_step", None), ("one_step", DummyRegressor())],
+)
+def test_methods_match_quadrature(method, regressor):
+    # one-step with a constant (wrong) loss regression stays consistent: the
+    # logistic domain classifier is well specified (log q/p = x - 1/2)
+    rng = np.random.default_rng(6)
+    model = _fixed_model()
+    X_s, y_s = _draw(6000, 0.0, rng)
+    X_t, y_t = _draw(6000, 1.0, rng)
+    result = decompose_performance_shift(
+        model,
+        X_s,
+        y_s,
+        X_t,
+        y_t,
+        loss="squared_error",
+        method=method,
+        regressor=regressor,
+        random_state=0,
+    )
+    truth = _quadrature_terms(model, 1.0)
+    for name, value in zip(
+        ("x_shift_shared", "y_given_x_shift", "x_shift_unseen"), truth, strict=True
+    ):
+        estimate = getattr(result, name)
+        assert abs(estimate - value) < N_SE * result.std_errors[name], name
+
+
+def test_weighting_is_the_overlap_weighted_mean():
+    # reference: the weighted means written out from the returned weights
+    rng = np.random.default_rng(7)
+    model = _fixed_model()
+    X_s, y_s = _draw(800, 0.0, rng)
+    X_t, y_t = _draw(600, 1.0, rng)
+    result = decompose_performance_shift(
+        model, X_s, y_s, X_t, y_t, loss="squared_error", method="weighting"
+    )
+    loss_s = (y_s - model.predict(X_s)) ** 2
+    loss_t = (y_t - model.predict(X_t)) ** 2
+    w_s, w_t = result.source_shared_weights, result.target_shared_weights
+    assert_allclose(result.shared_risk_source, np.sum(w_s * loss_s) / w_s.sum())
+    assert_allclose(result.shared_risk_target, np.sum(w_t * loss_t) / w_t.sum())
+
+
+def test_one_step_needs_a_regressor_with_predict():
+    rng = np.random.default_rng(8)
+    model = _fixed_model()
+    X_s, y_s = _draw(100, 0.0, rng)
+    X_t, y_t = _draw(100, 1.0, rng)
+    with pytest.raises(ValueError, match="regressor"):
+        decompose_performance_shift(model, X_s, y_s, X_t, y_t, regressor="tree")
+    with pytest.raises(ValueError, match="method"):
+        decompose_performance_shift(model, X_s, y_s, X_t, y_t, method="dr")

@@ -92,7 +92,9 @@ def test_trivial_and_infinite_thresholds():
     x = np.array([0.0, 1.0, 1.0, 3.0])
     below = kl_stability(x, 1.0)
     assert below.stability == 0.0 and below.multiplier == 0.0
-    at_max = kl_stability(x, 3.0)
+    with pytest.warns(UserWarning, match="boundary"):
+        at_max = kl_stability(x, 3.0)
+    assert np.isnan(at_max.std_error) and np.isinf(at_max.upper)
     assert_allclose(at_max.stability, np.log(4), rtol=RTOL)  # -log P(X = max)
     with pytest.warns(UserWarning, match="infinite"):
         beyond = kl_stability(x, 3.5)
