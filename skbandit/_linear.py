@@ -98,20 +98,28 @@ class _BaseLinearPolicy(BasePolicy):
 
         ``single=True`` computes the quadratic forms in float32 (relative
         error about 1e-6, far below the sampling noise they scale), which
-        halves the cost of a decision.
+        halves the cost of a decision. The quadratic forms come from one
+        GEMM for all arms, ``(n, d) @ (d, K d)``, then one batched
+        matrix-vector product; the arrays returned are fresh (callers may
+        overwrite them).
         """
-        Xa = self._augment(X)
-        n, d = Xa.shape
-        n_arms = self._theta.shape[0]
-        mean = Xa @ self._theta.T
-        if single:
-            Xa, flat = Xa.astype(np.float32), self._inv_flat32
+        n = X.shape[0]
+        n_arms, d = self._theta.shape
+        if self.fit_intercept:
+            mean = X @ self._theta[:, :-1].T
+            mean += self._theta[:, -1]
         else:
-            flat = self._inv_flat
-        # one GEMM for all arms: (n, d) @ (d, K * d), then x^T A_k^{-1} x
+            mean = X @ self._theta.T
+        # the augmented contexts, converted and augmented in one copy
+        Xa = np.empty((n, d), dtype=np.float32 if single else np.float64)
+        Xa[:, : X.shape[1]] = X
+        if self.fit_intercept:
+            Xa[:, -1] = 1.0
+        flat = self._inv_flat32 if single else self._inv_flat
         XA = (Xa @ flat).reshape(n, n_arms, d)
-        quad = np.einsum("nkd,nd->nk", XA, Xa)
-        return mean, np.clip(quad, 0.0, None)
+        quad = np.matmul(XA, Xa[:, :, None]).reshape(n, n_arms)
+        np.maximum(quad, 0.0, out=quad)
+        return mean, quad
 
 
 class LinearThompsonSampling(_BaseLinearPolicy):
@@ -230,9 +238,15 @@ class LinearThompsonSampling(_BaseLinearPolicy):
         self.random_state = random_state
 
     def _choose(self, X, rng):
+        # score_{ik} = x_i' theta_k + sqrt(sigma^2 x_i' A_k^{-1} x_i) z_{ik}:
+        # the projection of an independent posterior draw per (context, arm)
         mean, quad = self._mean_and_var(X, single=True)
-        z = rng.standard_normal(mean.shape)
-        return np.argmax(mean + np.sqrt(self.noise_variance * quad) * z, axis=1)
+        quad *= np.float32(self.noise_variance)
+        np.sqrt(quad, out=quad)
+        score = rng.standard_normal(mean.shape)
+        score *= quad
+        score += mean
+        return score.argmax(axis=1)
 
     def _proba(self, X):
         mean, quad = self._mean_and_var(X, single=True)

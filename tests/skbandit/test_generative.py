@@ -241,6 +241,21 @@ def test_default_generator_is_pretrained_in_fit():
     assert not hasattr(policy.generator, "network_")  # the parameter is cloned
 
 
+def test_frozen_generator_survives_clone(generator_2d):
+    # clone (simulate, GridSearchCV) would reset a bare pretrained generator;
+    # a FrozenEstimator keeps it, so no clone pretrains again
+    from sklearn.frozen import FrozenEstimator
+
+    X, actions, rewards = _small_problem()
+    frozen = FrozenEstimator(generator_2d)
+    policy = GenerativeThompsonSampling(generator=frozen, n_future=5)
+    fitted = clone(policy).fit(X, make_feedback(actions, rewards))
+    assert fitted.generator_ is frozen
+    assert fitted.generator_.estimator.network_ is generator_2d.network_
+    bare = clone(GenerativeThompsonSampling(generator=generator_2d))
+    assert not hasattr(bare.generator, "network_")
+
+
 def test_pickle_round_trip(generator_2d):
     X, actions, rewards = _small_problem()
     policy = GenerativeThompsonSampling(

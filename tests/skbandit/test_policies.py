@@ -339,3 +339,28 @@ def test_score_with_labels_is_expected_reward_under_full_information():
     # full information: arm 0 pays 3/4 on average, arm 1 pays 1/4 -> arm 0 greedy
     proba = np.array([0.9, 0.1])
     assert_allclose(policy.score(np.empty((4, 0)), labels), proba[labels].mean())
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_fast_input_path_agrees_with_validate_data(cls):
+    # predict/predict_proba skip validate_data for a finite float64 ndarray
+    # with the fitted width; every other input must behave as validate_data
+    # makes it behave (conversion, errors, feature-name warnings).
+    pd = pytest.importorskip("pandas")
+    X, actions, rewards, _ = _linear_log(n=40, d=2, n_arms=2)
+    y = make_feedback(actions, (rewards > 0).astype(float))
+    policy = cls(random_state=0).fit(X, y)
+    ref = policy.predict_proba(X[:5])
+    for other in (X[:5].tolist(), X[:5].astype(np.float32), np.asfortranarray(X[:5])):
+        assert_allclose(policy.predict_proba(other), ref, rtol=1e-6, atol=1e-7)
+    for bad, match in (
+        (X[:5, :1], "features"),
+        (np.full((2, 2), np.inf), "infinity"),
+        (X[:0], "0 sample"),
+        (X[0], "2D array"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            policy.predict(bad)
+    named = cls(random_state=0).fit(pd.DataFrame(X, columns=["a", "b"]), y)
+    with pytest.warns(UserWarning, match="feature names"):
+        named.predict(X[:5])
