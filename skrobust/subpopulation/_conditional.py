@@ -212,7 +212,9 @@ def _conditional_cvar(losses, controls, alpha, sample_weight=None):
     # one) for a well-scaled LP
     C = controls - p @ controls
     scale = np.sqrt(p @ C**2)
-    C = C[:, scale > 0] / scale[scale > 0]
+    # a constant column centers to rounding noise: it constrains nothing
+    keep = scale > 1e-10 * np.max(np.abs(controls), axis=0)
+    C = C[:, keep] / scale[keep]
     if C.shape[1] == 0:
         return CVaR(alpha=alpha).risk_and_weights(losses, p)
     shift = float(p @ losses)
@@ -228,7 +230,8 @@ def _conditional_cvar(losses, controls, alpha, sample_weight=None):
     )
     if result.status != 0:
         raise RuntimeError(
-            f"conditional CVaR: the linear program failed ({result.message})."
+            "conditional CVaR: the linear-programming solver (HiGHS) found no "
+            f"solution ({result.message})."
         )
     q = np.clip(result.x, 0.0, None)
     return float(q @ losses), q / q.sum()
