@@ -6,21 +6,18 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.optimize import linprog
-from scipy.special import log_softmax
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from skrobust.ambiguity import CVaR
+from skrobust.linear_model._classifier import _encode_classes, _LogisticProbaMixin
 from skrobust.linear_model._losses import (
     _Absolute,
-    _BinaryLogistic,
     _Huber,
-    _Multinomial,
     _Squared,
 )
 from skrobust.linear_model._solver import _check_result, _lbfgs
@@ -385,7 +382,9 @@ _REFS = """    .. [1] Sahoo, R., Lei, L. and Wager, S. (2022). "Learning from a 
        conditional value-at-risk." Journal of Risk 2."""
 
 
-class ConditionalCVaRLogisticRegression(LinearClassifierMixin, _BaseConditionalCVaR):
+class ConditionalCVaRLogisticRegression(
+    _LogisticProbaMixin, LinearClassifierMixin, _BaseConditionalCVaR
+):
     """Logistic regression robust to shifts of Y given X (conditional CVaR).
 
     Minimizes a bound on the average over X of the conditional value at
@@ -479,53 +478,11 @@ class ConditionalCVaRLogisticRegression(LinearClassifierMixin, _BaseConditionalC
             The fitted estimator.
         """
         X, y = validate_data(self, X, y, dtype=np.float64)
-        check_classification_targets(y)
-        self.classes_, y_index = np.unique(y, return_inverse=True)
-        n_classes = self.classes_.shape[0]
-        if n_classes < 2:
-            raise ValueError(
-                "y has only one class; the classifier needs at least 2 classes, "
-                f"got {self.classes_.tolist()}."
-            )
-        loss = _BinaryLogistic() if n_classes == 2 else _Multinomial(n_classes)
-        W, b = self._fit_problem(X, loss.encode(y_index), sample_weight, loss)
+        loss, target = _encode_classes(self, y)
+        W, b = self._fit_problem(X, target, sample_weight, loss)
         self.coef_ = np.ascontiguousarray(W.T)
         self.intercept_ = b
         return self
-
-    def predict_proba(self, X):
-        """Class probabilities.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Probability of each class, in the order of ``classes_``.
-        """
-        return np.exp(self.predict_log_proba(X))
-
-    def predict_log_proba(self, X):
-        """Logarithm of the class probabilities.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-        """
-        scores = self.decision_function(X)
-        if scores.ndim == 1:
-            return np.column_stack(
-                [-np.logaddexp(0, scores), -np.logaddexp(0, -scores)]
-            )
-        return log_softmax(scores, axis=1)
 
 
 class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):

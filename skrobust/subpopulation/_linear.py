@@ -12,7 +12,6 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model._base import LinearClassifierMixin
@@ -24,6 +23,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skrobust.linear_model._classifier import _LogisticProbaMixin
 from skrobust.linear_model._losses import _BinaryLogistic, _Multinomial, _Squared
 from skrobust.utils import check_nonnegative_sample_weight
 
@@ -155,7 +155,9 @@ class _RobustLinearModel(BaseEstimator):
         return coef, (intercept if n_int else np.zeros(n_outputs)), extra, losses
 
 
-class _LinearClassifier(LinearClassifierMixin, ClassifierMixin, _RobustLinearModel):
+class _LinearClassifier(
+    _LogisticProbaMixin, LinearClassifierMixin, ClassifierMixin, _RobustLinearModel
+):
     """Logistic (two classes) or multinomial (more) robust classifier."""
 
     def _fit_classifier(self, X, y, sample_weight, fit_params):
@@ -181,41 +183,6 @@ class _LinearClassifier(LinearClassifierMixin, ClassifierMixin, _RobustLinearMod
         self.intercept_ = intercept
         self._finish(objective, losses, extra)
         return self
-
-    def predict_proba(self, X):
-        """Class probabilities.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-        """
-        scores = self.decision_function(X)
-        if scores.ndim == 1:
-            pos = expit(scores)
-            return np.column_stack([1.0 - pos, pos])
-        return softmax(scores, axis=1)
-
-    def predict_log_proba(self, X):
-        """Logarithm of the class probabilities.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-        """
-        scores = self.decision_function(X)
-        if scores.ndim == 1:
-            return np.column_stack([log_expit(-scores), log_expit(scores)])
-        return log_softmax(scores, axis=1)
 
 
 class _LinearRegressor(RegressorMixin, _RobustLinearModel):
