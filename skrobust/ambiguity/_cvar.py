@@ -204,7 +204,6 @@ class CVaR(AmbiguitySet):
         tau = float(smoothing)
         width = 40.0 * tau
         eta = float(start[0]) if start is not None else float(np.dot(p, losses))
-        scale = max(1.0, float(np.max(np.abs(losses))))
         for _ in range(8):
             diff = losses - eta
             above = diff >= 2.0 * width
@@ -215,6 +214,8 @@ class CVaR(AmbiguitySet):
                 # the root is outside the band: restart from the value at risk
                 eta = float(self.dual_init(losses, p)[0])
                 continue
+            # Newton's rounding floor: the magnitude of the band's losses
+            scale = max(1.0, abs(eta) + 2.0 * width)
             new = _smoothed_quantile(
                 l_band, p_band, alpha - mass_above, tau, eta, scale
             )

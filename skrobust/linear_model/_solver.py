@@ -396,10 +396,11 @@ def _certified(problem, w, tau, tol, max_iter, factor=None):
     Z = problem.predictions(W, b)
     smooth_loss, _ = problem.loss.value_grad(Z, problem.target, tau)
     if problem.profile_dual:
-        dual = problem.ambiguity.dual_argmin(smooth_loss, problem.p, smoothing=tau)
-    _, g_loss, _ = problem.ambiguity.dual_objective(
-        dual, smooth_loss, problem.p, smoothing=tau
-    )
+        _, _, g_loss = problem._profile(smooth_loss, tau)
+    else:
+        _, g_loss, _ = problem.ambiguity.dual_objective(
+            dual, smooth_loss, problem.p, smoothing=tau
+        )
     q = problem.ambiguity.feasible_weights(g_loss, problem.p)
     weighted = _Problem(
         problem.X,
