@@ -24,7 +24,8 @@ class KL(AmbiguitySet):
     with worst case :math:`q_i \\propto p_i e^{\\ell_i / \\lambda^\\star}` (an
     exponential tilt). The optimal :math:`t = 1/\\lambda^\\star` solves
     :math:`D_{KL}(q_t \\| P_n) = \\rho`, a monotone equation in one variable
-    that is solved by Brent's method to machine precision, on losses rescaled
+    that is solved by a safeguarded Newton method on :math:`\\log t` to
+    machine precision, on losses rescaled
     to [0, 1] and with shifted exponentials, so it never overflows. When
     :math:`\\rho \\ge -\\log P_n(\\ell = \\max \\ell)` the worst case is the
     largest loss.
