@@ -40,7 +40,8 @@ OBP_DEPS = [
     "tqdm",
     "pyyaml",
     "mypy-extensions",
-    "torch",
+    # the local CPU build (any other version pulls the CUDA wheels, gigabytes)
+    "torch==2.13.0",
 ]
 OBP_WORKER = "--obp-worker" in sys.argv
 

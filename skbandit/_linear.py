@@ -70,29 +70,34 @@ class _BaseLinearPolicy(BasePolicy):
         arm, reward, weight = arm[keep], reward[keep], weight[keep]
         d = Xa.shape[1]
         gram, inv, xty = self._gram.copy(), self._inv.copy(), self._xty.copy()
+        n_low_rank = self._n_low_rank.copy()
         order = np.argsort(arm, kind="stable")
-        arms, starts = np.unique(arm[order], return_index=True)
-        bounds = np.append(starts, order.shape[0])
-        for k, lo, hi in zip(arms, bounds[:-1], bounds[1:], strict=True):
-            rows = order[lo:hi]
+        arms, starts, counts = np.unique(
+            arm[order], return_index=True, return_counts=True
+        )
+        refactor = []  # arms whose inverse is recomputed, all in one call
+        for k, lo, m in zip(arms, starts, counts, strict=True):
+            rows = order[lo : lo + m]
             Z, w = Xa[rows], weight[rows]
-            gram[k] += Z.T @ (w[:, None] * Z)
-            xty[k] += Z.T @ (w * reward[rows])
-            m = rows.shape[0]
-            if m < d // 2 and self._n_low_rank[k] + m <= d:
+            Zw = w[:, None] * Z
+            gram[k] += Z.T @ Zw
+            xty[k] += Zw.T @ reward[rows]
+            if m < d // 2 and n_low_rank[k] + m <= d:
                 # Woodbury: (A + Z^T W Z)^{-1}
                 #   = A^{-1} - A^{-1} Z^T (W^{-1} + Z A^{-1} Z^T)^{-1} Z A^{-1}
                 U = Z @ inv[k]
                 core = np.diag(1.0 / w) + U @ Z.T
                 inv[k] = inv[k] - U.T @ np.linalg.solve(core, U)
                 inv[k] = 0.5 * (inv[k] + inv[k].T)
-                self._n_low_rank[k] += m
+                n_low_rank[k] += m
             else:
-                # A_k is symmetric positive definite (regularization > 0)
-                inv[k] = np.linalg.inv(gram[k])
-                inv[k] = 0.5 * (inv[k] + inv[k].T)
-                self._n_low_rank[k] = 0
-        self._gram, self._xty = gram, xty
+                refactor.append(k)
+        if refactor:
+            # the A_k are symmetric positive definite (regularization > 0)
+            fresh = np.linalg.inv(gram[refactor])
+            inv[refactor] = 0.5 * (fresh + fresh.transpose(0, 2, 1))
+            n_low_rank[refactor] = 0
+        self._gram, self._xty, self._n_low_rank = gram, xty, n_low_rank
         self._set_posterior(inv, np.einsum("kij,kj->ki", inv, xty))
 
     def _mean_and_var(self, X, single=False):
@@ -109,10 +114,13 @@ class _BaseLinearPolicy(BasePolicy):
         n = X.shape[0]
         n_arms, d = self._theta.shape
         # the augmented contexts, converted and augmented in one copy
-        Xa = np.empty((n, d), dtype=np.float32 if single else np.float64)
-        Xa[:, : X.shape[1]] = X
+        dtype = np.float32 if single else np.float64
         if self.fit_intercept:
+            Xa = np.empty((n, d), dtype=dtype)
+            Xa[:, :-1] = X
             Xa[:, -1] = 1.0
+        else:
+            Xa = X.astype(dtype)
         if single:
             product = Xa @ self._mean_inv_flat32
             mean = product[:, :n_arms]

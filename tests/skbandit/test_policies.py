@@ -240,6 +240,10 @@ def test_linear_predict_draws_are_independent_across_arms():
     assert_allclose(freq, p_indep, atol=4 * 0.5 / np.sqrt(n))
     proba = policy.predict_proba(x)[0, 1]
     assert_allclose(proba, p_indep, atol=4 * 0.5 / np.sqrt(policy.n_proba_draws))
+    # small batches take their normal draws from blocks (skbandit/_random.py):
+    # the same frequency over many calls
+    freq_small = np.mean([(policy.predict(x[[0] * 250]) == 1) for _ in range(800)])
+    assert_allclose(freq_small, p_indep, atol=4 * 0.5 / np.sqrt(n))
 
 
 def test_linucb_bounds_formula():
