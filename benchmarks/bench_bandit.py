@@ -484,9 +484,10 @@ def _ope_comparison(n_rounds=2000, n_reps=100, beta=2.0, epsilon=0.1):
 _OBP_ROWS_TEXT = (
     "**Reading the obp rows.** obp's LinTS draws every arm's coefficients "
     "independently from its posterior, as ours does, and the two agree "
-    "within the spread over seeds, including the linear and digits rows "
-    "where MABWiser's regret is lower: MABWiser's difference comes from "
-    "its shared draw, not from the posterior. LinUCB is deterministic and "
+    "within the spread over seeds on the linear and digits rows, where "
+    "MABWiser's regret is lower: MABWiser's difference comes from its "
+    "shared draw, not from the posterior. On the constant-context row four "
+    "seeds are too few (next paragraph). LinUCB is deterministic and "
     "agrees to the unit; Bernoulli TS agrees within the spread. With one "
     "context per call, obp's LinTS recomputes every arm's posterior mean "
     "and factors every arm's covariance (NumPy's `multivariate_normal`, "
