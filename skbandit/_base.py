@@ -44,6 +44,7 @@ from sklearn.utils.validation import (
 )
 
 from skbandit._feedback import check_feedback, is_feedback
+from skbandit._random import NormalStream, standard_normal32
 
 
 @dataclass(slots=True)
@@ -335,6 +336,8 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
             self._seed = int(seed)
             self._rng = np.random.default_rng(self._seed)
+            # standard normal draws of ``predict``, served in slices of blocks
+            self._normals = NormalStream(self._rng)
             self.n_samples_seen_ = 0.0
             self.n_batches_seen_ = 0
             self._init_state(X.shape[1])
@@ -347,6 +350,16 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
         return self
 
     # -------------------------------------------------------------- deciding
+    def _standard_normal(self, rng, shape):
+        """Independent standard normals (float32) from ``rng``.
+
+        Draws from the policy's own generator come from its block stream
+        (see :class:`skbandit._random.NormalStream`).
+        """
+        if rng is self._rng:
+            return self._normals.draw(shape)
+        return standard_normal32(rng, shape)
+
     def __sklearn_is_fitted__(self):
         return hasattr(self, "classes_")
 

@@ -7,7 +7,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
 from skbandit._base import BasePolicy
-from skbandit._random import NormalStream, standard_normal32
+from skbandit._random import standard_normal32
 
 # Rows drawn at once by the Monte Carlo ``predict_proba`` (memory bound).
 _MC_CHUNK = 2_000_000
@@ -251,19 +251,13 @@ class LinearThompsonSampling(_BaseLinearPolicy):
         self.arms = arms
         self.random_state = random_state
 
-    def _init_state(self, n_features):
-        super()._init_state(n_features)
-        # predict's normal draws, served in slices of fast blocks
-        self._normals = NormalStream(self._rng)
-
     def _choose(self, X, rng):
         # score_{ik} = x_i' theta_k + sqrt(sigma^2 x_i' A_k^{-1} x_i) z_{ik}:
         # the projection of an independent posterior draw per (context, arm)
         mean, quad = self._mean_and_var(X, single=True)
         quad *= np.float32(self.noise_variance)
         np.sqrt(quad, out=quad)
-        normals = self._normals if rng is self._normals.rng else NormalStream(rng)
-        score = normals.draw(mean.shape)
+        score = self._standard_normal(rng, mean.shape)
         score *= quad
         score += mean
         return score.argmax(axis=1)

@@ -285,7 +285,7 @@ class GaussianThompsonSampling(BasePolicy):
         self._posterior()
 
     def _choose(self, X, rng):
-        z = rng.standard_normal((X.shape[0], self.means_.size))
+        z = self._standard_normal(rng, (X.shape[0], self.means_.size))
         return np.argmax(self.means_ + np.sqrt(self.variances_) * z, axis=1)
 
     def _proba(self, X):

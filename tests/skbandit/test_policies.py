@@ -130,6 +130,19 @@ def test_predict_frequencies_match_predict_proba():
         assert_allclose(freq / n, policy.predict_proba(np.empty((1, 0)))[0], atol=5e-3)
 
 
+def test_gaussian_ts_small_batches_match_predict_proba():
+    # batches of 400 contexts x 3 arms take their normals from blocks
+    # (skbandit/_random.py); the exact predict_proba is the reference
+    y = make_feedback([0, 1, 2, 0, 1, 2], [0.3, 0.5, 0.1, 0.6, 0.2, 0.4])
+    policy = GaussianThompsonSampling(noise_variance=0.3, random_state=0)
+    policy.fit(np.empty((6, 0)), y)
+    chosen = np.concatenate([policy.predict(np.empty((400, 0))) for _ in range(500)])
+    freq = np.bincount(np.searchsorted(policy.classes_, chosen), minlength=3)
+    assert_allclose(
+        freq / chosen.size, policy.predict_proba(np.empty((1, 0)))[0], atol=5e-3
+    )
+
+
 def test_epsilon_greedy_proba_exact_and_ties():
     y = make_feedback([0, 1, 2], [1.0, 1.0, 0.0])
     proba = (
