@@ -156,8 +156,11 @@ def run_generative(n_repeats):
     )
     from skbandit.environments import LinearContextualBandit, simulate
 
+    from sklearn.frozen import FrozenEstimator
+
     n_rounds, batch_size, noise_std = 300, 10, 0.5
-    X_tasks, y_tasks = make_linear_tasks(512, 64, 2, random_state=0)
+    n_tasks = GenerativeThompsonSampling().n_pretrain_tasks  # the default, 2048
+    X_tasks, y_tasks = make_linear_tasks(n_tasks, 64, 2, random_state=0)
     start = time.perf_counter()
     generator = NeuralSequenceGenerator(random_state=0).pretrain(X_tasks, y_tasks)
     pretrain_seconds = time.perf_counter() - start
@@ -170,8 +173,10 @@ def run_generative(n_repeats):
         "LinearThompsonSampling": LinearThompsonSampling(
             noise_variance=noise_std**2, regularization=0.75
         ),
+        # frozen: simulate clones the policy for every repeat, and a clone of
+        # a bare generator would be an untrained one, pretrained anew
         "GenerativeThompsonSampling": GenerativeThompsonSampling(
-            generator=generator, n_future=50
+            generator=FrozenEstimator(generator), n_future=50
         ),
     }
     lines = [
@@ -180,8 +185,10 @@ def run_generative(n_repeats):
         f"3 arms, 2 standard normal features, noise sd {noise_std}, "
         f"{n_rounds} rounds in batches of {batch_size}, {n_repeats} repeats "
         "(`skbandit.environments.simulate`). The generator "
-        "(`NeuralSequenceGenerator`, defaults) was pretrained on 512 simulated "
-        f"linear tasks of 64 rounds in {pretrain_seconds:.0f} s; linear TS "
+        "(`NeuralSequenceGenerator`, defaults) was pretrained once, on "
+        f"{n_tasks} simulated linear tasks of 64 rounds (`make_linear_tasks`, "
+        f"the policy's default number) in {pretrain_seconds:.0f} s, and shared "
+        "by the repeats as `FrozenEstimator(generator)`; linear TS "
         "uses the prior of those tasks (coefficients N(0, 1/3)), the exact "
         "Bayesian model that TS-Gen's generator learns to imitate. The "
         "bandit's coefficients are N(0, 1/2) with zero intercepts (the "

@@ -513,7 +513,7 @@ class GenerativeThompsonSampling(BasePolicy):
         Ridge penalty of the oracle's per-arm regressions.
     n_pretrain_tasks : int, default=2048
         Simulated tasks (of 64 rounds) used to pretrain a generator that is
-        not pretrained (about a minute on one core with the default
+        not pretrained (10 to 15 seconds on one core with the default
         generator; 512 tasks take a quarter of that and learn a visibly
         worse predictive).
     n_proba_draws : int, default=100
