@@ -147,6 +147,8 @@ def run(n_repeats, n_jobs):
 
 def run_generative(n_repeats):
     """TS-Gen against linear TS and uniform on a linear contextual bandit."""
+    from sklearn.frozen import FrozenEstimator
+
     from skbandit import (
         GenerativeThompsonSampling,
         LinearThompsonSampling,
@@ -155,8 +157,6 @@ def run_generative(n_repeats):
         make_linear_tasks,
     )
     from skbandit.environments import LinearContextualBandit, simulate
-
-    from sklearn.frozen import FrozenEstimator
 
     n_rounds, batch_size, noise_std = 300, 10, 0.5
     n_tasks = GenerativeThompsonSampling().n_pretrain_tasks  # the default, 2048
