@@ -245,10 +245,20 @@ class TrimmingSensitivity(_BaseCausalEstimator):
     Attributes
     ----------
     estimate_ : float
-        AIPW estimate of the effect on the overlap population
-        :math:`E[Y(1) - Y(0) | X \\in \\mathcal O]`.
+        AIPW estimate of the effect on the *estimated* overlap region,
+        the mean of :math:`\\hat\\varphi^{(1)}_i - \\hat\\varphi^{(0)}_i` over
+        the units with :math:`\\epsilon \\le \\hat e(X_i) \\le 1 - \\epsilon`
+        (out-of-fold :math:`\\hat e`).
     stderr_ : float
-        Its standard error.
+        Its standard error, from the influence function with the estimated
+        region and the cross-fitted nuisances held fixed: it omits the
+        variability of the region and the nuisances' estimation error (see
+        Notes).
+    bootstrap_stderr_ : float or None
+        Standard error of ``estimate_`` over the ``n_bootstrap`` draws of
+        ``extension="lipschitz"``, each of which refits the nuisances and
+        re-chooses the overlap region from its own propensities, so it
+        includes the region's variability; ``None`` with ``extension="knn"``.
     influence_function_ : ndarray of shape (n_samples,)
         Influence function of ``estimate_`` (zero outside the overlap region).
     potential_outcome_means_ : ndarray of shape (2,)
@@ -317,6 +327,24 @@ class TrimmingSensitivity(_BaseCausalEstimator):
     :math:`\\Phi(c + 2B/\\max\\hat\\sigma) - \\Phi(-c) = 1 - \\alpha`.
     Cost: :math:`O(n_{out}\\, n_{in})` per :math:`L`, in blocks of bounded
     memory.
+
+    ``conf_int()`` (no ``lipschitz``) is the normal interval
+    ``estimate_ -/+ z stderr_``. Its target is the effect on the region
+    selected by the estimated propensity, and ``stderr_`` treats that region
+    as fixed. It is close to nominal when :math:`\\hat e` is accurate near
+    :math:`\\epsilon`, and it undercovers when the propensity is flat near
+    :math:`\\epsilon` (the region then swings with the fit and takes in
+    units whose true propensity is far below :math:`\\epsilon`). On
+    ``make_limited_overlap(1000)`` the coverage of the sample effect over the
+    estimated region was 0.90 to 0.92 with the default models, and with
+    spline nuisances it was 0.92 at ``threshold=0.1`` and 0.81 at
+    ``threshold=0.05``, where ``stderr_`` averaged 0.107 against a spread of
+    0.153 (:ref:`User Guide <overlap_interval>`). ``bootstrap_stderr_``
+    re-estimates the region in every draw. In the same design (100 draws,
+    ``n_bootstrap=30``) it averaged 0.170 against a spread of 0.185 around
+    the true region's effect and covered it in 0.90 of the draws, where
+    ``stderr_`` covered it in 0.73 (default models, ``threshold=0.1``: 0.95
+    and 0.92).
 
     References
     ----------
@@ -430,6 +458,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         )
         distance = np.zeros(len(e))
         self._extensions = []
+        self.bootstrap_stderr_ = None
         if self.extension == "knn":
             k = min(int(self.n_neighbors), int(inside.sum()))
             nn = NearestNeighbors(n_neighbors=k).fit(Z[inside])
@@ -510,6 +539,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         outside_low = e < self.threshold
         outside_high = e > 1 - self.threshold
         sums = np.empty(self.n_bootstrap)
+        trimmed = np.empty(self.n_bootstrap)
         # float32 / int32 keep the stored draws small (n_bootstrap rows each)
         deviation = np.empty((self.n_bootstrap, int(inside.sum()), 2), np.float32)
         for b, (mu_b, e_b) in enumerate(draws):
@@ -519,6 +549,13 @@ class TrimmingSensitivity(_BaseCausalEstimator):
             known[outside_high] = phi[outside_high, 1]
             sums[b] = weights[b] @ known / total
             deviation[b] = mu_b[inside] - mu[inside]
+            # the trimmed estimate with the region re-chosen by this draw's
+            # propensities (the region itself is estimated)
+            region = weights[b] * (
+                (e_b >= self.threshold) & (e_b <= 1 - self.threshold)
+            )
+            trimmed[b] = region @ (phi[:, 1] - phi[:, 0]) / max(region.sum(), 1e-300)
+        self.bootstrap_stderr_ = float(trimmed.std(ddof=1))
         self._boot = {
             "counts": counts.astype(np.int32),
             "known": sums,
@@ -740,9 +777,11 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         alpha : float, default=0.05
             One minus the confidence level.
         lipschitz : float, default=None
-            ``None`` gives the normal interval of the overlap-population
-            effect ``estimate_``; a value :math:`L \\ge 0` gives the bias-aware
-            interval of the full-population effect.
+            ``None`` gives the normal interval ``estimate_ -/+ z stderr_`` of
+            the effect on the estimated overlap region, which is held fixed
+            (it can undercover when the region is noisy; see Notes); a value
+            :math:`L \\ge 0` gives the bias-aware interval of the
+            full-population effect.
 
         Returns
         -------
