@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from scipy import optimize, stats
-from sklearn.base import clone
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -14,8 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skcausal._base import _BaseCausalEstimator, _check_alpha, _influence_stderr
 from skcausal._crossfit import (
-    _fit_weighted,
-    _predict_propensity,
+    _fit_fold,
     _seed_random_states,
 )
 from skcausal._estimators import _aipw_pseudo_outcomes
@@ -141,32 +139,17 @@ def _stratified_counts(strata, rng):
     return counts
 
 
-def _refit_nuisances(fitter, model, propensity, clip, X, y, t, e, folds, weights):
+def _refit_nuisances(fitter, model, propensity, clip, X, y, t, folds, weights):
     """Cross-fitted nuisance predictions with the rows weighted by ``weights``.
 
-    Returns the outcome predictions (n, 2) and the propensities (n,); with
-    ``propensity=None`` the propensities ``e`` are kept.
+    Returns the outcome predictions (n, 2) and the propensities (n,), fold by
+    fold through the cross-fitting engine's ``_fit_fold``.
     """
     mu = np.empty((X.shape[0], 2))
-    e = e.copy()
+    e = np.empty(X.shape[0])
     for train, test in folds:
-        if propensity is not None:
-            fitted = _fit_weighted(
-                clone(propensity), X[train], t[train], weights[train]
-            )
-            e[test] = np.clip(_predict_propensity(fitted, X[test]), clip, 1 - clip)
-        outcome, _ = fitter(
-            model,
-            X[train],
-            y[train],
-            t[train],
-            X[test],
-            y[test],
-            t[test],
-            e[test],
-            sw_tr=weights[train],
-        )
-        mu[test] = outcome.predict_both(X[test])
+        fold = _fit_fold(X, y, t, weights, train, test, propensity, model, fitter, clip)
+        mu[test], e[test] = fold["mu"], fold["e"]
     return mu, e
 
 
@@ -529,7 +512,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         clip = max(float(self.clip), 1e-12)
         draws = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
             delayed(_refit_nuisances)(
-                fitter, model, propensity, clip, X, y, t, e, folds, w
+                fitter, model, propensity, clip, X, y, t, folds, w
             )
             for w in weights
         )
