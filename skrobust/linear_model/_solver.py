@@ -171,6 +171,16 @@ class _Problem:
         W, b, _ = self.unpack(w)
         Z = self.predictions(W, b)
         curvature = self.loss.curvature(Z, self.target, tau)
+        if getattr(self.loss, "curvature_vanishes", False):
+            # Absolute and Huber losses have zero curvature away from the
+            # kink (or outside the quadratic band): at a poor starting point
+            # almost every sample is there and H is singular. A floor of
+            # L / (2 * rms residual) (the curvature a smoothed kink has at
+            # the typical residual) keeps the factor well conditioned.
+            resid = Z[:, 0] - self.target
+            rms = float(np.sqrt(np.dot(self.p, resid * resid)))
+            floor = self.loss.lipschitz / (2.0 * max(rms, tau, 1e-300))
+            curvature = curvature + min(floor, 1.0 / max(tau, 1e-300))
         if self.trivial:
             H = _weighted_gram(self.X, self.p * curvature, self.fit_intercept)
         elif not self.profile_dual:
@@ -224,11 +234,17 @@ def _cholesky_or_none(H):
     """Lower Cholesky factor of ``H`` plus the smallest jitter that works."""
     size = H.shape[0]
     base = max(float(np.trace(H)) / size, 1e-300)
+    if not np.all(np.isfinite(H)):
+        return None
     for jitter in (1e-10, 1e-8, 1e-6, 1e-4):
         try:
-            return cholesky(H + jitter * base * np.eye(size), lower=True)
+            factor = cholesky(H + jitter * base * np.eye(size), lower=True)
         except LinAlgError:
             continue
+        diag = np.abs(np.diag(factor))
+        # a factor this ill-conditioned maps L-BFGS steps to overflowing ones
+        if diag.min() > 1e-7 * diag.max():
+            return factor
     return None
 
 
@@ -250,7 +266,20 @@ class _Preconditioned:
 
 def _lbfgs(fun, w0, tau, tol, max_iter, factor=None):
     if factor is not None:
-        fun = _Preconditioned(fun, w0, factor)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                res = _lbfgs_run(_Preconditioned(fun, w0, factor), w0, tau, tol, max_iter)
+        except (ValueError, FloatingPointError):
+            res = None
+        if res is not None and np.all(np.isfinite(res.x)) and np.isfinite(res.fun):
+            return res
+        # the preconditioned run broke down: plain coordinates
+    return _lbfgs_run(fun, w0, tau, tol, max_iter)
+
+
+def _lbfgs_run(fun, w0, tau, tol, max_iter):
+    preconditioned = isinstance(fun, _Preconditioned)
+    if preconditioned:
         w0 = np.zeros_like(w0)
     res = minimize(
         fun,
@@ -266,7 +295,7 @@ def _lbfgs(fun, w0, tau, tol, max_iter, factor=None):
             "maxcor": 20,
         },
     )
-    if factor is not None:
+    if preconditioned:
         res.x = fun.to_w(res.x)
     return res
 
