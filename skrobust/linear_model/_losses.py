@@ -83,6 +83,17 @@ class _Multinomial:
     def value(self, Z, target):
         return -log_softmax(Z, axis=1)[np.arange(Z.shape[0]), target]
 
+    def conjugate(self, U, target):
+        """Convex conjugate ``l*(u) = sum_k s_k log s_k`` with ``s = u + e_y``.
+
+        Rows of ``s`` off the probability simplex get ``+inf``.
+        """
+        S = U.copy()
+        S[np.arange(S.shape[0]), target] += 1.0
+        inside = np.all(S >= 0.0, axis=1) & (np.abs(S.sum(axis=1) - 1.0) <= 1e-9)
+        S = np.clip(S, 0.0, 1.0)
+        return np.where(inside, _xlogx(S).sum(axis=1), np.inf)
+
     def cvxpy(self, Z, target):
         import cvxpy as cp
 

@@ -352,11 +352,12 @@ def solve_certified(problem, tol, max_iter, owner="", stacklevel=4):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                Wc, bc, it, status = solve_cvxpy(problem, accurate=True)
+                Wc, bc, it, status = solve_cvxpy(problem, accurate=tol)
         except (RuntimeError, ImportError, ValueError, ArithmeticError):
             Wc = None
         if Wc is not None:
             cert_c = _cvxpy_certificate(problem, Wc, bc, status, tol, cert["scale"])
+            cert_c = _with_lower_bound(cert_c, cert["lower_bound"])
             if cert_c["objective"] <= cert["objective"] or cert_c["certified"]:
                 W, b, n_iter = Wc, bc, n_iter + it
                 info = dict(cert_c, method="lbfgs+cvxpy")
@@ -415,7 +416,8 @@ def _cvxpy_certificate(problem, W, b, status, tol, scale):
     w = np.concatenate([w, np.zeros(problem.n_dual)])
     cert = _certificate(problem, w, 0.0, tol, scale)
     if status == "optimal":
-        declared = _CLARABEL_TOL * (scale / 1e-6 + abs(cert["objective"]))
+        clarabel_tol = _clarabel_tol(tol)
+        declared = clarabel_tol * (scale / 1e-6 + abs(cert["objective"]))
         if declared < cert["duality_gap"] or not np.isfinite(cert["duality_gap"]):
             cert["duality_gap"] = declared
             cert["lower_bound"] = cert["objective"] - declared
@@ -473,20 +475,50 @@ def _solve_lbfgs(problem, tol, max_iter):
     # Continuation: solve, certify, and shrink the temperature tenfold until
     # the duality gap is below tol (relative) or the smoothing error is far
     # below what the tolerance can resolve.
+    # Every stage's dual point gives a valid lower bound on the optimum and
+    # every stage's solution an upper one: the certificate keeps the best of
+    # each (late stages, sharply smoothed, can end less accurately).
+    best_w, best, best_lower = None, None, -np.inf
     for _ in range(30):
         if factor is None and precondition:
             factor = _cholesky_or_none(problem.hessian(w, tau))
         res = _lbfgs(problem, w, tau, tol, max_iter, factor)
         w = res.x
         n_iter += res.nit
-        cert = _certificate(problem, w, tau, tol, scale)
+        stage = _certificate(problem, w, tau, tol, scale)
+        best_lower = max(best_lower, stage["lower_bound"])
+        if best is None or stage["objective"] <= best["objective"]:
+            best_w, best = w, stage
+        cert = _with_lower_bound(best, best_lower)
         if cert["certified"] or tau == 0.0:
             break
         if problem.smoothing_error(tau) <= 1e-3 * cert["threshold"]:
             break
         tau /= 10.0
-    W, b, dual = problem.unpack(w)
+    if not cert["certified"] and tau == 0.0:
+        # a smooth problem a little short of the tolerance: polish once with
+        # a tighter gradient tolerance before anything heavier
+        res = _lbfgs(problem, best_w, 0.0, 1e-3 * tol, max_iter, factor)
+        n_iter += res.nit
+        stage = _certificate(problem, res.x, 0.0, tol, scale)
+        if stage["objective"] <= best["objective"] or stage["certified"]:
+            best_w, best = res.x, stage
+        cert = _with_lower_bound(best, max(best_lower, stage["lower_bound"]))
+    W, b, dual = problem.unpack(best_w)
     return W, b, dual, n_iter, cert, res
+
+
+def _with_lower_bound(cert, lower):
+    """``cert`` with the lower bound ``lower`` if larger (any valid bound)."""
+    if not np.isfinite(lower) or lower <= cert["lower_bound"]:
+        return cert
+    gap = max(cert["objective"] - lower, 0.0)
+    return dict(
+        cert,
+        lower_bound=float(lower),
+        duality_gap=gap,
+        certified=cert["certified"] or gap <= cert["threshold"],
+    )
 
 
 def _initial_temperature(problem, w, start):
@@ -568,16 +600,16 @@ def _certificate(problem, w, tau, tol, scale):
     )
     # one pass over X: the gradient with the worst-case weights and, for
     # alpha > 0, what the Fenchel bound needs (see _fenchel_lower)
-    fenchel = problem.n_outputs == 1 and problem.coef_penalty is None
-    fenchel = fenchel and hasattr(problem.loss, "conjugate")
+    fenchel = problem.coef_penalty is None and hasattr(problem.loss, "conjugate")
+    multi = problem.n_outputs > 1
     G = u_exact * q_exact[:, None]
     columns = [G]
-    if fenchel and problem.alpha > 0:
+    if fenchel and problem.alpha > 0 and not multi:
         columns.append(_bound_columns(problem, q_exact))
     products = problem.X.T @ np.column_stack(columns)
     K = problem.n_outputs
     grad = products[:, :K]
-    exact_products = products if fenchel and problem.alpha > 0 else None
+    exact_products = products if fenchel and problem.alpha > 0 and not multi else None
     if problem.alpha:
         grad = grad + problem.alpha * W
     kkt = float(np.max(np.abs(grad))) if grad.size else 0.0
@@ -587,20 +619,33 @@ def _certificate(problem, w, tau, tol, scale):
         kkt = np.nan  # the penalty's subgradient is not formed
     lower = -np.inf
     if fenchel:
-        candidates = [(q_exact, u_exact[:, 0], exact_products)]
+        if multi:
+            candidates = [(q_exact, u_exact, None)]
+        else:
+            candidates = [(q_exact, u_exact[:, 0], exact_products)]
         if tau > 0:
             smooth_losses, u_smooth = problem.loss.value_grad(Z, problem.target, tau)
             q_smooth = _smoothed_weights(problem, smooth_losses, tau)
             q_smooth = q_exact if q_smooth is None else q_smooth
-            candidates.insert(0, (q_smooth, u_smooth[:, 0], None))
+            candidates.insert(
+                0, (q_smooth, u_smooth if multi else u_smooth[:, 0], None)
+            )
+        elif multi and not problem.trivial and problem.profile_dual:
+            q_smooth = _smoothed_weights(problem, losses, 0.0)
+            if q_smooth is not None:
+                candidates.insert(0, (q_smooth, u_exact, None))
         for q, u, cols in candidates:
-            bound = _fenchel_lower(problem, q, u, w, cols)
+            if multi:
+                bound = _fenchel_lower_multi(problem, q, u)
+            else:
+                bound = _fenchel_lower(problem, q, u, w, cols)
             if bound is not None and bound > lower:
                 lower = bound
             if value - lower <= threshold:
                 break
     if (
         fenchel
+        and not multi
         and value - lower > threshold
         and problem.n_coef + problem.n_intercept <= _MAX_PRECONDITIONED
     ):
@@ -808,6 +853,44 @@ def _fenchel_lower(problem, q, u, w, products=None):
     return -float(q[support] @ conj) - quad - correction
 
 
+def _fenchel_lower_multi(problem, q, U):
+    """The Fenchel bound of :func:`_fenchel_lower` for the multinomial loss.
+
+    ``U`` (n, K) holds ``softmax(z_i) - e_{y_i}``; an intercept needs ``sum_i
+    q_i U_i = 0``, reached by the convex combination ``(1 - t) U_i + t (m -
+    e_{y_i})`` with the smallest ``t`` that keeps ``m`` (a class distribution
+    next to the weighted class frequencies) on the simplex. Needs
+    ``alpha > 0``; two passes over ``X``.
+    """
+    if problem.alpha <= 0:
+        return None
+    X, target = problem.X, problem.target
+    n, K = U.shape
+    E = np.zeros((n, K))
+    E[np.arange(n), target] = 1.0
+    xt_qu = X.T @ (U * q[:, None])
+    if problem.fit_intercept:
+        g = q @ U
+        ybar = q @ E
+        positive = g > 0
+        if np.any(positive & (ybar <= 0)):
+            return None
+        if np.any(positive):
+            r = float(np.max(g[positive] / ybar[positive]))
+            t = r / (1.0 + r)
+            m = np.maximum(ybar - g / r, 0.0)
+            m /= m.sum()
+            U = (1.0 - t) * U + t * (m[None, :] - E)
+            xt_q = X.T @ np.column_stack([q, E * q[:, None]])
+            xt_qu = (1.0 - t) * xt_qu + t * (np.outer(xt_q[:, 0], m) - xt_q[:, 1:])
+    support = q > 0
+    conj = problem.loss.conjugate(U[support], target[support])
+    if not np.all(np.isfinite(conj)):
+        return None
+    quad = float(np.sum(xt_qu * xt_qu)) / (2.0 * problem.alpha)
+    return -float(q[support] @ conj) - quad
+
+
 def _balance_intercept(u, q, bounds):
     """Move ``u`` so that ``sum q u = 0``, staying in the conjugates' domain.
 
@@ -965,17 +1048,22 @@ class _Mean:
         return 0.0
 
 
-# Clarabel's gap tolerances (absolute on the problem's scale, and relative)
-# for the fallback solve: its OPTIMAL status then certifies this gap.
-_CLARABEL_TOL = 1e-9
+def _clarabel_tol(tol):
+    """Clarabel's gap tolerances for a fallback solve at tolerance ``tol``.
+
+    A tenth of ``tol`` (so that its OPTIMAL status certifies ``tol``), at most
+    Clarabel's default 1e-8 and at least 1e-11, about what an interior-point
+    method resolves in float64.
+    """
+    return float(min(max(0.1 * tol, 1e-11), 1e-8))
 
 
 def solve_cvxpy(problem, accurate=False):
     """Solve the same problem exactly with cvxpy (Clarabel, SCS as fallback).
 
     Returns ``(W, b, n_iter, status)`` with ``status`` cvxpy's ("optimal" or
-    "optimal_inaccurate"). ``accurate=True`` tightens Clarabel's gap
-    tolerances to ``_CLARABEL_TOL`` (used when it backs up L-BFGS).
+    "optimal_inaccurate"). ``accurate``, a tolerance, sets Clarabel's gap
+    tolerances to ``_clarabel_tol(accurate)`` (used when it backs up L-BFGS).
     """
     import cvxpy as cp
 
@@ -1003,10 +1091,11 @@ def solve_cvxpy(problem, accurate=False):
         options = {}
         if accurate and solver == "CLARABEL":
             scale = _objective_scale(problem) / 1e-6
+            gap_tol = _clarabel_tol(accurate)
             options = dict(
-                tol_gap_abs=_CLARABEL_TOL * scale,
-                tol_gap_rel=_CLARABEL_TOL,
-                tol_feas=_CLARABEL_TOL,
+                tol_gap_abs=gap_tol * scale,
+                tol_gap_rel=gap_tol,
+                tol_feas=gap_tol,
                 max_iter=400,
             )
         try:
