@@ -679,38 +679,85 @@ def _certificate(problem, w, tau, tol, scale):
 def _stationary_weights(problem, q0, u, W):
     """Weights in the set closest to ``p`` that make the gradient vanish.
 
-    At a kink of the risk (tied losses) every weight vector of the set that
-    maximizes ``E_q[loss]`` is a subgradient, and the optimality condition is
-    that one of them gives ``[X 1]^T (q u) = -alpha [W, 0]``. The weighted
-    least-squares solution ``q = p + diag(p) C lam`` of those linear equations
-    and ``sum q = 1`` (``C = [diag(u) [X 1], 1]``) is taken, clipped at 0, and
-    moved back towards ``q0`` (which is in the set) until it is in the set.
-    One O(n d^2) pass; ``None`` when the set's membership test is unknown.
+    At a kink of the risk (tied losses, for example a constant predictor)
+    every weight vector of the set that maximizes ``E_q[loss]`` is a
+    subgradient, and the optimality condition is that one of them gives
+    ``[X 1]^T (q u) = -alpha [W, 0]``. This solves
+
+        min_q sum_i (q_i - p_i)^2 / p_i  s.t.  those equations, sum q = 1,
+        q >= 0
+
+    (the chi-square distance to ``p``) by a semismooth Newton method on its
+    dual, ``q = p max(0, 1 + C lam)`` with ``C = [diag(u) [X 1], 1]``: each
+    step one weighted Gram matrix, O(n d^2), no copy of ``X``. If the result
+    is outside the set it is moved back towards ``q0`` (in the set) until it
+    is inside. ``None`` when the set's membership test is unknown.
     """
     p = problem.p
     inside = _membership(problem.ambiguity, p)
     if inside is None:
         return None
     X = problem.X
-    columns = [X * u[:, None]]
-    if problem.fit_intercept:
-        columns.append(u[:, None])
-    columns.append(np.ones((X.shape[0], 1)))
-    C = np.hstack(columns)
-    target = np.zeros(C.shape[1])
-    target[: problem.n_coef] = -problem.alpha * W[:, 0]
+    d = X.shape[1]
+    icpt = problem.fit_intercept
+    m = d + (2 if icpt else 1)
+    target = np.zeros(m)
+    target[:d] = -problem.alpha * W[:, 0]
     target[-1] = 1.0
-    gram_inv = np.linalg.pinv(C.T @ (C * p[:, None]), rcond=1e-13)
-    q = p
-    # alternating projections onto the equations (in the metric of p) and
-    # the nonnegative orthant: a point of their intersection
-    for _ in range(100):
-        q = q + p * (C @ (gram_inv @ (target - C.T @ q)))
-        if np.all(q >= 0.0):
+
+    def apply_c(lam):
+        inner = X @ lam[:d]
+        if icpt:
+            inner += lam[d]
+        return u * inner + lam[-1]
+
+    def apply_ct(v):
+        uv = u * v
+        parts = [X.T @ uv]
+        if icpt:
+            parts.append([uv.sum()])
+        parts.append([v.sum()])
+        return np.concatenate(parts)
+
+    def gram(weights):
+        # C^T diag(weights) C from [X 1]^T diag(weights u^2) [X 1] and X^T (w u)
+        G = np.empty((m, m))
+        block = _weighted_gram(X, weights * u * u, icpt)
+        G[: block.shape[0], : block.shape[0]] = block
+        wu = weights * u
+        G[:d, -1] = G[-1, :d] = X.T @ wu
+        if icpt:
+            G[d, -1] = G[-1, d] = wu.sum()
+        G[-1, -1] = weights.sum()
+        return G
+
+    def dual_value(lam, q):
+        # the concave dual: lam^T target - sum q^2 / (2 p) (up to a constant)
+        return float(lam @ target) - 0.5 * float(np.sum(q * q / np.where(p > 0, p, 1)))
+
+    lam = np.zeros(m)
+    q = p.copy()
+    scale_t = 1.0 + float(np.max(np.abs(target)))
+    for _ in range(30):
+        resid = apply_ct(q) - target
+        if float(np.max(np.abs(resid))) <= 1e-13 * scale_t:
             break
-        q = np.maximum(q, 0.0)
-    q = np.maximum(q, 0.0)
-    q /= q.sum()
+        active = (1.0 + apply_c(lam)) > 0
+        J = gram(p * active)
+        step = np.linalg.lstsq(J, -resid, rcond=1e-13)[0]
+        value = dual_value(lam, q)
+        t = 1.0
+        for _ in range(30):  # backtracking on the dual objective
+            trial = lam + t * step
+            q_trial = p * np.maximum(0.0, 1.0 + apply_c(trial))
+            if dual_value(trial, q_trial) >= value - 1e-15 * abs(value):
+                break
+            t *= 0.5
+        lam, q = trial, q_trial
+    total = q.sum()
+    if not total > 0:
+        return None
+    q = q / total
     if inside(q):
         return q
     lo, hi = 0.0, 1.0  # the segment from q0 (inside) to q; the set is convex
