@@ -177,13 +177,18 @@ _COMMON_PARAMS_DOC = """
         Whether to fit an (unpenalized) intercept.
     solver : {"lbfgs", "cvxpy"}, default="lbfgs"
         ``"lbfgs"``: L-BFGS jointly over the coefficients and the ambiguity
-        set's dual variables (fast, O(n d) memory); kinks (CVaR, absolute loss)
-        are smoothed with a temperature shrunk until the certified bound on the
-        resulting suboptimality is below ``tol``. ``"cvxpy"``: the same problem
-        solved exactly by an interior-point method (Clarabel), for small data.
+        set's dual variables (fast, O(n d) memory); kinks (CVaR, total
+        variation, absolute loss) are smoothed with a temperature shrunk
+        tenfold per stage until the duality gap certifies the solution (see
+        ``solver_info_``). If the gap still exceeds ``tol`` and the problem is
+        small (``n_samples * n_parameters <= 2e5``), it is solved again
+        exactly by an interior-point method (Clarabel, through cvxpy); a
+        ConvergenceWarning naming the gap is raised only if that also fails.
+        ``"cvxpy"``: the interior-point solve only, for small data.
     tol : float, default=1e-6
-        Tolerance on the largest gradient entry (L-BFGS), and bound on the
-        objective error allowed by smoothing.
+        Relative duality gap accepted: the solution is certified when
+        ``objective_ - lower bound <= tol * max(|objective_|, 1e-6 *
+        objective at zero coefficients)``. Also the L-BFGS gradient tolerance.
     max_iter : int, default=1000
         Maximum number of L-BFGS iterations per stage.
 """
@@ -200,6 +205,23 @@ _COMMON_ATTRS_DOC = """
         The worst-case distribution over the training samples at the solution.
     ambiguity_ : AmbiguitySet
         The validated ambiguity set used (a copy; the parameter is untouched).
+    optimality_gap_ : float
+        Certified bound on ``objective_`` minus the optimal objective: the
+        duality gap of the solution (``nan`` when no dual bound could be
+        formed, for example with a Wasserstein penalty; then the KKT residual
+        in ``solver_info_`` is the certificate).
+    solver_info_ : dict
+        The certificate: ``objective`` (exact, unsmoothed), ``lower_bound``
+        (a Fenchel dual value, or the interior-point solver's dual value:
+        the optimum is at least this), ``duality_gap``, ``kkt_residual``
+        (largest entry of the gradient, with the worst-case weights as the
+        gradient of the risk; a subgradient at kinks), ``threshold`` (``tol``
+        times the objective's scale), ``certified`` (gap below threshold, or
+        for a smooth objective a KKT residual below ``100 * tol``),
+        ``method`` (``"lbfgs"``, ``"lbfgs+cvxpy"`` when the exact fallback
+        ran, or ``"cvxpy"``) and ``solver_status`` (cvxpy's status for
+        ``solver="cvxpy"``). Regression targets are standardized before
+        solving; these numbers are in the units of the original objective.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)

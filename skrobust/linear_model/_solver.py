@@ -9,7 +9,15 @@ L-BFGS jointly over the model parameters and the dual variables of
 ``ambiguity.dual_objective`` (whose minimum over the dual is ``R``), in
 float64 with O(n d) memory. Kinks (CVaR, absolute loss) are smoothed with a
 temperature that is shrunk geometrically, warm-starting each stage, until the
-certified bound on the suboptimality the smoothing causes is below ``tol``.
+solution is certified.
+
+Every solve ends with a certificate (``_certificate``): the exact objective,
+a Fenchel lower bound on the optimum built from the solver's dual point
+(worst-case weights and loss derivatives, made feasible), their gap, and the
+KKT residual. A gap above ``tol`` (relative) sends small problems to the exact
+conic form (Clarabel); only if that fails too is a ConvergenceWarning naming
+the gap raised (``solve_certified``). Ambiguity sets that are the maximum loss
+for every loss vector (huge radii) are solved as the maximum, smoothed.
 For losses of one output and up to 256 parameters, L-BFGS runs in coordinates
 preconditioned by a Cholesky factor of the Hessian (one O(n d^2) pass each for
 the warm start and the robust solve): exact for sets whose dual is profiled out
