@@ -126,26 +126,23 @@ class _BaseDROLinear(BaseEstimator):
         if b is not None:
             b = b * scale + center
         info["solver_status"] = status if self.solver == "cvxpy" else None
-        for key in (
-            "objective",
-            "lower_bound",
-            "duality_gap",
-            "kkt_residual",
-            "threshold",
-            "scale",
-        ):
-            # back to the units of the original problem
-            if key == "kkt_residual":
-                continue
-            info[key] = float(info[key]) * _objective_units(loss, scale)
+        # back to the units of the original objective (the KKT residual, a
+        # gradient, stays in those of the standardized problem)
+        units = _objective_units(loss, scale)
+        for key in ("objective", "lower_bound", "duality_gap", "threshold", "scale"):
+            info[key] = float(info[key]) * units
         self.solver_info_ = info
         self.optimality_gap_ = info["duality_gap"]
         self.n_iter_ = int(n_iter)
         self.ambiguity_ = coef_penalty if coef_penalty is not None else ambiguity
-        losses = problem.losses(W, b)
-        self.robust_risk_, self.worst_case_weights_ = ambiguity.risk_and_weights(
-            losses, p
-        )
+        reuse = info.pop("_risk_weights", None)
+        if reuse is not None and scaled is None:
+            # the certificate's exact solve at this very solution
+            self.robust_risk_, self.worst_case_weights_ = reuse
+        else:
+            self.robust_risk_, self.worst_case_weights_ = ambiguity.risk_and_weights(
+                problem.losses(W, b), p
+            )
         if coef_penalty is not None:
             self.robust_risk_ += coef_penalty.penalty(W, loss.lipschitz)[0]
         self.objective_ = self.robust_risk_ + 0.5 * self.alpha * float(np.sum(W * W))
@@ -482,13 +479,16 @@ class DROLinearRegression(RegressorMixin, _BaseDROLinear):
         its absolute tolerances mean what they say (y scaled by 1e-8 or 1e8
         gives the same solution, scaled).
         """
-        w = (
-            np.ones_like(y)
-            if sample_weight is None
-            else np.asarray(sample_weight, dtype=float).reshape(-1)
-        )
-        if w.shape != y.shape or not np.all(np.isfinite(w)) or w.sum() <= 0:
+        try:
+            w = (
+                np.ones_like(y)
+                if sample_weight is None
+                else np.asarray(sample_weight, dtype=float).reshape(-1)
+            )
+        except (TypeError, ValueError):
             return None  # validated (and rejected) by _fit_problem
+        if w.shape != y.shape or not np.all(np.isfinite(w)) or w.sum() <= 0:
+            return None
         w = np.maximum(w, 0.0) / w.sum()
         center = float(np.dot(w, y)) if self.fit_intercept else 0.0
         scale = float(np.sqrt(np.dot(w, (y - center) ** 2)))

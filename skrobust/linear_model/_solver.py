@@ -356,6 +356,8 @@ def solve_certified(problem, tol, max_iter, owner="", stacklevel=4):
         solved = problem.with_ambiguity(_Max())
     W, b, _, n_iter, cert, res = solve_lbfgs(solved, tol, max_iter)
     info = dict(cert, method="lbfgs")
+    if solved is not problem:
+        info.pop("_risk_weights")  # the stand-in head's, not the set's
     if not cert["certified"] and _cvxpy_fallback_allowed(problem):
         try:
             with warnings.catch_warnings():
@@ -451,6 +453,10 @@ def _reduces_to_max(problem):
     lightest = support[np.argmin(problem.p[support])]
     indicator = np.zeros_like(problem.p)
     indicator[lightest] = 1.0
+    inside = _membership(problem.ambiguity, problem.p)
+    if inside is not None:
+        # the point mass itself is in the set (O(n), no exact solve)
+        return bool(inside(indicator))
     q = problem.ambiguity.worst_case_weights(indicator, problem.p)
     return bool(q[lightest] >= 1.0 - 1e-12)
 
@@ -486,23 +492,32 @@ def _solve_lbfgs(problem, tol, max_iter):
     # Every stage's dual point gives a valid lower bound on the optimum and
     # every stage's solution an upper one: the certificate keeps the best of
     # each (late stages, sharply smoothed, can end less accurately).
-    best_w, best, best_lower = None, None, -np.inf
+    best_w, best, best_lower, best_tau = None, None, -np.inf, tau
     for _ in range(30):
         if factor is None and precondition:
             factor = _cholesky_or_none(problem.hessian(w, tau))
         res = _lbfgs(problem, w, tau, tol, max_iter, factor)
         w = res.x
         n_iter += res.nit
-        stage = _certificate(problem, w, tau, tol, scale)
+        stage = _certificate(problem, w, tau, tol, scale, final=tau == 0.0)
         best_lower = max(best_lower, stage["lower_bound"])
         if best is None or stage["objective"] <= best["objective"]:
-            best_w, best = w, stage
+            best_w, best, best_tau = w, stage, tau
         cert = _with_lower_bound(best, best_lower)
         if cert["certified"] or tau == 0.0:
             break
         if problem.smoothing_error(tau) <= 1e-3 * cert["threshold"]:
             break
-        tau /= 10.0
+        # the gap of a smoothed solution is about proportional to the
+        # temperature: aim at half the threshold, shrinking 10x to 100x
+        ratio = 0.1
+        if np.isfinite(stage["duality_gap"]) and stage["duality_gap"] > 0:
+            ratio = 0.5 * stage["threshold"] / stage["duality_gap"]
+        tau *= float(np.clip(ratio, 0.01, 0.1))
+    if not cert["certified"] and best_tau > 0.0:
+        # the full certificate (every dual point, tied-loss weights) once
+        stage = _certificate(problem, best_w, best_tau, tol, scale, final=True)
+        cert = _with_lower_bound(stage, max(best_lower, stage["lower_bound"]))
     if not cert["certified"] and tau == 0.0:
         # a smooth problem a little short of the tolerance: polish once with
         # a tighter gradient tolerance before anything heavier
@@ -547,21 +562,18 @@ def _initial_temperature(problem, w, start):
 
 
 def _objective_scale(problem):
-    """Floor of the relative tolerance: 1e-6 times the objective at zero.
+    """Floor of the relative tolerance: 1e-6 times the mean loss at zero.
 
     Certificates compare the gap with ``tol * max(|objective|, scale)``, so
     that a perfect fit (objective 0) is judged on the problem's own scale.
     """
     Z = np.zeros((problem.X.shape[0], problem.n_outputs))
     losses = problem.loss.value(Z, problem.target)
-    if problem.trivial:
-        risk = float(np.dot(problem.p, losses))
-    else:
-        risk = float(problem.ambiguity.risk(losses, problem.p))
-    return max(1e-6 * abs(risk), 1e-300)
+    # the nominal mean, not the robust risk: a floor needs no exact solve
+    return max(1e-6 * abs(float(np.dot(problem.p, losses))), 1e-300)
 
 
-def _certificate(problem, w, tau, tol, scale):
+def _certificate(problem, w, tau, tol, scale, final=True):
     """Duality gap and KKT residual of the exact objective at ``w``.
 
     Returns a dict with ``objective`` (exact, unsmoothed), ``lower_bound``,
@@ -588,6 +600,10 @@ def _certificate(problem, w, tau, tol, scale):
 
     A smooth objective whose KKT residual is below ``100 * tol`` (the L-BFGS
     gradient tolerance, with the usual slack) is also certified.
+
+    ``final=False`` (intermediate smoothing stages) tries only the smoothed
+    dual point and skips the search for stationary weights at tied losses
+    (:func:`_stationary_weights`, O(n d^2)).
     """
     W, b, dual = problem.unpack(w)
     Z = problem.predictions(W, b)
@@ -638,6 +654,8 @@ def _certificate(problem, w, tau, tol, scale):
             candidates.insert(
                 0, (q_smooth, u_smooth if multi else u_smooth[:, 0], None)
             )
+            if not final:
+                candidates = candidates[:1]
         elif multi and not problem.trivial and problem.profile_dual:
             q_smooth = _smoothed_weights(problem, losses, 0.0)
             if q_smooth is not None:
@@ -652,7 +670,8 @@ def _certificate(problem, w, tau, tol, scale):
             if value - lower <= threshold:
                 break
     if (
-        fenchel
+        final
+        and fenchel
         and not multi
         and value - lower > threshold
         and problem.n_coef + problem.n_intercept <= _MAX_PRECONDITIONED
@@ -681,6 +700,8 @@ def _certificate(problem, w, tau, tol, scale):
         "threshold": float(threshold),
         "scale": float(scale),
         "certified": certified,
+        # (private) the exact risk and worst-case weights at w, for reuse
+        "_risk_weights": (float(risk), q_exact),
     }
 
 
