@@ -624,11 +624,13 @@ def _certificate(problem, w, tau, tol, scale, final=True):
     )
     # one pass over X: the gradient with the worst-case weights and, for
     # alpha > 0, what the Fenchel bound needs (see _fenchel_lower)
-    fenchel = problem.coef_penalty is None and hasattr(problem.loss, "conjugate")
     multi = problem.n_outputs > 1
+    fenchel = hasattr(problem.loss, "conjugate")
+    fenchel = fenchel and (problem.coef_penalty is None or not multi)
+    penalized = problem.coef_penalty is not None
     G = u_exact * q_exact[:, None]
     columns = [G]
-    if fenchel and problem.alpha > 0 and not multi:
+    if fenchel and problem.alpha > 0 and not multi and not penalized:
         columns.append(_bound_columns(problem, q_exact))
     products = problem.X.T @ np.column_stack(columns)
     K = problem.n_outputs
@@ -673,6 +675,7 @@ def _certificate(problem, w, tau, tol, scale, final=True):
         final
         and fenchel
         and not multi
+        and not penalized
         and value - lower > threshold
         and problem.n_coef + problem.n_intercept <= _MAX_PRECONDITIONED
     ):
@@ -890,6 +893,8 @@ def _fenchel_lower(problem, q, u, w, products=None):
     X, target = problem.X, problem.target
     q = np.asarray(q, dtype=float)
     bounds = loss.dual_bounds(target)
+    if problem.coef_penalty is not None:
+        return _fenchel_lower_penalized(problem, q, u, bounds)
     if problem.alpha > 0:
         if products is None:
             products = X.T @ np.column_stack([q * u, _bound_columns(problem, q)])
@@ -927,6 +932,55 @@ def _fenchel_lower(problem, q, u, w, products=None):
     if not np.all(np.isfinite(conj)):
         return None
     return -float(q[support] @ conj) - quad - correction
+
+
+def _fenchel_lower_penalized(problem, q, u, bounds):
+    """The Fenchel bound with a Wasserstein penalty ``c ||W||_*``.
+
+    The conjugate of ``alpha / 2 ||W||^2 + c ||W||_*`` (``c = radius * L``)
+    at ``v`` is ``dist(v, B)^2 / (2 alpha)``, ``B`` the ball of radius ``c``
+    in the transport norm (the dual of the penalty's norm), and for ``alpha
+    = 0`` the indicator of ``B``, reached by scaling ``u`` towards 0 (inside
+    the domain of every Lipschitz loss here). Two passes over ``X``.
+    """
+    pen = problem.coef_penalty
+    c = float(pen.radius) * float(problem.loss.lipschitz)
+    order = {2: 2, 1: np.inf, np.inf: 1}[pen._dual_order()]
+    if problem.fit_intercept:
+        u, _, _ = _balance_intercept(u, q, bounds)
+        if u is None:
+            return None
+    v = problem.X.T @ (q * u)
+    if problem.alpha > 0:
+        quad = _distance_to_ball(v, c, order) ** 2 / (2.0 * problem.alpha)
+    else:
+        size = float(np.linalg.norm(v, order))
+        if size > c:
+            u = u * (c / size)
+        quad = 0.0
+    support = q > 0
+    conj = problem.loss.conjugate(u[support], problem.target[support])
+    if not np.all(np.isfinite(conj)):
+        return None
+    return -float(q[support] @ conj) - quad
+
+
+def _distance_to_ball(v, c, order):
+    """Euclidean distance from ``v`` to ``{z : ||z||_order <= c}``."""
+    if order == 2:
+        return max(float(np.linalg.norm(v)) - c, 0.0)
+    if order == np.inf:
+        return float(np.linalg.norm(v - np.clip(v, -c, c)))
+    a = np.abs(v)
+    if a.sum() <= c:
+        return 0.0
+    # l1 ball: soft-threshold at theta with sum (|v| - theta)_+ = c
+    s = np.sort(a)[::-1]
+    cums = np.cumsum(s) - c
+    k = np.arange(1, s.size + 1)
+    rho = np.flatnonzero(s - cums / k > 0)[-1]
+    theta = cums[rho] / (rho + 1)
+    return float(np.linalg.norm(v - np.sign(v) * np.maximum(a - theta, 0.0)))
 
 
 def _fenchel_lower_multi(problem, q, U):
