@@ -18,6 +18,8 @@ import warnings
 import cvxpy as cp
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from sklearn.exceptions import ConvergenceWarning
 
@@ -372,3 +374,43 @@ def test_peak_memory_at_most_three_times_the_input(head, model):
     finally:
         tracemalloc.stop()
     assert peak <= 3 * X.nbytes
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(5, 40),
+    d=st.integers(1, 5),
+    seed=st.integers(0, 2**31 - 1),
+    exponent=st.integers(-6, 6),
+    head=st.sampled_from(["erm", CVaR(0.1), CVaR(0.5), TotalVariation(0.2)]),
+    loss=st.sampled_from(["absolute", "huber", "squared"]),
+)
+def test_kinked_fits_match_cvxpy_hypothesis(n, d, seed, exponent, head, loss):
+    # random small problems at scales 1e-6..1e6: the fit matches the cvxpy
+    # primal (written above) on the rescaled problem, with no warning
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = X @ rng.normal(size=d) + rng.standard_t(3, size=n)
+    scale = 10.0**exponent
+    reg = DROLinearRegression(head, loss=loss, epsilon=scale)
+    assert not _fit_quietly(reg, X, y * scale)
+    ref = _cvxpy_optimum(X, y, loss, head)  # unit scale, then scaled
+    power = 1 if loss == "absolute" else 2
+    target = ref * scale**power
+    # (plus the reference's absolute accuracy, ~1e-10, for perfect fits)
+    assert abs(reg.objective_ - target) <= RTOL * target + 1e-9 * scale**power
+
+
+@pytest.mark.parametrize("n", [2, 4, 10])
+@pytest.mark.parametrize("head", ["erm", CVaR(0.3), ChiSquare(0.5)], ids=repr)
+def test_logistic_tiny_collinear_zero_weight(n, head):
+    rng = np.random.default_rng(n)
+    X = rng.normal(size=(n, 2))
+    X = np.column_stack([X, X[:, 0] - X[:, 1]])  # collinear
+    y = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    w = np.ones(n)
+    w[-1] = 0.0 if n > 2 else 1.0
+    clf = DROLogisticRegression(head, alpha=1e-2)
+    assert not _fit_quietly(clf, X, y, sample_weight=w)
+    ref = _cvxpy_optimum(X, y, "logistic", head, alpha=1e-2, weights=w)
+    assert_allclose(clf.objective_, ref, rtol=RTOL)
