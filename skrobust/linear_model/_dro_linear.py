@@ -184,8 +184,9 @@ _COMMON_PARAMS_DOC = """
         ``"cvxpy"``: the interior-point solve only, for small data.
     tol : float, default=1e-6
         Relative duality gap accepted: the solution is certified when
-        ``objective_ - lower bound <= tol * max(|objective_|, 1e-6 *
-        objective at zero coefficients)``. Also the L-BFGS gradient tolerance.
+        ``objective_ - lower bound <= tol * max(|objective_|, 1e-3 * mean
+        loss at zero coefficients)`` (the floor matters for nearly perfect
+        fits). Also the L-BFGS gradient tolerance.
     max_iter : int, default=1000
         Maximum number of L-BFGS iterations per stage.
 """

@@ -177,7 +177,7 @@ class _Problem:
             and self.n_coef + self.n_intercept <= _MAX_PRECONDITIONED
         )
 
-    def hessian(self, w, tau):
+    def hessian(self, w, tau, exact=False):
         """Hessian (or a stand-in) of the smoothed objective, for preconditioning.
 
         With the dual profiled out it is exact: by the chain rule, with ``q``
@@ -187,12 +187,13 @@ class _Problem:
         fitting an intercept), plus the ridge penalty. For ERM ``q = p`` and
         ``c = 0``. When the dual variables are optimized jointly (chi-square,
         KL), the model block is ``X^T diag(q l'') X`` with ``q`` the weights of
-        the dual at ``w``, and the dual block the identity.
+        the dual at ``w``, and the dual block the identity. ``exact=True``
+        leaves out the curvature floor of kinked losses (see below).
         """
         W, b, _ = self.unpack(w)
         Z = self.predictions(W, b)
         curvature = self.loss.curvature(Z, self.target, tau)
-        if getattr(self.loss, "curvature_vanishes", False):
+        if getattr(self.loss, "curvature_vanishes", False) and not exact:
             # Absolute and Huber losses have zero curvature away from the
             # kink (or outside the quadratic band): at a poor starting point
             # almost every sample is there and H is singular. A floor of
@@ -428,7 +429,7 @@ def _cvxpy_certificate(problem, W, b, status, tol, scale):
     cert = _certificate(problem, w, 0.0, tol, scale)
     if status == "optimal":
         clarabel_tol = _clarabel_tol(tol)
-        declared = clarabel_tol * (scale / 1e-6 + abs(cert["objective"]))
+        declared = clarabel_tol * (scale + abs(cert["objective"]))
         if declared < cert["duality_gap"] or not np.isfinite(cert["duality_gap"]):
             cert["duality_gap"] = declared
             cert["lower_bound"] = cert["objective"] - declared
@@ -518,11 +519,11 @@ def _solve_lbfgs(problem, tol, max_iter):
         if problem.smoothing_error(tau) <= 1e-3 * cert["threshold"]:
             break
         # the gap of a smoothed solution is about proportional to the
-        # temperature: aim at half the threshold, shrinking 10x to 100x
+        # temperature: aim at half the threshold, shrinking 2x to 100x
         ratio = 0.1
         if np.isfinite(stage["duality_gap"]) and stage["duality_gap"] > 0:
             ratio = 0.5 * stage["threshold"] / stage["duality_gap"]
-        tau *= float(np.clip(ratio, 0.01, 0.1))
+        tau *= float(np.clip(ratio, 0.01, 0.5))
     if not cert["certified"] and best_tau > 0.0:
         # the full certificate (every dual point, tied-loss weights) once
         stage = _certificate(problem, best_w, best_tau, tol, scale, final=True)
@@ -570,16 +571,21 @@ def _initial_temperature(problem, w, start):
     return start * spread
 
 
+# Floor of the objective's scale, as a fraction of the mean loss at zero.
+_SCALE_FLOOR = 1e-3
+
+
 def _objective_scale(problem):
-    """Floor of the relative tolerance: 1e-6 times the mean loss at zero.
+    """Floor of the relative tolerance: 1e-3 times the mean loss at zero.
 
     Certificates compare the gap with ``tol * max(|objective|, scale)``, so
-    that a perfect fit (objective 0) is judged on the problem's own scale.
+    that a (nearly) perfect fit, objective 0, is judged on the problem's own
+    scale: its gap must be below ``tol * 1e-3`` times the null model's loss.
     """
     Z = np.zeros((problem.X.shape[0], problem.n_outputs))
     losses = problem.loss.value(Z, problem.target)
     # the nominal mean, not the robust risk: a floor needs no exact solve
-    return max(1e-6 * abs(float(np.dot(problem.p, losses))), 1e-300)
+    return max(_SCALE_FLOOR * abs(float(np.dot(problem.p, losses))), 1e-300)
 
 
 def _certificate(problem, w, tau, tol, scale, final=True):
@@ -684,6 +690,19 @@ def _certificate(problem, w, tau, tol, scale, final=True):
                 lower = bound
             if value - lower <= threshold:
                 break
+        if (
+            tau > 0
+            and not multi
+            and value - lower > threshold
+            and (final or value - lower <= 100 * threshold)
+            and problem.n_coef + problem.n_intercept <= _MAX_PRECONDITIONED
+        ):
+            # close to the tolerance: one Newton step refines the dual point
+            point = _newton_dual_point(problem, w, tau)
+            if point is not None:
+                bound = _fenchel_lower(problem, point[0], point[1], w)
+                if bound is not None and bound > lower:
+                    lower = bound
     if (
         final
         and fenchel
@@ -719,6 +738,78 @@ def _certificate(problem, w, tau, tol, scale, final=True):
         # (private) the exact risk and worst-case weights at w, for reuse
         "_risk_weights": (float(risk), q_exact),
     }
+
+
+def _newton_dual_point(problem, w, tau):
+    """The dual point ``(q, u)`` after one Newton step on the smoothed problem.
+
+    At a smoothed solution the gradient ``[X 1]^T (q u)`` is small but not
+    zero, and the Fenchel bound pays for it. The Newton step ``d = -H^{-1}
+    g`` (``H`` the exact Hessian of :meth:`_Problem.hessian`, one O(n d^2)
+    pass) moves the predictions by ``dz = [X 1] d``; to first order the loss
+    derivatives move by ``l'' dz`` and the risk's weights by ``(diag(c) - v
+    v^T) (l' dz)`` (the smoothed risk's curvature), which cancels the
+    gradient up to second order. The moved point is then put back into the
+    domains (clipped) and the set (the set's own mapping, or a scaling
+    towards the current weights). Only for one output, no coefficient
+    penalty, and sets profiled out (CVaR, total variation, the maximum) or
+    trivial.
+    """
+    if (
+        problem.n_outputs != 1
+        or problem.coef_penalty is not None
+        or not hasattr(problem.loss, "curvature")
+        or problem.n_dual
+        or (
+            not problem.trivial
+            and not hasattr(problem.ambiguity, "_profiled_curvature")
+        )
+    ):
+        return None
+    p = problem.p
+    W, b, _ = problem.unpack(w)
+    Z = problem.predictions(W, b)
+    smooth_losses, dZ = problem.loss.value_grad(Z, problem.target, tau)
+    u = dZ[:, 0]
+    curvature = problem.loss.curvature(Z, problem.target, tau)
+    if problem.trivial:
+        q = p
+    else:
+        dual, _, q = problem._profile(smooth_losses, tau)
+    _, grad = problem(w, tau)
+    H = problem.hessian(w, tau, exact=True)
+    step = -np.linalg.lstsq(H, grad[: H.shape[0]], rcond=1e-13)[0]
+    d = problem.n_coef
+    dz = problem.X @ step[:d]
+    if problem.fit_intercept:
+        dz += step[d]
+    u_new = u + curvature * dz
+    bounds = problem.loss.dual_bounds(problem.target)
+    if bounds is not None:
+        u_new = np.clip(u_new, bounds[0], bounds[1])
+    if problem.trivial:
+        return p, u_new
+    diag, vec = problem.ambiguity._profiled_curvature(dual, smooth_losses, p, tau)
+    dl = u * dz
+    q_new = np.maximum(q + diag * dl - vec * float(vec @ dl), 0.0)
+    q_feasible = _smoothed_weights(problem, smooth_losses, tau)
+    if hasattr(problem.ambiguity, "feasible_weights"):
+        q_new = problem.ambiguity.feasible_weights(q_new, p)
+    else:
+        q_new = q_new / q_new.sum()
+        inside = _membership(problem.ambiguity, p)
+        if inside is None or q_feasible is None:
+            return None
+        if not inside(q_new):
+            lo, hi = 0.0, 1.0
+            for _ in range(40):
+                mid = 0.5 * (lo + hi)
+                if inside(q_feasible + mid * (q_new - q_feasible)):
+                    lo = mid
+                else:
+                    hi = mid
+            q_new = q_feasible + lo * (q_new - q_feasible)
+    return q_new, u_new
 
 
 def _stationary_weights(problem, q0, u, W):
@@ -929,8 +1020,9 @@ def _fenchel_lower(problem, q, u, w, products=None):
         n_params = problem.n_coef + problem.n_intercept
         if n_params > _MAX_PRECONDITIONED:
             return None
-        H = _weighted_gram(X, q, problem.fit_intercept)
-        u = _project_null(X, q, u, H, problem.fit_intercept)
+        room = _room(u, bounds)
+        H = _weighted_gram(X, q * room, problem.fit_intercept)
+        u = _project_null(X, q, u, H, problem.fit_intercept, room)
         u = _scale_into(u, bounds)
         # what rounding leaves of X^T (q u) enters through the coefficients:
         # charge it at twice the current ones (a bounded-region argument)
@@ -1062,8 +1154,29 @@ def _balance_intercept(u, q, bounds):
     return (1.0 - t) * u + t * hi, t, "hi"
 
 
-def _project_null(X, q, u, H, fit_intercept):
-    """``u - [X 1] lam`` with ``[X 1]^T diag(q) (u - [X 1] lam) = 0``."""
+def _room(u, bounds):
+    """How far each ``u_i`` may move inside its domain, in [0, 1].
+
+    ``(u - lo) (hi - u) / ((hi - lo) / 2)^2`` for bounded domains, 1 for
+    unbounded ones: a projection weighted by it moves the duals at the kink
+    (a smoothed absolute loss's interpolated samples) and leaves the
+    saturated ones, so the result rarely has to be scaled back into the box.
+    """
+    if bounds is None:
+        return np.ones_like(u)
+    lo, hi = bounds
+    half = 0.5 * (hi - lo)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = (u - lo) * (hi - u) / np.where(half > 0, half * half, 1.0)
+    return np.clip(np.where(half > 0, room, 0.0), 0.0, 1.0)
+
+
+def _project_null(X, q, u, H, fit_intercept, room):
+    """``u - room * [X 1] lam`` with ``[X 1]^T diag(q) (that) = 0``.
+
+    The least change in the metric ``sum q delta^2 / room``; ``H`` is
+    ``[X 1]^T diag(q room) [X 1]``.
+    """
     d = X.shape[1]
     qu = q * u
     r = X.T @ qu
@@ -1074,7 +1187,7 @@ def _project_null(X, q, u, H, fit_intercept):
         step = X @ lam[:d]
         if fit_intercept:
             step += lam[d]
-        u = u - step
+        u = u - room * step
         qu = q * u
         r = X.T @ qu
         if fit_intercept:
@@ -1233,7 +1346,7 @@ def solve_cvxpy(problem, accurate=False):
     for solver in ("CLARABEL", "SCS"):
         options = {}
         if accurate and solver == "CLARABEL":
-            scale = _objective_scale(problem) / 1e-6
+            scale = _objective_scale(problem)
             gap_tol = _clarabel_tol(accurate)
             options = dict(
                 tol_gap_abs=gap_tol * scale,

@@ -336,7 +336,9 @@ def test_scaled_targets_dro(scale, head, loss):
     assert not _fit_quietly(scaled, X, y * scale)
     power = 1 if loss == "absolute" else 2
     assert_allclose(scaled.objective_, ref * scale**power, rtol=RTOL)
-    assert_allclose(scaled.coef_, unit.coef_ * scale, rtol=1e-4, atol=1e-6 * scale)
+    # (an objective within 1e-6 pins flat directions of the coefficients to
+    # about its square root)
+    assert_allclose(scaled.coef_, unit.coef_ * scale, rtol=5e-3, atol=1e-6 * scale)
 
 
 def test_perfect_fit():
