@@ -120,7 +120,11 @@ class _BaseDROLinear(BaseEstimator):
             )
         else:
             W, b, n_iter, info = solve_certified(
-                solved, self.tol, self.max_iter, owner=type(self).__name__
+                solved,
+                self.tol,
+                self.max_iter,
+                owner=type(self).__name__,
+                units=_objective_units(loss, scale),
             )
         W = W * scale
         if b is not None:

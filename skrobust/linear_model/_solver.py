@@ -337,7 +337,7 @@ def solve_lbfgs(problem, tol, max_iter):
         return _solve_lbfgs(problem, tol, max_iter)
 
 
-def solve_certified(problem, tol, max_iter, owner="", stacklevel=4):
+def solve_certified(problem, tol, max_iter, owner="", stacklevel=4, units=1.0):
     """L-BFGS, certified; the exact conic form when the certificate fails.
 
     Returns ``(W, b, n_iter, info)``. ``info`` holds the certificate (see
@@ -345,7 +345,8 @@ def solve_certified(problem, tol, max_iter, owner="", stacklevel=4):
     when the duality gap of the L-BFGS solution exceeded ``tol`` (relative)
     and the problem, of at most ``_CVXPY_MAX_SIZE`` entries, was solved again
     by Clarabel. A ConvergenceWarning naming the gap is raised only if that
-    also fails (or is not available).
+    also fails (or is not available); ``units`` converts the gap it names to
+    the caller's units (the objective of a standardized problem).
 
     An ambiguity set that puts all its mass on the largest loss for every
     loss vector (a chi-square ball of radius above ``(1/p_min - 1) / 2``, say)
@@ -373,12 +374,14 @@ def solve_certified(problem, tol, max_iter, owner="", stacklevel=4):
             if cert_c["objective"] <= cert["objective"] or cert_c["certified"]:
                 W, b, n_iter = Wc, bc, n_iter + it
                 info = dict(cert_c, method="lbfgs+cvxpy")
+            else:  # keep the better primal, with the better bound
+                info = _with_lower_bound(info, cert_c["lower_bound"])
     if not info["certified"]:
         prefix = f"{owner}: " if owner else ""
         gap = info["duality_gap"]
         if np.isfinite(gap):
             what = (
-                f"the duality gap is {gap:.3e} "
+                f"the duality gap is {gap * units:.3e} "
                 f"({gap / max(abs(info['objective']), info['scale']):.2e} relative) "
                 f"> tol={tol:.1e}"
             )
