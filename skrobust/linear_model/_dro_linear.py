@@ -189,8 +189,9 @@ _COMMON_PARAMS_DOC = """
     tol : float, default=1e-6
         Relative duality gap accepted: the solution is certified when
         ``objective_ - lower bound <= tol * max(|objective_|, 1e-3 * mean
-        loss at zero coefficients)`` (the floor matters for nearly perfect
-        fits). Also the L-BFGS gradient tolerance.
+        loss at zero coefficients)`` (for regression with an intercept, the
+        intercept at the weighted mean of ``y``; the floor matters for nearly
+        perfect fits). Also the L-BFGS gradient tolerance.
     max_iter : int, default=1000
         Maximum number of L-BFGS iterations per stage.
 """
