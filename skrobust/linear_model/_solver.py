@@ -522,10 +522,10 @@ def _solve_lbfgs(problem, tol, max_iter):
         if problem.smoothing_error(tau) <= 1e-3 * cert["threshold"]:
             break
         # the gap of a smoothed solution is about proportional to the
-        # temperature: aim at half the threshold, shrinking 2x to 100x
+        # temperature: aim at a quarter of the threshold, shrinking 2x to 100x
         ratio = 0.1
         if np.isfinite(stage["duality_gap"]) and stage["duality_gap"] > 0:
-            ratio = 0.5 * stage["threshold"] / stage["duality_gap"]
+            ratio = 0.25 * stage["threshold"] / stage["duality_gap"]
         tau *= float(np.clip(ratio, 0.01, 0.5))
     if not cert["certified"] and best_tau > 0.0:
         # the full certificate (every dual point, tied-loss weights) once
