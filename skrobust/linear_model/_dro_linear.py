@@ -1,9 +1,11 @@
 """Distributionally robust logistic and linear regression."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
@@ -18,10 +20,25 @@ from skrobust.linear_model._losses import (
     _Huber,
     _Squared,
 )
-from skrobust.linear_model._solver import _Problem, solve_cvxpy, solve_lbfgs
+from skrobust.linear_model._solver import (
+    _certificate,
+    _objective_scale,
+    _Problem,
+    solve_certified,
+    solve_cvxpy,
+)
 from skrobust.utils import check_nonnegative_sample_weight
 
 _AMBIGUITY_SHORTCUTS = {"chi2", "kl", "cvar", "erm"}
+
+
+def _objective_units(loss, scale):
+    """Factor from the standardized problem's objective to the original's."""
+    if isinstance(loss, _Absolute):
+        return scale
+    if isinstance(loss, (_Squared, _Huber)):
+        return scale * scale
+    return 1.0
 
 
 class _BaseDROLinear(BaseEstimator):
@@ -40,7 +57,15 @@ class _BaseDROLinear(BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def _fit_problem(self, X, target, sample_weight, loss):
+    def _fit_problem(self, X, target, sample_weight, loss, scaled=None):
+        """Solve, certify and set the fitted attributes; returns (W, b).
+
+        ``scaled``, when given, is ``(loss, target, alpha, center, scale)``
+        of the same problem with the targets standardized (see
+        ``DROLinearRegression._standardized``): it is solved instead and its
+        solution mapped back, ``W = scale * W'`` and ``b = scale * b' +
+        center``. The attributes are computed on the original problem.
+        """
         ambiguity = check_ambiguity(self.ambiguity)
         coef_penalty = None
         if isinstance(ambiguity, Wasserstein):
@@ -64,16 +89,64 @@ class _BaseDROLinear(BaseEstimator):
             self.fit_intercept,
             coef_penalty=coef_penalty,
         )
+        solved, center, scale = problem, 0.0, 1.0
+        if scaled is not None:
+            s_loss, s_target, s_alpha, center, scale = scaled
+            # (a Wasserstein penalty r * L * ||W|| rescales with the loss's
+            # Lipschitz constant L, epsilon / scale for Huber's loss)
+            solved = _Problem(
+                X,
+                s_target,
+                p,
+                s_loss,
+                ambiguity,
+                s_alpha,
+                self.fit_intercept,
+                coef_penalty=coef_penalty,
+            )
         if self.solver == "cvxpy":
-            W, b, n_iter = solve_cvxpy(problem)
+            W, b, n_iter, status = solve_cvxpy(solved)
+            if status != "optimal":
+                warnings.warn(
+                    "cvxpy reported an inaccurate solution.",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+            w = np.concatenate([W.ravel(), b if b is not None else np.empty(0)])
+            w = np.concatenate([w, np.zeros(solved.n_dual)])
+            info = dict(
+                _certificate(solved, w, 0.0, self.tol, _objective_scale(solved)),
+                method="cvxpy",
+            )
         else:
-            W, b, _, n_iter = solve_lbfgs(problem, self.tol, self.max_iter)
+            W, b, n_iter, info = solve_certified(
+                solved,
+                self.tol,
+                self.max_iter,
+                owner=type(self).__name__,
+                units=_objective_units(loss, scale),
+            )
+        W = W * scale
+        if b is not None:
+            b = b * scale + center
+        info["solver_status"] = status if self.solver == "cvxpy" else None
+        # back to the units of the original objective (the KKT residual, a
+        # gradient, stays in those of the standardized problem)
+        units = _objective_units(loss, scale)
+        for key in ("objective", "lower_bound", "duality_gap", "threshold", "scale"):
+            info[key] = float(info[key]) * units
+        self.solver_info_ = info
+        self.optimality_gap_ = info["duality_gap"]
         self.n_iter_ = int(n_iter)
         self.ambiguity_ = coef_penalty if coef_penalty is not None else ambiguity
-        losses = problem.losses(W, b)
-        self.robust_risk_, self.worst_case_weights_ = ambiguity.risk_and_weights(
-            losses, p
-        )
+        reuse = info.pop("_risk_weights", None)
+        if reuse is not None and scaled is None:
+            # the certificate's exact solve at this very solution
+            self.robust_risk_, self.worst_case_weights_ = reuse
+        else:
+            self.robust_risk_, self.worst_case_weights_ = ambiguity.risk_and_weights(
+                problem.losses(W, b), p
+            )
         if coef_penalty is not None:
             self.robust_risk_ += coef_penalty.penalty(W, loss.lipschitz)[0]
         self.objective_ = self.robust_risk_ + 0.5 * self.alpha * float(np.sum(W * W))
@@ -105,13 +178,20 @@ _COMMON_PARAMS_DOC = """
         Whether to fit an (unpenalized) intercept.
     solver : {"lbfgs", "cvxpy"}, default="lbfgs"
         ``"lbfgs"``: L-BFGS jointly over the coefficients and the ambiguity
-        set's dual variables (fast, O(n d) memory); kinks (CVaR, absolute loss)
-        are smoothed with a temperature shrunk until the certified bound on the
-        resulting suboptimality is below ``tol``. ``"cvxpy"``: the same problem
-        solved exactly by an interior-point method (Clarabel), for small data.
+        set's dual variables (fast, O(n d) memory); kinks (CVaR, total
+        variation, absolute loss) are smoothed with a temperature shrunk
+        tenfold per stage until the duality gap certifies the solution (see
+        ``solver_info_``). If the gap still exceeds ``tol`` and the problem is
+        small (``n_samples * n_parameters <= 2e5``), it is solved again
+        exactly by an interior-point method (Clarabel, through cvxpy); a
+        ConvergenceWarning naming the gap is raised only if that also fails.
+        ``"cvxpy"``: the interior-point solve only, for small data.
     tol : float, default=1e-6
-        Tolerance on the largest gradient entry (L-BFGS), and bound on the
-        objective error allowed by smoothing.
+        Relative duality gap accepted: the solution is certified when
+        ``objective_ - lower bound <= tol * max(|objective_|, 1e-3 * mean
+        loss at zero coefficients)`` (for regression with an intercept, the
+        intercept at the weighted mean of ``y``; the floor matters for nearly
+        perfect fits). Also the L-BFGS gradient tolerance.
     max_iter : int, default=1000
         Maximum number of L-BFGS iterations per stage.
 """
@@ -128,6 +208,23 @@ _COMMON_ATTRS_DOC = """
         The worst-case distribution over the training samples at the solution.
     ambiguity_ : AmbiguitySet
         The validated ambiguity set used (a copy; the parameter is untouched).
+    optimality_gap_ : float
+        Certified bound on ``objective_`` minus the optimal objective: the
+        duality gap of the solution (``nan`` when no dual bound could be
+        formed, for example with a Wasserstein penalty; then the KKT residual
+        in ``solver_info_`` is the certificate).
+    solver_info_ : dict
+        The certificate: ``objective`` (exact, unsmoothed), ``lower_bound``
+        (a Fenchel dual value, or the interior-point solver's dual value:
+        the optimum is at least this), ``duality_gap``, ``kkt_residual``
+        (largest entry of the gradient, with the worst-case weights as the
+        gradient of the risk; a subgradient at kinks), ``threshold`` (``tol``
+        times the objective's scale), ``certified`` (gap below threshold, or
+        for a smooth objective a KKT residual below ``100 * tol``),
+        ``method`` (``"lbfgs"``, ``"lbfgs+cvxpy"`` when the exact fallback
+        ran, or ``"cvxpy"``) and ``solver_status`` (cvxpy's status for
+        ``solver="cvxpy"``). Regression targets are standardized before
+        solving; these numbers are in the units of the original objective.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -371,10 +468,45 @@ class DROLinearRegression(RegressorMixin, _BaseDROLinear):
         """
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
         loss = self._loss()
-        W, b = self._fit_problem(X, loss.encode(y), sample_weight, loss)
+        scaled = self._standardized(y, sample_weight)
+        W, b = self._fit_problem(X, loss.encode(y), sample_weight, loss, scaled)
         self.coef_ = W[:, 0].copy()
         self.intercept_ = float(b[0])
         return self
+
+    def _standardized(self, y, sample_weight):
+        """The problem with ``(y - center) / scale``: loss, target, alpha, ...
+
+        Every loss here is homogeneous in the residual and every risk head in
+        the losses, so ``y -> y / s`` with ``W = s W'`` is the same problem
+        (the squared loss with the same ``alpha``, the absolute loss with
+        ``alpha * s``, the Huber loss with ``epsilon / s``), and an intercept
+        absorbs the centering. The solver then works at unit scale, where
+        its absolute tolerances mean what they say (y scaled by 1e-8 or 1e8
+        gives the same solution, scaled).
+        """
+        try:
+            w = (
+                np.ones_like(y)
+                if sample_weight is None
+                else np.asarray(sample_weight, dtype=float).reshape(-1)
+            )
+        except (TypeError, ValueError):
+            return None  # validated (and rejected) by _fit_problem
+        if w.shape != y.shape or not np.all(np.isfinite(w)) or w.sum() <= 0:
+            return None
+        w = np.maximum(w, 0.0) / w.sum()
+        center = float(np.dot(w, y)) if self.fit_intercept else 0.0
+        scale = float(np.sqrt(np.dot(w, (y - center) ** 2)))
+        if not np.isfinite(scale) or scale <= 0.0:
+            return None
+        if self.loss == "squared":
+            loss, alpha = _Squared(), self.alpha
+        elif self.loss == "absolute":
+            loss, alpha = _Absolute(), self.alpha * scale
+        else:
+            loss, alpha = _Huber(self.epsilon / scale), self.alpha
+        return loss, loss.encode((y - center) / scale), alpha, center, scale
 
     def predict(self, X):
         """Predict with the fitted linear model.

@@ -1,7 +1,9 @@
 """Per-sample losses of linear predictions, with gradients and cvxpy forms.
 
 Each loss maps the linear predictions ``Z`` (shape ``(n, K)``) and encoded
-targets to per-sample losses and their gradient with respect to ``Z``. Losses
+targets to per-sample losses and their gradient with respect to ``Z``. Losses of
+one output also give their convex conjugate in ``z`` and its domain, from
+which the solver builds a Fenchel dual point and a duality-gap certificate. Losses
 with a kink (absolute error) accept a smoothing temperature ``tau``: the
 smoothed loss is within ``tau * log(2)`` of the exact one for every sample.
 """
@@ -39,6 +41,24 @@ class _BinaryLogistic:
 
         return cp.logistic(-cp.multiply(target, Z[:, 0]))
 
+    def dual_bounds(self, target):
+        """Interval ``[lo, hi]`` of the conjugate's domain for each sample.
+
+        The derivative ``-y sigmoid(-y z)`` lies between 0 and ``-y``.
+        """
+        return np.minimum(0.0, -target), np.maximum(0.0, -target)
+
+    def conjugate(self, u, target):
+        """Convex conjugate ``l*(u) = s log s + (1 - s) log(1 - s)``, ``s = -u y``.
+
+        Outside the domain (``s`` not in [0, 1]) the conjugate is ``+inf``.
+        """
+        s = -u * target
+        inside = (s >= 0.0) & (s <= 1.0)
+        s = np.clip(s, 0.0, 1.0)
+        value = _xlogx(s) + _xlogx(1.0 - s)
+        return np.where(inside, value, np.inf)
+
 
 class _Multinomial:
     """Cross-entropy of the softmax of K linear predictions."""
@@ -62,6 +82,17 @@ class _Multinomial:
 
     def value(self, Z, target):
         return -log_softmax(Z, axis=1)[np.arange(Z.shape[0]), target]
+
+    def conjugate(self, U, target):
+        """Convex conjugate ``l*(u) = sum_k s_k log s_k`` with ``s = u + e_y``.
+
+        Rows of ``s`` off the probability simplex get ``+inf``.
+        """
+        S = U.copy()
+        S[np.arange(S.shape[0]), target] += 1.0
+        inside = np.all(S >= 0.0, axis=1) & (np.abs(S.sum(axis=1) - 1.0) <= 1e-9)
+        S = np.clip(S, 0.0, 1.0)
+        return np.where(inside, _xlogx(S).sum(axis=1), np.inf)
 
     def cvxpy(self, Z, target):
         import cvxpy as cp
@@ -96,6 +127,14 @@ class _Squared:
 
         return 0.5 * cp.square(Z[:, 0] - target)
 
+    def dual_bounds(self, target):
+        """The conjugate's domain is the real line."""
+        return None
+
+    def conjugate(self, u, target):
+        """Convex conjugate ``l*(u) = u^2 / 2 + u y``."""
+        return 0.5 * u * u + u * target
+
 
 class _Absolute:
     """|z - y|, smoothed as tau * log(cosh(r / tau)) when tau > 0."""
@@ -103,6 +142,8 @@ class _Absolute:
     n_outputs = 1
     smooth_bound = np.log(2.0)
     lipschitz = 1.0
+    # zero second derivative away from the kink (solvers floor it)
+    curvature_vanishes = True
 
     def encode(self, y):
         return y
@@ -130,12 +171,23 @@ class _Absolute:
 
         return cp.abs(Z[:, 0] - target)
 
+    def dual_bounds(self, target):
+        """The conjugate's domain is ``[-1, 1]``."""
+        ones = np.ones_like(target)
+        return -ones, ones
+
+    def conjugate(self, u, target):
+        """Convex conjugate ``l*(u) = u y`` on ``|u| <= 1``, else ``+inf``."""
+        return np.where(np.abs(u) <= 1.0, u * target, np.inf)
+
 
 class _Huber:
     """r^2 / 2 for |r| <= epsilon, else epsilon |r| - epsilon^2 / 2."""
 
     n_outputs = 1
     smooth_bound = 0.0
+    # zero second derivative outside the quadratic band (solvers floor it)
+    curvature_vanishes = True
 
     def __init__(self, epsilon):
         self.epsilon = float(epsilon)
@@ -162,6 +214,22 @@ class _Huber:
         import cvxpy as cp
 
         return 0.5 * cp.huber(Z[:, 0] - target, self.epsilon)
+
+    def dual_bounds(self, target):
+        """The conjugate's domain is ``[-epsilon, epsilon]``."""
+        bound = np.full_like(target, self.epsilon)
+        return -bound, bound
+
+    def conjugate(self, u, target):
+        """Convex conjugate ``l*(u) = u^2 / 2 + u y`` on ``|u| <= epsilon``."""
+        value = 0.5 * u * u + u * target
+        return np.where(np.abs(u) <= self.epsilon, value, np.inf)
+
+
+def _xlogx(s):
+    """``s log s`` with ``0 log 0 = 0``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(s > 0, s * np.log(np.where(s > 0, s, 1.0)), 0.0)
 
 
 def softmax_proba(Z):
