@@ -9,6 +9,8 @@ from sklearn.utils._param_validation import Interval
 from skrobust.ambiguity._base import AmbiguitySet, _group_descending, _weights_on_max
 
 _EPS = np.finfo(np.float64).eps
+# exponents below this are safe for exp / expm1 (exp(600) ~ 1e260)
+_LOG_SAFE = 600.0
 
 
 class CressieRead(AmbiguitySet):
@@ -132,9 +134,13 @@ class CressieRead(AmbiguitySet):
         else:
             eta = _cressie_read_root(values, z, p, s, c)
         excess = np.maximum(z - eta, 0.0)
-        moment = np.dot(p, excess**s)
-        risk = c * moment ** (1.0 / s) + eta
+        # scaled by the largest excess so that neither power under- nor
+        # overflows for exponents near 1 or very large (k near 1 or large)
+        top = excess.max()
+        excess /= top
         q = p * excess ** (s - 1.0)
+        moment = np.dot(q, excess)
+        risk = top * c * moment ** (1.0 / s) + eta
         q /= q.sum()
         return float(risk), q, np.array([eta])
 
@@ -161,12 +167,22 @@ class CressieRead(AmbiguitySet):
         _, s, c = self._constants()
         eta = float(dual[0])
         excess = np.maximum(losses - eta, 0.0)
-        if s == 2.0:
+        top = float(np.max(excess, where=p > 0, initial=0.0))
+        if s == 2.0 and 1e-150 < top < 1e150:
             powered = excess * excess
             lower = excess
-        else:
+        elif top > 0.0:
+            # the moments scaled by the largest excess (on the support) never
+            # under- or overflow; the scale cancels in the weights
+            excess /= top
             lower = excess ** (s - 1.0)
-            powered = lower * excess
+            moment = float(np.dot(p, lower * excess))
+            norm = moment ** (1.0 / s)
+            grad_losses = (c * norm / moment) * p * lower
+            value = c * top * norm + eta
+            return value, grad_losses, np.array([1.0 - grad_losses.sum()])
+        else:
+            return eta, np.zeros_like(losses), np.array([1.0])
         moment = float(np.dot(p, powered))
         if moment <= 0.0:
             return eta, np.zeros_like(losses), np.array([1.0])
@@ -305,8 +321,12 @@ def _cressie_read_root(values, z, p, s, c):
 
     def derivative(eta):
         excess = np.maximum(z - eta, 0.0)
-        low = np.dot(p, excess ** (s - 1.0))
-        high = np.dot(p, excess**s)
+        # the ratio is scale-free: dividing by the largest excess (whose mass
+        # is positive) keeps both moments positive and finite for any exponent
+        excess /= excess.max()
+        lower = excess ** (s - 1.0)
+        low = np.dot(p, lower)
+        high = np.dot(p, lower * excess)
         return 1.0 - c * low / high ** ((s - 1.0) / s)
 
     # values[0] is the max; derivative just below it is positive here.
@@ -344,8 +364,16 @@ def _log_moments(dev, p, s, t):
     """log E[(1 + t dev)^(s-1)] and log E[(1 + t dev)^s], stable for small t."""
     with np.errstate(divide="ignore"):  # log1p(-1) = -inf gives weight 0
         log_base = np.log1p(np.maximum(t * dev, -1.0))
-    low = np.log1p(np.dot(p, np.expm1((s - 1.0) * log_base)))
-    high = np.log1p(np.dot(p, np.expm1(s * log_base)))
+    top = float(log_base.max())
+    if s * top < _LOG_SAFE:
+        low = np.log1p(np.dot(p, np.expm1((s - 1.0) * log_base)))
+        high = np.log1p(np.dot(p, np.expm1(s * log_base)))
+        return low, high
+    # large exponents (k near 1): factor out the largest base
+    log_base -= top
+    lower = np.exp((s - 1.0) * log_base)
+    low = (s - 1.0) * top + np.log(np.dot(p, lower))
+    high = s * top + np.log(np.dot(p, lower * np.exp(log_base)))
     return low, high
 
 
@@ -386,6 +414,8 @@ def _solve_all_active(dev, p, mean, k, s, log_c):
     t = min(t, t_max)
     _, high = _log_moments(dev, p, s, t)
     risk = mean + np.expm1(log_c + high / s) / t
-    q = p * np.maximum(1.0 + t * dev, 0.0) ** (s - 1.0)
+    base = np.maximum(1.0 + t * dev, 0.0)
+    base /= base.max()  # scale-free weights: no overflow for large exponents
+    q = p * base ** (s - 1.0)
     q /= q.sum()
     return float(risk), q, np.array([mean - 1.0 / t])
