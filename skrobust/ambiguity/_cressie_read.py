@@ -407,10 +407,16 @@ def _solve_all_active(dev, p, mean, k, s, log_c):
         # 2 rho = expm1(2 log c)
         t = np.sqrt(np.expm1(2.0 * log_c) / var)
     else:
-        lower = np.log(t_max) - 1.0
+        upper = np.log(t_max)
+        lower = upper - 1.0
         while derivative(lower) > 0:
             lower -= 2.0 * abs(lower) + 1.0
-        t = np.exp(brentq(derivative, lower, np.log(t_max), xtol=1e-14, rtol=8 * _EPS))
+        if derivative(upper) <= 0.0:
+            # the caller saw a derivative >= 0 at eta = 0 up to rounding (flat
+            # derivatives at large k): the optimum is eta = 0 itself
+            t = t_max
+        else:
+            t = np.exp(brentq(derivative, lower, upper, xtol=1e-14, rtol=8 * _EPS))
     t = min(t, t_max)
     _, high = _log_moments(dev, p, s, t)
     risk = mean + np.expm1(log_c + high / s) / t
