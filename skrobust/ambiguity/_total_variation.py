@@ -77,7 +77,9 @@ class TotalVariation(AmbiguitySet):
         delta = float(self.radius)
         # radius 1 has no CVaR part (its alpha would be 0: 0 * inf)
         cvar_part = (
-            0.0 if delta >= 1.0 else (1.0 - delta) * self._cvar().smoothing_error(smoothing)
+            0.0
+            if delta >= 1.0
+            else (1.0 - delta) * self._cvar().smoothing_error(smoothing)
         )
         return cvar_part + delta * float(smoothing) * np.log(max(n, 1))
 
