@@ -120,6 +120,10 @@ class CressieRead(AmbiguitySet):
         k, s, c = self._constants()
         # log c_k(rho), exact even for tiny radii
         log_c = np.log1p(k * (k - 1.0) * float(self.radius)) / k
+        if k == 2.0:
+            result = _solve_chi2(z, p, c, log_c)
+            if result is not None:
+                return result
         values, mass, inverse = _group_descending(z, p)
         # all mass on the maximum once that point mass fits in the ball
         if s * log_c + np.log(mass[0]) >= 0.0:
@@ -270,6 +274,78 @@ class ChiSquare(CressieRead):
     @property
     def _k(self):
         return 2.0
+
+
+def _solve_chi2(z, p, c, log_c, max_iter=64):
+    """Exact chi-square solve with two work arrays and no sort.
+
+    Same decisions as the general path (all mass on the maximum; every sample
+    active; otherwise an interior ``eta``), but the interior ``eta`` is found by
+    the active-set iteration ``eta <- mu_A - sqrt(V_A / (c^2 P_A - 1))`` over
+    ``A = {z > eta}`` started at ``eta = 0``. The surrogate built on ``A``
+    majorizes the dual to the right of ``eta`` and has a nonnegative derivative
+    at the optimum, so the iterates increase to the optimum without passing it,
+    and stop when the active set no longer changes (then the segment formula
+    is exact). Peak memory is ``z``, ``p`` and one work array (which becomes
+    ``q``). Returns ``None`` when ``max_iter`` passes do not settle the active
+    set (adversarially spread losses), and the caller falls back to the sorted
+    segment search.
+    """
+    two_rho = float(np.expm1(2.0 * log_c))
+    at_max = z >= 1.0
+    if 2.0 * log_c + np.log(np.sum(p, where=at_max)) >= 0.0:
+        q = np.zeros_like(z)
+        np.copyto(q, p, where=at_max)
+        q /= q.sum()
+        return 1.0, q, np.array([1.0])
+    del at_max
+    mean = float(np.dot(p, z))
+    work = np.subtract(z, mean)
+    var = float(np.einsum("i,i,i->", p, work, work))
+    if two_rho * mean * mean <= var:
+        # every sample active: mean + sqrt(2 rho Var), eta <= min z = 0
+        t = min(np.sqrt(two_rho / var), 1.0 / mean)
+        risk = mean + np.expm1(log_c + 0.5 * np.log1p(t * t * var)) / t
+        work *= t
+        work += 1.0
+        np.maximum(work, 0.0, out=work)
+        work *= p
+        work /= work.sum()
+        return float(risk), work, np.array([mean - 1.0 / t])
+    eta = 0.0
+    c2 = c * c
+    for _ in range(max_iter):
+        active = z > eta
+        mass = float(np.sum(p, where=active))
+        np.multiply(p, z, out=work)
+        mu = float(np.sum(work, where=active)) / mass
+        np.subtract(z, mu, out=work)
+        work *= work
+        work *= p
+        v = float(np.sum(work, where=active)) / mass
+        slope = c2 * mass - 1.0
+        if slope <= 0.0:
+            return None
+        new = mu - np.sqrt(v / slope)
+        if not new > eta:
+            break
+        # the active set is final when no loss lies in (eta, new]
+        np.logical_and(active, z <= new, out=active)
+        settled = not active.any()
+        eta = new
+        if settled:
+            break
+    else:
+        return None
+    np.subtract(z, eta, out=work)
+    np.maximum(work, 0.0, out=work)
+    work /= work.max()  # scaled: no underflow of tiny excesses squared
+    moment = float(np.einsum("i,i,i->", p, work, work))
+    top = 1.0 - eta
+    risk = top * c * np.sqrt(moment) + eta
+    work *= p
+    work /= work.sum()
+    return float(risk), work, np.array([eta])
 
 
 def _chi2_root(values, mass, c, z, p):
