@@ -132,7 +132,10 @@ class CressieRead(AmbiguitySet):
         dev = z - mean
         if _all_active_derivative(dev, p, s, log_c, 1.0 / mean) >= 0.0:
             # every sample keeps positive weight: eta < min z = 0
-            return _solve_all_active(dev, p, mean, k, s, log_c)
+            result = _solve_all_active(dev, p, mean, k, s, log_c)
+            if k != 2.0:
+                result = _boundary_atom(z, p, s, c, result[2][0]) or result
+            return result
         if k == 2.0:
             eta = _chi2_root(values, mass, c, z, p)
         else:
@@ -146,7 +149,10 @@ class CressieRead(AmbiguitySet):
         moment = np.dot(q, excess)
         risk = top * c * moment ** (1.0 / s) + eta
         q /= q.sum()
-        return float(risk), q, np.array([eta])
+        result = float(risk), q, np.array([eta])
+        if k != 2.0:
+            result = _boundary_atom(z, p, s, c, eta) or result
+        return result
 
     def dual_objective(self, dual, losses, p, smoothing=0.0):
         """Dual objective :math:`c_k(\\rho) E_p[(\\ell-\\eta)_+^{k_*}]^{1/k_*}+\\eta`.
@@ -434,6 +440,56 @@ def _cressie_read_root(values, z, p, s, c):
     return float(
         brentq(derivative, lower, upper, xtol=1e-15, rtol=4 * np.finfo(float).eps)
     )
+
+
+def _boundary_atom(z, p, s, c, eta):
+    """Exact solution when the optimal eta sits within rounding of a loss.
+
+    For large ``k`` the exponent ``s - 1 = 1 / (k - 1)`` of the worst-case
+    weights ``q ~ p (z - eta)_+^(s-1)`` is tiny, so the lowest active loss
+    ``v`` keeps a sizeable weight ``p_v delta^(s-1)`` even when its excess
+    ``delta = v - eta`` is far below the resolution of ``eta`` in floating
+    point. Here ``u = delta^(s-1)`` is solved in closed form from the
+    stationarity condition ``c (L + m_v u) = H^((s-1)/s)``, with ``L`` and
+    ``H`` the moments of the excesses over ``v`` of the losses above it (the
+    ``delta`` in them is negligible). Returns ``None`` unless ``delta`` is
+    below ``1e-13 / (s - 1)`` of every gap to a neighbouring loss; above that
+    the float ``eta`` resolves the weights on its own.
+    """
+    eps = s - 1.0
+    above = z >= eta  # eta may have rounded onto v itself
+    if not above.any():
+        return None
+    v = float(z[above].min())
+    higher = z > v
+    if not higher.any():
+        return None
+    x = z[higher] - v
+    ph = p[higher]
+    top = float(x.max())
+    y = x / top
+    low = float(np.dot(ph, y**eps))
+    high = float(np.dot(ph, y**s))
+    mass_v = float(p[z == v].sum())
+    u = (high ** (eps / s) / c - low) / mass_v
+    if not 0.0 < u < 1.0:
+        return None
+    log_delta = np.log(top) + np.log(u) / eps
+    below = z < v
+    gaps = [float(x.min())]
+    if below.any():
+        gaps.append(v - float(z[below].max()))
+    # neglecting delta next to the gaps moves the other weights by a factor
+    # (1 + delta / gap)^eps: keep that below 1e-13
+    if log_delta > np.log(1e-13 * min(gaps) / eps):
+        return None
+    delta = float(np.exp(log_delta))
+    q = np.zeros_like(z)
+    q[higher] = ph * y**eps
+    q[z == v] = p[z == v] * u
+    q /= q.sum()
+    risk = top * c * high ** (1.0 / s) + v - delta
+    return float(risk), q, np.array([v - delta])
 
 
 def _log_moments(dev, p, s, t):
