@@ -342,10 +342,12 @@ def test_risk_bounds_weights_and_scale_equivariance(problem):
 @given(problems(max_n=8))
 def test_risk_matches_cvxpy_primal_small_n(problem):
     base, _, p, ball = problem
-    if isinstance(ball, CressieRead) and ball._k > 100:
-        # cvxpy's p-norm cone is inaccurate for k this large; covered by the
-        # two-point brute force below
-        ball = CressieRead(radius=ball.radius, k=50.0)
+    if isinstance(ball, CressieRead) and not 1.01 < ball._k < 100:
+        # cvxpy approximates p-norms with these exponents by a few SOC cones,
+        # off by ~1e-5 (k=1.001 at radius 1e-5: 0.5022463 against 0.5022361,
+        # which the 60-digit two-point bisection confirms); such k are checked
+        # by the two-point brute force and the KL limit instead
+        ball = CressieRead(radius=ball.radius, k=1.5 if ball._k < 2 else 50.0)
     ours = ball.risk(base, p)
     ref = primal_risk(ball, base, p)
     # cvxpy's absolute accuracy is relative to the size of the losses
