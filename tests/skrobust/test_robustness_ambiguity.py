@@ -104,27 +104,33 @@ def two_point_risk(ball, low, high, p_high):
 def assert_weights_attain(ball, losses, p, risk, q):
     """q is a distribution in the ball, on the support, with E_q[l] = risk."""
     spread = float(np.ptp(losses))
+    attain_rtol, feas_rtol = EXACT_RTOL, FEAS_RTOL
+    if isinstance(ball, CressieRead) and ball._k > 100:
+        # exponent 1/(k-1) ~ 1e-3: the dual derivative is flat in eta, so the
+        # weights (not the risk) carry ~1e-7 relative error (measured: 1.1e-9
+        # of the spread in E_q[l], 3.8e-7 over the radius at k=800)
+        attain_rtol, feas_rtol = 1e-7, 1e-5
     assert np.all(q >= 0)
     assert_allclose(q.sum(), 1.0, rtol=1e-12)
     assert np.all(q[p == 0] == 0)
-    assert abs(float(np.dot(q, losses)) - risk) <= EXACT_RTOL * spread + 1e-300
+    assert abs(float(np.dot(q, losses)) - risk) <= attain_rtol * spread + 1e-300
     on = p > 0
     r = q[on] / p[on]
     if isinstance(ball, KL):
         pos = q > 0
         kl = float(np.sum(q[pos] * np.log(q[pos] / p[pos])))
-        assert kl <= float(ball.radius) * (1 + FEAS_RTOL) + 1e-12
+        assert kl <= float(ball.radius) * (1 + feas_rtol) + 1e-12
     elif isinstance(ball, CVaR):
         assert np.all(r <= (1.0 / float(ball.alpha)) * (1 + 1e-12))
     elif isinstance(ball, TotalVariation):
         tv = 0.5 * float(np.abs(q - p).sum())
-        assert tv <= float(ball.radius) * (1 + FEAS_RTOL) + 1e-12
+        assert tv <= float(ball.radius) * (1 + feas_rtol) + 1e-12
     else:
         k = ball._k
         log_c = np.log1p(k * (k - 1.0) * float(ball.radius)) / k
         with np.errstate(divide="ignore"):
             log_norm = logsumexp(k * np.log(r), b=p[on]) / k
-        assert log_norm <= log_c * (1 + FEAS_RTOL) + 1e-12
+        assert log_norm <= log_c * (1 + feas_rtol) + 1e-12
 
 
 # -- section 4: the listed defects --------------------------------------------
@@ -348,11 +354,15 @@ def test_risk_matches_cvxpy_primal_small_n(problem):
         # which the 60-digit two-point bisection confirms); such k are checked
         # by the two-point brute force and the KL limit instead
         ball = CressieRead(radius=ball.radius, k=1.5 if ball._k < 2 else 50.0)
+    # cvxpy's accuracy is absolute: compare on losses of unit size (the risk
+    # is positively homogeneous, checked in the test above)
+    size = float(np.abs(base).max())
+    if size == 0:
+        return
+    base = base / size
     ours = ball.risk(base, p)
     ref = primal_risk(ball, base, p)
-    # cvxpy's absolute accuracy is relative to the size of the losses
-    size = max(float(np.ptp(base)), float(np.abs(base).max()), 1e-3)
-    assert abs(ours - ref) <= CVXPY_RTOL * size
+    assert abs(ours - ref) <= CVXPY_RTOL
 
 
 @settings(max_examples=25, deadline=None)
