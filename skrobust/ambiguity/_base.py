@@ -206,21 +206,29 @@ class AmbiguitySet(BaseEstimator):
     def _exact(self, losses, sample_weight):
         self._validate_params()
         losses = check_losses(losses)
-        p = check_probability_weights(sample_weight, losses.shape[0])
-        support = p > 0
-        everywhere = bool(support.all())
+        n = losses.shape[0]
+        if sample_weight is None:
+            # uniform: a read-only broadcast view, no array of n weights
+            p = np.broadcast_to(np.float64(1.0 / n), (n,))
+            everywhere = True
+        else:
+            p = check_probability_weights(sample_weight, n)
+            support = p > 0
+            everywhere = bool(support.all())
         on_support = losses if everywhere else losses[support]
         lo = on_support.min()
         hi = on_support.max()
         if self.is_trivial() or hi - lo <= 0:
             mean = float(np.dot(p, losses))
-            return mean, p, self._dual_trivial(losses, p)
+            return mean, np.array(p), self._dual_trivial(losses, p)
         scale = hi - lo
         z = on_support - lo
         z /= scale
         risk_z, q_support, dual_z = self._solve_unit(z, p if everywhere else p[support])
         if everywhere:
             q = q_support
+            if not q.flags.writeable or np.shares_memory(q, p):
+                q = np.array(q)
         else:
             q = np.zeros_like(p)
             q[support] = q_support

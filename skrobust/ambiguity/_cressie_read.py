@@ -9,6 +9,8 @@ from sklearn.utils._param_validation import Interval
 from skrobust.ambiguity._base import AmbiguitySet, _group_descending, _weights_on_max
 
 _EPS = np.finfo(np.float64).eps
+# exponents below this are safe for exp / expm1 (exp(600) ~ 1e260)
+_LOG_SAFE = 600.0
 
 
 class CressieRead(AmbiguitySet):
@@ -118,6 +120,10 @@ class CressieRead(AmbiguitySet):
         k, s, c = self._constants()
         # log c_k(rho), exact even for tiny radii
         log_c = np.log1p(k * (k - 1.0) * float(self.radius)) / k
+        if k == 2.0:
+            result = _solve_chi2(z, p, c, log_c)
+            if result is not None:
+                return result
         values, mass, inverse = _group_descending(z, p)
         # all mass on the maximum once that point mass fits in the ball
         if s * log_c + np.log(mass[0]) >= 0.0:
@@ -126,17 +132,27 @@ class CressieRead(AmbiguitySet):
         dev = z - mean
         if _all_active_derivative(dev, p, s, log_c, 1.0 / mean) >= 0.0:
             # every sample keeps positive weight: eta < min z = 0
-            return _solve_all_active(dev, p, mean, k, s, log_c)
+            result = _solve_all_active(dev, p, mean, k, s, log_c)
+            if k != 2.0:
+                result = _boundary_atom(z, p, s, c, result[2][0]) or result
+            return result
         if k == 2.0:
             eta = _chi2_root(values, mass, c, z, p)
         else:
             eta = _cressie_read_root(values, z, p, s, c)
         excess = np.maximum(z - eta, 0.0)
-        moment = np.dot(p, excess**s)
-        risk = c * moment ** (1.0 / s) + eta
+        # scaled by the largest excess so that neither power under- nor
+        # overflows for exponents near 1 or very large (k near 1 or large)
+        top = excess.max()
+        excess /= top
         q = p * excess ** (s - 1.0)
+        moment = np.dot(q, excess)
+        risk = top * c * moment ** (1.0 / s) + eta
         q /= q.sum()
-        return float(risk), q, np.array([eta])
+        result = float(risk), q, np.array([eta])
+        if k != 2.0:
+            result = _boundary_atom(z, p, s, c, eta) or result
+        return result
 
     def dual_objective(self, dual, losses, p, smoothing=0.0):
         """Dual objective :math:`c_k(\\rho) E_p[(\\ell-\\eta)_+^{k_*}]^{1/k_*}+\\eta`.
@@ -161,12 +177,22 @@ class CressieRead(AmbiguitySet):
         _, s, c = self._constants()
         eta = float(dual[0])
         excess = np.maximum(losses - eta, 0.0)
-        if s == 2.0:
+        top = float(np.max(excess, where=p > 0, initial=0.0))
+        if s == 2.0 and 1e-150 < top < 1e150:
             powered = excess * excess
             lower = excess
-        else:
+        elif top > 0.0:
+            # the moments scaled by the largest excess (on the support) never
+            # under- or overflow; the scale cancels in the weights
+            excess /= top
             lower = excess ** (s - 1.0)
-            powered = lower * excess
+            moment = float(np.dot(p, lower * excess))
+            norm = moment ** (1.0 / s)
+            grad_losses = (c * norm / moment) * p * lower
+            value = c * top * norm + eta
+            return value, grad_losses, np.array([1.0 - grad_losses.sum()])
+        else:
+            return eta, np.zeros_like(losses), np.array([1.0])
         moment = float(np.dot(p, powered))
         if moment <= 0.0:
             return eta, np.zeros_like(losses), np.array([1.0])
@@ -256,6 +282,78 @@ class ChiSquare(CressieRead):
         return 2.0
 
 
+def _solve_chi2(z, p, c, log_c, max_iter=64):
+    """Exact chi-square solve with two work arrays and no sort.
+
+    Same decisions as the general path (all mass on the maximum; every sample
+    active; otherwise an interior ``eta``), but the interior ``eta`` is found by
+    the active-set iteration ``eta <- mu_A - sqrt(V_A / (c^2 P_A - 1))`` over
+    ``A = {z > eta}`` started at ``eta = 0``. The surrogate built on ``A``
+    majorizes the dual to the right of ``eta`` and has a nonnegative derivative
+    at the optimum, so the iterates increase to the optimum without passing it,
+    and stop when the active set no longer changes (then the segment formula
+    is exact). Peak memory is ``z``, ``p`` and one work array (which becomes
+    ``q``). Returns ``None`` when ``max_iter`` passes do not settle the active
+    set (adversarially spread losses), and the caller falls back to the sorted
+    segment search.
+    """
+    two_rho = float(np.expm1(2.0 * log_c))
+    at_max = z >= 1.0
+    if 2.0 * log_c + np.log(np.sum(p, where=at_max)) >= 0.0:
+        q = np.zeros_like(z)
+        np.copyto(q, p, where=at_max)
+        q /= q.sum()
+        return 1.0, q, np.array([1.0])
+    del at_max
+    mean = float(np.dot(p, z))
+    work = np.subtract(z, mean)
+    var = float(np.einsum("i,i,i->", p, work, work))
+    if two_rho * mean * mean <= var:
+        # every sample active: mean + sqrt(2 rho Var), eta <= min z = 0
+        t = min(np.sqrt(two_rho / var), 1.0 / mean)
+        risk = mean + np.expm1(log_c + 0.5 * np.log1p(t * t * var)) / t
+        work *= t
+        work += 1.0
+        np.maximum(work, 0.0, out=work)
+        work *= p
+        work /= work.sum()
+        return float(risk), work, np.array([mean - 1.0 / t])
+    eta = 0.0
+    c2 = c * c
+    for _ in range(max_iter):
+        active = z > eta
+        mass = float(np.sum(p, where=active))
+        np.multiply(p, z, out=work)
+        mu = float(np.sum(work, where=active)) / mass
+        np.subtract(z, mu, out=work)
+        work *= work
+        work *= p
+        v = float(np.sum(work, where=active)) / mass
+        slope = c2 * mass - 1.0
+        if slope <= 0.0:
+            return None
+        new = mu - np.sqrt(v / slope)
+        if not new > eta:
+            break
+        # the active set is final when no loss lies in (eta, new]
+        np.logical_and(active, z <= new, out=active)
+        settled = not active.any()
+        eta = new
+        if settled:
+            break
+    else:
+        return None
+    np.subtract(z, eta, out=work)
+    np.maximum(work, 0.0, out=work)
+    work /= work.max()  # scaled: no underflow of tiny excesses squared
+    moment = float(np.einsum("i,i,i->", p, work, work))
+    top = 1.0 - eta
+    risk = top * c * np.sqrt(moment) + eta
+    work *= p
+    work /= work.sum()
+    return float(risk), work, np.array([eta])
+
+
 def _chi2_root(values, mass, c, z, p):
     """Closed-form minimizer of the chi-square dual over sorted segments.
 
@@ -305,8 +403,12 @@ def _cressie_read_root(values, z, p, s, c):
 
     def derivative(eta):
         excess = np.maximum(z - eta, 0.0)
-        low = np.dot(p, excess ** (s - 1.0))
-        high = np.dot(p, excess**s)
+        # the ratio is scale-free: dividing by the largest excess (whose mass
+        # is positive) keeps both moments positive and finite for any exponent
+        excess /= excess.max()
+        lower = excess ** (s - 1.0)
+        low = np.dot(p, lower)
+        high = np.dot(p, lower * excess)
         return 1.0 - c * low / high ** ((s - 1.0) / s)
 
     # values[0] is the max; derivative just below it is positive here.
@@ -340,12 +442,70 @@ def _cressie_read_root(values, z, p, s, c):
     )
 
 
+def _boundary_atom(z, p, s, c, eta):
+    """Exact solution when the optimal eta sits within rounding of a loss.
+
+    For large ``k`` the exponent ``s - 1 = 1 / (k - 1)`` of the worst-case
+    weights ``q ~ p (z - eta)_+^(s-1)`` is tiny, so the lowest active loss
+    ``v`` keeps a sizeable weight ``p_v delta^(s-1)`` even when its excess
+    ``delta = v - eta`` is far below the resolution of ``eta`` in floating
+    point. Here ``u = delta^(s-1)`` is solved in closed form from the
+    stationarity condition ``c (L + m_v u) = H^((s-1)/s)``, with ``L`` and
+    ``H`` the moments of the excesses over ``v`` of the losses above it (the
+    ``delta`` in them is negligible). Returns ``None`` unless ``delta`` is
+    below ``1e-13 / (s - 1)`` of every gap to a neighbouring loss; above that
+    the float ``eta`` resolves the weights on its own.
+    """
+    eps = s - 1.0
+    above = z >= eta  # eta may have rounded onto v itself
+    if not above.any():
+        return None
+    v = float(z[above].min())
+    higher = z > v
+    if not higher.any():
+        return None
+    x = z[higher] - v
+    ph = p[higher]
+    top = float(x.max())
+    y = x / top
+    low = float(np.dot(ph, y**eps))
+    high = float(np.dot(ph, y**s))
+    mass_v = float(p[z == v].sum())
+    u = (high ** (eps / s) / c - low) / mass_v
+    if not 0.0 < u < 1.0:
+        return None
+    log_delta = np.log(top) + np.log(u) / eps
+    below = z < v
+    gaps = [float(x.min())]
+    if below.any():
+        gaps.append(v - float(z[below].max()))
+    # neglecting delta next to the gaps moves the other weights by a factor
+    # (1 + delta / gap)^eps: keep that below 1e-13
+    if log_delta > np.log(1e-13 * min(gaps) / eps):
+        return None
+    delta = float(np.exp(log_delta))
+    q = np.zeros_like(z)
+    q[higher] = ph * y**eps
+    q[z == v] = p[z == v] * u
+    q /= q.sum()
+    risk = top * c * high ** (1.0 / s) + v - delta
+    return float(risk), q, np.array([v - delta])
+
+
 def _log_moments(dev, p, s, t):
     """log E[(1 + t dev)^(s-1)] and log E[(1 + t dev)^s], stable for small t."""
     with np.errstate(divide="ignore"):  # log1p(-1) = -inf gives weight 0
         log_base = np.log1p(np.maximum(t * dev, -1.0))
-    low = np.log1p(np.dot(p, np.expm1((s - 1.0) * log_base)))
-    high = np.log1p(np.dot(p, np.expm1(s * log_base)))
+    top = float(log_base.max())
+    if s * top < _LOG_SAFE:
+        low = np.log1p(np.dot(p, np.expm1((s - 1.0) * log_base)))
+        high = np.log1p(np.dot(p, np.expm1(s * log_base)))
+        return low, high
+    # large exponents (k near 1): factor out the largest base
+    log_base -= top
+    lower = np.exp((s - 1.0) * log_base)
+    low = (s - 1.0) * top + np.log(np.dot(p, lower))
+    high = s * top + np.log(np.dot(p, lower * np.exp(log_base)))
     return low, high
 
 
@@ -379,13 +539,21 @@ def _solve_all_active(dev, p, mean, k, s, log_c):
         # 2 rho = expm1(2 log c)
         t = np.sqrt(np.expm1(2.0 * log_c) / var)
     else:
-        lower = np.log(t_max) - 1.0
+        upper = np.log(t_max)
+        lower = upper - 1.0
         while derivative(lower) > 0:
             lower -= 2.0 * abs(lower) + 1.0
-        t = np.exp(brentq(derivative, lower, np.log(t_max), xtol=1e-14, rtol=8 * _EPS))
+        if derivative(upper) <= 0.0:
+            # the caller saw a derivative >= 0 at eta = 0 up to rounding (flat
+            # derivatives at large k): the optimum is eta = 0 itself
+            t = t_max
+        else:
+            t = np.exp(brentq(derivative, lower, upper, xtol=1e-14, rtol=8 * _EPS))
     t = min(t, t_max)
     _, high = _log_moments(dev, p, s, t)
     risk = mean + np.expm1(log_c + high / s) / t
-    q = p * np.maximum(1.0 + t * dev, 0.0) ** (s - 1.0)
+    base = np.maximum(1.0 + t * dev, 0.0)
+    base /= base.max()  # scale-free weights: no overflow for large exponents
+    q = p * base ** (s - 1.0)
     q /= q.sum()
     return float(risk), q, np.array([mean - 1.0 / t])

@@ -8,6 +8,10 @@ from sklearn.utils._param_validation import Interval
 from skrobust.ambiguity._base import AmbiguitySet, _weights_on_max
 
 _EPS = np.finfo(np.float64).eps
+_TINY = np.finfo(np.float64).tiny
+_HUGE = np.finfo(np.float64).max
+# log of the largest lambda used by the dual objective (exp(700) ~ 1e304)
+_LOG_LAM_MAX = 700.0
 
 
 class KL(AmbiguitySet):
@@ -121,15 +125,29 @@ class KL(AmbiguitySet):
             Derivative with respect to :math:`\\tau`.
         """
         rho = float(self.radius)
-        lam = float(np.exp(dual[0]))
+        tau = float(dual[0])
+        # Beyond tau_max (lambda ~ 1e304 / (1 + rho) loss units) exp(tau)
+        # overflows; there the objective is continued by its tangent at
+        # tau_max, a convex C^1 extension that keeps every value finite and
+        # leaves the minimizer (far below) unchanged. Below tau_min lambda is
+        # floored at the smallest normal float: the objective is then the
+        # largest loss to machine precision.
+        tau_max = _LOG_LAM_MAX - np.log1p(rho)
+        beyond = tau - tau_max if tau > tau_max else 0.0
+        lam = max(float(np.exp(min(tau, tau_max))), _TINY)
         top = losses.max()
-        w = p * np.exp((losses - top) / lam)
+        with np.errstate(over="ignore", divide="ignore", under="ignore"):
+            w = p * np.exp((losses - top) / lam)
         total = w.sum()
         q = w / total
         log_total = np.log(total)
         value = lam * rho + top + lam * log_total
         grad_lam = rho + log_total - np.dot(q, losses - top) / lam
-        return value, q, np.array([lam * grad_lam])
+        grad_tau = lam * grad_lam
+        if beyond:
+            with np.errstate(over="ignore"):
+                value = min(value + grad_tau * beyond, _HUGE)
+        return value, q, np.array([grad_tau])
 
     def cvxpy_risk(self, loss_expr, p):
         """Robust risk of a cvxpy expression through exponential cones.

@@ -75,7 +75,12 @@ class TotalVariation(AmbiguitySet):
     def smoothing_error(self, smoothing, p=None):
         n = int(np.count_nonzero(p)) if p is not None else 1
         delta = float(self.radius)
-        cvar_part = (1.0 - delta) * self._cvar().smoothing_error(smoothing)
+        # radius 1 has no CVaR part (its alpha would be 0: 0 * inf)
+        cvar_part = (
+            0.0
+            if delta >= 1.0
+            else (1.0 - delta) * self._cvar().smoothing_error(smoothing)
+        )
         return cvar_part + delta * float(smoothing) * np.log(max(n, 1))
 
     def _dual_trivial(self, losses, p):
@@ -104,6 +109,10 @@ class TotalVariation(AmbiguitySet):
         -------
         dual : ndarray of shape (1,)
         """
+        if float(self.radius) >= 1.0:
+            # no CVaR part: every eta is optimal; report the largest loss on the
+            # support (the limit of CVaR's eta as alpha -> 0)
+            return np.array([float(np.max(losses[np.asarray(p) > 0]))])
         return self._cvar().dual_argmin(losses, p, smoothing=smoothing, start=start)
 
     def dual_objective(self, dual, losses, p, smoothing=0.0):
@@ -124,10 +133,16 @@ class TotalVariation(AmbiguitySet):
         grad_dual : ndarray of shape (1,)
         """
         delta = float(self.radius)
-        value, grad, grad_dual = self._cvar().dual_objective(
-            dual, losses, p, smoothing=smoothing
-        )
         support = p > 0
+        if delta >= 1.0:
+            # the set is every distribution on the support: the (smoothed)
+            # maximum alone; the CVaR part has weight 0 and its alpha would be 0
+            value = grad = 0.0
+            grad_dual = np.zeros(1)
+        else:
+            value, grad, grad_dual = self._cvar().dual_objective(
+                dual, losses, p, smoothing=smoothing
+            )
         if smoothing > 0:
             scaled = np.where(support, losses / smoothing, -np.inf)
             top = smoothing * logsumexp(scaled)
@@ -145,8 +160,11 @@ class TotalVariation(AmbiguitySet):
         The smoothed maximum's curvature is left out: the result only builds a
         preconditioner, which need not be exact.
         """
-        diag, vec = self._cvar()._profiled_curvature(dual, losses, p, smoothing)
         scale = 1.0 - float(self.radius)
+        if scale <= 0.0:
+            zeros = np.zeros_like(losses, dtype=float)
+            return zeros, zeros.copy()
+        diag, vec = self._cvar()._profiled_curvature(dual, losses, p, smoothing)
         return scale * diag, np.sqrt(scale) * vec
 
     def cvxpy_risk(self, loss_expr, p):

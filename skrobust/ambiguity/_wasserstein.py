@@ -84,9 +84,21 @@ class Wasserstein(BaseEstimator):
             raise ValueError(f"norm must be 1, 2 or inf; got {self.norm!r}.")
         return _DUAL_NORM[norm]
 
+    def _radius(self):
+        """The radius as a float, checked (the solvers call ``penalty`` directly)."""
+        try:
+            radius = float(self.radius)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"radius must be a real number >= 0; got {self.radius!r}."
+            ) from None
+        if not np.isfinite(radius) or radius < 0:
+            raise ValueError(f"radius must be a finite number >= 0; got {radius!r}.")
+        return radius
+
     def is_trivial(self):
         """Whether the radius is zero (the set is P_n alone)."""
-        return float(self.radius) == 0.0
+        return self._radius() == 0.0
 
     def robust_risk(self, losses, coef, lipschitz, sample_weight=None):
         """Worst-case expected loss: weighted mean + radius * L * ||coef||_*.
@@ -134,7 +146,7 @@ class Wasserstein(BaseEstimator):
         grad : ndarray of the shape of ``coef``
         """
         w = np.asarray(coef, dtype=float)
-        scale = float(self.radius) * float(lipschitz)
+        scale = self._radius() * float(lipschitz)
         order = self._dual_order()
         tau = float(smoothing)
         if order == 2:
@@ -178,7 +190,7 @@ class Wasserstein(BaseEstimator):
         tau = float(smoothing)
         order = self._dual_order()
         per = {2: tau, 1: n_coef * tau, np.inf: tau * np.log(2 * n_coef)}[order]
-        return float(self.radius) * float(lipschitz) * per
+        return self._radius() * float(lipschitz) * per
 
     def cvxpy_penalty(self, coef_var, lipschitz):
         """``radius * L * ||coef||_*`` as a cvxpy expression.
@@ -196,4 +208,4 @@ class Wasserstein(BaseEstimator):
 
         order = self._dual_order()
         flat = coef_var if coef_var.ndim <= 1 else cp.vec(coef_var, order="C")
-        return float(self.radius) * float(lipschitz) * cp.norm(flat, order)
+        return self._radius() * float(lipschitz) * cp.norm(flat, order)

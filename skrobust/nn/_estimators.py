@@ -23,8 +23,10 @@ from skrobust.nn._net import (
     _ACTIVATIONS,
     WeightedNet,
     build_module,
+    check_finite_output,
     resolve_device,
     rng_devices,
+    to_float32,
 )
 from skrobust.nn._solvers import check_ambiguity
 
@@ -113,7 +115,7 @@ class _BaseNeuralNet(BaseEstimator):
             y_numeric=y_numeric,
         )
         # a private float32 copy: the input is never modified nor shared
-        X = np.array(X, dtype=np.float32)
+        X = to_float32(X)
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
@@ -143,7 +145,7 @@ class _BaseNeuralNet(BaseEstimator):
             y_numeric=y_numeric,
             reset=first_call,
         )
-        X = np.array(X, dtype=np.float32)
+        X = to_float32(X)
         # not normalized: the mean weight of the whole stream is unknown here
         weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
@@ -153,7 +155,7 @@ class _BaseNeuralNet(BaseEstimator):
     def _predict_raw(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        X = np.asarray(X, dtype=np.float32)
+        X = to_float32(X)
         self.module_.eval()
         device = self._net.device
         outputs = []
@@ -162,7 +164,9 @@ class _BaseNeuralNet(BaseEstimator):
         with torch.no_grad():
             for start in range(0, X.shape[0], _PREDICT_CHUNK):
                 chunk = torch.tensor(X[start : start + _PREDICT_CHUNK], device=device)
-                outputs.append(self.module_(chunk).to("cpu", torch.float64))
+                out = self.module_(chunk)
+                check_finite_output(out)
+                outputs.append(out.to("cpu", torch.float64))
         return torch.cat(outputs).reshape(X.shape[0], -1).numpy()
 
     def _per_sample_losses(self, X, y):

@@ -9,6 +9,7 @@ from skrobust.ambiguity import KL, CVaR
 from skrobust.nn._solvers import (
     _cressie_read_constants,
     check_ambiguity,
+    check_batch_weight,
     risk_and_weights,
 )
 
@@ -26,6 +27,16 @@ def _check_base_criterion(base_criterion):
             f"with reduction='none' (got reduction={reduction!r})."
         )
     return base_criterion
+
+
+def _check_finite_losses(losses):
+    if not bool(torch.isfinite(losses.detach()).all()):
+        raise ValueError(
+            "losses contain NaN or infinite values: the base criterion "
+            "overflowed (in float32 training this happens when X or y holds "
+            "huge values; rescale them, e.g. with "
+            "sklearn.preprocessing.StandardScaler)."
+        )
 
 
 def _per_sample(losses):
@@ -131,7 +142,9 @@ class DROLoss(nn.Module):
         losses : torch.Tensor of shape (n_samples,)
             Per-sample losses.
         sample_weight : torch.Tensor of shape (n_samples,), default=None
-            Nonnegative weights of the nominal distribution of the batch.
+            Nonnegative weights of the nominal distribution of the batch. A
+            batch whose weights are all zero contributes nothing: its risk is
+            0 with a zero gradient.
 
         Returns
         -------
@@ -139,9 +152,13 @@ class DROLoss(nn.Module):
             0-d tensor in the dtype of ``losses``.
         """
         losses = _per_sample(losses)
-        if not bool(torch.isfinite(losses.detach()).all()):
-            raise ValueError("losses contain NaN or infinite values.")
-        _, q = risk_and_weights(self.ambiguity, losses, sample_weight)
+        _check_finite_losses(losses)
+        weight = check_batch_weight(sample_weight, losses.shape[0], losses.device)
+        if weight is not None and not bool(weight.sum() > 0):
+            # a batch of zero total weight contributes nothing: loss 0, no gradient
+            self.last_weights = torch.zeros_like(weight)
+            return torch.sum(losses * 0.0)
+        _, q = risk_and_weights(self.ambiguity, losses, weight)
         self.last_weights = q
         return torch.sum(q.to(losses.dtype) * losses)
 
@@ -282,6 +299,9 @@ class DualDROLoss(nn.Module):
         self : DualDROLoss
         """
         losses = _per_sample(losses).detach().to(torch.float64)
+        sample_weight = check_batch_weight(
+            sample_weight, losses.shape[0], losses.device
+        )
         _, q, eta = risk_and_weights(
             self.ambiguity, losses, sample_weight, return_dual=True
         )
@@ -293,7 +313,7 @@ class DualDROLoss(nn.Module):
             _, s, _ = _cressie_read_constants(self.ambiguity)
             excess = torch.clamp(losses - eta, min=0.0)
             p = torch.ones_like(losses) if sample_weight is None else sample_weight
-            p = p.to(losses) / p.sum()
+            p = p / p.sum()
             moment = torch.dot(p, excess**s).item() ** (1.0 / s)
             self.log_lambda.fill_(math.log(max(moment, 1e-8)))
         self.initialized.fill_(True)
@@ -340,8 +360,8 @@ class DualDROLoss(nn.Module):
         terms = self.dual_terms(losses)
         if sample_weight is None:
             return terms.mean()
-        w = torch.as_tensor(sample_weight).to(terms.device, terms.dtype).reshape(-1)
-        return (w * terms).mean()
+        w = check_batch_weight(sample_weight, terms.shape[0], terms.device)
+        return (w.to(terms.dtype) * terms).mean()
 
     def forward(self, input, target, sample_weight=None):
         """Mean of the per-sample dual terms of the batch.
@@ -362,6 +382,10 @@ class DualDROLoss(nn.Module):
             0-d tensor.
         """
         losses = _per_sample(self.base_criterion(input, target))
-        if not bool(self.initialized):
-            self.initialize_dual(losses, sample_weight)
-        return self.dual_objective(losses, sample_weight)
+        _check_finite_losses(losses)
+        weight = check_batch_weight(sample_weight, losses.shape[0], losses.device)
+        # a batch of zero total weight cannot initialize the dual (it defines
+        # no distribution); its objective is 0 with no gradient
+        if not bool(self.initialized) and (weight is None or bool(weight.sum() > 0)):
+            self.initialize_dual(losses, weight)
+        return self.dual_objective(losses, weight)

@@ -3,6 +3,7 @@
 import copy
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.utils import to_tensor
@@ -48,12 +49,57 @@ class WeightedNet(NeuralNet):
             x = x["X"]
         return super().infer(x, **fit_params)
 
+    def train_step(self, batch, **fit_params):
+        """One optimizer step, skipped for a batch whose weights are all zero.
+
+        Such a batch contributes nothing to the weighted objective; skipping
+        it (rather than stepping on a zero gradient) also keeps momentum
+        optimizers such as Adam from moving the parameters.
+        """
+        Xi = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if isinstance(Xi, Mapping):
+            weight = torch.as_tensor(Xi["sample_weight"])
+            if not bool((weight > 0).any()):
+                loss = torch.zeros((), device=self.device)
+                return {"loss": loss, "y_pred": None}
+        return super().train_step(batch, **fit_params)
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
+        check_finite_output(y_pred.detach())
         y_true = to_tensor(y_true, device=self.device)
         weight = None
         if isinstance(X, Mapping):
             weight = to_tensor(X["sample_weight"], device=self.device)
         return self.criterion_(y_pred, y_true, sample_weight=weight)
+
+
+def to_float32(X, *, name="X"):
+    """A private float32 copy of a validated float array, checked for overflow.
+
+    Raises a ValueError naming ``name`` when a finite value lies beyond the
+    float32 range (about 3.4e38), where the cast would give inf.
+    """
+    with np.errstate(over="ignore"):
+        X32 = np.array(X, dtype=np.float32)
+    if not np.isfinite(X32).all():
+        big = float(np.max(np.abs(np.asarray(X, dtype=np.float64))))
+        raise ValueError(
+            f"{name} has values beyond the float32 range (max |{name}| = {big:.3g} "
+            f"> {float(np.finfo(np.float32).max):.3g}) that the network, trained "
+            f"in float32, cannot represent; rescale {name} (e.g. with "
+            "sklearn.preprocessing.StandardScaler)."
+        )
+    return X32
+
+
+def check_finite_output(output, *, name="X"):
+    """Raise a ValueError naming ``name`` when a forward pass overflowed."""
+    if not bool(torch.isfinite(output).all()):
+        raise ValueError(
+            "The network's float32 forward pass overflowed (its output holds NaN "
+            f"or inf): {name} has values too large for the network; rescale "
+            f"{name} (e.g. with sklearn.preprocessing.StandardScaler)."
+        )
 
 
 def build_module(module, module_kwargs, n_features, n_outputs, hidden, activation):

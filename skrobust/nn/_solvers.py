@@ -42,17 +42,40 @@ def check_ambiguity(ambiguity, *, name="ambiguity"):
     return ambiguity
 
 
+def check_batch_weight(sample_weight, n_samples, device, *, name="sample_weight"):
+    """Validated float64 weights of a batch (detached), or ``None``.
+
+    Raises a ValueError naming ``name`` when the weights have the wrong length,
+    are not finite or are negative.
+    """
+    if sample_weight is None:
+        return None
+    w = torch.as_tensor(sample_weight, device=device)
+    w = w.detach().to(torch.float64).reshape(-1)
+    if w.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {w.shape[0]} entries, but {n_samples} losses were given."
+        )
+    # one host sync for both checks
+    bad = torch.stack([~torch.isfinite(w).all(), (w < 0).any()]).tolist()
+    if bad[0]:
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    if bad[1]:
+        raise ValueError(f"{name} must be nonnegative; got a negative weight.")
+    return w
+
+
 def _probabilities(losses, sample_weight):
     n = losses.shape[0]
     if sample_weight is None:
         return torch.full_like(losses, 1.0 / n)
-    w = torch.as_tensor(sample_weight, device=losses.device)
-    w = w.detach().to(torch.float64).reshape(-1)
-    if w.shape[0] != n:
+    w = check_batch_weight(sample_weight, n, losses.device)
+    total = w.sum()
+    if not bool(total > 0):
         raise ValueError(
-            f"sample_weight has {w.shape[0]} entries, but {n} losses were given."
+            "sample_weight sums to zero: the batch defines no distribution."
         )
-    return w / w.sum()
+    return w / total
 
 
 def risk_and_weights(ambiguity, losses, sample_weight=None, *, return_dual=False):

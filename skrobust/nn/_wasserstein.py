@@ -21,7 +21,14 @@ from skrobust.nn._estimators import (
     _NeuralNetClassifierBase,
     _training_data,
 )
-from skrobust.nn._net import WeightedNet, build_module, rng_devices
+from skrobust.nn._loss import _check_finite_losses
+from skrobust.nn._net import (
+    WeightedNet,
+    build_module,
+    check_finite_output,
+    rng_devices,
+)
+from skrobust.nn._solvers import check_batch_weight
 
 #: rows perturbed at once by ``perturb`` and ``certificate``
 _CHUNK = 4096
@@ -36,10 +43,11 @@ class _WeightedMeanLoss(nn.Module):
 
     def forward(self, input, target, sample_weight=None):
         losses = self.base_criterion(input, target)
+        _check_finite_losses(losses)
         if sample_weight is None:
             return losses.mean()
-        weight = torch.as_tensor(sample_weight).to(losses.device, losses.dtype)
-        return (weight * losses).mean()
+        weight = check_batch_weight(sample_weight, losses.shape[0], losses.device)
+        return (weight.to(losses.dtype) * losses).mean()
 
 
 def _ascend(module, loss_fn, x, y, gamma, step_size, n_steps, tol=None):
@@ -87,6 +95,7 @@ class _WRMNet(WeightedNet):
             adversary["step_size"],
             adversary["n_steps"],
         )
+        check_finite_output(x_adv)  # the ascent overflowed on huge inputs
         Xi = x_adv if weight is None else {"X": x_adv, "sample_weight": weight}
         self._set_training(True)
         y_pred = self.infer(Xi, **fit_params)
@@ -457,6 +466,7 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
                 settings["step_size"],
                 settings["n_steps"],
             )
+            check_finite_output(z)
             out.append(z.cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
@@ -490,6 +500,7 @@ class WassersteinRobustNeuralNetClassifier(_NeuralNetClassifierBase):
             with torch.no_grad():
                 cost = ((z - x) ** 2).reshape(z.shape[0], -1).sum(dim=1)
                 phi = loss_fn(module(z), t) - gamma * cost
+            check_finite_output(phi)
             worst = max(worst, float(residual.detach()))
             points.append(z.cpu().numpy())
             values.append(phi.cpu().numpy())
