@@ -430,6 +430,13 @@ def estimate_policy_value(
         value, influence = _snips(r, p, t, w)
     else:
         model = Ridge(alpha=1.0) if reward_model is None else reward_model
+        # the reward model sees the weights as given (weight 2 = a repeated
+        # row), not rescaled by the number of rows: rows of weight zero then
+        # change nothing, as if they were not logged
+        if sample_weight is None:
+            model_weight = np.ones(n)
+        else:
+            model_weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
         if n_splits == 1:
             splits = [(np.arange(n), np.arange(n))]
         else:
@@ -441,7 +448,7 @@ def estimate_policy_value(
             X,
             pos,
             r,
-            w * n,
+            model_weight,
             classes.shape[0],
             splits,
             n_jobs=n_jobs,
