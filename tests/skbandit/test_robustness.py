@@ -192,19 +192,22 @@ def test_gaussian_proba_unequal_variances_against_monte_carlo():
 
 
 @pytest.mark.parametrize("level", [1e6, 1e9, 1e12])
-def test_gaussian_proba_finite_at_large_reward_levels(level):
-    # before: NaN (the quadrature over [min ppf, max ppf] spanned the prior at 0
-    # and the posteriors near the level, and missed the narrow peaks)
+def test_gaussian_proba_exact_at_large_reward_levels(level):
+    # before: the quadrature ran over t in [min ppf, max ppf], a range from the
+    # prior at 0 to the level, around posteriors of width 7e-4: off by 1e-5 at
+    # 1e9 and 5e-3 at 1e12 (taking up to 17 s), NaN in the report
     rng = np.random.default_rng(0)
-    actions = rng.integers(2, size=400)
-    rewards = level + rng.normal(size=400)
-    policy = _gts(actions, rewards)  # arm 2 never played: stays at the prior 0
+    actions = np.arange(400) % 2  # equal counts: equal shrinkage to the prior
+    rewards = level + 0.01 * rng.normal(size=400)
+    policy = _gts(actions, rewards, noise_variance=1e-4)  # arm 2: prior at 0
     proba = policy.predict_proba(np.empty((2, 0)))
     assert np.all(np.isfinite(proba))
     assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
     assert proba[0, 2] < 1e-12  # the prior at 0 is far below either arm
-    # the two played arms against the two-arm closed form (arm 2 never wins)
+    # reference: the two-arm closed form Phi(d / sqrt(v_0 + v_1)) of the two
+    # played arms (arm 2 never wins)
     d = (policy.means_[0] - policy.means_[1]) / np.sqrt(policy.variances_[:2].sum())
+    assert 0.01 < stats.norm.cdf(d) < 0.99  # a non-degenerate comparison
     assert_allclose(proba[0, 0], stats.norm.cdf(d), atol=1e-6)
 
 
