@@ -118,27 +118,6 @@ def _as_policy_tags(tags):
     return Tags(**values, policy_tags=PolicyTags())
 
 
-def _all_zero(sample_weight):
-    if sample_weight is None or np.isscalar(sample_weight):
-        return sample_weight == 0
-    try:
-        w = np.asarray(sample_weight, dtype=np.float64)
-    except (TypeError, ValueError):
-        return False
-    return w.size > 0 and bool(np.all(w == 0))
-
-
-def _nonzero_for_check(sample_weight):
-    """Ones in place of all-zero weights, for scikit-learn's shape checks.
-
-    scikit-learn refuses weights that are all zero; for a policy such a
-    batch is valid and teaches nothing.
-    """
-    if sample_weight is not None and _all_zero(sample_weight):
-        return 1.0 if np.isscalar(sample_weight) else np.ones(np.shape(sample_weight))
-    return sample_weight
-
-
 class BasePolicy(BaseEstimator, metaclass=ABCMeta):
     """Base class of bandit policies (fit / partial_fit / predict / predict_proba).
 
@@ -344,14 +323,8 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
             weight = np.zeros(0)
         else:
             weight = _check_sample_weight(
-                _nonzero_for_check(sample_weight),
-                X,
-                dtype=np.float64,
-                ensure_non_negative=True,
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-            if _all_zero(sample_weight):
-                # a batch of weight zero is a valid (empty) batch of evidence
-                weight = np.zeros_like(weight)
         if full_information:
             n_arms = classes.shape[0]
             X = np.repeat(X, n_arms, axis=0)

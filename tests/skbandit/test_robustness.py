@@ -306,12 +306,15 @@ def test_tiny_n_and_unplayed_arms_give_probabilities(Policy, n):
     assert set(policy.predict(X)) <= {0, 1, 2}
 
 
-def test_all_zero_weight_batch_leaves_policy_unchanged():
+def test_all_zero_weight_batch_is_refused_and_leaves_policy_unchanged():
+    # the project's convention (tests/test_hardening.py): weights that are
+    # all zero are refused with a clear error, and the policy is untouched
     X, actions, rewards = _log(n=20)
     y = make_feedback(actions, rewards)
     policy = GaussianThompsonSampling(random_state=0).fit(X, y)
     before = policy.predict_proba(X[:1])
-    policy.partial_fit(X, y, sample_weight=np.zeros(20))
+    with pytest.raises(ValueError, match="non-zero"):
+        policy.partial_fit(X, y, sample_weight=np.zeros(20))
     assert_allclose(policy.predict_proba(X[:1]), before, rtol=1e-15)
 
 
