@@ -202,7 +202,7 @@ def coerce_feedback(y):
         y = np.asarray(y).reshape(-1)
         prop = y["propensity"] if "propensity" in names else None
         return _pack(y["action"], y["reward"], prop)
-    shape = np.shape(y)
+    shape = y.shape if hasattr(y, "shape") else np.asarray(y).shape
     if len(shape) == 2 and shape[1] > 1:
         raise ValueError(
             f"y has shape {shape}: a 2-d y is not read as bandit feedback (which "
