@@ -43,7 +43,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skbandit._feedback import check_feedback, is_feedback
+from skbandit._feedback import check_feedback, coerce_feedback, is_feedback
 from skbandit._random import NormalStream, standard_normal32
 
 
@@ -296,6 +296,9 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
     def _learn(self, X, y, sample_weight, *, reset):
         if reset:
             self._min_features = int(get_policy_tags(self).contextual)
+        # structured feedback is read by field name before anything else, so
+        # that a y missing a field is never taken for labels
+        y = coerce_feedback(y)
         X, y = validate_data(
             self,
             X,
@@ -460,6 +463,7 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
         from skbandit.metrics import snips_value
 
         proba = self.predict_proba(X)
+        y = coerce_feedback(y)
         if is_feedback(y):
             actions, reward, prop = check_feedback(
                 y, proba.shape[0], require_propensities=True

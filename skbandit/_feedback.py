@@ -135,6 +135,84 @@ def make_feedback(actions, rewards, propensities=None):
     return y
 
 
+def _check_propensity_values(prop, where):
+    """Raise unless every known (non-NaN) propensity lies in (0, 1]."""
+    known = ~np.isnan(prop)
+    bad = known & ~((prop > 0) & (prop <= 1))
+    if np.any(bad):
+        value = prop[bad][0]
+        raise ValueError(
+            f"propensity {float(value)!r} in {where} is outside (0, 1]: every logged "
+            "action needs the positive probability (at most 1) with which the "
+            "logging policy took it; NaN marks an unknown propensity."
+        )
+
+
+def _pack(actions, rewards, propensities):
+    """Feedback from columns; NaN propensities (unknown) are kept."""
+    y = make_feedback(np.asarray(actions), np.asarray(rewards))
+    if propensities is not None:
+        try:
+            prop = np.asarray(propensities, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"propensity values in y must be numbers; {exc}") from exc
+        _check_propensity_values(prop, "y")
+        y["propensity"] = prop
+    return y
+
+
+def coerce_feedback(y):
+    """Return ``y`` as a plain feedback array, or unchanged when it holds labels.
+
+    Structured arrays (record arrays included) and DataFrames whose fields or
+    columns name feedback are read by field name: ``action`` and ``reward``
+    are required and a missing ``propensity`` field means unknown propensities
+    (NaN). A structured ``y`` missing ``action`` or ``reward``, or a 2-d ``y``
+    with several columns, raises, so that feedback is never misread as labels.
+    """
+    columns = getattr(y, "columns", None)
+    names = getattr(getattr(y, "dtype", None), "names", None)
+    if columns is not None and getattr(y, "ndim", 1) == 2:
+        names = [str(c) for c in columns]
+        if set(FEEDBACK_FIELDS).intersection(names):
+            missing = [f for f in FEEDBACK_FIELDS[:2] if f not in names]
+            if missing:
+                raise ValueError(
+                    f"y has columns {names} but no {missing} column: bandit "
+                    "feedback needs the logged action and its reward; build it "
+                    "with skbandit.make_feedback(actions, rewards, propensities)."
+                )
+            prop = y["propensity"] if "propensity" in names else None
+            return _pack(y["action"], y["reward"], prop)
+    if names is not None:
+        missing = [f for f in FEEDBACK_FIELDS[:2] if f not in names]
+        if missing:
+            raise ValueError(
+                f"y is a structured array with fields {list(names)} but no "
+                f"{missing} field: bandit feedback needs the logged action and "
+                "its reward; build it with skbandit.make_feedback(actions, "
+                "rewards, propensities)."
+            )
+        if (
+            type(y) is np.ndarray
+            and y.dtype.type is np.void
+            and all(f in names for f in FEEDBACK_FIELDS)
+        ):
+            return y  # already feedback: no copy
+        y = np.asarray(y).reshape(-1)
+        prop = y["propensity"] if "propensity" in names else None
+        return _pack(y["action"], y["reward"], prop)
+    shape = y.shape if hasattr(y, "shape") else np.asarray(y).shape
+    if len(shape) == 2 and shape[1] > 1:
+        raise ValueError(
+            f"y has shape {shape}: a 2-d y is not read as bandit feedback (which "
+            "column is the action, which the reward?). Build y with "
+            "skbandit.make_feedback(actions, rewards, propensities), or pass a "
+            "1-d array of labels for full-information feedback."
+        )
+    return y
+
+
 def is_feedback(y):
     """Return True when ``y`` is a structured feedback array."""
     names = getattr(getattr(y, "dtype", None), "names", None)
@@ -146,8 +224,10 @@ def check_feedback(y, n_samples=None, *, require_propensities=False):
 
     Parameters
     ----------
-    y : structured ndarray
-        Output of :func:`make_feedback` (possibly indexed by a CV splitter).
+    y : structured ndarray or DataFrame
+        Output of :func:`make_feedback` (possibly indexed by a CV splitter),
+        or any structured array or DataFrame with ``action`` and ``reward``
+        fields (and optionally ``propensity``).
     n_samples : int or None, default=None
         Expected length.
     require_propensities : bool, default=False
@@ -157,6 +237,7 @@ def check_feedback(y, n_samples=None, *, require_propensities=False):
     -------
     actions, rewards, propensities : ndarray of shape (n_samples,)
     """
+    y = coerce_feedback(y)
     if not is_feedback(y):
         raise ValueError(
             "y must be logged feedback built by skbandit.make_feedback(actions, "
@@ -172,13 +253,12 @@ def check_feedback(y, n_samples=None, *, require_propensities=False):
     prop = np.asarray(y["propensity"], dtype=np.float64)
     if not np.all(np.isfinite(rewards)):
         raise ValueError("rewards in y contain NaN or infinite values.")
-    if require_propensities:
-        if np.any(np.isnan(prop)):
-            raise ValueError(
-                "y has no logging propensities; build it with "
-                "make_feedback(actions, rewards, propensities) for off-policy "
-                "evaluation."
-            )
-        if np.any(prop <= 0) or np.any(prop > 1):
-            raise ValueError("propensities in y must lie in (0, 1].")
+    # a known propensity must be a probability, whether or not it is used
+    _check_propensity_values(prop, "y")
+    if require_propensities and np.any(np.isnan(prop)):
+        raise ValueError(
+            "y has no logging propensities; build it with "
+            "make_feedback(actions, rewards, propensities) for off-policy "
+            "evaluation."
+        )
     return actions, rewards, prop

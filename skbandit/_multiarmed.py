@@ -3,7 +3,7 @@
 import numbers
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 from scipy.integrate import quad_vec
 from sklearn.utils._param_validation import Interval
 
@@ -50,6 +50,68 @@ def _prob_max_independent(dist, centers):
     )
     proba = np.clip(proba, 0.0, None)
     return proba / proba.sum()
+
+
+# standard normal mass beyond this many standard deviations is below 1e-16
+_Z_RANGE = 8.3
+# above this many arms the selection probabilities use the direct integral
+_MAX_PAIRWISE_ARMS = 50
+
+
+def _prob_max_gaussian(means, sds):
+    """P(arm k has the largest draw) for independent normal posteriors.
+
+    With the substitution :math:`t = \\mu_k + \\sigma_k z`,
+
+        P_k = E_z[ prod_{j != k} Phi((mu_k - mu_j + sigma_k z) / sigma_j) ],
+
+    a standard-normal expectation of a function of the *differences* of the
+    means and the *ratios* of the standard deviations. It is therefore exactly
+    invariant to a common shift of the means and a common scaling (nothing of
+    the size of the means enters a floating-point subtraction), and it is
+    computed for all arms at once by adaptive vector quadrature over
+    ``|z| <= 8.3``, with a break point wherever a factor switches from 0 to 1.
+    """
+    means = np.asarray(means, dtype=np.float64)
+    sds = np.asarray(sds, dtype=np.float64)
+    n_arms = means.shape[0]
+    if n_arms == 1:
+        return np.ones(1)
+    if n_arms > _MAX_PAIRWISE_ARMS:
+        # the pairwise form costs n_arms^2 per evaluation; with many arms the
+        # direct integral over t (n_arms per evaluation) is used, on the means
+        # as given (relative to the prior mean, so still shift-invariant)
+        return _prob_max_independent(stats.norm(means, sds), means)
+    diff = means[:, None] - means[None, :]  # mu_k - mu_j
+    ratio = sds[:, None] / sds[None, :]  # sigma_k / sigma_j
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        shift = diff / sds[None, :]  # (mu_k - mu_j) / sigma_j
+        # z at which the factor (k, j) crosses one half
+        knots = -diff / sds[:, None]
+    off = ~np.eye(n_arms, dtype=bool)
+
+    def integrand(z):
+        with np.errstate(over="ignore", invalid="ignore"):
+            arg = shift + ratio * z
+        arg = np.where(off, arg, np.inf)  # Phi(inf) = 1 for j == k
+        log_prod = special.log_ndtr(arg).sum(axis=1)
+        return np.exp(log_prod - 0.5 * z * z) / np.sqrt(2.0 * np.pi)
+
+    points = knots[off & np.isfinite(knots) & (np.abs(knots) < _Z_RANGE)]
+    points = np.unique(points)
+    proba, _ = quad_vec(
+        integrand,
+        -_Z_RANGE,
+        _Z_RANGE,
+        epsabs=_QUAD_EPSABS,
+        points=points if points.size else None,
+        limit=2000,
+    )
+    proba = np.clip(proba, 0.0, None)
+    total = proba.sum()
+    if not total > 0:  # pragma: no cover - the arm of largest mean has mass
+        raise FloatingPointError("selection probabilities vanished.")
+    return proba / total
 
 
 def _tile(row, n_samples):
@@ -263,34 +325,41 @@ class GaussianThompsonSampling(BasePolicy):
     def _init_state(self, n_features):
         n_arms = self.classes_.shape[0]
         self._weight_sum = np.zeros(n_arms)
-        self._reward_sum = np.zeros(n_arms)
+        # weighted sums of ``reward - prior_mean``: the posterior is computed
+        # relative to the prior mean, so a common shift of rewards and prior
+        # mean changes no difference between arms
+        self._offset_sum = np.zeros(n_arms)
         self._posterior()
 
     def _posterior(self):
-        precision = 1.0 / self.prior_variance + self._weight_sum / self.noise_variance
-        self.variances_ = 1.0 / precision
-        self.means_ = self.variances_ * (
-            self.prior_mean / self.prior_variance
-            + self._reward_sum / self.noise_variance
-        )
+        # precision 1/tau0^2 + N/sigma^2 written with the ratio tau0^2/sigma^2
+        # only, so that scaling rewards by s and variances by s^2 neither
+        # overflows nor changes the standardized differences
+        ratio = float(self.prior_variance) / float(self.noise_variance)
+        shrink = 1.0 + self._weight_sum * ratio
+        self.variances_ = float(self.prior_variance) / shrink
+        self._offsets = ratio * self._offset_sum / shrink
+        self.means_ = float(self.prior_mean) + self._offsets
 
     def _update(self, X, arm, reward, weight):
         n_arms = self.classes_.shape[0]
         self._weight_sum = self._weight_sum + np.bincount(
             arm, weights=weight, minlength=n_arms
         )
-        self._reward_sum = self._reward_sum + np.bincount(
-            arm, weights=weight * reward, minlength=n_arms
+        self._offset_sum = self._offset_sum + np.bincount(
+            arm, weights=weight * (reward - float(self.prior_mean)), minlength=n_arms
         )
         self._posterior()
 
     def _choose(self, X, rng):
         z = self._standard_normal(rng, (X.shape[0], self.means_.size))
-        return np.argmax(self.means_ + np.sqrt(self.variances_) * z, axis=1)
+        draws = self._offsets + np.sqrt(self.variances_) * z
+        return np.argmax(draws, axis=1)
 
     def _proba(self, X):
-        dist = stats.norm(self.means_, np.sqrt(self.variances_))
-        return _tile(_prob_max_independent(dist, self.means_), X.shape[0])
+        return _tile(
+            _prob_max_gaussian(self._offsets, np.sqrt(self.variances_)), X.shape[0]
+        )
 
 
 class EpsilonGreedy(BasePolicy):

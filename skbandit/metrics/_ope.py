@@ -277,7 +277,10 @@ def _fit_reward_model(
     for train, test in splits:
         overall = _weighted_mean(reward[train], weight[train], 0.0)
         for k in range(n_arms):
-            rows = train[arm[train] == k]
+            # rows of weight zero carry no information (and a reward model
+            # given only zero weights cannot be fit): an arm logged only with
+            # zero weight is treated as an arm never logged
+            rows = train[(arm[train] == k) & (weight[train] > 0)]
             if X.shape[1] == 0 or rows.shape[0] < 2:
                 # no context (or too few rows): the arm's mean reward
                 q[test, k] = _weighted_mean(reward[rows], weight[rows], overall)
@@ -427,6 +430,13 @@ def estimate_policy_value(
         value, influence = _snips(r, p, t, w)
     else:
         model = Ridge(alpha=1.0) if reward_model is None else reward_model
+        # the reward model sees the weights as given (weight 2 = a repeated
+        # row), not rescaled by the number of rows: rows of weight zero then
+        # change nothing, as if they were not logged
+        if sample_weight is None:
+            model_weight = np.ones(n)
+        else:
+            model_weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
         if n_splits == 1:
             splits = [(np.arange(n), np.arange(n))]
         else:
@@ -438,7 +448,7 @@ def estimate_policy_value(
             X,
             pos,
             r,
-            w * n,
+            model_weight,
             classes.shape[0],
             splits,
             n_jobs=n_jobs,
@@ -447,7 +457,13 @@ def estimate_policy_value(
         terms = np.sum(proba * q, axis=1) + t / p * (r - q[np.arange(n), pos])
         value = float(np.sum(w * terms))
         influence = terms - value
-    std_error = float(np.sqrt(np.sum(w**2 * influence**2)))
+    # sqrt(sum (w_i u_i)^2) computed on u / max|u| so that squares of
+    # rewards near 1e155 and above do not overflow
+    scale = float(np.max(np.abs(w * influence)))
+    if scale > 0:
+        std_error = scale * float(np.sqrt(np.sum((w * influence / scale) ** 2)))
+    else:
+        std_error = 0.0
     z = stats.norm.ppf(0.5 + confidence_level / 2)
     return Bunch(
         value=value,

@@ -18,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     check_is_fitted,
@@ -28,6 +29,39 @@ from skrobust.ambiguity import check_ambiguity
 from skrobust.utils import check_nonnegative_sample_weight
 
 _AMBIGUITY_SHORTCUTS = {"chi2", "kl", "cvar"}
+
+# LightGBM's aliases of the number of boosting rounds (``lightgbm.train`` reads
+# them from the parameters before ``num_boost_round``)
+_ROUND_ALIASES = (
+    "num_iterations",
+    "num_iteration",
+    "n_iter",
+    "num_tree",
+    "num_trees",
+    "num_round",
+    "num_rounds",
+    "nrounds",
+    "num_boost_round",
+    "n_estimators",
+    "max_iter",
+)
+# parameters of the estimator forwarded to LightGBM under the same name, as
+# ``lightgbm.LGBMModel`` does (LightGBM resolves them as aliases)
+_FORWARDED = (
+    "boosting_type",
+    "num_leaves",
+    "max_depth",
+    "learning_rate",
+    "subsample_for_bin",
+    "min_split_gain",
+    "min_child_weight",
+    "min_child_samples",
+    "subsample",
+    "subsample_freq",
+    "colsample_bytree",
+    "reg_alpha",
+    "reg_lambda",
+)
 
 # LightGBM parameters set by the estimator itself; ``lgbm_params`` may not hold them
 _RESERVED = {
@@ -43,12 +77,35 @@ _RESERVED = {
 
 def _all_constant(X):
     """Whether every column of ``X`` (dense or sparse) holds a single value."""
+    if hasattr(X, "columns"):  # a DataFrame kept for its categorical columns
+        return bool(np.all(X.nunique(dropna=False).to_numpy() <= 1))
     if sp.issparse(X):
         X = X.tocsc()
-        spread = X.max(axis=0).toarray() - X.min(axis=0).toarray()
+        high = X.max(axis=0).toarray().astype(np.float64)
+        low = X.min(axis=0).toarray().astype(np.float64)
     else:
-        spread = np.ptp(X, axis=0)
-    return bool(np.all(spread == 0))
+        # max - min, not np.ptp: np.ptp refuses boolean arrays
+        high = np.max(X, axis=0).astype(np.float64)
+        low = np.min(X, axis=0).astype(np.float64)
+    return bool(np.all(high == low))
+
+
+def _has_categorical(X):
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(X, "columns"):
+        return False
+    return any(str(dtype) == "category" for dtype in dtypes)
+
+
+def _codes(X):
+    """A float copy of a DataFrame with category columns replaced by codes."""
+    out = X.copy()
+    for column in X.columns:
+        if str(X[column].dtype) == "category":
+            codes = X[column].cat.codes.to_numpy().astype(np.float64)
+            codes[codes < 0] = np.nan  # a missing category
+            out[column] = codes
+    return out
 
 
 # losses closer than this (relative to their scale) count as tied when the
@@ -121,11 +178,90 @@ class _BaseDROLGBM(BaseEstimator):
         "colsample_bytree": [Interval(Real, 0, 1, closed="right")],
         "reg_lambda": [Interval(Real, 0, None, closed="left")],
         "reg_alpha": [Interval(Real, 0, None, closed="left")],
+        "boosting_type": [str],
+        "subsample_for_bin": [Interval(Integral, 1, None, closed="left")],
+        "objective": [None],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "min_split_gain": [Interval(Real, 0, None, closed="left")],
+        "min_child_weight": [Interval(Real, 0, None, closed="left")],
+        "importance_type": [StrOptions({"split", "gain"})],
         "lgbm_params": [dict, None],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
-        "verbose": ["verbose"],
+        # LightGBM's convention: negative is silent, 0 warnings, > 0 info
+        "verbose": [Integral],
     }
+
+    def _store_kwargs(self, kwargs):
+        """Keep LightGBM parameters given as keywords, as ``LGBMModel`` does."""
+        self._other_params = dict(kwargs)
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+
+    def get_params(self, deep=True):
+        """Get parameters, including LightGBM parameters given as keywords.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also return the parameters of contained estimators.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        params = super().get_params(deep=deep)
+        params.update(getattr(self, "_other_params", {}))
+        return params
+
+    def set_params(self, **params):
+        """Set parameters; names that are not in the signature go to LightGBM.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters, or any LightGBM parameter or alias.
+
+        Returns
+        -------
+        self : estimator
+            This estimator.
+        """
+        own = set(self._get_param_names())
+        known = {k: v for k, v in params.items() if k in own or "__" in k}
+        if known:
+            super().set_params(**known)
+        if not hasattr(self, "_other_params"):
+            self._other_params = {}
+        for key, value in params.items():
+            if key not in known:
+                setattr(self, key, value)
+                self._other_params[key] = value
+        return self
+
+    @property
+    def feature_importances_(self):
+        """Feature importances of the booster (``importance_type``).
+
+        Returns
+        -------
+        importances : ndarray of shape (n_features_in_,)
+            Number of splits (``"split"``) or total gain (``"gain"``) per
+            feature, zeros for a model without trees.
+        """
+        check_is_fitted(self)
+        if self.booster_ is None:
+            return np.zeros(self.n_features_in_)
+        return self.booster_.feature_importance(importance_type=self.importance_type)
+
+    def _n_rounds(self):
+        """``n_estimators``, or a LightGBM alias of it given as a keyword."""
+        extra = getattr(self, "_other_params", {})
+        for alias in _ROUND_ALIASES:
+            if alias in extra:
+                return int(extra[alias])
+        return int(self.n_estimators)
 
     def _lgbm_params(self, seed):
         extra = dict(self.lgbm_params or {})
@@ -135,32 +271,41 @@ class _BaseDROLGBM(BaseEstimator):
                 f"lgbm_params may not set {clash}: the estimator sets the objective "
                 "and the number of rounds (use n_estimators)."
             )
-        params = {
-            "learning_rate": float(self.learning_rate),
-            "num_leaves": int(self.num_leaves),
-            "max_depth": int(self.max_depth),
-            "min_child_samples": int(self.min_child_samples),
-            "bagging_fraction": float(self.subsample),
-            "bagging_freq": int(self.subsample_freq),
-            "feature_fraction": float(self.colsample_bytree),
-            "lambda_l2": float(self.reg_lambda),
-            "lambda_l1": float(self.reg_alpha),
-            "seed": int(seed),
-            "deterministic": True,
-            "verbosity": -1,
-            "num_threads": 0 if self.n_jobs is None else int(self.n_jobs),
-        }
+        kwargs = dict(getattr(self, "_other_params", {}))
+        clash = sorted((_RESERVED - set(_ROUND_ALIASES)).intersection(kwargs))
+        if clash:
+            raise ValueError(
+                f"{clash} may not be set: the estimator sets the objective from "
+                "its loss and its ambiguity set."
+            )
+        # forwarded under their own names, as LGBMModel does; LightGBM reads
+        # the names of the signature as aliases and resolves them against any
+        # alias given as a keyword (num_leaf, eta, lambda_l1, ...)
+        params = {name: getattr(self, name) for name in _FORWARDED}
+        params.update(
+            {
+                "seed": int(seed),
+                "deterministic": True,
+                # LightGBM's own convention; our default 0 stays silent
+                "verbose": -1 if int(self.verbose) == 0 else int(self.verbose),
+                "num_threads": 0 if self.n_jobs is None else int(self.n_jobs),
+            }
+        )
         if params["num_threads"] < 0:
             # LightGBM reads a negative count as "all but"; joblib style -1 = all
             params["num_threads"] = 0
+        params.update({k: v for k, v in kwargs.items() if k not in _ROUND_ALIASES})
         params.update(extra)
         return params
 
     def _boost(self, X, target, sample_weight):
         """Run the boosting loop; ``target`` is the encoded target."""
         ambiguity = check_ambiguity(self.ambiguity)
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
+        if isinstance(self.random_state, Integral):
+            seed = int(self.random_state)  # unchanged, as LGBMModel passes it
+        else:
+            rng = check_random_state(self.random_state)
+            seed = int(rng.randint(np.iinfo(np.int32).max))
         weight = np.asarray(sample_weight, dtype=np.float64)
         total = weight.sum()
         n_outputs = self._n_outputs()
@@ -174,7 +319,7 @@ class _BaseDROLGBM(BaseEstimator):
             losses, grad, hess = self._loss_grad_hess(raw, target)
             risk, q = _boosting_weights(ambiguity, _snap_ties(losses), weight)
             history.append(risk)
-            if self.verbose and len(history) % 10 == 1:
+            if self.verbose > 0 and len(history) % 10 == 1:
                 name = type(self).__name__
                 print(f"[{name}] round {len(history)}: robust risk {risk:.6g}")
             scale = (total * q)[:, None]
@@ -198,10 +343,10 @@ class _BaseDROLGBM(BaseEstimator):
         self.train_loss_ = float(np.dot(weight, losses) / total)
         self.ambiguity_ = ambiguity
         self.n_estimators_ = 0 if booster is None else booster.current_iteration()
-        if booster is not None and self.n_estimators_ < int(self.n_estimators):
+        if booster is not None and self.n_estimators_ < self._n_rounds():
             warnings.warn(
                 f"LightGBM stopped after {self.n_estimators_} of "
-                f"{self.n_estimators} rounds: no split of the worst-case-weighted "
+                f"{self._n_rounds()} rounds: no split of the worst-case-weighted "
                 "gradients had a positive gain. This happens when the worst case "
                 "sits on samples with identical Newton targets (a radius so large "
                 "that the robust risk is the maximum loss, or CVaR with a small "
@@ -221,10 +366,14 @@ class _BaseDROLGBM(BaseEstimator):
             X,
             label=np.zeros(X.shape[0]),
             init_score=None,
-            params={"verbosity": -1, "feature_pre_filter": False},
+            params={
+                "verbosity": params["verbose"],
+                "feature_pre_filter": False,
+                **{k: params[k] for k in ("max_bin", "min_data_in_bin") if k in params},
+            },
             free_raw_data=True,
         )
-        return lgb.train(params, train, num_boost_round=int(self.n_estimators))
+        return lgb.train(params, train, num_boost_round=self._n_rounds())
 
     def _robust_init(self, ambiguity, target, weight):
         """The constant raw score minimizing the robust risk (Danskin gradient).
@@ -255,9 +404,32 @@ class _BaseDROLGBM(BaseEstimator):
         raw = np.asarray(raw, dtype=np.float64).reshape(X.shape[0], -1)
         return raw + init
 
+    def _validate_fit_data(self, X, y, **kwargs):
+        """``validate_data``, keeping a DataFrame with categorical columns.
+
+        LightGBM reads pandas ``category`` columns as categorical features
+        (their codes, split by category sets) and remaps new data to the
+        categories seen in ``fit``. Such a frame is validated through its
+        codes and handed to LightGBM as it is, so that the trees are the
+        ones LightGBM grows on the same data.
+        """
+        self._categorical = _has_categorical(X)
+        if not self._categorical:
+            return validate_data(self, X, y, accept_sparse=["csr", "csc"], **kwargs)
+        _, y = validate_data(self, _codes(X), y, **kwargs)
+        return X, y
+
     def _raw_predict(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, accept_sparse=["csr", "csc"])
+        if getattr(self, "_categorical", False):
+            if not _has_categorical(X):
+                raise TypeError(
+                    "X must be a DataFrame with the categorical columns seen in "
+                    "fit (LightGBM maps them to the categories of fit)."
+                )
+            validate_data(self, _codes(X), reset=False)
+        else:
+            X = validate_data(self, X, reset=False, accept_sparse=["csr", "csc"])
         return self._raw_predict_booster(self.booster_, X, self.init_score_)
 
     def __sklearn_tags__(self):
@@ -433,6 +605,14 @@ class DROLGBMClassifier(ClassifierMixin, _BaseDROLGBM):
         random_state=None,
         n_jobs=None,
         verbose=0,
+        boosting_type="gbdt",
+        subsample_for_bin=200000,
+        objective=None,
+        class_weight=None,
+        min_split_gain=0.0,
+        min_child_weight=1e-3,
+        importance_type="split",
+        **kwargs,
     ):
         self.ambiguity = ambiguity
         self.n_estimators = n_estimators
@@ -449,6 +629,14 @@ class DROLGBMClassifier(ClassifierMixin, _BaseDROLGBM):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.boosting_type = boosting_type
+        self.subsample_for_bin = subsample_for_bin
+        self.objective = objective
+        self.class_weight = class_weight
+        self.min_split_gain = min_split_gain
+        self.min_child_weight = min_child_weight
+        self.importance_type = importance_type
+        self._store_kwargs(kwargs)
 
     def _n_outputs(self):
         n_classes = self.classes_.shape[0]
@@ -497,7 +685,7 @@ class DROLGBMClassifier(ClassifierMixin, _BaseDROLGBM):
         self : DROLGBMClassifier
             The fitted estimator.
         """
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"])
+        X, y = self._validate_fit_data(X, y)
         check_classification_targets(y)
         encoder = LabelEncoder()
         target = encoder.fit_transform(y)
@@ -508,6 +696,9 @@ class DROLGBMClassifier(ClassifierMixin, _BaseDROLGBM):
                 f"got {self.classes_.tolist()}."
             )
         sample_weight = check_nonnegative_sample_weight(sample_weight, X)
+        if self.class_weight is not None:
+            # as LightGBM: the class weights multiply the sample weights
+            sample_weight = sample_weight * compute_sample_weight(self.class_weight, y)
         return self._boost(X, target, sample_weight)
 
     def decision_function(self, X):
@@ -684,6 +875,14 @@ class DROLGBMRegressor(RegressorMixin, _BaseDROLGBM):
         random_state=None,
         n_jobs=None,
         verbose=0,
+        boosting_type="gbdt",
+        subsample_for_bin=200000,
+        objective=None,
+        class_weight=None,
+        min_split_gain=0.0,
+        min_child_weight=1e-3,
+        importance_type="split",
+        **kwargs,
     ):
         self.ambiguity = ambiguity
         self.loss = loss
@@ -702,6 +901,14 @@ class DROLGBMRegressor(RegressorMixin, _BaseDROLGBM):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.boosting_type = boosting_type
+        self.subsample_for_bin = subsample_for_bin
+        self.objective = objective
+        self.class_weight = class_weight
+        self.min_split_gain = min_split_gain
+        self.min_child_weight = min_child_weight
+        self.importance_type = importance_type
+        self._store_kwargs(kwargs)
 
     def _n_outputs(self):
         return 1
@@ -752,7 +959,12 @@ class DROLGBMRegressor(RegressorMixin, _BaseDROLGBM):
         self : DROLGBMRegressor
             The fitted estimator.
         """
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], y_numeric=True)
+        if self.class_weight is not None:
+            raise ValueError(
+                "class_weight applies to classification; DROLGBMRegressor needs "
+                f"class_weight=None, got {self.class_weight!r}."
+            )
+        X, y = self._validate_fit_data(X, y, y_numeric=True)
         sample_weight = check_nonnegative_sample_weight(sample_weight, X)
         return self._boost(X, np.asarray(y, dtype=np.float64), sample_weight)
 
