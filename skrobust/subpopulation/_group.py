@@ -28,6 +28,19 @@ def _encode_groups(groups, n_samples):
             f"groups must be 1-dimensional with one label per sample; got shape "
             f"{groups.shape} for {n_samples} samples."
         )
+    if groups.dtype.kind in "fc" and not np.all(np.isfinite(groups)):
+        raise ValueError(
+            "groups contains NaN or infinite labels; every sample needs a "
+            "finite group label."
+        )
+    if groups.dtype.kind == "O":
+        missing = np.array([g is None or (g != g) for g in groups.tolist()])
+        if missing.any():
+            raise ValueError(
+                "groups contains missing labels (None or NaN) at positions "
+                f"{np.flatnonzero(missing)[:5].tolist()}; every sample needs a "
+                "group label."
+            )
     labels, codes = np.unique(groups, return_inverse=True)
     return codes.astype(np.intp), labels
 
