@@ -51,7 +51,8 @@ TRACED_NOTE = (
 )
 RSS_NOTE = (
     "peak RSS: peak growth of the resident set during one call, run in a "
-    "forked copy of the process (every library's allocations, 4 KiB pages)"
+    "forked copy of the process (every library's allocations, 4 KiB pages; "
+    "a floor of a few MiB from the fork itself, so read it at large inputs)"
 )
 MEMORY_NOTE = (
     "Memory columns: MiB and, in parentheses, the multiple of the input size "
