@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import statsmodels
 import statsmodels.api as sm
+from _measure import MEMORY_NOTE, memory_call
 from scipy.stats import t as student_t
 from sklearn.linear_model import LinearRegression
 from statsmodels.emplike.descriptive import DescStat
@@ -47,7 +48,9 @@ def bench_mean(sizes, rng):
         t_ours, ours = _median_time(lambda x=x: el_mean_interval(x), repeats)
         t_sm, ref = _median_time(lambda x=x: DescStat(x).ci_mean(), repeats)
         diff = float(np.max(np.abs(np.subtract(ours, ref))))
-        rows.append((n, ours, diff, t_ours, t_sm))
+        mem_o = memory_call(lambda x=x: el_mean_interval(x)).cells(x.nbytes)
+        mem_s = memory_call(lambda x=x: DescStat(x).ci_mean()).cells(x.nbytes)
+        rows.append((n, ours, diff, t_ours, t_sm, mem_o, mem_s))
         print(f"mean n={n}: ours {t_ours:.4f}s statsmodels {t_sm:.4f}s diff {diff:.1e}")
     return rows
 
@@ -61,6 +64,10 @@ def bench_coef(n, rng, repeats):
     res = sm.OLS(y, np.column_stack([X, np.ones(n)])).fit()
     t_sm, ref = _median_time(lambda: res.conf_int_el(0), repeats)
     diff = float(np.max(np.abs(np.subtract(ours, ref))))
+    mem = memory_call(
+        lambda: el_coef_interval(LinearRegression(), X, y, features=[0])
+    ).cells(X.nbytes)
+    mem_sm = memory_call(lambda: res.conf_int_el(0)).cells(X.nbytes)
     print(f"coef n={n}: ours {t_ours:.4f}s statsmodels {t_sm:.4f}s diff {diff:.1e}")
     # profile statistics at each other's endpoints: the profile is a minimum
     # over the nuisance coefficients, so the smaller value is the better solve
@@ -69,7 +76,7 @@ def bench_coef(n, rng, repeats):
         sm_stat = res.el_test(np.array([b]), np.array([0]), result_object=False)[0]
         our_stat = el_coef_test(LinearRegression(), X, y, 0, b)[0]
         stats.append((b, our_stat, sm_stat))
-    return n, ours, ref, diff, t_ours, t_sm, stats
+    return n, ours, ref, diff, t_ours, t_sm, stats, mem, mem_sm
 
 
 SAMPLERS = {
@@ -142,28 +149,35 @@ def main():
         "repeats in one process on the same data. Times are noisy (shared "
         "machine); read the ratios.",
         "",
+        MEMORY_NOTE + " Input size: the data vector x's bytes (mean) or X's "
+        "bytes (coefficient).",
+        "",
         "### 95% interval for a mean (exponential data)",
         "",
         "| n | interval (ours) | max endpoint diff vs statsmodels | ours (s) "
-        "| statsmodels `DescStat.ci_mean` (s) | speed-up |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| statsmodels `DescStat.ci_mean` (s) | speed-up "
+        "| ours: peak traced / x | ours: peak RSS / x "
+        "| statsmodels: peak traced / x | statsmodels: peak RSS / x |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for n, ours, diff, t_o, t_s in mean_rows:
+    for n, ours, diff, t_o, t_s, mem_o, mem_s in mean_rows:
         lines.append(
             f"| {n:.0e} | ({ours[0]:.6f}, {ours[1]:.6f}) | {diff:.1e} | {t_o:.4f} "
-            f"| {t_s:.4f} | {t_s / t_o:.0f}x |"
+            f"| {t_s:.4f} | {t_s / t_o:.0f}x | {mem_o[0]} | {mem_o[1]} "
+            f"| {mem_s[0]} | {mem_s[1]} |"
         )
-    n, ours, ref, diff, t_o, t_s, stats = coef
+    n, ours, ref, diff, t_o, t_s, stats, mem, mem_sm = coef
     lines += [
         "",
         "### 95% interval for an OLS coefficient (n = 1e4, 3 features + "
         "intercept, other coefficients profiled out)",
         "",
-        "| method | interval | time (s) |",
-        "| --- | --- | --- |",
-        f"| ours `el_coef_interval` | ({ours[0]:.8f}, {ours[1]:.8f}) | {t_o:.4f} |",
+        "| method | interval | time (s) | peak traced / X | peak RSS / X |",
+        "| --- | --- | --- | --- | --- |",
+        f"| ours `el_coef_interval` | ({ours[0]:.8f}, {ours[1]:.8f}) | {t_o:.4f} "
+        f"| {mem[0]} | {mem[1]} |",
         f"| statsmodels `OLS.fit().conf_int_el(0)` | ({ref[0]:.8f}, {ref[1]:.8f}) "
-        f"| {t_s:.3f} |",
+        f"| {t_s:.3f} | {mem_sm[0]} | {mem_sm[1]} |",
         "",
         f"Max endpoint difference {diff:.1e}; speed-up {t_s / t_o:.0f}x. "
         "statsmodels profiles the nuisance coefficients with a derivative-free "

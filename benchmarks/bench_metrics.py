@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _measure import MEMORY_NOTE, memory_call
 from joblib import Parallel, delayed
 from scipy.integrate import quad
 from scipy.stats import norm
@@ -349,8 +350,12 @@ def timing_study():
         "",
         "### Times (median of 5)",
         "",
-        "| task | n | ours (s) | reference (s) | ratio |",
-        "| --- | --- | --- | --- | --- |",
+        MEMORY_NOTE + " Input size: the conditional-risk vector's bytes (curves) "
+        "or the two domains' X bytes (DISDE).",
+        "",
+        "| task | n | ours (s) | reference (s) | ratio | ours: peak traced / input "
+        "| ours: peak RSS / input |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     alphas = np.linspace(0.02, 1.0, 50)
     for n in (10_000, 100_000):
@@ -367,19 +372,21 @@ def timing_study():
         mu = evaluator.conditional_risk_
         ours = _median_time(CVaR().risk_curve, mu, alphas)
         ref = _median_time(lambda: [CVaR(alpha=a).risk(mu) for a in alphas])
+        mem = memory_call(lambda mu=mu: CVaR().risk_curve(mu, alphas)).cells(mu.nbytes)
         lines.append(
             f"| CVaR.risk_curve over 50 levels vs CVaR(alpha).risk per level "
-            f"| {n} | {ours:.4f} | {ref:.4f} | {ours / ref:.3g} |"
+            f"| {n} | {ours:.4f} | {ref:.4f} | {ours / ref:.3g} | {mem[0]} | {mem[1]} |"
         )
         print(lines[-1], flush=True)
         ours = _median_time(evaluator.risk_curve, alphas)
         ref = _median_time(
             _separate_levels, evaluator.conditional_risk_, evaluator.losses_, alphas
         )
+        mem = memory_call(lambda ev=evaluator: ev.risk_curve(alphas)).cells(mu.nbytes)
         lines.append(
             f"| evaluator curve over 50 levels (no correction) vs a CVaR solve "
             "and influence values per level "
-            f"| {n} | {ours:.4f} | {ref:.4f} | {ours / ref:.3g} |"
+            f"| {n} | {ours:.4f} | {ref:.4f} | {ours / ref:.3g} | {mem[0]} | {mem[1]} |"
         )
         print(lines[-1], flush=True)
     for n in (5000, 50000):
@@ -401,10 +408,15 @@ def timing_study():
         ref = _median_time(
             _fit_domain_classifiers, np.r_[Xs, Xt], np.r_[np.zeros(n), np.ones(n)]
         )
+        mem = memory_call(
+            lambda: decompose_performance_shift(
+                model, Xs, ys, Xt, yt, loss="squared_error", random_state=0
+            )
+        ).cells(Xs.nbytes + Xt.nbytes)
         lines.append(
             f"| DISDE, default one-step (classifier and two boosting regressions "
             f"per fold) vs its 5 domain-classifier fits alone | {n} + {n} "
-            f"| {ours:.4f} | {ref:.4f} | {ours / ref:.3g} |"
+            f"| {ours:.4f} | {ref:.4f} | {ours / ref:.3g} | {mem[0]} | {mem[1]} |"
         )
         print(lines[-1], flush=True)
     return lines
@@ -453,7 +465,13 @@ def main():
         "--output",
         default=str(Path(__file__).parent / "results" / "metrics.md"),
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="a few draws per study, to check it runs"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.reps = args.unregularized_reps = args.disde_reps = 4
+        args.stability_reps, args.jackknife_reps = 4, (2, 2)
     reps_by_n = dict(zip((2000, 8000), args.jackknife_reps, strict=True))
     runs = {
         "coverage": lambda: coverage_study(args.reps, args.n_jobs),

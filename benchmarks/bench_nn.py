@@ -20,6 +20,7 @@ estimators.
 Run: ``python benchmarks/bench_nn.py`` (writes ``benchmarks/results/nn.md``).
 """
 
+import argparse
 import os
 import platform
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _measure import MEMORY_NOTE, memory_call
 from skorch import NeuralNetClassifier
 
 from skrobust.ambiguity import KL, ChiSquare, CressieRead, CVaR
@@ -98,6 +100,13 @@ def plain_loops(criteria, X, y, seed=0):
 
 
 def main():
+    global N_TRAIN, N_TEST, EPOCHS_LOOP, EPOCHS_FIT, REPEATS_FIT
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="small data, few epochs, one fit"
+    )
+    if parser.parse_args().quick:
+        N_TRAIN, N_TEST, EPOCHS_LOOP, EPOCHS_FIT, REPEATS_FIT = 2000, 2000, 2, 1, 1
     rng = np.random.default_rng(0)
     X, y, _ = simulate(N_TRAIN, rng)
     X_test, y_test, group_test = simulate(N_TEST, rng)
@@ -176,6 +185,12 @@ def main():
             group_test,
         )
         q["accuracy"] = float((est.predict(X_test) == y_test).mean())
+
+        def refit(make=fits[name]):
+            torch.manual_seed(0)
+            return make().fit(X, y)
+
+        q["memory"] = memory_call(refit).cells(X.nbytes)
         fit_rows.append((name, fit_time, fit_time / base_fit, q))
         print(f"{name:44s} {fit_time:.2f} s  {q}")
 
@@ -212,14 +227,19 @@ def write(loop_rows, fit_rows):
         "",
         f"### Whole fits ({EPOCHS_FIT} epochs), median seconds over {REPEATS_FIT} fits",
         "",
+        MEMORY_NOTE + " Input size: X's bytes (float32); torch's tensors are "
+        "only in the RSS column.",
+        "",
         "| estimator | fit s | ratio to skorch ERM | chi2 robust risk (train) "
-        "| worst-group test loss | test accuracy |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| worst-group test loss | test accuracy | fit: peak traced / X "
+        "| fit: peak RSS / X |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, t, ratio, q in fit_rows:
         lines.append(
             f"| {name} | {t:.2f} | {ratio:.2f} | {q['chi2_risk']:.4f} "
-            f"| {q['worst_group']:.4f} | {q['accuracy']:.4f} |"
+            f"| {q['worst_group']:.4f} | {q['accuracy']:.4f} "
+            f"| {q['memory'][0]} | {q['memory'][1]} |"
         )
     lines += [
         "",
