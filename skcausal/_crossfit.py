@@ -19,8 +19,18 @@ from sklearn.utils.validation import has_fit_parameter
 _SEED_MAX = np.iinfo(np.int32).max
 
 
-def _make_folds(t, cv, rng):
-    """Return a list of ``(train, test)`` index pairs, checked for both arms."""
+_ARM_NAMES = ("control", "treated")
+
+
+def _make_folds(t, cv, rng, sample_weight=None):
+    """Return a list of ``(train, test)`` index pairs, checked for both arms.
+
+    A unit of weight zero counts as absent: every arm must hold a unit of
+    positive ``sample_weight`` overall and in both parts of every fold. The
+    default folds stratify on the treatment and, when some weights are zero,
+    on whether the weight is positive, so that zero-weight units do not
+    crowd the positive ones out of a fold.
+    """
     n = t.shape[0]
     present = np.unique(t)
     if present.size < 2:
@@ -28,21 +38,44 @@ def _make_folds(t, cv, rng):
             f"treatment has one class only (all {n} units in arm "
             f"{int(present[0])}); both arms are needed to estimate an effect."
         )
+    arm = t.astype(np.intp)
+    positive = np.ones(n, dtype=bool) if sample_weight is None else sample_weight > 0
+    for a in (0, 1):
+        if not np.any(positive[arm == a]):
+            raise ValueError(
+                f"sample_weight has no positive weight in treatment arm {a} "
+                f"({_ARM_NAMES[a]}): all {int(np.sum(arm == a))} {_ARM_NAMES[a]} "
+                "units have weight 0, so that arm's mean cannot be estimated. "
+                "Both arms need units of positive weight."
+            )
     if cv is None:
         cv = 5
     if isinstance(cv, int | np.integer):
-        counts = np.bincount(t.astype(int), minlength=2)
-        for arm, count in enumerate(counts):
+        counts = np.bincount(arm[positive], minlength=2)
+        for a, count in enumerate(counts):
             if count < cv:
-                raise ValueError(
-                    f"treatment arm {arm} has {count} unit(s), fewer than the "
-                    f"cv={cv} folds: every fold needs units of both arms. Use "
-                    "fewer folds or more data."
+                weighted = (
+                    " of positive sample_weight"
+                    if sample_weight is not None and not positive.all()
+                    else ""
                 )
+                raise ValueError(
+                    f"treatment arm {a} has {count} unit(s){weighted}, fewer "
+                    f"than the cv={cv} folds: every fold needs units of both "
+                    "arms. Use fewer folds or more data."
+                )
+        labels = arm.copy()
+        if not positive.all():
+            # zero-weight units form their own strata (merged back into
+            # their arm's stratum when too few to spread over the folds)
+            for a in (0, 1):
+                zero = (~positive) & (arm == a)
+                if zero.sum() >= cv:
+                    labels[zero] = 2 + a
         splitter = StratifiedKFold(
             n_splits=int(cv), shuffle=True, random_state=rng.randint(_SEED_MAX)
         )
-        folds = list(splitter.split(np.zeros((n, 1)), t))
+        folds = list(splitter.split(np.zeros((n, 1)), labels))
     elif hasattr(cv, "split"):
         folds = list(cv.split(np.zeros((n, 1)), t))
     else:
@@ -53,12 +86,23 @@ def _make_folds(t, cv, rng):
     for k, (train, test) in enumerate(folds):
         covered[test] += 1
         for part, idx in (("training", train), ("held-out", test)):
-            arms = np.bincount(t[idx].astype(int), minlength=2)
+            arms = np.bincount(arm[idx], minlength=2)
             if np.any(arms == 0):
                 missing = int(np.flatnonzero(arms == 0)[0])
                 raise ValueError(
-                    f"fold {k} has no units of treatment arm {missing} in its "
-                    f"{part} part; cross-fitting needs both arms in every fold."
+                    f"cv: fold {k} has no units of treatment arm {missing} in "
+                    f"its {part} part; cross-fitting needs both arms in every "
+                    "fold. Use fewer folds or more data."
+                )
+            arms = np.bincount(arm[idx][positive[idx]], minlength=2)
+            if np.any(arms == 0):
+                missing = int(np.flatnonzero(arms == 0)[0])
+                raise ValueError(
+                    f"sample_weight is 0 for every unit of treatment arm "
+                    f"{missing} ({_ARM_NAMES[missing]}) in the {part} part of "
+                    f"cv fold {k}; cross-fitting needs units of positive weight "
+                    "in both arms of every fold. Choose folds (cv) that spread "
+                    "the positive-weight units, or fewer folds."
                 )
     if np.any(covered != 1):
         raise ValueError(
@@ -252,7 +296,7 @@ def _crossfit(
     fitted models, ``n_clipped`` and the per-fold ``info`` of the outcome step.
     """
     n = X.shape[0]
-    folds = _make_folds(t, cv, random_state)
+    folds = _make_folds(t, cv, random_state, sample_weight)
     seed = random_state.randint(_SEED_MAX)
     if propensity_model is not None:
         propensity_model = _seed_random_states(propensity_model, seed)

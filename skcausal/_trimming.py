@@ -18,11 +18,24 @@ from skcausal._crossfit import (
 )
 from skcausal._estimators import _aipw_pseudo_outcomes
 
+# the breakdown search gives up (inf) beyond this many outcome-scale units
 _L_MAX = 1e12
 # distances are computed in blocks of at most this many (outside, anchor) pairs
 _CHUNK_PAIRS = 2**21
 # geometric bisection steps for the smallest consistent Lipschitz constant
 _CROSSING_STEPS = 40
+
+
+def _power_of_two_scale(values):
+    """A power of two near ``max |values|`` (1 when all are zero).
+
+    Dividing by a power of two is exact in floating point, so results
+    computed in units of this scale and multiplied back are unchanged.
+    """
+    top = float(np.max(np.abs(values))) if np.size(values) else 0.0
+    if not top > 0 or not np.isfinite(top):
+        return 1.0
+    return float(np.ldexp(1.0, int(np.frexp(top)[1])))
 
 
 def _check_lipschitz(lipschitz):
@@ -36,18 +49,50 @@ def _check_lipschitz(lipschitz):
     return arr
 
 
+def _block_rows(n_rows, anchors):
+    """Rows per distance block: its pairs take about the memory of the inputs.
+
+    Each block holds two float64 arrays of ``rows x anchors``; bounding the
+    pairs by half the number of input coordinates keeps them near the size
+    of ``rows`` and ``anchors`` themselves (and below ``_CHUNK_PAIRS``).
+    """
+    n_anchors, dim = anchors.shape[0], max(1, anchors.shape[1])
+    budget = min(_CHUNK_PAIRS, max(n_anchors, (n_rows + n_anchors) * dim // 2))
+    return max(1, budget // max(1, n_anchors))
+
+
 def _distance_blocks(rows, anchors):
-    """Yield ``(start, distances)`` blocks of the rows-by-anchors distances."""
-    step = max(1, _CHUNK_PAIRS // max(1, anchors.shape[0]))
+    """Yield ``(start, distances)`` blocks of the rows-by-anchors distances.
+
+    Each block is a fresh array that the caller may overwrite.
+    """
+    step = _block_rows(rows.shape[0], anchors)
     anchor_sq = np.einsum("ij,ij->i", anchors, anchors)
     for start in range(0, rows.shape[0], step):
         block = rows[start : start + step]
-        sq = (
-            np.einsum("ij,ij->i", block, block)[:, None]
-            + anchor_sq
-            - 2.0 * (block @ anchors.T)
-        )
-        yield start, np.sqrt(np.maximum(sq, 0.0))
+        sq = np.add(np.einsum("ij,ij->i", block, block)[:, None], anchor_sq)
+        gram = block @ anchors.T
+        gram *= 2.0
+        sq -= gram
+        del gram
+        np.maximum(sq, 0.0, out=sq)
+        yield start, np.sqrt(sq, out=sq)
+
+
+def _block_extension(dist, low_values, high_values, lipschitz, cand, with_args):
+    """Lower / upper extensions of one block; ``dist`` is left unchanged."""
+    index = np.arange(dist.shape[0])
+    np.multiply(dist, lipschitz[:, None], out=cand)
+    np.subtract(low_values, cand, out=cand)
+    arg_lower = np.argmax(cand, axis=1)
+    lower = cand[index, arg_lower]
+    np.multiply(dist, lipschitz[:, None], out=cand)
+    np.add(high_values, cand, out=cand)
+    arg_upper = np.argmin(cand, axis=1)
+    upper = cand[index, arg_upper]
+    if with_args:
+        return lower, upper, arg_lower, arg_upper
+    return lower, upper
 
 
 def _extension(rows, anchors, values, lipschitz, margin=0.0):
@@ -64,14 +109,14 @@ def _extension(rows, anchors, values, lipschitz, margin=0.0):
     arg_lower, arg_upper = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp)
     for start, dist in _distance_blocks(rows, anchors):
         part = slice(start, start + dist.shape[0])
-        index = np.arange(dist.shape[0])
-        dist *= lipschitz[part, None]
-        cand = low_values - dist
-        arg_lower[part] = np.argmax(cand, axis=1)
-        lower[part] = cand[index, arg_lower[part]]
-        np.add(high_values, dist, out=cand)
-        arg_upper[part] = np.argmin(cand, axis=1)
-        upper[part] = cand[index, arg_upper[part]]
+        lower[part], upper[part], arg_lower[part], arg_upper[part] = _block_extension(
+            dist,
+            low_values,
+            high_values,
+            lipschitz[part],
+            np.empty_like(dist),
+            True,
+        )
     return lower, upper, arg_lower, arg_upper
 
 
@@ -80,31 +125,47 @@ def _crossing(rows, anchors, values, margin=0.0):
 
     Below it the anchors' values are not L-Lipschitz around the row; the
     bracket is then collapsed to the midpoint at the crossing. Returns the
-    crossing constant, that midpoint and the two anchors that attain it.
+    crossing constant, that midpoint, the two anchors that attain it and
+    each row's distance to its nearest anchor. Each row's bisection is its
+    own, so it runs block by block on distances computed once per block.
     """
     n = rows.shape[0]
     spread = float(values.max() - values.min())
+    low_values, high_values = values - margin, values + margin
     nearest = np.full(n, np.inf)
     for start, dist in _distance_blocks(rows, anchors):
         nearest[start : start + dist.shape[0]] = dist.min(axis=1)
     scale = max(float(np.median(nearest)), 1e-12)
-    hi = spread / (2.0 * np.maximum(nearest, 1e-9 * scale)) + 1e-300
-    lo = np.full(n, 0.0)
-    lower, upper, _, _ = _extension(rows, anchors, values, lo, margin)
-    done = lower <= upper
-    log_hi = np.log(hi)
-    log_lo = log_hi - np.log(1e12)
-    for _ in range(_CROSSING_STEPS):
-        mid = 0.5 * (log_lo + log_hi)
-        lower, upper, _, _ = _extension(rows, anchors, values, np.exp(mid), margin)
-        ok = lower <= upper
-        log_hi = np.where(ok, mid, log_hi)
-        log_lo = np.where(ok, log_lo, mid)
-    crossing = np.where(done, 0.0, np.exp(log_hi))
-    lower, upper, arg_lower, arg_upper = _extension(
-        rows, anchors, values, crossing, margin
-    )
-    return crossing, 0.5 * (lower + upper), arg_lower, arg_upper
+    crossing = np.empty(n)
+    point = np.empty(n)
+    arg_lower, arg_upper = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp)
+    for start, dist in _distance_blocks(rows, anchors):
+        part = slice(start, start + dist.shape[0])
+        cand = np.empty_like(dist)
+        hi = np.maximum(
+            spread / (2.0 * np.maximum(nearest[part], 1e-9 * scale)) + 1e-300,
+            np.finfo(np.float64).tiny,
+        )
+        lower, upper = _block_extension(
+            dist, low_values, high_values, np.zeros(hi.size), cand, False
+        )
+        done = lower <= upper
+        log_hi = np.log(hi)
+        log_lo = log_hi - np.log(1e12)
+        for _ in range(_CROSSING_STEPS):
+            mid = 0.5 * (log_lo + log_hi)
+            lower, upper = _block_extension(
+                dist, low_values, high_values, np.exp(mid), cand, False
+            )
+            ok = lower <= upper
+            log_hi = np.where(ok, mid, log_hi)
+            log_lo = np.where(ok, log_lo, mid)
+        crossing[part] = np.where(done, 0.0, np.exp(log_hi))
+        lower, upper, arg_lower[part], arg_upper[part] = _block_extension(
+            dist, low_values, high_values, crossing[part], cand, True
+        )
+        point[part] = 0.5 * (lower + upper)
+    return crossing, point, arg_lower, arg_upper, nearest
 
 
 def _imbens_manski(lower, upper, se_lower, se_upper, alpha):
@@ -129,9 +190,14 @@ def _imbens_manski(lower, upper, se_lower, se_upper, alpha):
 
 
 def _stratified_counts(strata, rng):
-    """Bootstrap counts that resample units within each stratum."""
+    """Bootstrap counts that resample units within each stratum.
+
+    Units of a negative stratum (weight zero, i.e. absent) are never drawn.
+    """
     counts = np.zeros(strata.shape[0])
     for value in np.unique(strata):
+        if value < 0:
+            continue
         members = np.flatnonzero(strata == value)
         counts[members] = rng.multinomial(
             members.size, np.full(members.size, 1.0 / members.size)
@@ -151,6 +217,29 @@ def _refit_nuisances(fitter, model, propensity, clip, X, y, t, folds, weights):
         fold = _fit_fold(X, y, t, weights, train, test, propensity, model, fitter, clip)
         mu[test], e[test] = fold["mu"], fold["e"]
     return mu, e
+
+
+def _bootstrap_draw(refit, weights, masks, mu_inside, threshold, total):
+    """Refit one bootstrap draw and reduce it to what the bounds need.
+
+    ``masks`` holds the fixed overlap region and the units below and above
+    it. Returns the weighted mean of the identified pseudo-outcomes, the
+    change of the outcome predictions at the overlap units (n_inside, 2) and
+    the trimmed estimate with the overlap region re-chosen by this draw's
+    propensities (the region itself is estimated).
+    """
+    fitter, model, propensity, clip, X, y, t, folds = refit
+    inside, low, high = masks
+    mu_b, e_b = _refit_nuisances(
+        fitter, model, propensity, clip, X, y, t, folds, weights
+    )
+    phi = _aipw_pseudo_outcomes(y, t, e_b, mu_b)
+    known = phi[:, 1] - phi[:, 0]
+    known[low] = -phi[low, 0]
+    known[high] = phi[high, 1]
+    region = weights * ((e_b >= threshold) & (e_b <= 1 - threshold))
+    trimmed = region @ (phi[:, 1] - phi[:, 0]) / max(region.sum(), 1e-300)
+    return weights @ known / total, mu_b[inside] - mu_inside, trimmed
 
 
 class TrimmingSensitivity(_BaseCausalEstimator):
@@ -434,7 +523,6 @@ class TrimmingSensitivity(_BaseCausalEstimator):
             Z = (X - mean) / sd
         e = self.propensity_
         inside = self.overlap_mask_
-        inside_idx = np.flatnonzero(inside)
         groups = (
             (np.flatnonzero(e < self.threshold), 1),
             (np.flatnonzero(e > 1 - self.threshold), 0),
@@ -443,107 +531,152 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         self._extensions = []
         self.bootstrap_stderr_ = None
         if self.extension == "knn":
-            k = min(int(self.n_neighbors), int(inside.sum()))
-            nn = NearestNeighbors(n_neighbors=k).fit(Z[inside])
-            for rows, arm in groups:
-                if rows.size == 0:
-                    continue
-                dist, ind = nn.kneighbors(Z[rows])
-                distance[rows] = dist[:, 0]
-                self._extensions.append((rows, arm, dist, inside_idx[ind]))
+            self._knn = self._knn_fit(Z, groups, distance)
         else:
-            self._bootstrap(X, inside, check_random_state(self.random_state))
+            outside = np.flatnonzero(~inside)
+            rng = check_random_state(self.random_state)
+            counts = self._bootstrap(X, inside, outside, rng)
             # each anchor's value is known up to anchor_margin bootstrap
-            # standard errors: the extensions start from that band
-            self._margin = float(self.anchor_margin) * self._boot["deviation"].astype(
-                np.float64
-            ).std(axis=0, ddof=1)
+            # standard errors: the extensions start from that band (the
+            # draws are stored in units of self._dev_scale)
+            deviation = self._boot["deviation"]
+            self._margin = (
+                float(self.anchor_margin)
+                * deviation.astype(np.float64).std(axis=0, ddof=1)
+                * self._dev_scale
+            )
             mu = self.outcome_predictions_
+            anchors = Z[inside]
             for rows, arm in groups:
                 if rows.size == 0:
                     continue
                 values = mu[inside, arm]
-                crossing, point, j0, k0 = _crossing(
-                    Z[rows], Z[inside], values, self._margin[:, arm]
+                Z_rows = Z[rows]
+                crossing, point, j0, k0, nearest = _crossing(
+                    Z_rows, anchors, values, self._margin[:, arm]
                 )
-                for start, dist in _distance_blocks(Z[rows], Z[inside]):
-                    distance[rows[start : start + dist.shape[0]]] = dist.min(axis=1)
+                distance[rows] = nearest
                 self._extensions.append(
                     {
                         "rows": rows,
                         "arm": arm,
-                        "Z": Z[rows],
+                        "Z": Z_rows,
                         "crossing": crossing,
                         "point": point,
                         "anchors0": (j0, k0),
+                        "counts": counts[:, np.searchsorted(outside, rows)],
                     }
                 )
-            self._anchors = Z[inside]
+            self._anchors = anchors
         del self._fit_data
         self.extrapolation_distance_ = distance
         self.breakdown_lipschitz_ = self._breakdown(float(self.alpha))
         return self
 
-    def _bootstrap(self, X, inside, rng):
+    def _knn_fit(self, Z, groups, distance):
+        """Nearest-overlap-unit matching of the outside units, done once.
+
+        An outside unit's missing-arm mean is the average of the AIPW
+        pseudo-outcomes of its nearest overlap units; each pseudo-outcome is
+        credited to its overlap unit in the influence function (as for
+        matching estimators), so the variance is that of a linear statistic.
+        None of it depends on L: the half-width of an outside unit's bracket
+        is L times its mean distance to those units. Returns the estimate,
+        its influence function and the mean distances (zero inside); fills
+        ``distance`` with the distance to the nearest overlap unit.
+        """
+        phi, sw = self._phi, self._sample_weight
+        inside = self.overlap_mask_
+        inside_idx = np.flatnonzero(inside)
+        n = phi.shape[0]
+        k = min(int(self.n_neighbors), inside_idx.size)
+        nn = NearestNeighbors(n_neighbors=k).fit(Z[inside])
+        own = phi[:, 1] - phi[:, 0]
+        mean_distance = np.zeros(n)
+        credit = np.zeros(n)
+        # the (rows, k) neighbour arrays are made a block of rows at a time
+        step = max(16, n // k)
+        for rows, arm in groups:
+            sign = 1.0 if arm == 1 else -1.0
+            own[rows] = -phi[rows, 0] if arm == 1 else phi[rows, 1]
+            for start in range(0, rows.size, step):
+                part = rows[start : start + step]
+                dist, ind = nn.kneighbors(Z[part])
+                distance[part] = dist[:, 0]
+                mean_distance[part] = dist.mean(axis=1)
+                neighbors = inside_idx[ind].ravel()
+                reused = np.repeat(sw[part], k) * phi[neighbors, arm]
+                np.add.at(credit, neighbors, sign * reused / k)
+        # unit contributions, each weighted unit scaled back to one unit
+        total = own + np.divide(credit, sw, out=np.zeros(n), where=sw > 0)
+        estimate = float(sw @ total / sw.sum())
+        return estimate, total - estimate, mean_distance
+
+    def _bootstrap(self, X, inside, outside, rng):
         """Refit the nuisance models on stratified bootstrap draws.
 
-        Keeps the folds and the overlap region;
-        stores per draw the weighted mean of the identified pseudo-outcomes
-        and the change of the outcome predictions at the overlap units.
+        Keeps the folds and the overlap region; stores per draw the weighted
+        mean of the identified pseudo-outcomes and the change of the outcome
+        predictions at the overlap units (float32, in units of
+        ``_dev_scale``), and returns the draws' counts at the ``outside``
+        units (int32, (n_bootstrap, outside.size)). The draws are refit and
+        reduced one at a time: the counts of all draws are drawn first (the
+        random stream), then replayed draw by draw.
         """
         (y, t), e = self._fit_data, self.propensity_
+        sw = self._sample_weight
         n = y.shape[0]
+        n_boot = int(self.n_bootstrap)
         fold_of = np.empty(n, dtype=np.intp)
         for k, test in enumerate(self.fold_indices_):
             fold_of[test] = k
         strata = 2 * fold_of + t.astype(np.intp)
-        counts = np.array(
-            [_stratified_counts(strata, rng) for _ in range(self.n_bootstrap)]
-        )
+        # a unit of weight zero counts as absent: it is never drawn
+        strata[sw == 0] = -1
+        replay = np.random.RandomState()
+        replay.set_state(rng.get_state())
+        counts = np.empty((n_boot, outside.size), dtype=np.int32)
+        for b in range(n_boot):
+            counts[b] = _stratified_counts(strata, rng)[outside]
         folds = [
             (np.flatnonzero(fold_of != k), test)
             for k, test in enumerate(self.fold_indices_)
         ]
         model = _seed_random_states(self._outcome_model(), rng.randint(2**31 - 1))
         fitter = self._outcome_fitter()
-        weights = counts * self._sample_weight
         seed = rng.randint(2**31 - 1)
         propensity = _seed_random_states(self._propensity_model(), seed)
         clip = max(float(self.clip), 1e-12)
-        draws = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
-            delayed(_refit_nuisances)(
-                fitter, model, propensity, clip, X, y, t, folds, w
+        refit = (fitter, model, propensity, clip, X, y, t, folds)
+        masks = (inside, e < self.threshold, e > 1 - self.threshold)
+        mu_inside = self.outcome_predictions_[inside]
+        total = sw.sum()
+        draws = Parallel(
+            n_jobs=self.n_jobs, verbose=self.verbose, return_as="generator"
+        )(
+            delayed(_bootstrap_draw)(
+                refit,
+                _stratified_counts(strata, replay) * sw,
+                masks,
+                mu_inside,
+                self.threshold,
+                total,
             )
-            for w in weights
+            for _ in range(n_boot)
         )
-        mu = self.outcome_predictions_
-        total = self._sample_weight.sum()
-        known = np.empty(n)
-        outside_low = e < self.threshold
-        outside_high = e > 1 - self.threshold
-        sums = np.empty(self.n_bootstrap)
-        trimmed = np.empty(self.n_bootstrap)
-        # float32 / int32 keep the stored draws small (n_bootstrap rows each)
-        deviation = np.empty((self.n_bootstrap, int(inside.sum()), 2), np.float32)
-        for b, (mu_b, e_b) in enumerate(draws):
-            phi = _aipw_pseudo_outcomes(y, t, e_b, mu_b)
-            known[:] = phi[:, 1] - phi[:, 0]
-            known[outside_low] = -phi[outside_low, 0]
-            known[outside_high] = phi[outside_high, 1]
-            sums[b] = weights[b] @ known / total
-            deviation[b] = mu_b[inside] - mu[inside]
-            # the trimmed estimate with the region re-chosen by this draw's
-            # propensities (the region itself is estimated)
-            region = weights[b] * (
-                (e_b >= self.threshold) & (e_b <= 1 - self.threshold)
-            )
-            trimmed[b] = region @ (phi[:, 1] - phi[:, 0]) / max(region.sum(), 1e-300)
+        sums = np.empty(n_boot)
+        trimmed = np.empty(n_boot)
+        # float32 keeps the stored draws small (n_bootstrap rows each); a
+        # power-of-two unit keeps them exact to float32 at any outcome scale
+        self._dev_scale = np.float64(self._outcome_scale)
+        deviation = np.empty((n_boot, int(inside.sum()), 2), np.float32)
+        for b, (known_mean, change, trimmed_b) in enumerate(draws):
+            sums[b] = known_mean
+            deviation[b] = change / self._dev_scale
+            trimmed[b] = trimmed_b
         self.bootstrap_stderr_ = float(trimmed.std(ddof=1))
-        self._boot = {
-            "counts": counts.astype(np.int32),
-            "known": sums,
-            "deviation": deviation,
-        }
+        self._boot = {"known": sums, "deviation": deviation}
+        return counts
 
     def _lipschitz_row(self, lipschitz):
         """Bounds of the full-population effect and their standard errors.
@@ -567,6 +700,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
             rows, arm = ext["rows"], ext["arm"]
             values = self.outcome_predictions_[self.overlap_mask_, arm]
             dev = boot["deviation"][:, :, arm]
+            unit = self._dev_scale
             level = np.full(rows.size, float(lipschitz))
             free = level >= ext["crossing"]
             lower = ext["point"].copy()
@@ -586,7 +720,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
                 change_lower[:, free] = dev[:, j]
                 change_upper[:, free] = dev[:, k]
             w = sw[rows]
-            wb = boot["counts"][:, rows] * w
+            wb = ext["counts"] * w
             # the missing arm enters with sign +1 (treated) or -1 (control)
             if arm == 1:
                 pieces = ((0, lower, change_lower), (1, upper, change_upper))
@@ -594,7 +728,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
                 pieces = ((0, -upper, -change_upper), (1, -lower, -change_lower))
             for side, value, change in pieces:
                 bounds[side] += w @ value / n
-                boot_bounds[:, side] += np.sum(wb * (value + change), axis=1) / n
+                boot_bounds[:, side] += np.sum(wb * (value + change * unit), axis=1) / n
         se = boot_bounds.std(axis=0, ddof=1)
         return bounds, se
 
@@ -660,6 +794,9 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         phi = _aipw_pseudo_outcomes(y, t, e, mu)
         self._phi = phi
         self._fit_data = (y, t)
+        # the unit of the outcome: Lipschitz constants are searched, and the
+        # bootstrap draws stored, relative to it
+        self._outcome_scale = _power_of_two_scale(y)
         psi = np.average(phi[inside], axis=0, weights=weight[inside])
         infl = np.where(inside[:, None], phi - psi, 0.0) / self.overlap_fraction_
         return psi, infl
@@ -671,29 +808,9 @@ class TrimmingSensitivity(_BaseCausalEstimator):
 
     # -- sensitivity ---------------------------------------------------------
     def _knn_curve(self, lipschitz):
-        """Estimate, influence function and half-widths at one constant L.
-
-        An outside unit's missing-arm mean is the average of the AIPW
-        pseudo-outcomes of its nearest overlap units; each pseudo-outcome is
-        credited to its overlap unit in the influence function (as for
-        matching estimators), so the variance is that of a linear statistic.
-        """
-        phi, sw = self._phi, self._sample_weight
-        n = phi.shape[0]
-        own = phi[:, 1] - phi[:, 0]
-        half = np.zeros(n)
-        credit = np.zeros(n)
-        for rows, arm, dist, neighbors in self._extensions:
-            k = neighbors.shape[1]
-            half[rows] = lipschitz * dist.mean(axis=1)
-            sign = 1.0 if arm == 1 else -1.0
-            own[rows] = -phi[rows, 0] if arm == 1 else phi[rows, 1]
-            reused = np.repeat(sw[rows], k) * phi[neighbors.ravel(), arm]
-            np.add.at(credit, neighbors.ravel(), sign * reused / k)
-        # unit contributions, each weighted unit scaled back to one unit
-        total = own + np.divide(credit, sw, out=np.zeros(n), where=sw > 0)
-        estimate = float(sw @ total / sw.sum())
-        return estimate, total - estimate, half
+        """Estimate, influence function and half-widths at one constant L."""
+        estimate, infl, mean_distance = self._knn
+        return estimate, infl, lipschitz * mean_distance
 
     def bias_bound(self, lipschitz):
         """Worst-case trimming bias :math:`B(L)` of the full-population effect.
@@ -778,18 +895,36 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         return row[8], row[9]
 
     def _breakdown(self, alpha):
+        """Smallest L whose interval covers zero, relative to the outcome scale.
+
+        The search starts at one outcome unit (``_outcome_scale`` per unit
+        of covariate distance), brackets L* by factors of 4 and bisects to a
+        relative width of 1e-6, so the answer scales with the outcome.
+        """
+
         def covers_zero(value):
             row = self._curve([value], alpha)[0]
             return row[8] <= 0.0 <= row[9]
 
         if covers_zero(0.0):
             return 0.0
-        hi = 1.0
-        while not covers_zero(hi):
-            hi *= 4.0
-            if hi > _L_MAX:
-                return float("inf")
-        lo = 0.0
+        unit = float(self._outcome_scale)
+        hi = unit
+        if covers_zero(hi):
+            lo = hi / 4.0
+            # L* below one unit: shrink the bracket (at most 4**-200 units)
+            for _ in range(200):
+                if not covers_zero(lo):
+                    break
+                hi, lo = lo, lo / 4.0
+            else:
+                return hi
+        else:
+            lo = hi
+            while not covers_zero(hi):
+                lo, hi = hi, 4.0 * hi
+                if hi > _L_MAX * unit:
+                    return float("inf")
         for _ in range(60):
             mid = 0.5 * (lo + hi)
             lo, hi = (lo, mid) if covers_zero(mid) else (mid, hi)
