@@ -14,6 +14,9 @@ from skrobust.inference._validation import check_frequency_weights
 MAX_ITER = 200
 #: relative tolerance on the squared Newton decrement of the dual solve
 DUAL_TOL = 1e-10
+#: half the statistic per observation beyond which the dual is declared
+#: unbounded (the p-value is below exp(-OBJ_CAP * n) there)
+OBJ_CAP = 50.0
 
 
 def _pseudo_log(d, eps):
@@ -83,7 +86,9 @@ def _solve_dual(apply, rapply, gram, w, n, lam, n_moments, eps=None):
     -------
     lam : ndarray of shape (n_moments,)
     value : float
-        The maximum, half the likelihood-ratio statistic.
+        The maximum, half the likelihood-ratio statistic; ``inf`` when the
+        dual exceeds ``OBJ_CAP * n`` (the origin is outside, or at the edge
+        of, the convex hull of the rows of ``G``).
     decrement : float
         Squared Newton decrement ``grad' H^-1 grad`` at the last iterate: the
         certificate. For the concave self-concordant dual it bounds the
@@ -108,8 +113,11 @@ def _solve_dual(apply, rapply, gram, w, n, lam, n_moments, eps=None):
         except LinAlgError:
             step = np.linalg.lstsq(neg_hess, grad, rcond=None)[0]
         decrement = float(grad @ step)
-        if not np.isfinite(decrement):
-            break
+        if obj > OBJ_CAP * n or not np.isfinite(decrement):
+            # the dual grows without bound along a direction that separates
+            # the origin from the estimating functions: the statistic is
+            # infinite (or beyond 2 * OBJ_CAP * n); ``obj`` is a lower bound
+            return lam, np.inf, np.inf
         if decrement <= DUAL_TOL * max(1.0, abs(obj)):
             # quadratic convergence: this full step lands within rounding of
             # the maximizer, and the objective rises by decrement / 2 up to a
@@ -197,9 +205,11 @@ def el_moment_test(G, *, sample_weight=None):
     above :math:`1/n` and quadratic below, which makes the right side
     concave and finite everywhere. It is maximized by Newton's method with a
     backtracking line search. When the origin lies outside the convex hull
-    of the :math:`g_i` the exact statistic is infinite: this shows at the
-    maximizer as some :math:`1 + \\lambda^\\top g_i` below the switch point of
-    the pseudo-logarithm, and ``(inf, 0.0)`` is returned. The statistic is
+    of the :math:`g_i` the exact statistic is infinite: this shows as a dual
+    that grows without bound (past :math:`50 n`, where the p-value is below
+    :math:`e^{-50 n}`) or a maximizer with some :math:`1 + \\lambda^\\top g_i`
+    below the switch point of the pseudo-logarithm, and ``(inf, 0.0)`` is
+    returned. The statistic is
     invariant under invertible linear maps of the moments; each moment is
     scaled to unit maximum before the solve.
 
@@ -238,7 +248,7 @@ def el_moment_test(G, *, sample_weight=None):
     G = G / scale
     eps = _pseudo_eps(w, n)
     lam, value, _ = _solve_dual(*_dense_operators(G), w, n, None, G.shape[1], eps)
-    if (1.0 + G @ lam).min() < eps * (1.0 - 1e-9):
+    if not np.isfinite(value) or (1.0 + G @ lam).min() < eps * (1.0 - 1e-9):
         # the pseudo-logarithm is active at its maximizer: no reweighting of
         # the sample puts the origin inside, and the exact statistic is inf
         return np.inf, 0.0

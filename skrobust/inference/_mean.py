@@ -189,7 +189,8 @@ def el_mean_test(x, mean, *, sample_weight=None, bartlett=False):
     x : array-like of shape (n_samples,)
         Observations.
     mean : float
-        Hypothesized population mean.
+        Hypothesized population mean; finite (NaN or inf raise a
+        ``ValueError``).
     sample_weight : array-like of shape (n_samples,), default=None
         Nonnegative frequency weights: an integer weight is equivalent to
         repeating the observation, and the effective sample size is
@@ -245,6 +246,11 @@ def el_mean_test(x, mean, *, sample_weight=None, bartlett=False):
     >>> round(statistic, 4), round(pvalue, 4)
     (1.4861, 0.2228)
     """
+    if not np.isfinite(mean):
+        raise ValueError(
+            f"mean must be a finite number; got {mean!r} (a NaN or infinite "
+            "hypothesized mean has no empirical likelihood)."
+        )
     x, w, n = _prepare(x, sample_weight)
     statistic = _el_statistic(x, w, n, float(mean))
     if bartlett and np.isfinite(statistic) and statistic > 0:

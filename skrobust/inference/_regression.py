@@ -270,6 +270,8 @@ class _Score:
             design.p,
             self.eps,
         )
+        if not np.isfinite(value):
+            return np.inf, lam, None, None, None, None
         a = design.matvec(lam)
         d = a * r
         d += 1.0
@@ -305,6 +307,10 @@ class _Budget(Exception):
     """Raised inside a profile search when its evaluation budget is spent."""
 
 
+class _Unbounded(Exception):
+    """Raised when the profile search starts where the inner dual is unbounded."""
+
+
 def _profile(score, j, b, theta, lam, budget):
     """Minimize over the free coefficients ``theta`` with ``beta_j = b``.
 
@@ -326,6 +332,12 @@ def _profile(score, j, b, theta, lam, budget):
         return score.profile_parts(beta, lam)
 
     parts = evaluate(theta, lam)
+    if not np.isfinite(parts[0]):
+        # the guess cannot balance the equations; try the unconditional fit
+        theta = score.beta_hat[free]
+        parts = evaluate(theta, None)
+        if not np.isfinite(parts[0]):
+            raise _Unbounded
     decrement = np.inf
     for _ in range(MAX_ITER):
         value, lam, grad, H_ll, H_lb, H_bb = parts
@@ -357,14 +369,23 @@ def _profile(score, j, b, theta, lam, budget):
         if decrement <= 1e-10 * max(1.0, abs(value)):
             # quadratic convergence: one more full step reaches rounding level
             lam_guess = lam - H_ll_inv_H_lb @ step
-            theta = theta + step
-            value, lam, grad = evaluate(theta, lam_guess)[:3]
+            final = evaluate(theta + step, lam_guess)
+            if np.isfinite(final[0]):
+                theta = theta + step
+                value, lam, grad = final[:3]
             return value, theta, lam, grad[j], decrement
         t = 1.0
         while True:
             trial = theta + t * step
             lam_guess = lam - t * (H_ll_inv_H_lb @ step)
             new = evaluate(trial, lam_guess)
+            if not np.isfinite(new[0]):
+                # rejected outright: the equations cannot be balanced there
+                t *= 0.5
+                if t < 1e-10:
+                    trial, new = theta, parts
+                    break
+                continue
             if new[0] <= value - 1e-4 * t * decrement or t < 1e-10:
                 break
             t *= 0.5
@@ -406,7 +427,13 @@ def _endpoint(score, j, beta_hat, cov, threshold, side):
         for _ in range(MAX_ITER):
             b = beta_hat[j] + side * t
             theta = beta_hat[free] + slope * (side * t)
-            value, theta, lam, dvalue, _ = _profile(score, j, b, theta, lam, budget)
+            try:
+                value, theta, lam, dvalue, _ = _profile(score, j, b, theta, lam, budget)
+            except _Unbounded:
+                # beyond the region the data support: the statistic is inf
+                hi, lam, phi = t, None, np.inf
+                t = 0.5 * (lo + hi)
+                continue
             stat = max(2.0 * value, 0.0)
             phi = np.sqrt(stat)
             if phi < target:
@@ -678,6 +705,7 @@ def el_coef_interval(
         features = list(np.ravel(np.asarray(features, dtype=object)))
     index = [_feature_index(f, n_features, estimator.fit_intercept) for f in features]
     beta_hat = score.solve(beta0)
+    score.beta_hat = beta_hat
     intervals = np.empty((len(index), 2))
     if score.perfect_fit:
         _perfect_fit_warning(
@@ -769,6 +797,7 @@ def el_coef_test(estimator, X, y, feature, value, *, sample_weight=None):
     score, n_features, beta0, units = _setup(estimator, X, y, sample_weight)
     j = _feature_index(feature, n_features, estimator.fit_intercept)
     beta_hat = score.solve(beta0)
+    score.beta_hat = beta_hat
     b = float(value) / units[j]
     if score.perfect_fit:
         _perfect_fit_warning(
@@ -784,6 +813,16 @@ def el_coef_test(estimator, X, y, feature, value, *, sample_weight=None):
     theta = beta_hat[free] + slope * (b - beta_hat[j])
     try:
         fval, _, _, _, decrement = _profile(score, j, b, theta, None, MAX_EVALUATIONS)
+    except _Unbounded:
+        warnings.warn(
+            f"At value={value!r} the inner empirical-likelihood dual is "
+            "unbounded (above 50 n) at the conditional and the unconditional "
+            "fit of the other coefficients: the estimating equations cannot be "
+            "balanced there, and the statistic is reported as inf.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return np.inf, 0.0
     except _Budget:
         raise ValueError(
             f"The profile empirical likelihood at value={value!r} did not "
