@@ -19,28 +19,36 @@ DUAL_TOL = 1e-10
 OBJ_CAP = 50.0
 
 
-def _pseudo_log(d, eps):
-    """Owen's pseudo-logarithm and its first two derivatives.
+def _pseudo_log(d, eps, w=None):
+    """Owen's pseudo-logarithm: weighted total and first two derivatives.
 
     ``log`` above ``eps`` and its second-order Taylor expansion below, so the
     dual objective is concave and finite on all of R^d; it equals the true
     dual wherever every ``d_i >= eps`` (always at the solution when the
     hypothesized value is inside the convex hull, with ``eps = 1 / n``).
+
+    Returns ``(sum_i w_i log*(d_i), psi1, psi2)`` with the derivatives per
+    sample. ``d`` is consumed: its buffer is reused for ``psi1``.
     """
     if d.min() >= eps:
-        psi1 = 1.0 / d
-        return np.log(d), psi1, -(psi1 * psi1)
+        total = float(_wsum(np.log(d), w))
+        psi1 = np.divide(1.0, d, out=d)
+        psi2 = psi1 * psi1
+        psi2 *= -1.0
+        return total, psi1, psi2
     low = d < eps
-    safe = np.where(low, 1.0, d)
-    value = np.log(safe)
-    psi1 = 1.0 / safe
-    psi2 = -(psi1 * psi1)
-    if np.any(low):
-        t = d[low] / eps
-        value[low] = np.log(eps) - 1.5 + 2.0 * t - 0.5 * t * t
-        psi1[low] = (2.0 - t) / eps
-        psi2[low] = -1.0 / eps**2
-    return value, psi1, psi2
+    t = d[low] / eps
+    d[low] = 1.0
+    value = np.log(d)
+    value[low] = np.log(eps) - 1.5 + 2.0 * t - 0.5 * t * t
+    total = float(_wsum(value, w))
+    del value
+    psi1 = np.divide(1.0, d, out=d)
+    psi2 = psi1 * psi1
+    psi2 *= -1.0
+    psi1[low] = (2.0 - t) / eps
+    psi2[low] = -1.0 / eps**2
+    return total, psi1, psi2
 
 
 def _pseudo_eps(w, n):
@@ -98,8 +106,8 @@ def _solve_dual(apply, rapply, gram, w, n, lam, n_moments, eps=None):
     lam = np.zeros(n_moments) if lam is None else np.array(lam, dtype=float)
     d = apply(lam)
     d += 1.0
-    value, psi1, psi2 = _pseudo_log(d, eps)
-    obj = float(_wsum(value, w))
+    obj, psi1, psi2 = _pseudo_log(d, eps, w)
+    del d
     decrement = np.inf
     for _ in range(MAX_ITER):
         grad = rapply(psi1 if w is None else w * psi1)
@@ -107,7 +115,7 @@ def _solve_dual(apply, rapply, gram, w, n, lam, n_moments, eps=None):
         if w is not None:
             psi2 *= w
         neg_hess = gram(psi2)
-        del value, psi1, psi2
+        del psi1, psi2
         try:
             step = cho_solve(cho_factor(neg_hess), grad)
         except LinAlgError:
@@ -128,8 +136,8 @@ def _solve_dual(apply, rapply, gram, w, n, lam, n_moments, eps=None):
             trial = lam + t * step
             d = apply(trial)
             d += 1.0
-            value, psi1, psi2 = _pseudo_log(d, eps)
-            new_obj = float(_wsum(value, w))
+            new_obj, psi1, psi2 = _pseudo_log(d, eps, w)
+            del d
             if new_obj >= obj + 0.25 * t * decrement or t < 1e-12:
                 break
             t *= 0.5

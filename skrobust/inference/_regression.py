@@ -24,6 +24,8 @@ MAX_EVALUATIONS = 400
 EPS = np.finfo(np.float64).eps
 #: rows per block when the design is touched block by block (memory bound)
 CHUNK_ROWS = 4096
+#: ... and at most this fraction of the rows, so a block stays small next to X
+CHUNK_FRACTION = 16
 #: condition number above which the squared (Gram) systems lose all digits
 ILL_CONDITIONED = 1.0 / np.sqrt(EPS)
 
@@ -74,11 +76,15 @@ class _Design:
             block[:, -1] = 1.0
         return block
 
+    @property
+    def chunk(self):
+        return max(64, min(CHUNK_ROWS, self.n // CHUNK_FRACTION))
+
     def gram(self, c):
         """``[X / s, 1].T @ diag(c) @ [X / s, 1]``, block by block."""
         out = np.zeros((self.p, self.p))
-        for start in range(0, self.n, CHUNK_ROWS):
-            stop = min(start + CHUNK_ROWS, self.n)
+        for start in range(0, self.n, self.chunk):
+            stop = min(start + self.chunk, self.n)
             block = self._block(start, stop)
             out += (block * c[start:stop, None]).T @ block
         return out
@@ -87,8 +93,8 @@ class _Design:
         """R of the QR factorization of ``diag(sqrt_w) [X / s, 1, extra]``."""
         width = self.p + (extra is not None)
         R = np.zeros((0, width))
-        for start in range(0, self.n, CHUNK_ROWS):
-            stop = min(start + CHUNK_ROWS, self.n)
+        for start in range(0, self.n, self.chunk):
+            stop = min(start + self.chunk, self.n)
             block = self._block(start, stop)
             if extra is not None:
                 block = np.column_stack([block, extra[start:stop]])
@@ -169,13 +175,13 @@ class _Score:
     def _weighted(self, v):
         return v if self.w is None else self.w * v
 
-    def mean_and_derivatives(self, beta):
+    def mean_and_derivative(self, beta):
+        """Mean ``m(x' beta)`` and its derivative ``m'`` (1 for least squares)."""
         eta = self.design.matvec(beta)
         if self.family == "linear":
-            return eta, 1.0, 0.0
-        m = expit(eta)
-        m1 = m * (1.0 - m)
-        return m, m1, m1 * (1.0 - 2.0 * m)
+            return eta, 1.0
+        m = expit(eta, out=eta)
+        return m, m * (1.0 - m)
 
     def solve(self, beta0):
         """Root of the estimating equations (the unpenalized fit)."""
@@ -211,8 +217,10 @@ class _Score:
         self.cond = _check_rank(design, design.r_factor(sqrt_w), n_positive)
         beta = np.array(beta0, dtype=float)
         for _ in range(MAX_ITER):
-            m, m1, _ = self.mean_and_derivatives(beta)
-            grad = design.rmatvec(self._weighted(y - m))
+            m, m1 = self.mean_and_derivative(beta)
+            r = np.subtract(y, m, out=m)
+            grad = design.rmatvec(self._weighted(r))
+            del r
             hess = design.gram(self._weighted(m1))
             step = np.linalg.lstsq(hess, grad, rcond=None)[0]
             beta = beta + step
@@ -229,8 +237,8 @@ class _Score:
 
     def sandwich(self, beta):
         """Sandwich covariance ``A^-1 B A^-T`` of the root."""
-        m, m1, _ = self.mean_and_derivatives(beta)
-        r = self.y - m
+        m, m1 = self.mean_and_derivative(beta)
+        r = np.subtract(self.y, m, out=m)
         r *= r
         if self.family == "linear":
             A = self.design.gram(self._weighted(np.ones_like(r)))
@@ -250,25 +258,34 @@ class _Score:
         """
         self.evaluations += 1
         design, w = self.design, self.w
-        m, m1, m2 = self.mean_and_derivatives(beta)
-        r = np.subtract(self.y, m, out=m if self.family == "linear" else None)
-        del m
-        r2 = r * r
+        # residuals r = y - m, and for the logistic link m1 = m (1 - m); the
+        # mean itself is recovered as y - r where it is needed
+        eta = design.matvec(beta)
+        if self.family == "linear":
+            r = np.subtract(self.y, eta, out=eta)
+            m1 = 1.0
+        else:
+            m = expit(eta, out=eta)
+            m1 = m * (1.0 - m)
+            r = np.subtract(self.y, m, out=m)
+        del eta
 
         def apply(v):
             out = design.matvec(v)
             out *= r
             return out
 
+        def rapply(v):
+            v = v * r
+            return design.rmatvec(v)
+
+        def gram(c):
+            c = c * r
+            c *= r
+            return design.gram(c)
+
         lam, value, self.decrement = _solve_dual(
-            apply,
-            lambda v: design.rmatvec(v * r),
-            lambda c: design.gram(c * r2),
-            w,
-            self.n,
-            lam,
-            design.p,
-            self.eps,
+            apply, rapply, gram, w, self.n, lam, design.p, self.eps
         )
         if not np.isfinite(value):
             return np.inf, lam, None, None, None, None
@@ -280,25 +297,39 @@ class _Score:
         if w is not None:
             psi1 *= w
             psi2 *= w
-        m1a = a * m1
+        if self.family == "linear":
+            m1a = a
+        else:
+            m1a = a
+            m1a *= m1
         del a
         c = psi1 * m1a
         c *= -1.0
         grad_beta = design.rmatvec(c)
         # H_ll: psi2 r^2
-        np.multiply(psi2, r2, out=c)
+        np.multiply(psi2, r, out=c)
+        c *= r
         H_ll = design.gram(c)
         # H_lb: -(psi2 r m1 a + psi1 m1)
         np.multiply(psi2, r, out=c)
         c *= m1a
-        c += psi1 * m1
+        if self.family == "linear":
+            c += psi1
+        else:
+            c += psi1 * m1
         c *= -1.0
         H_lb = design.gram(c)
-        # H_bb: psi2 (m1 a)^2 - psi1 m2 a
+        # H_bb: psi2 (m1 a)^2 - psi1 m2 a with m2 = m1 (1 - 2 m), m = y - r
         np.multiply(m1a, m1a, out=c)
         c *= psi2
         if self.family != "linear":
-            c -= psi1 * m2 * design.matvec(lam)
+            m2a = self.y - r
+            m2a *= -2.0
+            m2a += 1.0
+            m2a *= m1a  # m1 (1 - 2 m) a
+            m2a *= psi1
+            c -= m2a
+            del m2a
         H_bb = design.gram(c)
         return value, lam, grad_beta, H_ll, H_lb, H_bb
 
