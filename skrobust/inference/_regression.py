@@ -172,6 +172,21 @@ class _Score:
         self.perfect_fit = False
         self.cond = 1.0
 
+    def recenter(self, beta_hat):
+        """Move the origin of the coefficients to the fit; return the new fit.
+
+        For least squares the target is replaced by the residuals at
+        ``beta_hat`` and coefficients are measured from ``beta_hat``, so that
+        the residuals along the profile, ``r_hat - X delta``, keep their full
+        relative precision however small they are (near-perfect fits).
+        """
+        self.center = np.zeros_like(beta_hat)
+        if self.family != "linear":
+            return beta_hat
+        self.y = np.subtract(self.y, self.design.matvec(beta_hat))
+        self.center = beta_hat
+        return np.zeros_like(beta_hat)
+
     def _weighted(self, v):
         return v if self.w is None else self.w * v
 
@@ -461,9 +476,12 @@ def _endpoint(score, j, beta_hat, cov, threshold, side):
             try:
                 value, theta, lam, dvalue, _ = _profile(score, j, b, theta, lam, budget)
             except _Unbounded:
-                # beyond the region the data support: the statistic is inf
+                # beyond the region the data support: the statistic is inf,
+                # and the endpoint is where that region ends
                 hi, lam, phi = t, None, np.inf
                 t = 0.5 * (lo + hi)
+                if hi - lo <= 4.0 * EPS * (abs(b) + se):
+                    return beta_hat[j] + side * lo
                 continue
             stat = max(2.0 * value, 0.0)
             phi = np.sqrt(stat)
@@ -736,7 +754,6 @@ def el_coef_interval(
         features = list(np.ravel(np.asarray(features, dtype=object)))
     index = [_feature_index(f, n_features, estimator.fit_intercept) for f in features]
     beta_hat = score.solve(beta0)
-    score.beta_hat = beta_hat
     intervals = np.empty((len(index), 2))
     if score.perfect_fit:
         _perfect_fit_warning(
@@ -744,11 +761,13 @@ def el_coef_interval(
         )
         intervals[:] = (beta_hat * units)[index, None]
         return intervals
+    beta_hat = score.beta_hat = score.recenter(beta_hat)
     cov = score.sandwich(beta_hat)
     threshold = chi2.ppf(confidence, 1)
     for row, j in enumerate(index):
         intervals[row, 0] = _endpoint(score, j, beta_hat, cov, threshold, -1.0)
         intervals[row, 1] = _endpoint(score, j, beta_hat, cov, threshold, 1.0)
+        intervals[row] += score.center[j]
         intervals[row] *= units[j]
     return intervals
 
@@ -828,7 +847,6 @@ def el_coef_test(estimator, X, y, feature, value, *, sample_weight=None):
     score, n_features, beta0, units = _setup(estimator, X, y, sample_weight)
     j = _feature_index(feature, n_features, estimator.fit_intercept)
     beta_hat = score.solve(beta0)
-    score.beta_hat = beta_hat
     b = float(value) / units[j]
     if score.perfect_fit:
         _perfect_fit_warning(
@@ -838,6 +856,8 @@ def el_coef_test(estimator, X, y, feature, value, *, sample_weight=None):
         if abs(b - beta_hat[j]) <= _rounding_radius(score, beta_hat, j):
             return 0.0, 1.0
         return np.inf, 0.0
+    beta_hat = score.beta_hat = score.recenter(beta_hat)
+    b -= score.center[j]
     cov = score.sandwich(beta_hat)
     free = np.arange(beta_hat.shape[0]) != j
     slope = cov[free, j] / cov[j, j] if cov[j, j] > 0 else np.zeros(free.sum())
