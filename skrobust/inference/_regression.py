@@ -20,7 +20,7 @@ from skrobust.linear_model import DROLinearRegression, DROLogisticRegression
 
 MAX_ITER = 100
 #: profile evaluations (inner dual solves) allowed for one endpoint or test
-MAX_EVALUATIONS = 400
+MAX_EVALUATIONS = 1000
 EPS = np.finfo(np.float64).eps
 #: rows per block when the design is touched block by block (memory bound)
 CHUNK_ROWS = 4096
@@ -467,6 +467,7 @@ def _endpoint(score, j, beta_hat, cov, threshold, side):
     lo, hi = 0.0, np.inf
     t = target * se
     lam = None
+    bracket_tol = max(4.0 * EPS * (abs(beta_hat[j]) + se), 1e-11 * se)
     budget = score.evaluations + MAX_EVALUATIONS
     phi = np.nan
     try:
@@ -480,7 +481,7 @@ def _endpoint(score, j, beta_hat, cov, threshold, side):
                 # and the endpoint is where that region ends
                 hi, lam, phi = t, None, np.inf
                 t = 0.5 * (lo + hi)
-                if hi - lo <= 4.0 * EPS * (abs(b) + se):
+                if hi - lo <= bracket_tol:
                     return beta_hat[j] + side * lo
                 continue
             stat = max(2.0 * value, 0.0)
@@ -496,8 +497,11 @@ def _endpoint(score, j, beta_hat, cov, threshold, side):
                 return beta_hat[j] + side * new
             if not lo < new < hi:
                 new = 0.5 * (lo + hi) if np.isfinite(hi) else 2.0 * max(t, lo)
-            if np.isfinite(hi) and hi - lo <= 4.0 * EPS * (abs(b) + se):
-                return beta_hat[j] + side * new
+            if np.isfinite(hi) and hi - lo <= bracket_tol:
+                # a bracket this narrow: the statistic jumps across the
+                # threshold here (the edge of the region the data support
+                # at tiny n) or the root is found to rounding
+                return beta_hat[j] + side * (lo if phi == np.inf else new)
             t = new
     except _Budget:
         pass
