@@ -701,7 +701,29 @@ def el_coef_interval(
     Returns
     -------
     intervals : ndarray of shape (n_selected, 2)
-        Lower and upper endpoints, one row per selected coefficient.
+        Lower and upper endpoints, one row per selected coefficient, in the
+        units of ``X`` and ``y``.
+
+    Raises
+    ------
+    ValueError
+        If the design (with the intercept column) is rank deficient: the
+        message names the collinear columns and one combination of them
+        that vanishes. Also when there are no more samples with positive
+        weight than coefficients.
+
+    Warns
+    -----
+    UserWarning
+        On a perfect least-squares fit (zero-width intervals, see Notes), a
+        nearly perfect one (the number of significant digits the residuals
+        carry), or an ill-conditioned design (condition number above
+        ``1e8`` after scaling the columns).
+    ConvergenceWarning
+        If an inner solve fails its certificate (the Newton decrement of the
+        dual or of the nuisance profile) or an endpoint is not found within
+        1000 profile evaluations; the message gives the certificate or the
+        bracket reached.
 
     See Also
     --------
@@ -728,6 +750,23 @@ def el_coef_interval(
     iteration on :math:`\\sqrt{W_j}`, whose derivative is given by the
     envelope theorem. The intervals are centered on the unpenalized fit and
     use no variance estimate; their length adapts to heteroscedasticity.
+
+    The statistic is invariant under rescaling of the columns of ``X`` and
+    of ``y``, so the computation runs on columns (and a least-squares
+    target) scaled to unit maximum, with coefficients measured from the fit,
+    and maps back: the intervals are equivariant from ``1e-150`` to
+    ``1e150``, and the design is only touched through products and
+    blockwise Gram matrices (peak memory about ``2-3`` times ``X`` for three
+    or more features).
+
+    *Perfect fits.* When the least-squares residuals are zero up to
+    rounding, every :math:`g_i(\hat\beta) = 0` while for any other
+    :math:`\beta` the :math:`g_i(\beta) = x_i x_i^\top (\hat\beta - \beta)`
+    satisfy :math:`\sum_i p_i (\hat\beta - \beta)^\top g_i > 0` for every
+    positive reweighting, so the origin is outside their convex hull and
+    :math:`W_j(b) = \infty` for :math:`b \ne \hat\beta_j`. The confidence
+    set at any level is then the single point :math:`\hat\beta_j`, which is
+    returned as a zero-width interval, with a warning.
 
     References
     ----------
@@ -809,7 +848,7 @@ def el_coef_test(estimator, X, y, feature, value, *, sample_weight=None):
     feature : int or "intercept"
         Index into ``coef_``, or ``"intercept"``.
     value : float
-        Hypothesized value of that coefficient.
+        Hypothesized value of that coefficient; finite.
     sample_weight : array-like of shape (n_samples,), default=None
         Nonnegative frequency weights (equivalent to repeating rows).
 
@@ -817,7 +856,11 @@ def el_coef_test(estimator, X, y, feature, value, *, sample_weight=None):
     -------
     statistic : float
         Profile statistic :math:`W_j(\\text{value})`, the other coefficients
-        profiled out.
+        profiled out. ``inf`` when no coefficients with this value balance
+        the estimating equations (the inner dual is unbounded, with a
+        warning), and, for a perfect least-squares fit, ``inf`` unless
+        ``value`` is the fitted coefficient up to rounding (then ``0``); see
+        the Notes of :func:`el_coef_interval`.
     pvalue : float
         Upper tail of the chi-square distribution with one degree of freedom.
 
