@@ -760,13 +760,14 @@ def el_coef_interval(
     or more features).
 
     *Perfect fits.* When the least-squares residuals are zero up to
-    rounding, every :math:`g_i(\hat\beta) = 0` while for any other
-    :math:`\beta` the :math:`g_i(\beta) = x_i x_i^\top (\hat\beta - \beta)`
-    satisfy :math:`\sum_i p_i (\hat\beta - \beta)^\top g_i > 0` for every
-    positive reweighting, so the origin is outside their convex hull and
-    :math:`W_j(b) = \infty` for :math:`b \ne \hat\beta_j`. The confidence
-    set at any level is then the single point :math:`\hat\beta_j`, which is
-    returned as a zero-width interval, with a warning.
+    rounding, every :math:`g_i(\\hat\\beta) = 0`, while for any other
+    :math:`\\beta` the values :math:`g_i(\\beta) = x_i x_i^\\top (\\hat\\beta -
+    \\beta)` satisfy :math:`\\sum_i p_i (\\hat\\beta - \\beta)^\\top g_i(\\beta)
+    > 0` for every positive reweighting :math:`p`, so the origin is outside
+    their convex hull and :math:`W_j(b) = \\infty` for any
+    :math:`b \\ne \\hat\\beta_j`. The confidence set at every level is then
+    the single point :math:`\\hat\\beta_j`, returned as a zero-width
+    interval, with a warning.
 
     References
     ----------
