@@ -64,31 +64,21 @@ def _pseudo_eps(w, n):
     return min(1.0, float(w[w > 0].min())) / n
 
 
-def _solve_dual(apply, rapply, gram, w, n, lam, n_moments, eps=None):
-    """Maximize ``sum_i w_i log*(1 + lam' G_i)`` over ``lam`` by damped Newton.
-
-    The estimating-function matrix ``G`` (n_samples x n_moments) is reached
-    only through products, so that callers with structure (``G = X * r``)
-    never form it.
+def _solve_dual(evaluate, n, lam, n_moments):
+    """Maximize ``l(lam) = sum_i w_i log*(1 + lam' G_i)`` by damped Newton.
 
     Parameters
     ----------
-    apply : callable
-        ``apply(lam)`` returns ``G @ lam``, shape (n_samples,).
-    rapply : callable
-        ``rapply(v)`` returns ``G.T @ v``, shape (n_moments,).
-    gram : callable
-        ``gram(c)`` returns ``G.T @ diag(c) @ G``.
-    w : ndarray of shape (n_samples,) or None
-        Frequency weights; ``None`` means unit weights.
+    evaluate : callable
+        ``evaluate(lam)`` returns ``(l(lam), gradient, minus the Hessian)``.
+        Callers with structure (``G = X * r``) accumulate these over blocks
+        of rows and never form ``G``.
     n : float
         Effective sample size ``sum(w)``.
     lam : ndarray of shape (n_moments,) or None
         Starting point (warm start); zero when None.
     n_moments : int
         Number of moments.
-    eps : float, default=None
-        Switch point of the pseudo-logarithm; ``_pseudo_eps(w, n)`` when None.
 
     Returns
     -------
@@ -102,23 +92,13 @@ def _solve_dual(apply, rapply, gram, w, n, lam, n_moments, eps=None):
         certificate. For the concave self-concordant dual it bounds the
         distance of ``value`` to the maximum by about ``decrement / 2``.
     """
-    eps = _pseudo_eps(w, n) if eps is None else eps
     lam = np.zeros(n_moments) if lam is None else np.array(lam, dtype=float)
-    d = apply(lam)
-    d += 1.0
-    obj, psi1, psi2 = _pseudo_log(d, eps, w)
-    del d
+    obj, grad, neg_hess = evaluate(lam)
     decrement = np.inf
     for _ in range(MAX_ITER):
-        grad = rapply(psi1 if w is None else w * psi1)
-        psi2 *= -1.0
-        if w is not None:
-            psi2 *= w
-        neg_hess = gram(psi2)
-        del psi1, psi2
         try:
             step = cho_solve(cho_factor(neg_hess), grad)
-        except LinAlgError:
+        except (LinAlgError, ValueError):
             step = np.linalg.lstsq(neg_hess, grad, rcond=None)[0]
         decrement = float(grad @ step)
         if obj > OBJ_CAP * n or not np.isfinite(decrement):
@@ -134,14 +114,17 @@ def _solve_dual(apply, rapply, gram, w, n, lam, n_moments, eps=None):
         t = 1.0
         while True:
             trial = lam + t * step
-            d = apply(trial)
-            d += 1.0
-            new_obj, psi1, psi2 = _pseudo_log(d, eps, w)
-            del d
-            if new_obj >= obj + 0.25 * t * decrement or t < 1e-12:
+            new = evaluate(trial)
+            if new[0] >= obj + 0.25 * t * decrement:
                 break
             t *= 0.5
-        lam, obj = trial, new_obj
+            if t < 1e-12:
+                # no ascent along the Newton direction at rounding level:
+                # the iteration stalls (an ill-conditioned system); stop
+                break
+        if t < 1e-12:
+            break
+        lam, (obj, grad, neg_hess) = trial, new
     warnings.warn(
         "Newton's method for the empirical-likelihood dual did not converge: "
         f"the squared Newton decrement (the certificate) is {decrement:.3g}, "
@@ -158,13 +141,20 @@ def _wsum(values, w):
     return values.sum() if w is None else np.dot(w, values)
 
 
-def _dense_operators(G):
-    """``apply``, ``rapply`` and ``gram`` of an explicit matrix ``G``."""
-    return (
-        lambda lam: G @ lam,
-        lambda v: G.T @ v,
-        lambda c: (G * c[:, None]).T @ G,
-    )
+def _dense_evaluate(G, w, eps):
+    """``evaluate`` of :func:`_solve_dual` for an explicit matrix ``G``."""
+
+    def evaluate(lam):
+        d = G @ lam
+        d += 1.0
+        total, psi1, psi2 = _pseudo_log(d, eps, w)
+        if w is not None:
+            psi1 *= w
+            psi2 *= w
+        psi2 *= -1.0
+        return total, G.T @ psi1, (G * psi2[:, None]).T @ G
+
+    return evaluate
 
 
 @validate_params(
@@ -255,7 +245,7 @@ def el_moment_test(G, *, sample_weight=None):
         )
     G = G / scale
     eps = _pseudo_eps(w, n)
-    lam, value, _ = _solve_dual(*_dense_operators(G), w, n, None, G.shape[1], eps)
+    lam, value, _ = _solve_dual(_dense_evaluate(G, w, eps), n, None, G.shape[1])
     if not np.isfinite(value) or (1.0 + G @ lam).min() < eps * (1.0 - 1e-9):
         # the pseudo-logarithm is active at its maximizer: no reweighting of
         # the sample puts the origin inside, and the exact statistic is inf

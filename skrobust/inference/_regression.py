@@ -19,8 +19,8 @@ from skrobust.inference._validation import check_frequency_weights
 from skrobust.linear_model import DROLinearRegression, DROLogisticRegression
 
 MAX_ITER = 100
-#: profile evaluations (inner dual solves) allowed for one endpoint or test
-MAX_EVALUATIONS = 1000
+#: passes over the data (dual and profile evaluations) for one endpoint or test
+MAX_EVALUATIONS = 5000
 EPS = np.finfo(np.float64).eps
 #: rows per block when the design is touched block by block (memory bound)
 CHUNK_ROWS = 4096
@@ -28,6 +28,8 @@ CHUNK_ROWS = 4096
 CHUNK_FRACTION = 16
 #: condition number above which the squared (Gram) systems lose all digits
 ILL_CONDITIONED = 1.0 / np.sqrt(EPS)
+#: condition number above which the intervals lose more than half the digits
+WARN_CONDITIONED = 1e4
 
 
 class _Design:
@@ -62,13 +64,6 @@ class _Design:
             out += beta[-1]
         return out
 
-    def rmatvec(self, v):
-        """``[X / s, 1].T @ v``."""
-        out = (self.X.T @ v) / self.scale
-        if self.intercept:
-            out = np.append(out, v.sum())
-        return out
-
     def _block(self, start, stop):
         block = np.empty((stop - start, self.p))
         np.divide(self.X[start:stop], self.scale, out=block[:, : self.n_features])
@@ -80,22 +75,17 @@ class _Design:
     def chunk(self):
         return max(64, min(CHUNK_ROWS, self.n // CHUNK_FRACTION))
 
-    def gram(self, c):
-        """``[X / s, 1].T @ diag(c) @ [X / s, 1]``, block by block."""
-        out = np.zeros((self.p, self.p))
+    def blocks(self):
+        """``(start, stop, block)`` over the rows, ``block = [X / s, 1]``."""
         for start in range(0, self.n, self.chunk):
             stop = min(start + self.chunk, self.n)
-            block = self._block(start, stop)
-            out += (block * c[start:stop, None]).T @ block
-        return out
+            yield start, stop, self._block(start, stop)
 
     def r_factor(self, sqrt_w, extra=None):
         """R of the QR factorization of ``diag(sqrt_w) [X / s, 1, extra]``."""
         width = self.p + (extra is not None)
         R = np.zeros((0, width))
-        for start in range(0, self.n, self.chunk):
-            stop = min(start + self.chunk, self.n)
-            block = self._block(start, stop)
+        for start, stop, block in self.blocks():
             if extra is not None:
                 block = np.column_stack([block, extra[start:stop]])
             if sqrt_w is not None:
@@ -140,15 +130,24 @@ def _check_rank(design, R, n_positive):
             "not identified; drop or combine those columns."
         )
     cond = float(sing[0] / sing[-1])
-    if cond > ILL_CONDITIONED:
+    if cond > WARN_CONDITIONED:
         v = Vt[-1] / np.abs(Vt[-1]).max()
-        names = design.column_names(np.flatnonzero(np.abs(v) > 1e-3))
+        names = ", ".join(design.column_names(np.flatnonzero(np.abs(v) > 1e-3)))
+        digits = 16.0 - 2.0 * np.log10(cond)
+        if cond >= ILL_CONDITIONED:
+            raise ValueError(
+                f"X is numerically collinear (condition number {cond:.3g} after "
+                f"scaling each column to unit maximum): the columns {names} are "
+                "nearly collinear. The empirical-likelihood systems square the "
+                "condition number, which leaves no significant digits; drop or "
+                "combine those columns."
+            )
         warnings.warn(
             f"X is ill-conditioned (condition number {cond:.3g} after scaling "
-            f"each column to unit maximum): the columns {', '.join(names)} are "
-            "nearly collinear. The empirical-likelihood systems square the "
-            f"condition number, so the intervals carry only about "
-            f"{max(0.0, 16.0 - 2.0 * np.log10(cond)):.0f} significant digits.",
+            f"each column to unit maximum): the columns {names} are nearly "
+            "collinear. The empirical-likelihood systems square the condition "
+            f"number, so the intervals carry only about {digits:.0f} "
+            "significant digits.",
             UserWarning,
             stacklevel=4,
         )
@@ -187,25 +186,34 @@ class _Score:
         self.center = beta_hat
         return np.zeros_like(beta_hat)
 
-    def _weighted(self, v):
-        return v if self.w is None else self.w * v
+    def _blocks(self, beta):
+        """Per block: design rows, weights, residuals ``r``, ``m'`` and ``m``.
 
-    def mean_and_derivative(self, beta):
-        """Mean ``m(x' beta)`` and its derivative ``m'`` (1 for least squares)."""
-        eta = self.design.matvec(beta)
-        if self.family == "linear":
-            return eta, 1.0
-        m = expit(eta, out=eta)
-        return m, m * (1.0 - m)
+        Everything per sample is recomputed block by block from ``X`` and
+        the stored target, so no per-sample array outlives its block.
+        """
+        for start, stop, Xb in self.design.blocks():
+            wb = None if self.w is None else self.w[start:stop]
+            eta = Xb @ beta
+            yb = self.y[start:stop]
+            if self.family == "linear":
+                yield Xb, wb, yb - eta, 1.0, None
+            else:
+                m = expit(eta)
+                yield Xb, wb, yb - m, m * (1.0 - m), m
+
+    @staticmethod
+    def _gram(Xb, c):
+        return (Xb * c[:, None]).T @ Xb
 
     def solve(self, beta0):
         """Root of the estimating equations (the unpenalized fit)."""
         design, y, w = self.design, self.y, self.w
         sqrt_w = None if w is None else np.sqrt(w)
         n_positive = design.n if w is None else int(np.count_nonzero(w))
+        p = design.p
         if self.family == "linear":
             R = design.r_factor(sqrt_w, extra=y)
-            p = design.p
             self.cond = _check_rank(design, R[:p, :p], n_positive)
             beta = solve_triangular(R[:p, :p], R[:p, p])
             # least-squares residual norm and the rounding level it is
@@ -232,11 +240,14 @@ class _Score:
         self.cond = _check_rank(design, design.r_factor(sqrt_w), n_positive)
         beta = np.array(beta0, dtype=float)
         for _ in range(MAX_ITER):
-            m, m1 = self.mean_and_derivative(beta)
-            r = np.subtract(y, m, out=m)
-            grad = design.rmatvec(self._weighted(r))
-            del r
-            hess = design.gram(self._weighted(m1))
+            grad = np.zeros(p)
+            hess = np.zeros((p, p))
+            for Xb, wb, r, m1, _ in self._blocks(beta):
+                if wb is not None:
+                    r = r * wb
+                    m1 = m1 * wb
+                grad += Xb.T @ r
+                hess += self._gram(Xb, m1)
             step = np.linalg.lstsq(hess, grad, rcond=None)[0]
             beta = beta + step
             if np.max(np.abs(step)) <= 1e-13 * (1.0 + np.max(np.abs(beta))):
@@ -252,16 +263,47 @@ class _Score:
 
     def sandwich(self, beta):
         """Sandwich covariance ``A^-1 B A^-T`` of the root."""
-        m, m1 = self.mean_and_derivative(beta)
-        r = np.subtract(self.y, m, out=m)
-        r *= r
-        if self.family == "linear":
-            A = self.design.gram(self._weighted(np.ones_like(r)))
-        else:
-            A = self.design.gram(self._weighted(m1))
-        B = self.design.gram(self._weighted(r))
+        p = self.design.p
+        A = np.zeros((p, p))
+        B = np.zeros((p, p))
+        for Xb, wb, r, m1, _ in self._blocks(beta):
+            r2 = r * r
+            m1 = np.broadcast_to(m1, r.shape)
+            if wb is not None:
+                r2 = r2 * wb
+                m1 = m1 * wb
+            A += self._gram(Xb, m1)
+            B += self._gram(Xb, r2)
         A_inv = np.linalg.pinv(A)
         return A_inv @ B @ A_inv.T
+
+    def _dual_evaluate(self, beta):
+        """``evaluate`` of :func:`_solve_dual` for ``g_i = x_i r_i(beta)``."""
+        p, eps = self.design.p, self.eps
+
+        def evaluate(lam):
+            self.evaluations += 1
+            total = 0.0
+            grad = np.zeros(p)
+            neg_hess = np.zeros((p, p))
+            for Xb, wb, r, _, _ in self._blocks(beta):
+                d = Xb @ lam
+                d *= r
+                d += 1.0
+                part, psi1, psi2 = _pseudo_log(d, eps, wb)
+                total += part
+                psi1 *= r
+                psi2 *= r
+                psi2 *= r
+                psi2 *= -1.0
+                if wb is not None:
+                    psi1 *= wb
+                    psi2 *= wb
+                grad += Xb.T @ psi1
+                neg_hess += self._gram(Xb, psi2)
+            return total, grad, neg_hess
+
+        return evaluate
 
     def profile_parts(self, beta, lam):
         """Inner dual solve at ``beta`` and the derivatives the profile needs.
@@ -269,83 +311,38 @@ class _Score:
         Returns ``(value, lam, grad_beta, H_ll, H_lb, H_bb)`` for
         ``l(lam, beta) = sum_i w_i log*(1 + lam' g_i(beta))`` at the maximizing
         ``lam``. With ``r = y - m``, ``a = X lam`` and ``d = 1 + a r`` every
-        block is ``X' diag(c) X`` for some weights ``c``.
+        block is ``X' diag(c) X`` for some weights ``c``, accumulated over
+        blocks of rows.
         """
         self.evaluations += 1
-        design, w = self.design, self.w
-        # residuals r = y - m, and for the logistic link m1 = m (1 - m); the
-        # mean itself is recovered as y - r where it is needed
-        eta = design.matvec(beta)
-        if self.family == "linear":
-            r = np.subtract(self.y, eta, out=eta)
-            m1 = 1.0
-        else:
-            m = expit(eta, out=eta)
-            m1 = m * (1.0 - m)
-            r = np.subtract(self.y, m, out=m)
-        del eta
-
-        def apply(v):
-            out = design.matvec(v)
-            out *= r
-            return out
-
-        def rapply(v):
-            v = v * r
-            return design.rmatvec(v)
-
-        def gram(c):
-            c = c * r
-            c *= r
-            return design.gram(c)
-
+        p = self.design.p
         lam, value, self.decrement = _solve_dual(
-            apply, rapply, gram, w, self.n, lam, design.p, self.eps
+            self._dual_evaluate(beta), self.n, lam, p
         )
         if not np.isfinite(value):
             return np.inf, lam, None, None, None, None
-        a = design.matvec(lam)
-        d = a * r
-        d += 1.0
-        _, psi1, psi2 = _pseudo_log(d, self.eps)
-        del d
-        if w is not None:
-            psi1 *= w
-            psi2 *= w
-        if self.family == "linear":
-            m1a = a
-        else:
-            m1a = a
-            m1a *= m1
-        del a
-        c = psi1 * m1a
-        c *= -1.0
-        grad_beta = design.rmatvec(c)
-        # H_ll: psi2 r^2
-        np.multiply(psi2, r, out=c)
-        c *= r
-        H_ll = design.gram(c)
-        # H_lb: -(psi2 r m1 a + psi1 m1)
-        np.multiply(psi2, r, out=c)
-        c *= m1a
-        if self.family == "linear":
-            c += psi1
-        else:
-            c += psi1 * m1
-        c *= -1.0
-        H_lb = design.gram(c)
-        # H_bb: psi2 (m1 a)^2 - psi1 m2 a with m2 = m1 (1 - 2 m), m = y - r
-        np.multiply(m1a, m1a, out=c)
-        c *= psi2
-        if self.family != "linear":
-            m2a = self.y - r
-            m2a *= -2.0
-            m2a += 1.0
-            m2a *= m1a  # m1 (1 - 2 m) a
-            m2a *= psi1
-            c -= m2a
-            del m2a
-        H_bb = design.gram(c)
+        grad_beta = np.zeros(p)
+        H_ll = np.zeros((p, p))
+        H_lb = np.zeros((p, p))
+        H_bb = np.zeros((p, p))
+        for Xb, wb, r, m1, m in self._blocks(beta):
+            a = Xb @ lam
+            d = a * r
+            d += 1.0
+            _, psi1, psi2 = _pseudo_log(d, self.eps)
+            if wb is not None:
+                psi1 *= wb
+                psi2 *= wb
+            m1a = a * m1
+            grad_beta -= Xb.T @ (psi1 * m1a)
+            psi2_r = psi2 * r
+            H_ll += self._gram(Xb, psi2_r * r)
+            H_lb -= self._gram(Xb, psi2_r * m1a + psi1 * m1)
+            c = psi2 * m1a * m1a
+            if m is not None:
+                # m'' = m' (1 - 2 m)
+                c -= psi1 * m1a * (1.0 - 2.0 * m)
+            H_bb += self._gram(Xb, c)
         return value, lam, grad_beta, H_ll, H_lb, H_bb
 
 
@@ -432,9 +429,15 @@ def _profile(score, j, b, theta, lam, budget):
                     trial, new = theta, parts
                     break
                 continue
-            if new[0] <= value - 1e-4 * t * decrement or t < 1e-10:
+            if new[0] <= value - 1e-4 * t * decrement:
                 break
             t *= 0.5
+            if t < 1e-10:
+                trial, new = theta, parts
+                break
+        if trial is theta:
+            # no descent at rounding level: the search stalls; stop
+            break
         theta, parts = trial, new
     warnings.warn(
         "Profiling the nuisance coefficients did not converge: the Newton "
@@ -507,7 +510,7 @@ def _endpoint(score, j, beta_hat, cov, threshold, side):
         pass
     warnings.warn(
         "The empirical-likelihood interval endpoint did not converge within "
-        f"{MAX_EVALUATIONS} profile evaluations: the endpoint is bracketed by "
+        f"{MAX_EVALUATIONS} passes over the data: the endpoint is bracketed by "
         f"distances [{lo:.6g}, {hi:.6g}] from the estimate (in units of the "
         f"column-scaled design), and sqrt(W) - sqrt(threshold) = "
         f"{phi - target:.3g} at the value returned.",
@@ -709,8 +712,10 @@ def el_coef_interval(
     ValueError
         If the design (with the intercept column) is rank deficient: the
         message names the collinear columns and one combination of them
-        that vanishes. Also when there are no more samples with positive
-        weight than coefficients.
+        that vanishes, or numerically so (condition number above ``6.7e7``
+        after scaling the columns, where the squared systems the statistic
+        needs keep no significant digit). Also when there are no more
+        samples with positive weight than coefficients.
 
     Warns
     -----
@@ -718,11 +723,12 @@ def el_coef_interval(
         On a perfect least-squares fit (zero-width intervals, see Notes), a
         nearly perfect one (the number of significant digits the residuals
         carry), or an ill-conditioned design (condition number above
-        ``1e8`` after scaling the columns).
+        ``1e4`` after scaling the columns; the message estimates the digits
+        left).
     ConvergenceWarning
         If an inner solve fails its certificate (the Newton decrement of the
         dual or of the nuisance profile) or an endpoint is not found within
-        1000 profile evaluations; the message gives the certificate or the
+        5000 passes over the data; the message gives the certificate or the
         bracket reached.
 
     See Also
@@ -925,7 +931,7 @@ def el_coef_test(estimator, X, y, feature, value, *, sample_weight=None):
     except _Budget:
         raise ValueError(
             f"The profile empirical likelihood at value={value!r} did not "
-            f"converge within {MAX_EVALUATIONS} inner solves; the value is "
+            f"converge within {MAX_EVALUATIONS} passes over the data; the value is "
             "probably far outside the region the data can support."
         ) from None
     statistic = max(2.0 * fval, 0.0)

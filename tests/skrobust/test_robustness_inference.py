@@ -178,14 +178,28 @@ def test_zero_column_and_logistic_collinearity_raise():
         el_coef_interval(LogisticRegression(C=np.inf), Xc, yc)
 
 
-def test_near_collinear_design_warns_and_finishes():
+def test_numerically_collinear_design_raises_naming_the_columns():
     rng = np.random.default_rng(4)
     X = rng.normal(size=(50, 3))
     X[:, 2] = X[:, 0] + X[:, 1] + 1e-10 * rng.normal(size=50)
     y = X[:, 0] + rng.normal(size=50)
+    # before: a 300 s search (issue 14); condition number 5.8e10 here
+    with pytest.raises(ValueError, match=r"numerically collinear.*X\[:, 2\]"):
+        el_coef_interval(LinearRegression(), X, y, features=[2])
+
+
+def test_ill_conditioned_design_warns_and_endpoints_have_threshold_statistic():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(50, 3))
+    X[:, 2] = X[:, 0] + X[:, 1] + 1e-5 * rng.normal(size=50)  # cond ~ 1e5
+    y = X[:, 0] + rng.normal(size=50)
     with pytest.warns(UserWarning, match="ill-conditioned"):
-        intervals = el_coef_interval(LinearRegression(), X, y, features=[2])
-    assert np.all(np.isfinite(intervals))
+        low, high = el_coef_interval(LinearRegression(), X, y, features=[2])[0]
+    for end in (low, high):
+        with pytest.warns(UserWarning, match="ill-conditioned"):
+            statistic = el_coef_test(LinearRegression(), X, y, 2, end)[0]
+        # 16 - 2 * 5 = 6 digits are left
+        assert_allclose(statistic, CHI2_95, rtol=1e-4)
 
 
 def test_moderately_collinear_design_endpoints_have_threshold_statistic():
