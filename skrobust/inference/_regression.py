@@ -38,10 +38,10 @@ class _Design:
     The empirical-likelihood statistic is invariant under invertible linear
     maps of the estimating function, so the coefficients are computed for
     columns scaled to unit maximum (and, for least squares, a target scaled
-    to unit maximum) and mapped back. Products with the design go through
-    ``X`` itself with the scales applied to the small vectors; Gram matrices
-    and the QR factor are accumulated over blocks of rows, so no copy of
-    ``X`` (or an ``n x p^2`` array) is made.
+    to unit maximum) and mapped back. The scaled design is only ever formed
+    for a block of rows at a time: products, Gram matrices and the QR factor
+    are accumulated over blocks, so no copy of ``X``, no ``n x p^2`` array
+    and no per-sample vector beyond the target lives longer than a block.
     """
 
     def __init__(self, X, intercept):
@@ -56,13 +56,6 @@ class _Design:
         self.zero_columns = np.flatnonzero(scale == 0)
         self.scale = np.where(scale > 0, scale, 1.0)
         self.full_scale = np.concatenate([self.scale, [1.0] * int(intercept)])
-
-    def matvec(self, beta):
-        """``[X / s, 1] @ beta``."""
-        out = self.X @ (beta[: self.n_features] / self.scale)
-        if self.intercept:
-            out += beta[-1]
-        return out
 
     def _block(self, start, stop):
         block = np.empty((stop - start, self.p))
@@ -182,7 +175,9 @@ class _Score:
         self.center = np.zeros_like(beta_hat)
         if self.family != "linear":
             return beta_hat
-        self.y = np.subtract(self.y, self.design.matvec(beta_hat))
+        # in place: ``self.y`` is this object's own scaled copy of the target
+        for start, stop, Xb in self.design.blocks():
+            self.y[start:stop] -= Xb @ beta_hat
         self.center = beta_hat
         return np.zeros_like(beta_hat)
 
