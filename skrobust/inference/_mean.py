@@ -72,9 +72,13 @@ def _solve_lambda(z, w):
         lam += step
         if not lo < lam < hi:
             lam = 0.5 * (lo + hi)
+    r = z / (1.0 + lam * z)
+    residual = abs(_wsum(r, w)) / _wsum(np.abs(r), w)
     warnings.warn(
         "Newton's method for the empirical-likelihood multiplier did not "
-        "converge; the statistic may be inaccurate.",
+        "converge: the relative residual of its equation (the certificate) "
+        f"is {residual:.3g}, above {4.0 * EPS:.3g}, and the bracket is "
+        f"[{lo:.17g}, {hi:.17g}]; the statistic may be inaccurate.",
         ConvergenceWarning,
         stacklevel=3,
     )
@@ -163,7 +167,10 @@ def _upper_offset(z, w, n, threshold):
                 return mz1 / m1
         v = new
     warnings.warn(
-        "The empirical-likelihood interval endpoint did not converge.",
+        "The empirical-likelihood interval endpoint did not converge: "
+        f"sqrt(-2 log R) - sqrt(threshold) = {phi - target:.3g} at the "
+        f"endpoint returned (the certificate), with the multiplier bracketed "
+        f"by [{lo:.17g}, {hi:.17g}].",
         ConvergenceWarning,
         stacklevel=3,
     )

@@ -757,8 +757,8 @@ def el_coef_interval(
     target) scaled to unit maximum, with coefficients measured from the fit,
     and maps back: the intervals are equivariant from ``1e-150`` to
     ``1e150``, and the design is only touched through products and
-    blockwise Gram matrices (peak memory about ``2-3`` times ``X`` for three
-    or more features).
+    blockwise Gram matrices (peak memory at most about 3 times ``X``,
+    mostly the scaled copy of the target).
 
     *Perfect fits.* When the least-squares residuals are zero up to
     rounding, every :math:`g_i(\\hat\\beta) = 0`, while for any other

@@ -371,10 +371,11 @@ def test_coef_interval_tiny_n():
 # -- section 6: memory --------------------------------------------------------
 
 
+@pytest.mark.parametrize("d", [1, 3])
 @pytest.mark.parametrize("family", ["linear", "logistic"])
-def test_coef_interval_peak_memory_at_most_three_times_X(family):
+def test_coef_interval_peak_memory_at_most_three_times_X(family, d):
     rng = np.random.default_rng(9)
-    n, d = 20_000, 3
+    n = 20_000
     X = rng.normal(size=(n, d))
     if family == "linear":
         y = X[:, 0] + rng.normal(size=n)
@@ -388,7 +389,8 @@ def test_coef_interval_peak_memory_at_most_three_times_X(family):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    # before: 13.7x (d = 3) to 16x (d = 10); an n x p^2 array of products
+    # before: 25x (d = 1), 13.7x (d = 3), 16x (d = 10): an n x p^2 array of
+    # products and a dozen per-sample vectors
     assert peak <= 3.0 * X.nbytes
 
 
@@ -501,3 +503,12 @@ def test_optimal_value_warns_when_the_fit_is_not_optimal():
             DROLinearRegression(max_iter=1), X, y, sided="upper"
         )
     assert result.high_gap > result.tolerance
+
+
+def test_dual_solver_warns_with_its_certificate(monkeypatch):
+    from skrobust.inference import _estimating
+
+    monkeypatch.setattr(_estimating, "MAX_ITER", 1)
+    x = np.random.default_rng(5).exponential(size=40)
+    with pytest.warns(ConvergenceWarning, match="squared Newton decrement"):
+        el_moment_test(x - 0.3)
