@@ -23,9 +23,11 @@ MAX_ITER = 100
 MAX_EVALUATIONS = 5000
 EPS = np.finfo(np.float64).eps
 #: rows per block when the design is touched block by block (memory bound)
-CHUNK_ROWS = 4096
+CHUNK_ROWS = 8192
 #: ... and at most this fraction of the rows, so a block stays small next to X
 CHUNK_FRACTION = 16
+#: designs up to this many entries (256 KiB) are processed as one block
+SMALL_DESIGN = 2**15
 #: condition number above which the squared (Gram) systems lose all digits
 ILL_CONDITIONED = 1.0 / np.sqrt(EPS)
 #: condition number above which the intervals lose more than half the digits
@@ -66,7 +68,9 @@ class _Design:
 
     @property
     def chunk(self):
-        return max(64, min(CHUNK_ROWS, self.n // CHUNK_FRACTION))
+        if self.n * self.p <= SMALL_DESIGN:
+            return self.n  # one block: no loop overhead on small data
+        return max(256, min(CHUNK_ROWS, self.n // CHUNK_FRACTION))
 
     def blocks(self):
         """``(start, stop, block)`` over the rows, ``block = [X / s, 1]``."""
