@@ -72,9 +72,13 @@ def _solve_lambda(z, w):
         lam += step
         if not lo < lam < hi:
             lam = 0.5 * (lo + hi)
+    r = z / (1.0 + lam * z)
+    residual = abs(_wsum(r, w)) / _wsum(np.abs(r), w)
     warnings.warn(
         "Newton's method for the empirical-likelihood multiplier did not "
-        "converge; the statistic may be inaccurate.",
+        "converge: the relative residual of its equation (the certificate) "
+        f"is {residual:.3g}, above {4.0 * EPS:.3g}, and the bracket is "
+        f"[{lo:.17g}, {hi:.17g}]; the statistic may be inaccurate.",
         ConvergenceWarning,
         stacklevel=3,
     )
@@ -163,7 +167,10 @@ def _upper_offset(z, w, n, threshold):
                 return mz1 / m1
         v = new
     warnings.warn(
-        "The empirical-likelihood interval endpoint did not converge.",
+        "The empirical-likelihood interval endpoint did not converge: "
+        f"sqrt(-2 log R) - sqrt(threshold) = {phi - target:.3g} at the "
+        f"endpoint returned (the certificate), with the multiplier bracketed "
+        f"by [{lo:.17g}, {hi:.17g}].",
         ConvergenceWarning,
         stacklevel=3,
     )
@@ -189,7 +196,8 @@ def el_mean_test(x, mean, *, sample_weight=None, bartlett=False):
     x : array-like of shape (n_samples,)
         Observations.
     mean : float
-        Hypothesized population mean.
+        Hypothesized population mean; finite (NaN or inf raise a
+        ``ValueError``).
     sample_weight : array-like of shape (n_samples,), default=None
         Nonnegative frequency weights: an integer weight is equivalent to
         repeating the observation, and the effective sample size is
@@ -245,6 +253,11 @@ def el_mean_test(x, mean, *, sample_weight=None, bartlett=False):
     >>> round(statistic, 4), round(pvalue, 4)
     (1.4861, 0.2228)
     """
+    if not np.isfinite(mean):
+        raise ValueError(
+            f"mean must be a finite number; got {mean!r} (a NaN or infinite "
+            "hypothesized mean has no empirical likelihood)."
+        )
     x, w, n = _prepare(x, sample_weight)
     statistic = _el_statistic(x, w, n, float(mean))
     if bartlett and np.isfinite(statistic) and statistic > 0:

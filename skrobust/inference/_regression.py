@@ -4,7 +4,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve
+from scipy.linalg import LinAlgError, cho_factor, cho_solve, qr, solve_triangular
 from scipy.special import expit
 from scipy.stats import chi2
 from sklearn.exceptions import ConvergenceWarning
@@ -14,12 +14,141 @@ from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.validation import column_or_1d
 
 from skrobust.ambiguity import check_ambiguity
-from skrobust.inference._estimating import _pseudo_log, _solve_dual
+from skrobust.inference._estimating import _pseudo_eps, _pseudo_log, _solve_dual
 from skrobust.inference._validation import check_frequency_weights
 from skrobust.linear_model import DROLinearRegression, DROLogisticRegression
 
 MAX_ITER = 100
+#: passes over the data (dual and profile evaluations) for one endpoint or test
+MAX_EVALUATIONS = 5000
 EPS = np.finfo(np.float64).eps
+#: rows per block when the design is touched block by block (memory bound)
+CHUNK_ROWS = 8192
+#: ... and at most this fraction of the rows, so a block stays small next to X
+CHUNK_FRACTION = 16
+#: designs up to this many entries (256 KiB) are processed as one block
+SMALL_DESIGN = 2**15
+#: condition number above which the squared (Gram) systems lose all digits
+ILL_CONDITIONED = 1.0 / np.sqrt(EPS)
+#: condition number above which the intervals lose more than half the digits
+WARN_CONDITIONED = 1e4
+
+
+class _Design:
+    """The column-scaled design ``[X / s, 1]``, never formed in full.
+
+    The empirical-likelihood statistic is invariant under invertible linear
+    maps of the estimating function, so the coefficients are computed for
+    columns scaled to unit maximum (and, for least squares, a target scaled
+    to unit maximum) and mapped back. The scaled design is only ever formed
+    for a block of rows at a time: products, Gram matrices and the QR factor
+    are accumulated over blocks, so no copy of ``X``, no ``n x p^2`` array
+    and no per-sample vector beyond the target lives longer than a block.
+    """
+
+    def __init__(self, X, intercept):
+        self.X = X
+        self.intercept = intercept
+        self.n, self.n_features = X.shape
+        self.p = self.n_features + int(intercept)
+        if self.n_features:
+            scale = np.maximum(np.abs(X.max(axis=0)), np.abs(X.min(axis=0)))
+        else:
+            scale = np.ones(0)
+        self.zero_columns = np.flatnonzero(scale == 0)
+        self.scale = np.where(scale > 0, scale, 1.0)
+        self.full_scale = np.concatenate([self.scale, [1.0] * int(intercept)])
+
+    def _block(self, start, stop):
+        block = np.empty((stop - start, self.p))
+        np.divide(self.X[start:stop], self.scale, out=block[:, : self.n_features])
+        if self.intercept:
+            block[:, -1] = 1.0
+        return block
+
+    @property
+    def chunk(self):
+        if self.n * self.p <= SMALL_DESIGN:
+            return self.n  # one block: no loop overhead on small data
+        return max(256, min(CHUNK_ROWS, self.n // CHUNK_FRACTION))
+
+    def blocks(self):
+        """``(start, stop, block)`` over the rows, ``block = [X / s, 1]``."""
+        for start in range(0, self.n, self.chunk):
+            stop = min(start + self.chunk, self.n)
+            yield start, stop, self._block(start, stop)
+
+    def r_factor(self, sqrt_w, extra=None):
+        """R of the QR factorization of ``diag(sqrt_w) [X / s, 1, extra]``."""
+        width = self.p + (extra is not None)
+        R = np.zeros((0, width))
+        for start, stop, block in self.blocks():
+            if extra is not None:
+                block = np.column_stack([block, extra[start:stop]])
+            if sqrt_w is not None:
+                block *= sqrt_w[start:stop, None]
+            R = qr(np.vstack([R, block]), mode="r")[0][:width]
+        return R
+
+    def column_names(self, columns):
+        return ["intercept" if c == self.n_features else f"X[:, {c}]" for c in columns]
+
+
+def _check_rank(design, R, n_positive):
+    """Raise on a rank-deficient design; return its condition number.
+
+    ``R`` is the triangular factor of the column-scaled weighted design, so
+    its singular values are those of the design (a rank-revealing SVD of the
+    small factor). The columns that take part in the near-null combinations
+    are named.
+    """
+    if design.zero_columns.size:
+        names = design.column_names(design.zero_columns)
+        raise ValueError(
+            f"X is rank deficient: column(s) {', '.join(names)} are identically "
+            "zero, so their coefficients are not identified. Drop them."
+        )
+    _, sing, Vt = np.linalg.svd(R)
+    tol = sing[0] * max(n_positive, design.p) * EPS
+    null = Vt[sing <= tol]
+    if null.shape[0]:
+        involved = np.flatnonzero(np.abs(null).max(axis=0) > 1e-8)
+        combo = null[0] / np.abs(null[0]).max()
+        names = design.column_names(involved)
+        terms = " + ".join(
+            f"{combo[c]:.3g} * {name}" for c, name in zip(involved, names, strict=True)
+        )
+        with_intercept = " with the intercept" if design.intercept else ""
+        raise ValueError(
+            f"X is rank deficient (rank {design.p - null.shape[0]} for "
+            f"{design.p} coefficients{with_intercept}"
+            f"): the columns {', '.join(names)} are collinear, e.g. {terms} = 0 "
+            "after scaling each column to unit maximum. Their coefficients are "
+            "not identified; drop or combine those columns."
+        )
+    cond = float(sing[0] / sing[-1])
+    if cond > WARN_CONDITIONED:
+        v = Vt[-1] / np.abs(Vt[-1]).max()
+        names = ", ".join(design.column_names(np.flatnonzero(np.abs(v) > 1e-3)))
+        digits = 16.0 - 2.0 * np.log10(cond)
+        if cond >= ILL_CONDITIONED:
+            raise ValueError(
+                f"X is numerically collinear (condition number {cond:.3g} after "
+                f"scaling each column to unit maximum): the columns {names} are "
+                "nearly collinear. The empirical-likelihood systems square the "
+                "condition number, which leaves no significant digits; drop or "
+                "combine those columns."
+            )
+        warnings.warn(
+            f"X is ill-conditioned (condition number {cond:.3g} after scaling "
+            f"each column to unit maximum): the columns {names} are nearly "
+            "collinear. The empirical-likelihood systems square the condition "
+            f"number, so the intervals carry only about {digits:.0f} "
+            "significant digits.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return cond
 
 
 class _Score:
@@ -27,49 +156,105 @@ class _Score:
 
     ``m`` is the identity (least squares) or the logistic function (maximum
     likelihood logistic regression); ``beta`` holds the coefficients followed
-    by the intercept when there is one.
+    by the intercept when there is one, in the units of the scaled design.
     """
 
-    def __init__(self, X, y, w, family):
-        self.X, self.y, self.w, self.family = X, y, w, family
-        self.n = float(w.sum())
-        p = X.shape[1]
-        # products x_ij x_ik once, so that every X' diag(c) X is one BLAS call
-        self._pairs = (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], p * p)
+    def __init__(self, design, y, w, family):
+        self.design, self.y, self.w, self.family = design, y, w, family
+        self.n = float(design.n if w is None else w.sum())
+        self.eps = _pseudo_eps(w, self.n)
+        self.evaluations = 0
+        self.beta_hat = None
+        self.perfect_fit = False
+        self.cond = 1.0
 
-    def grams(self, *cs):
-        """``X' diag(c) X`` for each weight vector ``c``, in one product."""
-        p = self.X.shape[1]
-        out = np.stack(cs) @ self._pairs
-        return [row.reshape(p, p) for row in out]
+    def recenter(self, beta_hat):
+        """Move the origin of the coefficients to the fit; return the new fit.
 
-    def mean_and_derivatives(self, beta):
-        eta = self.X @ beta
-        if self.family == "linear":
-            one = np.ones_like(eta)
-            return eta, one, np.zeros_like(eta)
-        m = expit(eta)
-        m1 = m * (1.0 - m)
-        return m, m1, m1 * (1.0 - 2.0 * m)
+        For least squares the target is replaced by the residuals at
+        ``beta_hat`` and coefficients are measured from ``beta_hat``, so that
+        the residuals along the profile, ``r_hat - X delta``, keep their full
+        relative precision however small they are (near-perfect fits).
+        """
+        self.center = np.zeros_like(beta_hat)
+        if self.family != "linear":
+            return beta_hat
+        # in place: ``self.y`` is this object's own scaled copy of the target
+        for start, stop, Xb in self.design.blocks():
+            self.y[start:stop] -= Xb @ beta_hat
+        self.center = beta_hat
+        return np.zeros_like(beta_hat)
+
+    def _blocks(self, beta):
+        """Per block: design rows, weights, residuals ``r``, ``m'`` and ``m``.
+
+        Everything per sample is recomputed block by block from ``X`` and
+        the stored target, so no per-sample array outlives its block.
+        """
+        for start, stop, Xb in self.design.blocks():
+            wb = None if self.w is None else self.w[start:stop]
+            eta = Xb @ beta
+            yb = self.y[start:stop]
+            if self.family == "linear":
+                yield Xb, wb, yb - eta, 1.0, None
+            else:
+                m = expit(eta)
+                yield Xb, wb, yb - m, m * (1.0 - m), m
+
+    @staticmethod
+    def _gram(Xb, c):
+        return (Xb * c[:, None]).T @ Xb
 
     def solve(self, beta0):
         """Root of the estimating equations (the unpenalized fit)."""
-        X, y, w = self.X, self.y, self.w
+        design, y, w = self.design, self.y, self.w
+        sqrt_w = None if w is None else np.sqrt(w)
+        n_positive = design.n if w is None else int(np.count_nonzero(w))
+        p = design.p
         if self.family == "linear":
-            sw = np.sqrt(w)
-            return np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
+            R = design.r_factor(sqrt_w, extra=y)
+            self.cond = _check_rank(design, R[:p, :p], n_positive)
+            beta = solve_triangular(R[:p, :p], R[:p, p])
+            # least-squares residual norm and the rounding level it is
+            # measured against: the residuals are zero up to rounding when
+            # their norm is a few ulps of the fitted values'
+            resid = abs(R[p, p])
+            fitted = np.linalg.norm(R[:p, :p] @ beta)
+            target = np.linalg.norm(R[:, p])
+            self.perfect_fit = (
+                resid <= 64.0 * EPS * max(fitted, target) * np.sqrt(design.p)
+                or target == 0.0
+            )
+            if not self.perfect_fit and resid <= np.sqrt(EPS) * target:
+                digits = -np.log10(max(resid / target, EPS))
+                warnings.warn(
+                    "The fit is nearly perfect: the residual norm is "
+                    f"{resid / target:.3g} of the target's, so the residuals "
+                    "(and the intervals, which scale with them) carry about "
+                    f"{max(0.0, 16.0 - digits):.0f} significant digits.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            return beta
+        self.cond = _check_rank(design, design.r_factor(sqrt_w), n_positive)
         beta = np.array(beta0, dtype=float)
         for _ in range(MAX_ITER):
-            m, m1, _ = self.mean_and_derivatives(beta)
-            grad = X.T @ (w * (y - m))
-            hess = (X * (w * m1)[:, None]).T @ X
+            grad = np.zeros(p)
+            hess = np.zeros((p, p))
+            for Xb, wb, r, m1, _ in self._blocks(beta):
+                if wb is not None:
+                    r = r * wb
+                    m1 = m1 * wb
+                grad += Xb.T @ r
+                hess += self._gram(Xb, m1)
             step = np.linalg.lstsq(hess, grad, rcond=None)[0]
             beta = beta + step
             if np.max(np.abs(step)) <= 1e-13 * (1.0 + np.max(np.abs(beta))):
                 return beta
         warnings.warn(
             "The logistic regression estimating equations did not converge "
-            "(separable data?); intervals may be meaningless.",
+            f"(last Newton step {np.max(np.abs(step)):.3g}; separable data?); "
+            "intervals may be meaningless.",
             ConvergenceWarning,
             stacklevel=4,
         )
@@ -77,12 +262,47 @@ class _Score:
 
     def sandwich(self, beta):
         """Sandwich covariance ``A^-1 B A^-T`` of the root."""
-        X, y, w = self.X, self.y, self.w
-        m, m1, _ = self.mean_and_derivatives(beta)
-        A = (X * (w * m1)[:, None]).T @ X
-        B = (X * (w * (y - m) ** 2)[:, None]).T @ X
+        p = self.design.p
+        A = np.zeros((p, p))
+        B = np.zeros((p, p))
+        for Xb, wb, r, m1, _ in self._blocks(beta):
+            r2 = r * r
+            m1 = np.broadcast_to(m1, r.shape)
+            if wb is not None:
+                r2 = r2 * wb
+                m1 = m1 * wb
+            A += self._gram(Xb, m1)
+            B += self._gram(Xb, r2)
         A_inv = np.linalg.pinv(A)
         return A_inv @ B @ A_inv.T
+
+    def _dual_evaluate(self, beta):
+        """``evaluate`` of :func:`_solve_dual` for ``g_i = x_i r_i(beta)``."""
+        p, eps = self.design.p, self.eps
+
+        def evaluate(lam):
+            self.evaluations += 1
+            total = 0.0
+            grad = np.zeros(p)
+            neg_hess = np.zeros((p, p))
+            for Xb, wb, r, _, _ in self._blocks(beta):
+                d = Xb @ lam
+                d *= r
+                d += 1.0
+                part, psi1, psi2 = _pseudo_log(d, eps, wb)
+                total += part
+                psi1 *= r
+                psi2 *= r
+                psi2 *= r
+                psi2 *= -1.0
+                if wb is not None:
+                    psi1 *= wb
+                    psi2 *= wb
+                grad += Xb.T @ psi1
+                neg_hess += self._gram(Xb, psi2)
+            return total, grad, neg_hess
+
+        return evaluate
 
     def profile_parts(self, beta, lam):
         """Inner dual solve at ``beta`` and the derivatives the profile needs.
@@ -90,49 +310,81 @@ class _Score:
         Returns ``(value, lam, grad_beta, H_ll, H_lb, H_bb)`` for
         ``l(lam, beta) = sum_i w_i log*(1 + lam' g_i(beta))`` at the maximizing
         ``lam``. With ``r = y - m``, ``a = X lam`` and ``d = 1 + a r`` every
-        block is ``X' diag(c) X`` for some weights ``c``.
+        block is ``X' diag(c) X`` for some weights ``c``, accumulated over
+        blocks of rows.
         """
-        X, y, w = self.X, self.y, self.w
-        m, m1, m2 = self.mean_and_derivatives(beta)
-        r = y - m
-        G = X * r[:, None]
-        r2 = r * r
-        lam, value = _solve_dual(
-            G, w, self.n, lam, gram=lambda c: self.grams(c * r2)[0]
+        self.evaluations += 1
+        p = self.design.p
+        lam, value, self.decrement = _solve_dual(
+            self._dual_evaluate(beta), self.n, lam, p
         )
-        a = X @ lam
-        _, psi1, psi2 = _pseudo_log(1.0 + a * r, 1.0 / self.n)
-        grad_beta = X.T @ (-w * psi1 * m1 * a)
-        H_ll, H_lb, H_bb = self.grams(
-            w * psi2 * r2,
-            -w * (psi2 * r * m1 * a + psi1 * m1),
-            w * (psi2 * (m1 * a) ** 2 - psi1 * m2 * a),
-        )
+        if not np.isfinite(value):
+            return np.inf, lam, None, None, None, None
+        grad_beta = np.zeros(p)
+        H_ll = np.zeros((p, p))
+        H_lb = np.zeros((p, p))
+        H_bb = np.zeros((p, p))
+        for Xb, wb, r, m1, m in self._blocks(beta):
+            a = Xb @ lam
+            d = a * r
+            d += 1.0
+            _, psi1, psi2 = _pseudo_log(d, self.eps)
+            if wb is not None:
+                psi1 *= wb
+                psi2 *= wb
+            m1a = a * m1
+            grad_beta -= Xb.T @ (psi1 * m1a)
+            psi2_r = psi2 * r
+            H_ll += self._gram(Xb, psi2_r * r)
+            H_lb -= self._gram(Xb, psi2_r * m1a + psi1 * m1)
+            c = psi2 * m1a * m1a
+            if m is not None:
+                # m'' = m' (1 - 2 m)
+                c -= psi1 * m1a * (1.0 - 2.0 * m)
+            H_bb += self._gram(Xb, c)
         return value, lam, grad_beta, H_ll, H_lb, H_bb
 
 
-def _profile(score, j, b, theta, lam):
+class _Budget(Exception):
+    """Raised inside a profile search when its evaluation budget is spent."""
+
+
+class _Unbounded(Exception):
+    """Raised when the profile search starts where the inner dual is unbounded."""
+
+
+def _profile(score, j, b, theta, lam, budget):
     """Minimize over the free coefficients ``theta`` with ``beta_j = b``.
 
     Newton's method on the profiled objective ``F(theta) = max_lam l`` with
     the Schur-complement Hessian ``H_bb - H_bl H_ll^-1 H_lb`` (implicit
     differentiation through the inner maximizer), damped by a backtracking
     line search and a Levenberg shift when that Hessian is not positive
-    definite. Returns ``(F, theta, lam, dF/db)``.
+    definite. Returns ``(F, theta, lam, dF/db, decrement)``; the Newton
+    decrement ``g' S^-1 g`` is the certificate of the minimization.
     """
-    free = np.arange(score.X.shape[1]) != j
+    free = np.arange(score.design.p) != j
 
-    def assemble(theta):
-        beta = np.empty(score.X.shape[1])
+    def evaluate(theta, lam):
+        if score.evaluations >= budget:
+            raise _Budget
+        beta = np.empty(score.design.p)
         beta[free] = theta
         beta[j] = b
-        return beta
+        return score.profile_parts(beta, lam)
 
-    parts = score.profile_parts(assemble(theta), lam)
+    parts = evaluate(theta, lam)
+    if not np.isfinite(parts[0]):
+        # the guess cannot balance the equations; try the unconditional fit
+        theta = score.beta_hat[free]
+        parts = evaluate(theta, None)
+        if not np.isfinite(parts[0]):
+            raise _Unbounded
+    decrement = np.inf
     for _ in range(MAX_ITER):
         value, lam, grad, H_ll, H_lb, H_bb = parts
         if not free.any():
-            return value, theta, lam, grad[j]
+            return value, theta, lam, grad[j], 0.0
         g_free = grad[free]
         try:
             H_ll_inv_H_lb = np.linalg.solve(H_ll, H_lb[:, free])
@@ -142,8 +394,8 @@ def _profile(score, j, b, theta, lam):
         if not np.all(np.isfinite(S)):
             raise ValueError(
                 f"The empirical-likelihood profile of coefficient {j} is not "
-                f"finite at {b:.6g}: with {score.X.shape[0]} samples for "
-                f"{score.X.shape[1]} coefficients the estimating equations "
+                f"finite at {b:.6g}: with {score.design.n} samples for "
+                f"{score.design.p} coefficients the estimating equations "
                 "cannot be balanced there. Use more samples."
             )
         shift = 0.0
@@ -159,25 +411,42 @@ def _profile(score, j, b, theta, lam):
         if decrement <= 1e-10 * max(1.0, abs(value)):
             # quadratic convergence: one more full step reaches rounding level
             lam_guess = lam - H_ll_inv_H_lb @ step
-            theta = theta + step
-            value, lam, grad = score.profile_parts(assemble(theta), lam_guess)[:3]
-            return value, theta, lam, grad[j]
+            final = evaluate(theta + step, lam_guess)
+            if np.isfinite(final[0]):
+                theta = theta + step
+                value, lam, grad = final[:3]
+            return value, theta, lam, grad[j], decrement
         t = 1.0
         while True:
             trial = theta + t * step
             lam_guess = lam - t * (H_ll_inv_H_lb @ step)
-            new = score.profile_parts(assemble(trial), lam_guess)
-            if new[0] <= value - 1e-4 * t * decrement or t < 1e-10:
+            new = evaluate(trial, lam_guess)
+            if not np.isfinite(new[0]):
+                # rejected outright: the equations cannot be balanced there
+                t *= 0.5
+                if t < 1e-10:
+                    trial, new = theta, parts
+                    break
+                continue
+            if new[0] <= value - 1e-4 * t * decrement:
                 break
             t *= 0.5
+            if t < 1e-10:
+                trial, new = theta, parts
+                break
+        if trial is theta:
+            # no descent at rounding level: the search stalls; stop
+            break
         theta, parts = trial, new
     warnings.warn(
-        "Profiling the nuisance coefficients did not converge.",
+        "Profiling the nuisance coefficients did not converge: the Newton "
+        f"decrement (the certificate) is {decrement:.3g}, above the tolerance "
+        f"{1e-10 * max(1.0, abs(parts[0])):.3g}.",
         ConvergenceWarning,
         stacklevel=4,
     )
     value, lam, grad = parts[0], parts[1], parts[2]
-    return value, theta, lam, grad[j]
+    return value, theta, lam, grad[j], decrement
 
 
 def _endpoint(score, j, beta_hat, cov, threshold, side):
@@ -187,7 +456,8 @@ def _endpoint(score, j, beta_hat, cov, threshold, side):
     ``b``), whose derivative comes from the envelope theorem, ``d(2F)/db = 2
     dl/dbeta_j``: Newton steps inside a bracket that shrinks (or, before an
     upper bracket is known, widens from the Wald endpoint), bisection as the
-    safeguard.
+    safeguard. At most ``MAX_EVALUATIONS`` inner solves are spent; past that
+    a ConvergenceWarning gives the bracket reached.
     """
     se = np.sqrt(max(cov[j, j], 0.0))
     if se == 0:
@@ -199,36 +469,63 @@ def _endpoint(score, j, beta_hat, cov, threshold, side):
     lo, hi = 0.0, np.inf
     t = target * se
     lam = None
-    for _ in range(MAX_ITER):
-        b = beta_hat[j] + side * t
-        theta = beta_hat[free] + slope * (side * t)
-        value, theta, lam, dvalue = _profile(score, j, b, theta, lam)
-        stat = max(2.0 * value, 0.0)
-        phi = np.sqrt(stat)
-        if phi < target:
-            lo = t
-        else:
-            hi = t
-        dphi = side * dvalue / phi if phi > 0 else 0.0
-        new = t - (phi - target) / dphi if dphi > 0 else np.nan
-        if lo < new < hi and abs(new - t) <= 1e-7 * se:
-            # Newton's error after this step is O(step^2 / se) < 1e-14 se
-            return beta_hat[j] + side * new
-        if not lo < new < hi:
-            new = 0.5 * (lo + hi) if np.isfinite(hi) else 2.0 * max(t, lo)
-        if np.isfinite(hi) and hi - lo <= 4.0 * EPS * (abs(b) + se):
-            return beta_hat[j] + side * new
-        t = new
+    bracket_tol = max(4.0 * EPS * (abs(beta_hat[j]) + se), 1e-11 * se)
+    budget = score.evaluations + MAX_EVALUATIONS
+    phi = np.nan
+    try:
+        for _ in range(MAX_ITER):
+            b = beta_hat[j] + side * t
+            theta = beta_hat[free] + slope * (side * t)
+            try:
+                value, theta, lam, dvalue, _ = _profile(score, j, b, theta, lam, budget)
+            except _Unbounded:
+                # beyond the region the data support: the statistic is inf,
+                # and the endpoint is where that region ends
+                hi, lam, phi = t, None, np.inf
+                t = 0.5 * (lo + hi)
+                if hi - lo <= bracket_tol:
+                    return beta_hat[j] + side * lo
+                continue
+            stat = max(2.0 * value, 0.0)
+            phi = np.sqrt(stat)
+            if phi < target:
+                lo = t
+            else:
+                hi = t
+            dphi = side * dvalue / phi if phi > 0 else 0.0
+            new = t - (phi - target) / dphi if dphi > 0 else np.nan
+            if lo < new < hi and abs(new - t) <= 1e-7 * se:
+                # Newton's error after this step is O(step^2 / se) < 1e-14 se
+                return beta_hat[j] + side * new
+            if not lo < new < hi:
+                new = 0.5 * (lo + hi) if np.isfinite(hi) else 2.0 * max(t, lo)
+            if np.isfinite(hi) and hi - lo <= bracket_tol:
+                # a bracket this narrow: the statistic jumps across the
+                # threshold here (the edge of the region the data support
+                # at tiny n) or the root is found to rounding
+                return beta_hat[j] + side * (lo if phi == np.inf else new)
+            t = new
+    except _Budget:
+        pass
     warnings.warn(
-        "The empirical-likelihood interval endpoint did not converge.",
+        "The empirical-likelihood interval endpoint did not converge within "
+        f"{MAX_EVALUATIONS} passes over the data: the endpoint is bracketed by "
+        f"distances [{lo:.6g}, {hi:.6g}] from the estimate (in units of the "
+        f"column-scaled design), and sqrt(W) - sqrt(threshold) = "
+        f"{phi - target:.3g} at the value returned.",
         ConvergenceWarning,
         stacklevel=3,
     )
-    return beta_hat[j] + side * t
+    return beta_hat[j] + side * (hi if np.isfinite(hi) else t)
 
 
 def _setup(estimator, X, y, sample_weight):
-    """Validated design (with an intercept column), target, weights, family."""
+    """Validated scaled design, score, feature count, start and unit scales.
+
+    Returns ``(score, n_features, beta0, units)`` where ``units`` maps a
+    coefficient of the scaled problem to the original units
+    (``beta = beta_scaled * units``).
+    """
     if isinstance(estimator, LogisticRegression):
         family = "logistic"
         C = estimator.C
@@ -291,26 +588,50 @@ def _setup(estimator, X, y, sample_weight):
                 f"interval; got classes {np.unique(y)}."
             )
         y = (y == classes[1]).astype(np.float64)
+        y_scale = 1.0
     else:
-        y = column_or_1d(y).astype(np.float64)
+        y = column_or_1d(y)
+        y_scale = float(np.max(np.abs(y))) if y.size else 1.0
+        if y_scale == 0.0:
+            y_scale = 1.0
+        # the statistic is invariant under scaling of the target too
+        y = y / y_scale
     w = check_frequency_weights(sample_weight, X.shape[0])
-    w = np.ones(X.shape[0]) if w is None else w
-    if estimator.fit_intercept:
-        X = np.hstack([X, np.ones((X.shape[0], 1))])
-    n_positive = int(np.count_nonzero(w))
-    if n_positive <= X.shape[1]:
+    if w is not None and np.all(w == 1.0):
+        w = None
+    design = _Design(X, estimator.fit_intercept)
+    n_positive = X.shape[0] if w is None else int(np.count_nonzero(w))
+    if n_positive <= design.p:
         raise ValueError(
-            f"Empirical likelihood for {X.shape[1]} coefficients needs more "
+            f"Empirical likelihood for {design.p} coefficients needs more "
             f"samples with positive weight than coefficients; got {n_positive}."
         )
-    beta0 = np.zeros(X.shape[1])
+    units = y_scale / design.full_scale
+    beta0 = np.zeros(design.p)
     coef = getattr(estimator, "coef_", None)
     if family == "logistic" and coef is not None:
         beta0[:n_features] = np.ravel(coef)
         if estimator.fit_intercept:
             beta0[-1] = np.ravel(estimator.intercept_)[0]
-    score = _Score(X, y, w, family)
-    return score, n_features, beta0
+        beta0 = beta0 / units
+    score = _Score(design, y, w, family)
+    return score, n_features, beta0, units
+
+
+def _perfect_fit_warning(what):
+    warnings.warn(
+        "The least-squares fit is perfect (the residuals are zero up to "
+        "rounding): every estimating function vanishes at the fit and none "
+        "can be balanced anywhere else, so the empirical likelihood ratio is "
+        f"1 at the fitted coefficients and 0 elsewhere. {what}",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _rounding_radius(score, beta_hat, j):
+    """How far from ``beta_hat[j]`` rounding alone can move a perfect fit."""
+    return 64.0 * EPS * score.cond * max(1.0, float(np.max(np.abs(beta_hat))))
 
 
 def _feature_index(feature, n_features, fit_intercept):
@@ -382,7 +703,32 @@ def el_coef_interval(
     Returns
     -------
     intervals : ndarray of shape (n_selected, 2)
-        Lower and upper endpoints, one row per selected coefficient.
+        Lower and upper endpoints, one row per selected coefficient, in the
+        units of ``X`` and ``y``.
+
+    Raises
+    ------
+    ValueError
+        If the design (with the intercept column) is rank deficient: the
+        message names the collinear columns and one combination of them
+        that vanishes, or numerically so (condition number above ``6.7e7``
+        after scaling the columns, where the squared systems the statistic
+        needs keep no significant digit). Also when there are no more
+        samples with positive weight than coefficients.
+
+    Warns
+    -----
+    UserWarning
+        On a perfect least-squares fit (zero-width intervals, see Notes), a
+        nearly perfect one (the number of significant digits the residuals
+        carry), or an ill-conditioned design (condition number above
+        ``1e4`` after scaling the columns; the message estimates the digits
+        left).
+    ConvergenceWarning
+        If an inner solve fails its certificate (the Newton decrement of the
+        dual or of the nuisance profile) or an endpoint is not found within
+        5000 passes over the data; the message gives the certificate or the
+        bracket reached.
 
     See Also
     --------
@@ -410,6 +756,24 @@ def el_coef_interval(
     envelope theorem. The intervals are centered on the unpenalized fit and
     use no variance estimate; their length adapts to heteroscedasticity.
 
+    The statistic is invariant under rescaling of the columns of ``X`` and
+    of ``y``, so the computation runs on columns (and a least-squares
+    target) scaled to unit maximum, with coefficients measured from the fit,
+    and maps back: the intervals are equivariant from ``1e-150`` to
+    ``1e150``, and the design is only touched through products and
+    blockwise Gram matrices (peak memory at most about 3 times ``X``,
+    mostly the scaled copy of the target).
+
+    *Perfect fits.* When the least-squares residuals are zero up to
+    rounding, every :math:`g_i(\\hat\\beta) = 0`, while for any other
+    :math:`\\beta` the values :math:`g_i(\\beta) = x_i x_i^\\top (\\hat\\beta -
+    \\beta)` satisfy :math:`\\sum_i p_i (\\hat\\beta - \\beta)^\\top g_i(\\beta)
+    > 0` for every positive reweighting :math:`p`, so the origin is outside
+    their convex hull and :math:`W_j(b) = \\infty` for any
+    :math:`b \\ne \\hat\\beta_j`. The confidence set at every level is then
+    the single point :math:`\\hat\\beta_j`, returned as a zero-width
+    interval, with a warning.
+
     References
     ----------
     .. [1] Owen, A. B. (1991). "Empirical likelihood for linear models."
@@ -432,19 +796,28 @@ def el_coef_interval(
     >>> bool(intervals[0, 0] < 2.0 < intervals[0, 1])
     True
     """
-    score, n_features, beta0 = _setup(estimator, X, y, sample_weight)
+    score, n_features, beta0, units = _setup(estimator, X, y, sample_weight)
     if features is None:
         features = list(range(n_features))
     else:
         features = list(np.ravel(np.asarray(features, dtype=object)))
     index = [_feature_index(f, n_features, estimator.fit_intercept) for f in features]
     beta_hat = score.solve(beta0)
+    intervals = np.empty((len(index), 2))
+    if score.perfect_fit:
+        _perfect_fit_warning(
+            "Each interval is the fitted coefficient itself (zero width)."
+        )
+        intervals[:] = (beta_hat * units)[index, None]
+        return intervals
+    beta_hat = score.beta_hat = score.recenter(beta_hat)
     cov = score.sandwich(beta_hat)
     threshold = chi2.ppf(confidence, 1)
-    intervals = np.empty((len(index), 2))
     for row, j in enumerate(index):
         intervals[row, 0] = _endpoint(score, j, beta_hat, cov, threshold, -1.0)
         intervals[row, 1] = _endpoint(score, j, beta_hat, cov, threshold, 1.0)
+        intervals[row] += score.center[j]
+        intervals[row] *= units[j]
     return intervals
 
 
@@ -481,7 +854,7 @@ def el_coef_test(estimator, X, y, feature, value, *, sample_weight=None):
     feature : int or "intercept"
         Index into ``coef_``, or ``"intercept"``.
     value : float
-        Hypothesized value of that coefficient.
+        Hypothesized value of that coefficient; finite.
     sample_weight : array-like of shape (n_samples,), default=None
         Nonnegative frequency weights (equivalent to repeating rows).
 
@@ -489,7 +862,11 @@ def el_coef_test(estimator, X, y, feature, value, *, sample_weight=None):
     -------
     statistic : float
         Profile statistic :math:`W_j(\\text{value})`, the other coefficients
-        profiled out.
+        profiled out. ``inf`` when no coefficients with this value balance
+        the estimating equations (the inner dual is unbounded, with a
+        warning), and, for a perfect least-squares fit, ``inf`` unless
+        ``value`` is the fitted coefficient up to rounding (then ``0``); see
+        the Notes of :func:`el_coef_interval`.
     pvalue : float
         Upper tail of the chi-square distribution with one degree of freedom.
 
@@ -518,13 +895,43 @@ def el_coef_test(estimator, X, y, feature, value, *, sample_weight=None):
     >>> bool(pvalue > 0.01)
     True
     """
-    score, n_features, beta0 = _setup(estimator, X, y, sample_weight)
+    if not np.isfinite(value):
+        raise ValueError(f"value must be a finite number; got {value!r}.")
+    score, n_features, beta0, units = _setup(estimator, X, y, sample_weight)
     j = _feature_index(feature, n_features, estimator.fit_intercept)
     beta_hat = score.solve(beta0)
+    b = float(value) / units[j]
+    if score.perfect_fit:
+        _perfect_fit_warning(
+            "The statistic is 0 when value equals the fitted coefficient up to "
+            "rounding and inf otherwise."
+        )
+        if abs(b - beta_hat[j]) <= _rounding_radius(score, beta_hat, j):
+            return 0.0, 1.0
+        return np.inf, 0.0
+    beta_hat = score.beta_hat = score.recenter(beta_hat)
+    b -= score.center[j]
     cov = score.sandwich(beta_hat)
     free = np.arange(beta_hat.shape[0]) != j
     slope = cov[free, j] / cov[j, j] if cov[j, j] > 0 else np.zeros(free.sum())
-    theta = beta_hat[free] + slope * (float(value) - beta_hat[j])
-    fval, *_ = _profile(score, j, float(value), theta, None)
+    theta = beta_hat[free] + slope * (b - beta_hat[j])
+    try:
+        fval, _, _, _, decrement = _profile(score, j, b, theta, None, MAX_EVALUATIONS)
+    except _Unbounded:
+        warnings.warn(
+            f"At value={value!r} the inner empirical-likelihood dual is "
+            "unbounded (above 50 n) at the conditional and the unconditional "
+            "fit of the other coefficients: the estimating equations cannot be "
+            "balanced there, and the statistic is reported as inf.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return np.inf, 0.0
+    except _Budget:
+        raise ValueError(
+            f"The profile empirical likelihood at value={value!r} did not "
+            f"converge within {MAX_EVALUATIONS} passes over the data; the value is "
+            "probably far outside the region the data can support."
+        ) from None
     statistic = max(2.0 * fval, 0.0)
     return float(statistic), float(chi2.sf(statistic, 1))
