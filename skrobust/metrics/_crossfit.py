@@ -13,9 +13,9 @@ from sklearn.utils import _safe_indexing, check_random_state
 _MIN_LEAF = 5
 _MAX_LEAF = 100
 _LEAF_FRACTION = 20
-# below this many samples per fit the default first stage does not hold out
-# an early-stopping set (a tenth of them would be a handful of samples)
-_EARLY_STOPPING_MIN = 200
+# below this many samples per fit the default first stage holds out no
+# early-stopping set (a tenth of them would be one sample)
+_EARLY_STOPPING_MIN = 20
 
 
 def default_regressor(n_fit=None):
@@ -34,7 +34,7 @@ def default_regressor(n_fit=None):
         samples a fit, so the fitted conditional risks are the training
         folds' means and ignore ``Z`` (the worst-case estimate then falls
         below the mean risk). A twentieth lets a tail of mass 5% of the
-        samples be separated; with fewer than 200 samples a fit, there is no
+        samples be separated; with fewer than 20 samples a fit, there is no
         early-stopping hold-out and 100 boosting rounds are used. ``None``
         means a large sample (leaves of 100 samples, early stopping).
 
@@ -156,7 +156,7 @@ def fold_labels(n_samples, cv, n_repeats, random_state):
             "training sample(s) in a fold; at least 2 are needed. Use more samples."
         )
     rng = check_random_state(random_state)
-    folds = np.empty((n_repeats, n_samples), dtype=int)
+    folds = np.empty((n_repeats, n_samples), dtype=np.min_scalar_type(cv))
     for r in range(n_repeats):
         seed = int(rng.randint(np.iinfo(np.int32).max))
         splitter = KFold(cv, shuffle=True, random_state=seed)
@@ -217,14 +217,16 @@ def crossfit_subsets(
     def tasks():
         for s, subset in enumerate(subsets):
             for r in range(n_repeats):
-                labels = folds[r, subset]
+                whole = subset.shape[0] == folds.shape[1]  # the arange subset
+                labels = folds[r] if whole else folds[r, subset]
                 for k in np.unique(labels):
                     for h in range(n_parts):
                         part = None if halves is None else halves[r, subset] == h
                         yield s, r, h, subset, labels, k, part
 
     keys = [(s, r, h) for s, r, h, *_ in tasks()]
-    results = Parallel(n_jobs=n_jobs, verbose=verbose)(
+    # results are consumed as they come, so they are never all held at once
+    results = Parallel(n_jobs=n_jobs, verbose=verbose, return_as="generator")(
         delayed(_fit_predict)(regressor, Z, target, subset, labels, k, part, sample_weight)
         for _, _, _, subset, labels, k, part in tasks()
     )

@@ -320,7 +320,9 @@ def _evaluate(
     folds = fold_labels(n, cv, n_repeats, rng)
     halves = None
     if bias_correction:
-        halves = np.array([rng.permutation(n) % 2 for _ in range(n_repeats)])
+        halves = np.array(
+            [rng.permutation(n) % 2 for _ in range(n_repeats)], dtype=np.int8
+        )
     subsets = [np.arange(n)]
     if variance == "jackknife":
         if jackknife_groups > n:
@@ -537,7 +539,7 @@ callable, default="zero_one"
         regularized :class:`~sklearn.ensemble.HistGradientBoostingRegressor`
         (learning rate 0.05, 8 leaves, 100 rounds) sized to the samples of
         one fit, :math:`m`: at least :math:`m / 20` samples a leaf, clipped to
-        [5, 100], and early stopping from :math:`m = 200` on (see Notes).
+        [5, 100], and early stopping from :math:`m = 20` on (see Notes).
     sample_weight : array-like of shape (n_samples,), default=None
         Frequency weights (an integer weight counts as that many copies of
         the sample): they define the nominal distribution of the second stage
