@@ -22,7 +22,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from skrobust.metrics._crossfit import default_regressor, fit_size
+from skrobust.metrics._crossfit import default_regressor
 from skrobust.metrics._losses import LOSSES, model_losses
 
 _CLIP = 1e-6
@@ -281,8 +281,7 @@ callable, default="zero_one"
         Regression of the per-sample loss on X in each domain, cross-fitted
         with the domain classifier (``method="one_step"`` only). ``None``
         uses the regularized gradient boosting of
-        :func:`~skrobust.metrics.worst_subpopulation_risk`, sized to the
-        training folds of the smaller domain.
+        :func:`~skrobust.metrics.worst_subpopulation_risk`.
     cv : int, default=5
         Cross-fitting folds, stratified by domain.
     confidence : float, default=0.95
@@ -404,10 +403,7 @@ callable, default="zero_one"
     )
     one_step = method == "one_step"
     if one_step:
-        if regressor is None:
-            # each regression sees the training folds of one domain
-            smaller = min(n_source, n_target)
-            regressor = default_regressor(fit_size(smaller, cv, halves=False))
+        regressor = default_regressor() if regressor is None else regressor
     else:
         regressor = None
     losses = np.r_[source_losses, target_losses]
