@@ -116,7 +116,7 @@ def _fit_predict(regressor, Z, target, subset, labels, k, part, sample_weight=No
     if train.size == 0:
         raise ValueError(
             "a cross-fitting fold (or half of it) holds every sample; use more "
-            "samples or fewer folds."
+            "samples or a smaller cv."
         )
     fit_params = {}
     if sample_weight is not None:

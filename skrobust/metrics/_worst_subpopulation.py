@@ -323,6 +323,16 @@ def _evaluate(
         halves = np.array(
             [rng.permutation(n) % 2 for _ in range(n_repeats)], dtype=np.int8
         )
+        for labels, half in zip(folds, halves, strict=True):
+            # samples of each (fold, half); a training half is the other folds'
+            counts = np.bincount(labels * 2 + half, minlength=2 * cv).reshape(cv, 2)
+            if np.any(counts.sum(axis=0) - counts == 0):
+                raise ValueError(
+                    f"cv={cv} cross-fitting of n_samples={n} with "
+                    "bias_correction=True leaves a training half without "
+                    "samples; use more samples, a smaller cv or "
+                    "bias_correction=False."
+                )
     subsets = [np.arange(n)]
     if variance == "jackknife":
         if jackknife_groups > n:
@@ -730,9 +740,12 @@ def _weights(sample_weight, losses, regressor):
     """Validated frequency weights, or ``None`` for unit weights."""
     if sample_weight is None:
         return None
-    sample_weight = _check_sample_weight(
-        sample_weight, losses, ensure_non_negative=True
-    )
+    try:
+        sample_weight = _check_sample_weight(
+            sample_weight, losses, ensure_non_negative=True
+        )
+    except ValueError as exc:
+        raise ValueError(f"sample_weight is invalid: {exc}") from exc
     if not sample_weight.sum() > 0:
         raise ValueError("sample_weight must have a positive sum.")
     regressor = default_regressor() if regressor is None else regressor
