@@ -126,6 +126,12 @@ def _fit_predict(regressor, Z, target, subset, labels, k, part, sample_weight=No
     return position, np.asarray(prediction, dtype=float).reshape(-1)
 
 
+def index_dtype(n_samples):
+    """Smallest of int32 / int64 that indexes ``n_samples`` rows (the index
+    arrays of a cross-fit are then half the size of float vectors)."""
+    return np.int32 if n_samples < np.iinfo(np.int32).max else np.int64
+
+
 def fold_labels(n_samples, cv, n_repeats, random_state):
     """Fold labels of ``n_repeats`` independent shuffled K-fold splits.
 
@@ -277,6 +283,12 @@ def crossfit_predict(
     n = target.shape[0]
     folds = fold_labels(n, cv, n_repeats, random_state)
     predictions = crossfit_subsets(
-        regressor, Z, target, folds, [np.arange(n)], n_jobs=n_jobs, verbose=verbose
+        regressor,
+        Z,
+        target,
+        folds,
+        [np.arange(n, dtype=index_dtype(n))],
+        n_jobs=n_jobs,
+        verbose=verbose,
     )[0]
     return predictions.mean(axis=(0, 1))

@@ -35,6 +35,7 @@ from skrobust.metrics._crossfit import (
     first_stage_r2,
     fit_size,
     fold_labels,
+    index_dtype,
 )
 from skrobust.metrics._losses import LOSSES, model_losses, per_sample_loss
 
@@ -333,14 +334,17 @@ def _evaluate(
                     "samples; use more samples, a smaller cv or "
                     "bias_correction=False."
                 )
-    subsets = [np.arange(n)]
+    subsets = [np.arange(n, dtype=index_dtype(n))]
     if variance == "jackknife":
         if jackknife_groups > n:
             raise ValueError(
                 f"jackknife_groups={jackknife_groups} exceeds n_samples={n}."
             )
         group = rng.permutation(n) % jackknife_groups
-        subsets += [np.flatnonzero(group != g) for g in range(jackknife_groups)]
+        subsets += [
+            np.flatnonzero(group != g).astype(index_dtype(n))
+            for g in range(jackknife_groups)
+        ]
     predictions = crossfit_subsets(
         regressor,
         Z,

@@ -21,6 +21,7 @@ from skrobust.metrics._crossfit import (
     first_stage_r2,
     fit_size,
     fold_labels,
+    index_dtype,
 )
 from skrobust.utils._validation import check_losses
 
@@ -287,18 +288,23 @@ def kl_stability(
             raise ValueError(f"Z has {_num_samples(Z)} rows but losses has {n}.")
         if regressor is None:
             regressor = default_regressor(fit_size(n, cv, halves=False))
+        # the first stage sees the losses divided by the largest one; they
+        # are scaled back in place once it is fitted
         scale = float(np.max(np.abs(losses))) or 1.0
+        losses /= scale
         folds = fold_labels(n, cv, n_repeats, random_state)
         values = crossfit_subsets(
             regressor,
             Z,
-            losses / scale,
+            losses,
             folds,
-            [np.arange(n)],
+            [np.arange(n, dtype=index_dtype(n))],
             n_jobs=n_jobs,
             verbose=verbose,
         )[0].mean(axis=(0, 1))
-        r2 = first_stage_r2(losses / scale, values, folds)
+        r2 = first_stage_r2(losses, values, folds)
+        del folds
+        losses *= scale
         values *= scale
         if r2 <= 0:
             warnings.warn(
