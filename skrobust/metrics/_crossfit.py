@@ -7,7 +7,6 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import KFold
 from sklearn.utils import _safe_indexing, check_random_state
 
-
 # smallest leaf of the default first stage: a twentieth of the samples of one
 # fit, between these bounds (see default_regressor)
 _MIN_LEAF = 5
@@ -233,7 +232,9 @@ def crossfit_subsets(
     keys = [(s, r, h) for s, r, h, *_ in tasks()]
     # results are consumed as they come, so they are never all held at once
     results = Parallel(n_jobs=n_jobs, verbose=verbose, return_as="generator")(
-        delayed(_fit_predict)(regressor, Z, target, subset, labels, k, part, sample_weight)
+        delayed(_fit_predict)(
+            regressor, Z, target, subset, labels, k, part, sample_weight
+        )
         for _, _, _, subset, labels, k, part in tasks()
     )
     out = [np.zeros((n_repeats, n_parts, subset.shape[0])) for subset in subsets]

@@ -220,9 +220,7 @@ def _ranked_sum(rank_by, values, weights, alphas):
     to one (ties share the last group's remaining mass), for every level.
     """
     p = weights / weights.sum()
-    _, frac, _, _, [(above, in_group)] = _level_sums(
-        rank_by, p, [(values, 1)], alphas
-    )
+    _, frac, _, _, [(above, in_group)] = _level_sums(rank_by, p, [(values, 1)], alphas)
     return (above + frac * in_group) / alphas
 
 
@@ -356,9 +354,7 @@ def _evaluate(
         n_jobs=n_jobs,
         verbose=verbose,
     )
-    r2 = first_stage_r2(
-        scaled, predictions[0].mean(axis=(0, 1)), folds, sample_weight
-    )
+    r2 = first_stage_r2(scaled, predictions[0].mean(axis=(0, 1)), folds, sample_weight)
     if r2 <= 0:
         warnings.warn(
             "the first stage explains none of the variation of the losses "

@@ -169,9 +169,10 @@ def _fold_fit(classifier, regressor, X_source, X_target, losses, train, test):
     """Fit the fold's domain classifier (and loss regressions); predict ``test``.
 
     ``train`` and ``test`` are sorted indices of the source rows followed by
-    the target rows. Returns the balanced probability of the target domain on ``test`` and, if
-    ``regressor`` is given, the conditional risks of each domain on ``test``
-    (regressions of the loss on X fitted on that domain's training samples).
+    the target rows. Returns the balanced probability of the target domain on
+    ``test`` and, if ``regressor`` is given, the conditional risks of each
+    domain on ``test`` (regressions of the loss on X fitted on that domain's
+    training samples).
     """
     n_source = X_source.shape[0]
     domain = (train >= n_source).astype(np.int8)

@@ -409,3 +409,31 @@ def test_worst_subpopulation_peak_memory():
         random_state=0,
     )
     assert peak <= MEMORY_RATIO * size
+
+
+def test_shift_decomposition_peak_memory():
+    # before: 3.5x the input (the two domains stacked, every fold's results
+    # held at once); the one-step method's extra regressions are the
+    # first stage's own memory
+    from skrobust.shift import decompose_performance_shift
+
+    rng = np.random.default_rng(12)
+    n = 50_000
+    X_s = rng.normal(size=(n, 5))
+    X_t = rng.normal(loc=0.5, size=(n, 5))
+    y_s = X_s[:, 0] + rng.normal(size=n)
+    y_t = X_t[:, 0] + rng.normal(size=n)
+    model = LinearRegression().fit(X_s, y_s)
+    size = X_s.nbytes + X_t.nbytes + y_s.nbytes + y_t.nbytes
+    peak = _peak(
+        decompose_performance_shift,
+        model,
+        X_s,
+        y_s,
+        X_t,
+        y_t,
+        loss="squared_error",
+        method="weighting",
+        random_state=0,
+    )
+    assert peak <= MEMORY_RATIO * size
