@@ -7,31 +7,128 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import KFold
 from sklearn.utils import _safe_indexing, check_random_state
 
+# smallest leaf of the default first stage: a twentieth of the samples of one
+# fit, between these bounds (see default_regressor)
+_MIN_LEAF = 5
+_MAX_LEAF = 100
+_LEAF_FRACTION = 20
+# below this many samples per fit the default first stage holds out no
+# early-stopping set (a tenth of them would be one sample)
+_EARLY_STOPPING_MIN = 20
 
-def default_regressor():
+
+def default_regressor(n_fit=None):
     """First stage used when the user gives none: regularized boosting.
 
-    Gradient boosting with early stopping and large leaves: flexible enough for
-    interactions of the core variables, but with a small variance, which is
-    what the second-order bias of the debiased estimators depends on.
+    Gradient boosting with large leaves: flexible enough for interactions of
+    the core variables, but with a small variance, which is what the
+    second-order bias of the debiased estimators depends on.
+
+    Parameters
+    ----------
+    n_fit : int, default=None
+        Number of samples each fit of the first stage sees (a training fold,
+        or half of it). The smallest leaf holds ``n_fit // 20`` samples,
+        clipped to [5, 100]: a fixed 100 leaves no split at all below 200
+        samples a fit, so the fitted conditional risks are the training
+        folds' means and ignore ``Z`` (the worst-case estimate then falls
+        below the mean risk). A twentieth lets a tail of mass 5% of the
+        samples be separated; with fewer than 20 samples a fit, there is no
+        early-stopping hold-out and 100 boosting rounds are used. ``None``
+        means a large sample (leaves of 100 samples, early stopping).
+
+    Returns
+    -------
+    regressor : HistGradientBoostingRegressor
     """
+    if n_fit is None:
+        leaf, early_stopping = _MAX_LEAF, True
+    else:
+        leaf = int(np.clip(n_fit // _LEAF_FRACTION, _MIN_LEAF, _MAX_LEAF))
+        early_stopping = n_fit >= _EARLY_STOPPING_MIN
     return HistGradientBoostingRegressor(
         learning_rate=0.05,
         max_leaf_nodes=8,
-        min_samples_leaf=100,
+        min_samples_leaf=leaf,
         l2_regularization=1.0,
-        early_stopping=True,
+        max_iter=100,
+        early_stopping=early_stopping,
         random_state=0,
     )
 
 
-def _fit_predict(regressor, Z, target, train, test, sample_weight=None):
+def fit_size(n_samples, cv, halves):
+    """Samples seen by the smallest fit of a ``cv``-fold cross-fit."""
+    n_train = n_samples - -(-n_samples // cv)
+    return n_train // 2 if halves else n_train
+
+
+def first_stage_r2(target, prediction, folds, weights=None):
+    """Cross-fitted R^2 of a first stage against the cross-fitted constant.
+
+    The reference is the held-out mean squared error of the training folds'
+    (weighted) means, with the same fold labels: ``1 - mse(prediction) /
+    mse(constant)``, so a value <= 0 means the first stage predicts the
+    held-out target no better than a constant. ``nan`` when the target is
+    constant (nothing to explain).
+
+    Parameters
+    ----------
+    target : ndarray of shape (n_samples,)
+    prediction : ndarray of shape (n_samples,)
+        Out-of-fold predictions.
+    folds : ndarray of shape (n_repeats, n_samples)
+        Fold labels of the cross-fit.
+    weights : ndarray of shape (n_samples,), default=None
+        Frequency weights; ``None`` means ones.
+
+    Returns
+    -------
+    r2 : float
+    """
+    w = np.ones_like(target) if weights is None else weights
+    mse_constant = 0.0
+    for labels in folds:
+        fold_mass = np.bincount(labels, weights=w)
+        fold_sum = np.bincount(labels, weights=w * target)
+        train_mass = fold_mass.sum() - fold_mass
+        with np.errstate(invalid="ignore", divide="ignore"):
+            constant = (fold_sum.sum() - fold_sum) / train_mass
+        constant = np.where(train_mass > 0, constant, 0.0)
+        mse_constant += np.dot(w, (target - constant[labels]) ** 2)
+    mse_constant /= folds.shape[0]
+    if not mse_constant > 0:
+        return float("nan")
+    return float(1.0 - np.dot(w, (target - prediction) ** 2) / mse_constant)
+
+
+def _fit_predict(regressor, Z, target, subset, labels, k, part, sample_weight=None):
+    """Fit on the training folds of ``subset`` (one half of them) and predict
+    its fold ``k``; the index arrays are built here, one fit at a time, so the
+    cross-fit never holds them for every fit at once."""
+    test = labels == k
+    train = ~test
+    if part is not None:
+        train &= part
+    train = subset[train]
+    position = np.flatnonzero(test)
+    if train.size == 0:
+        raise ValueError(
+            "a cross-fitting fold (or half of it) holds every sample; use more "
+            "samples or a smaller cv."
+        )
     fit_params = {}
     if sample_weight is not None:
         fit_params["sample_weight"] = sample_weight[train]
     model = clone(regressor).fit(_safe_indexing(Z, train), target[train], **fit_params)
-    prediction = model.predict(_safe_indexing(Z, test))
-    return test, np.asarray(prediction, dtype=float).reshape(-1)
+    prediction = model.predict(_safe_indexing(Z, subset[position]))
+    return position, np.asarray(prediction, dtype=float).reshape(-1)
+
+
+def index_dtype(n_samples):
+    """Smallest of int32 / int64 that indexes ``n_samples`` rows (the index
+    arrays of a cross-fit are then half the size of float vectors)."""
+    return np.int32 if n_samples < np.iinfo(np.int32).max else np.int64
 
 
 def fold_labels(n_samples, cv, n_repeats, random_state):
@@ -64,7 +161,7 @@ def fold_labels(n_samples, cv, n_repeats, random_state):
             "training sample(s) in a fold; at least 2 are needed. Use more samples."
         )
     rng = check_random_state(random_state)
-    folds = np.empty((n_repeats, n_samples), dtype=int)
+    folds = np.empty((n_repeats, n_samples), dtype=np.min_scalar_type(cv))
     for r in range(n_repeats):
         seed = int(rng.randint(np.iinfo(np.int32).max))
         splitter = KFold(cv, shuffle=True, random_state=seed)
@@ -121,32 +218,29 @@ def crossfit_subsets(
     """
     n_repeats = folds.shape[0]
     n_parts = 1 if halves is None else 2
-    tasks = []
-    for s, subset in enumerate(subsets):
-        for r in range(n_repeats):
-            labels = folds[r, subset]
-            for k in np.unique(labels):
-                test = subset[labels == k]
-                for h in range(n_parts):
-                    train = labels != k
-                    if halves is not None:
-                        train &= halves[r, subset] == h
-                    train = subset[train]
-                    if train.size == 0:
-                        raise ValueError(
-                            "a cross-fitting fold (or half of it) holds every "
-                            "sample; use more samples or fewer folds."
-                        )
-                    tasks.append((s, r, h, train, test))
-    results = Parallel(n_jobs=n_jobs, verbose=verbose)(
-        delayed(_fit_predict)(regressor, Z, target, train, test, sample_weight)
-        for _, _, _, train, test in tasks
+
+    def tasks():
+        for s, subset in enumerate(subsets):
+            for r in range(n_repeats):
+                whole = subset.shape[0] == folds.shape[1]  # the arange subset
+                labels = folds[r] if whole else folds[r, subset]
+                for k in np.unique(labels):
+                    for h in range(n_parts):
+                        part = None if halves is None else halves[r, subset] == h
+                        yield s, r, h, subset, labels, k, part
+
+    keys = [(s, r, h) for s, r, h, *_ in tasks()]
+    # results are consumed as they come, so they are never all held at once
+    results = Parallel(n_jobs=n_jobs, verbose=verbose, return_as="generator")(
+        delayed(_fit_predict)(
+            regressor, Z, target, subset, labels, k, part, sample_weight
+        )
+        for _, _, _, subset, labels, k, part in tasks()
     )
-    n = target.shape[0]
-    out = [np.zeros((n_repeats, n_parts, n)) for _ in subsets]
-    for (s, r, h, _, _), (test, values) in zip(tasks, results, strict=True):
-        out[s][r, h, test] = values
-    return [table[:, :, subset] for table, subset in zip(out, subsets, strict=True)]
+    out = [np.zeros((n_repeats, n_parts, subset.shape[0])) for subset in subsets]
+    for (s, r, h), (position, values) in zip(keys, results, strict=True):
+        out[s][r, h, position] = values
+    return out
 
 
 def crossfit_predict(
@@ -190,6 +284,12 @@ def crossfit_predict(
     n = target.shape[0]
     folds = fold_labels(n, cv, n_repeats, random_state)
     predictions = crossfit_subsets(
-        regressor, Z, target, folds, [np.arange(n)], n_jobs=n_jobs, verbose=verbose
+        regressor,
+        Z,
+        target,
+        folds,
+        [np.arange(n, dtype=index_dtype(n))],
+        n_jobs=n_jobs,
+        verbose=verbose,
     )[0]
     return predictions.mean(axis=(0, 1))

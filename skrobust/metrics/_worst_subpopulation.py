@@ -4,6 +4,7 @@ Li, Mittal, Namkoong and Xia, "Evaluating model performance under worst-case
 subpopulations" (arXiv:2407.01316; NeurIPS 2021).
 """
 
+import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -31,7 +32,10 @@ from skrobust.ambiguity import CVaR
 from skrobust.metrics._crossfit import (
     crossfit_subsets,
     default_regressor,
+    first_stage_r2,
+    fit_size,
     fold_labels,
+    index_dtype,
 )
 from skrobust.metrics._losses import LOSSES, model_losses, per_sample_loss
 
@@ -91,56 +95,113 @@ class WorstSubpopulationResult:
         return self.lower, self.upper
 
 
+def _level_sums(rank_by, p, columns, alphas):
+    """Sums over the worst subpopulation of ``rank_by`` at every level.
+
+    The samples are sorted once by decreasing ``rank_by`` and grouped into
+    its unique values; the worst subpopulation at level :math:`\alpha` holds
+    the groups above the value at risk and a share ``frac`` of its group
+    (ties share it). Each column is multiplied by the nominal masses ``p``,
+    summed per group and accumulated in place, so the memory is a few
+    vectors of the sample size whatever the number of levels.
+
+    Parameters
+    ----------
+    rank_by : ndarray of shape (n_samples,)
+    p : ndarray of shape (n_samples,)
+        Nominal masses, summing to one.
+    columns : list of (ndarray of shape (n_samples,), int)
+        Arrays and the power they enter with (``(losses, 2)`` sums the
+        squared losses).
+    alphas : ndarray of shape (n_levels,)
+
+    Returns
+    -------
+    eta : ndarray of shape (n_levels,)
+        Value at risk of ``rank_by``.
+    frac : ndarray of shape (n_levels,)
+        Share of the value at risk's group inside the subpopulation.
+    above_mass, group_mass : ndarray of shape (n_levels,)
+        Mass of the groups above the value at risk, and of its group.
+    sums : list of (ndarray, ndarray)
+        For each column, its ``p``-weighted sum over the groups above and
+        over the value at risk's group.
+    """
+    order = np.argsort(rank_by)[::-1]
+    ranked = rank_by[order]
+    new_group = np.empty(ranked.shape[0], dtype=bool)
+    new_group[0] = True
+    np.not_equal(ranked[1:], ranked[:-1], out=new_group[1:])
+    starts = np.flatnonzero(new_group)
+    del new_group
+    values = ranked[starts]
+    del ranked
+    n_groups = starts.shape[0]
+    p_sorted = p[order]
+    mass = np.add.reduceat(p_sorted, starts)
+    cum_mass = np.cumsum(mass)
+    cum_mass[-1] = 1.0
+    j = np.minimum(np.searchsorted(cum_mass, alphas * (1.0 - 1e-12)), n_groups - 1)
+    inside = j > 0
+    above_mass = np.where(inside, cum_mass[j - 1], 0.0)
+    group_mass = mass[j]
+    del cum_mass, mass
+    sums = []
+    for column, power in columns:
+        sorted_column = column[order]
+        if power == 2:
+            np.multiply(sorted_column, sorted_column, out=sorted_column)
+        sorted_column *= p_sorted
+        group_sum = np.add.reduceat(sorted_column, starts)
+        del sorted_column
+        in_group = group_sum[j]
+        np.cumsum(group_sum, out=group_sum)
+        sums.append((np.where(inside, group_sum[j - 1], 0.0), in_group))
+    frac = np.clip((alphas - above_mass) / group_mass, 0.0, 1.0)
+    return values[j], frac, above_mass, group_mass, sums
+
+
 def _debiased_cvar_curve(conditional_risk, losses, alphas, confidence, weights=None):
     """Debiased CVaR of the conditional risk for every level in ``alphas``.
 
     The fitted conditional risks are grouped into their unique values and
-    sorted once (:meth:`~skrobust.ambiguity.CVaR.risk_curve` gives the plug-in
-    curve the same way); cumulative sums over the groups of the nominal mass,
-    of the losses and of their squares then give, for all levels at once, the
-    worst-case weights, the value at risk, the one-step estimate and the
-    variance of its influence values. ``weights`` are frequency weights
-    (``None`` means ones): an integer weight counts as that many copies of the
-    sample.
+    sorted once (:func:`_level_sums`, which gives the plug-in curve of
+    :meth:`~skrobust.ambiguity.CVaR.risk_curve` the same way); cumulative
+    sums over the groups of the nominal mass, of the losses and of their
+    squares then give, for all levels at once, the worst-case weights, the
+    value at risk, the one-step estimate and the variance of its influence
+    values. ``weights`` are frequency weights (``None`` means ones): an
+    integer weight counts as that many copies of the sample.
 
     Returns an array of shape (n_levels, 5): estimate, standard error,
     plug-in value, value at risk and half-width of the interval.
     """
     if weights is None:
-        weights = np.ones_like(losses)
-    keep = weights > 0
-    conditional_risk = conditional_risk[keep]
-    losses = losses[keep]
-    weights = weights[keep]
-    total = float(weights.sum())
-    p = weights / total
-    values, inverse = np.unique(conditional_risk, return_inverse=True)
-    values = values[::-1]
-    inverse = values.shape[0] - 1 - inverse
-    n_groups = values.shape[0]
-    mass = np.bincount(inverse, weights=p, minlength=n_groups)
-    loss_sum = np.bincount(inverse, weights=p * losses, minlength=n_groups)
-    loss_sq = np.bincount(inverse, weights=p * losses**2, minlength=n_groups)
-    cum_mass = np.cumsum(mass)
-    cum_mass[-1] = 1.0
-    cum_loss = np.cumsum(loss_sum)
-    cum_sq = np.cumsum(loss_sq)
-    # group j holds the value at risk; the groups before it are fully inside
-    j = np.searchsorted(cum_mass, alphas * (1.0 - 1e-12))
-    j = np.minimum(j, n_groups - 1)
-    inside = j > 0
-    m0 = np.where(inside, cum_mass[j - 1], 0.0)
-    l0 = np.where(inside, cum_loss[j - 1], 0.0)
-    s0 = np.where(inside, cum_sq[j - 1], 0.0)
-    frac = np.clip((alphas - m0) / mass[j], 0.0, 1.0)  # share of group j inside
-    eta = values[j]
-    plug_in = CVaR().risk_curve(conditional_risk, alphas, sample_weight=weights)
-    estimate = (l0 + frac * loss_sum[j]) / alphas
+        total = float(losses.shape[0])
+        p = np.full(losses.shape[0], 1.0 / total)
+    else:
+        keep = weights > 0
+        if not keep.all():
+            conditional_risk, losses, weights = (
+                conditional_risk[keep],
+                losses[keep],
+                weights[keep],
+            )
+        del keep
+        total = float(weights.sum())
+        p = weights / total
+    eta, frac, m0, mass_j, sums = _level_sums(
+        conditional_risk, p, [(losses, 1), (losses, 2), (conditional_risk, 1)], alphas
+    )
+    del p
+    (l0, loss_j), (s0, sq_j), (mu0, _) = sums
+    plug_in = (mu0 + (alphas - m0) * eta) / alphas
+    estimate = (l0 + frac * loss_j) / alphas
     # psi_i = eta + s_i (loss_i - eta), s_i = q_i / p_i: 1 / alpha above the
     # value at risk, frac / alpha in its group, 0 below
-    first = (l0 - eta * m0 + frac * (loss_sum[j] - eta * mass[j])) / alphas
+    first = (l0 - eta * m0 + frac * (loss_j - eta * mass_j)) / alphas
     centered_sq = s0 - 2 * eta * l0 + eta**2 * m0
-    centered_sq_j = loss_sq[j] - 2 * eta * loss_sum[j] + eta**2 * mass[j]
+    centered_sq_j = sq_j - 2 * eta * loss_j + eta**2 * mass_j
     second = (centered_sq + frac**2 * centered_sq_j) / alphas**2
     mean_sq = eta**2 + 2 * eta * first + second
     if total > 1:
@@ -159,19 +220,8 @@ def _ranked_sum(rank_by, values, weights, alphas):
     to one (ties share the last group's remaining mass), for every level.
     """
     p = weights / weights.sum()
-    groups, inverse = np.unique(rank_by, return_inverse=True)
-    inverse = groups.shape[0] - 1 - inverse
-    n_groups = groups.shape[0]
-    mass = np.bincount(inverse, weights=p, minlength=n_groups)
-    total = np.bincount(inverse, weights=p * values, minlength=n_groups)
-    cum_mass = np.cumsum(mass)
-    cum_mass[-1] = 1.0
-    cum_total = np.cumsum(total)
-    j = np.minimum(np.searchsorted(cum_mass, alphas * (1.0 - 1e-12)), n_groups - 1)
-    m0 = np.where(j > 0, cum_mass[j - 1], 0.0)
-    t0 = np.where(j > 0, cum_total[j - 1], 0.0)
-    frac = np.clip((alphas - m0) / mass[j], 0.0, 1.0)
-    return (t0 + frac * total[j]) / alphas
+    _, frac, _, _, [(above, in_group)] = _level_sums(rank_by, p, [(values, 1)], alphas)
+    return (above + frac * in_group) / alphas
 
 
 def _misranking_correction(first, second, weights, alphas):
@@ -201,6 +251,35 @@ def _as_core(Z, n_samples):
     return Z
 
 
+def _loss_scale(losses):
+    """Largest absolute loss (1 for all-zero losses).
+
+    The first and second stages run on ``losses / scale``, in [-1, 1], and
+    every output is multiplied back: the worst-case risk is positively
+    homogeneous, and a first stage that works in float32 (histogram boosting)
+    or has absolute tolerances then behaves the same at any scale of the
+    losses (1e-150 or 1e150 included).
+    """
+    scale = float(np.max(np.abs(losses)))
+    return scale if scale > 0 else 1.0
+
+
+@dataclass
+class _Fit:
+    """What :func:`_evaluate` computes: everything in units of ``scale``."""
+
+    scaled_losses: np.ndarray
+    scale: float
+    predictions: np.ndarray
+    jackknife: list
+    table: np.ndarray
+    r2: float
+
+    @property
+    def conditional_risk(self):
+        return self.predictions.mean(axis=(0, 1)) * self.scale
+
+
 def _evaluate(
     losses,
     Z,
@@ -224,30 +303,50 @@ def _evaluate(
     ``variance="jackknife"`` the samples are also split into
     ``jackknife_groups`` random groups and the whole procedure (first stage
     included, with the same fold and half labels) is rerun without each group.
+    The default first stage is sized to the samples of one fit
+    (:func:`~skrobust.metrics._crossfit.default_regressor`); a warning says
+    when the cross-fitted first stage predicts the losses no better than the
+    training folds' means.
 
-    Returns the conditional risks (averaged over repeats and halves), the
-    jackknife's ``(subset, predictions)`` pairs and the table of
-    :func:`_curve_table`.
+    Returns a :class:`_Fit` (the table in the losses' units).
     """
-    regressor = default_regressor() if regressor is None else regressor
-    rng = check_random_state(random_state)
     n = losses.shape[0]
+    if regressor is None:
+        regressor = default_regressor(fit_size(n, cv, bias_correction))
+    scale = _loss_scale(losses)
+    scaled = losses / scale
+    rng = check_random_state(random_state)
     folds = fold_labels(n, cv, n_repeats, rng)
     halves = None
     if bias_correction:
-        halves = np.array([rng.permutation(n) % 2 for _ in range(n_repeats)])
-    subsets = [np.arange(n)]
+        halves = np.array(
+            [rng.permutation(n) % 2 for _ in range(n_repeats)], dtype=np.int8
+        )
+        for labels, half in zip(folds, halves, strict=True):
+            # samples of each (fold, half); a training half is the other folds'
+            counts = np.bincount(labels * 2 + half, minlength=2 * cv).reshape(cv, 2)
+            if np.any(counts.sum(axis=0) - counts == 0):
+                raise ValueError(
+                    f"cv={cv} cross-fitting of n_samples={n} with "
+                    "bias_correction=True leaves a training half without "
+                    "samples; use more samples, a smaller cv or "
+                    "bias_correction=False."
+                )
+    subsets = [np.arange(n, dtype=index_dtype(n))]
     if variance == "jackknife":
         if jackknife_groups > n:
             raise ValueError(
                 f"jackknife_groups={jackknife_groups} exceeds n_samples={n}."
             )
         group = rng.permutation(n) % jackknife_groups
-        subsets += [np.flatnonzero(group != g) for g in range(jackknife_groups)]
+        subsets += [
+            np.flatnonzero(group != g).astype(index_dtype(n))
+            for g in range(jackknife_groups)
+        ]
     predictions = crossfit_subsets(
         regressor,
         Z,
-        losses,
+        scaled,
         folds,
         subsets,
         halves=halves,
@@ -255,11 +354,24 @@ def _evaluate(
         n_jobs=n_jobs,
         verbose=verbose,
     )
+    r2 = first_stage_r2(scaled, predictions[0].mean(axis=(0, 1)), folds, sample_weight)
+    if r2 <= 0:
+        warnings.warn(
+            "the first stage explains none of the variation of the losses "
+            f"given Z: its cross-fitted R^2 is {r2:.3g} (held-out squared error "
+            "against that of the training folds' mean loss) at "
+            f"n_samples={n}. The fitted conditional risks are then noise, the "
+            "estimate is at most the mean loss plus noise (it is clipped at the "
+            "mean) and its interval can miss the worst case. Use more samples, "
+            "fewer core variables or a simpler regressor.",
+            UserWarning,
+            stacklevel=3,
+        )
     jackknife = list(zip(subsets[1:], predictions[1:], strict=True))
     table = _curve_table(
-        predictions[0], losses, sample_weight, alphas, confidence, jackknife
+        predictions[0], scaled, sample_weight, alphas, confidence, jackknife
     )
-    return predictions[0].mean(axis=(0, 1)), predictions[0], jackknife, table
+    return _Fit(scaled, scale, predictions[0], jackknife, table * scale, r2)
 
 
 def _corrected_curve(predictions, losses, weights, alphas, confidence):
@@ -275,11 +387,12 @@ def _corrected_curve(predictions, losses, weights, alphas, confidence):
         mu = predictions.mean(axis=(0, 1))
         return _debiased_cvar_curve(mu, losses, alphas, confidence, weights)
     tables = []
+    w = np.ones_like(losses) if weights is None else weights
     for first, second in predictions:
-        table = _debiased_cvar_curve(
-            (first + second) / 2, losses, alphas, confidence, weights
-        )
-        w = np.ones_like(losses) if weights is None else weights
+        mu = first + second
+        mu *= 0.5
+        table = _debiased_cvar_curve(mu, losses, alphas, confidence, weights)
+        del mu
         table[:, 0] += _misranking_correction(first, second, w, alphas)
         tables.append(table)
     tables = np.array(tables)
@@ -291,36 +404,74 @@ def _corrected_curve(predictions, losses, weights, alphas, confidence):
 
 
 def _curve_table(predictions, losses, weights, alphas, confidence, jackknife):
-    """Estimates over ``alphas``, with jackknife standard errors if given."""
+    """Estimates over ``alphas``, with jackknife standard errors if given.
+
+    Returns an array of shape (n_levels, 6): estimate, standard error,
+    plug-in value, value at risk, lower and upper end of the interval. The
+    estimate is clipped below at the mean loss, which the worst case over
+    subpopulations of any mass can never fall under, and the upper end is
+    raised to at least the mean's upper end; the lower end is that of the
+    one-step estimate (see the Notes of :func:`worst_subpopulation_risk`).
+    """
     table = _corrected_curve(predictions, losses, weights, alphas, confidence)
+    mean, mean_std_error = _mean_and_std_error(losses, weights)
+    quantile = norm.ppf(0.5 + confidence / 2)
     if jackknife:
         groups = len(jackknife)
         leave_out = np.array(
             [
-                _corrected_curve(
-                    mu,
-                    losses[subset],
-                    None if weights is None else weights[subset],
-                    alphas,
-                    confidence,
-                )[:, 0]
+                np.r_[
+                    _corrected_curve(
+                        mu,
+                        losses[subset],
+                        None if weights is None else weights[subset],
+                        alphas,
+                        confidence,
+                    )[:, 0],
+                    _mean_and_std_error(
+                        losses[subset], None if weights is None else weights[subset]
+                    )[0],
+                ]
                 for subset, mu in jackknife
             ]
         )
         spread = np.sum((leave_out - leave_out.mean(axis=0)) ** 2, axis=0)
         std_error = np.sqrt((groups - 1) / groups * spread)
-        table[:, 1] = std_error
-        table[:, 4] = t_dist.ppf(0.5 + confidence / 2, groups - 1) * std_error
-    return table
+        quantile = t_dist.ppf(0.5 + confidence / 2, groups - 1)
+        table[:, 1] = std_error[:-1]
+        table[:, 4] = quantile * std_error[:-1]
+        mean_std_error = std_error[-1]
+    # the mean's interval by the same method (at alpha = 1 they coincide)
+    estimate = table[:, 0]
+    lower = estimate - table[:, 4]
+    upper = np.maximum(estimate + table[:, 4], mean + quantile * mean_std_error)
+    table[:, 0] = np.maximum(estimate, mean)
+    table[:, 4] = lower
+    return np.column_stack([table, upper])
+
+
+def _mean_and_std_error(losses, weights):
+    """Weighted mean loss and its standard error (frequency weights)."""
+    if weights is None:
+        total = float(losses.shape[0])
+        mean = float(losses.mean())
+        sq = float(np.mean((losses - mean) ** 2))
+    else:
+        total = float(weights.sum())
+        mean = float(np.dot(weights, losses) / total)
+        sq = float(np.dot(weights, (losses - mean) ** 2) / total)
+    if total <= 1:
+        return mean, 0.0
+    return mean, float(np.sqrt(sq / (total - 1)))
 
 
 def _result(table, alphas, confidence, scalar):
-    risk, std_error, plug_in, eta, half = table.T
+    risk, std_error, plug_in, eta, lower, upper = table.T
     pick = (lambda a: float(a[0])) if scalar else (lambda a: a)
     return WorstSubpopulationResult(
         risk=pick(risk),
-        lower=pick(risk - half),
-        upper=pick(risk + half),
+        lower=pick(np.minimum(lower, risk)),
+        upper=pick(upper),
         std_error=pick(std_error),
         plug_in_risk=pick(plug_in),
         threshold=pick(eta),
@@ -396,8 +547,9 @@ callable, default="zero_one"
         First stage: regresses the per-sample loss on ``Z``; cloned for each
         fold (and each half of it, see ``bias_correction``). ``None`` uses a
         regularized :class:`~sklearn.ensemble.HistGradientBoostingRegressor`
-        (learning rate 0.05, 8 leaves, at least 100 samples a leaf, early
-        stopping).
+        (learning rate 0.05, 8 leaves, 100 rounds) sized to the samples of
+        one fit, :math:`m`: at least :math:`m / 20` samples a leaf, clipped to
+        [5, 100], and early stopping from :math:`m = 20` on (see Notes).
     sample_weight : array-like of shape (n_samples,), default=None
         Frequency weights (an integer weight counts as that many copies of
         the sample): they define the nominal distribution of the second stage
@@ -439,6 +591,13 @@ callable, default="zero_one"
     result : WorstSubpopulationResult
         ``risk``, ``lower``, ``upper``, ``std_error``, ``plug_in_risk``,
         ``threshold``, ``alpha`` and ``confidence``.
+
+    Warns
+    -----
+    UserWarning
+        When the cross-fitted first stage explains none of the variation of
+        the losses given ``Z`` (its :math:`R^2` against the training folds'
+        mean loss is at most 0).
 
     See Also
     --------
@@ -498,6 +657,33 @@ callable, default="zero_one"
     non-monotone bias (say, spurious splits on noise columns) still biases
     the estimate.
 
+    The worst case over subpopulations of mass at least :math:`\\alpha` is
+    never below the mean risk (:math:`A` = everything is one of them), but
+    the one-step estimate can be, when the first stage ranks the samples by
+    noise. The estimate is therefore :math:`\\max(\\hat W_\\alpha, \\bar\\ell)`,
+    :math:`\\bar\\ell` the (weighted) mean loss, and the upper end of the
+    interval is at least the upper end :math:`\\bar\\ell + z\\,
+    \\mathrm{sd}(\\ell)/\\sqrt n` of the mean's interval; the lower end is
+    the one-step estimate's. The interval only grows, so its coverage
+    cannot drop; ``threshold`` and ``plug_in_risk`` are not clipped.
+
+    The default first stage adapts to the :math:`m` samples of one fit (a
+    training fold, halved with ``bias_correction``). A fixed leaf size of 100
+    allows no split below 200 samples a fit: the conditional risks are then
+    the training folds' means, which rank the folds by the noise of their
+    complements, and the estimate fell below the mean loss at n < 500. A
+    leaf of :math:`m / 20` samples (clipped to [5, 100]) lets a tail of 5%
+    of the samples be isolated. Measured on Z uniform on the unit square,
+    error probability :math:`Z_1`, alpha = 0.2 (truth 0.9; 100 draws),
+    coverage of the 95% interval is 0.92, 0.94 and 0.92 at n = 100, 200 and
+    500 (0.00 before). When the cross-fitted first stage predicts the losses
+    no better than the training folds' means (:math:`R^2 \\le 0`), a
+    ``UserWarning`` says so.
+
+    Losses are divided by their largest absolute value before both stages
+    and the results multiplied back, so the estimate is exactly positively
+    homogeneous in the losses, at any scale a float holds.
+
     The jackknife leaves out each of :math:`G` random groups in turn, reruns
     the cross-fitting (same fold labels) and the second stage on the rest,
     and uses :math:`\\hat\\sigma^2_J = \\frac{G-1}{G} \\sum_g (\\hat W_{(-g)} -
@@ -531,7 +717,7 @@ callable, default="zero_one"
     Z = _as_core(Z, losses.shape[0])
     sample_weight = _weights(sample_weight, losses, regressor)
     alphas = np.array([float(alpha)])
-    _, _, _, table = _evaluate(
+    fit = _evaluate(
         losses,
         Z,
         alphas,
@@ -547,16 +733,19 @@ callable, default="zero_one"
         sample_weight,
         bias_correction,
     )
-    return _result(table, alphas, confidence, scalar=True)
+    return _result(fit.table, alphas, confidence, scalar=True)
 
 
 def _weights(sample_weight, losses, regressor):
     """Validated frequency weights, or ``None`` for unit weights."""
     if sample_weight is None:
         return None
-    sample_weight = _check_sample_weight(
-        sample_weight, losses, ensure_non_negative=True
-    )
+    try:
+        sample_weight = _check_sample_weight(
+            sample_weight, losses, ensure_non_negative=True
+        )
+    except ValueError as exc:
+        raise ValueError(f"sample_weight is invalid: {exc}") from exc
     if not sample_weight.sum() > 0:
         raise ValueError("sample_weight must have a positive sum.")
     regressor = default_regressor() if regressor is None else regressor
@@ -649,9 +838,17 @@ callable, default="zero_one"
         (``1 / (n alpha)`` inside, ``0`` outside, a fraction on ties).
     membership_ : ndarray of shape (n_samples,), dtype=bool
         Whether each evaluation sample is in the worst subpopulation.
+    first_stage_r2_ : float
+        Cross-fitted :math:`R^2` of the first stage: one minus its held-out
+        mean squared error over that of the training folds' mean loss
+        (``nan`` for constant losses). At or below 0 the first stage explains
+        nothing about the losses given the core features, and ``fit`` warns.
     regressor_ : regressor
         First stage refitted on all evaluation data, used by
-        :meth:`conditional_risk` and :meth:`in_worst_subpopulation`.
+        :meth:`conditional_risk` and :meth:`in_worst_subpopulation`. It is
+        fitted to the losses divided by their largest absolute value (the
+        two methods scale its predictions back), so that its numerics do not
+        depend on the scale of the losses.
     n_features_in_ : int
         Number of features of ``X``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -766,12 +963,7 @@ callable, default="zero_one"
         self.losses_ = model_losses(self.estimator, X, np.asarray(y), self.loss)
         Z = _select_core(X, self.core_features)
         sample_weight = _weights(sample_weight, self.losses_, self.regressor)
-        (
-            self.conditional_risk_,
-            self._predictions,
-            self._jackknife,
-            table,
-        ) = _evaluate(
+        fit = _evaluate(
             self.losses_,
             Z,
             np.array([float(self.alpha)]),
@@ -787,6 +979,12 @@ callable, default="zero_one"
             sample_weight,
             self.bias_correction,
         )
+        self.conditional_risk_ = fit.conditional_risk
+        self.first_stage_r2_ = fit.r2
+        self._predictions = fit.predictions
+        self._jackknife = fit.jackknife
+        self._loss_scale = fit.scale
+        table = fit.table
         self._sample_weight = sample_weight
         result = _result(table, np.array([float(self.alpha)]), self.confidence, True)
         self.risk_ = result.risk
@@ -799,9 +997,11 @@ callable, default="zero_one"
         )
         self.worst_case_weights_ = q
         self.membership_ = q > 0
-        regressor = default_regressor() if self.regressor is None else self.regressor
+        regressor = self.regressor
+        if regressor is None:
+            regressor = default_regressor(self.losses_.shape[0])
         fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
-        self.regressor_ = clone(regressor).fit(Z, self.losses_, **fit_params)
+        self.regressor_ = clone(regressor).fit(Z, fit.scaled_losses, **fit_params)
         return self
 
     def risk_curve(self, alphas=None):
@@ -833,13 +1033,13 @@ callable, default="zero_one"
             raise ValueError("alphas must lie in (0, 1].")
         table = _curve_table(
             self._predictions,
-            self.losses_,
+            self.losses_ / self._loss_scale,
             self._sample_weight,
             alphas,
             self.confidence,
             self._jackknife,
         )
-        return _result(table, alphas, self.confidence, scalar=False)
+        return _result(table * self._loss_scale, alphas, self.confidence, False)
 
     def conditional_risk(self, X):
         """Fitted conditional risk of new samples given their core features.
@@ -856,7 +1056,8 @@ callable, default="zero_one"
         check_is_fitted(self)
         validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=None)
         Z = _select_core(X, self.core_features)
-        return np.asarray(self.regressor_.predict(Z), dtype=float).reshape(-1)
+        risk = np.asarray(self.regressor_.predict(Z), dtype=float).reshape(-1)
+        return risk * self._loss_scale
 
     def in_worst_subpopulation(self, X):
         """Whether new samples fall in the fitted worst subpopulation.
@@ -912,7 +1113,7 @@ class _WorstSubpopulationScorer:
         Z = _as_core(_select_core(X, self.core_features), losses.shape[0])
         sample_weight = _weights(sample_weight, losses, self.regressor)
         alphas = np.array([float(self.alpha)])
-        *_, table = _evaluate(
+        fit = _evaluate(
             losses,
             Z,
             alphas,
@@ -925,7 +1126,7 @@ class _WorstSubpopulationScorer:
             sample_weight=sample_weight,
             bias_correction=self.bias_correction,
         )
-        return -float(table[0, 0])
+        return -float(fit.table[0, 0])
 
     def __repr__(self):
         return (

@@ -123,11 +123,11 @@ class ShiftDecomposition:
         return ax
 
 
-def _stack(X_source, X_target):
+def _pair(X_source, X_target):
+    """Both domains' features, checked to stack (they are never stacked:
+    :func:`_rows` gathers the rows each fit needs)."""
     if hasattr(X_source, "iloc") and hasattr(X_target, "iloc"):
-        import pandas as pd
-
-        return pd.concat([X_source, X_target], ignore_index=True)
+        return X_source, X_target
     A = np.asarray(X_source)
     B = np.asarray(X_target)
     if A.ndim != 2 or B.ndim != 2:
@@ -136,29 +136,60 @@ def _stack(X_source, X_target):
         raise ValueError(
             f"X_source has {A.shape[1]} features but X_target has {B.shape[1]}."
         )
-    return np.concatenate([A, B], axis=0)
+    return A, B
 
 
-def _fold_fit(classifier, regressor, X, domain, losses, train, test):
+def _rows(X_source, X_target, rows):
+    """Rows ``rows`` (sorted) of the source rows followed by the target rows.
+
+    One copy of the selected rows, without the stacked data set.
+    """
+    n_source = X_source.shape[0]
+    cut = int(np.searchsorted(rows, n_source))
+    if hasattr(X_source, "iloc"):
+        import pandas as pd
+
+        return pd.concat(
+            [
+                _safe_indexing(X_source, rows[:cut]),
+                _safe_indexing(X_target, rows[cut:] - n_source),
+            ],
+            ignore_index=True,
+        )
+    out = np.empty(
+        (rows.shape[0], X_source.shape[1]),
+        dtype=np.result_type(X_source, X_target),
+    )
+    out[:cut] = X_source[rows[:cut]]
+    out[cut:] = X_target[rows[cut:] - n_source]
+    return out
+
+
+def _fold_fit(classifier, regressor, X_source, X_target, losses, train, test):
     """Fit the fold's domain classifier (and loss regressions); predict ``test``.
 
-    Returns the balanced probability of the target domain on ``test`` and, if
-    ``regressor`` is given, the conditional risks of each domain on ``test``
-    (regressions of the loss on X fitted on that domain's training samples).
+    ``train`` and ``test`` are sorted indices of the source rows followed by
+    the target rows. Returns the balanced probability of the target domain on
+    ``test`` and, if ``regressor`` is given, the conditional risks of each
+    domain on ``test`` (regressions of the loss on X fitted on that domain's
+    training samples).
     """
-    model = clone(classifier).fit(_safe_indexing(X, train), domain[train])
-    X_test = _safe_indexing(X, test)
+    n_source = X_source.shape[0]
+    domain = (train >= n_source).astype(np.int8)
+    model = clone(classifier).fit(_rows(X_source, X_target, train), domain)
+    X_test = _rows(X_source, X_target, test)
     proba = model.predict_proba(X_test)
     column = int(np.flatnonzero(np.asarray(model.classes_) == 1)[0])
     prob = np.clip(proba[:, column], _CLIP, 1 - _CLIP)
+    del proba
     # odds of the target domain corrected to equal domain sizes
-    n_target = domain[train].sum()
+    n_target = domain.sum()
     odds = prob / (1 - prob) * (train.shape[0] - n_target) / n_target
     risks = []
     if regressor is not None:
         for d in (0, 1):
-            rows = train[domain[train] == d]
-            fitted = clone(regressor).fit(_safe_indexing(X, rows), losses[rows])
+            rows = train[domain == d]
+            fitted = clone(regressor).fit(_rows(X_source, X_target, rows), losses[rows])
             risks.append(np.asarray(fitted.predict(X_test), dtype=float).reshape(-1))
     return test, odds / (1 + odds), risks
 
@@ -392,8 +423,8 @@ callable, default="zero_one"
         )
     source_losses = model_losses(estimator, X_source, y_source, loss)
     target_losses = model_losses(estimator, X_target, y_target, loss)
-    X = _stack(X_source, X_target)
-    domain = np.r_[np.zeros(n_source, dtype=int), np.ones(n_target, dtype=int)]
+    X_source, X_target = _pair(X_source, X_target)
+    domain = np.r_[np.zeros(n_source, dtype=np.int8), np.ones(n_target, dtype=np.int8)]
     classifier = (
         LogisticRegression() if domain_classifier is None else domain_classifier
     )
@@ -407,12 +438,29 @@ callable, default="zero_one"
     else:
         regressor = None
     losses = np.r_[source_losses, target_losses]
-    results = Parallel(n_jobs=n_jobs, verbose=verbose)(
-        delayed(_fold_fit)(classifier, regressor, X, domain, losses, train, test)
-        for train, test in splitter.split(np.zeros(domain.shape[0]), domain)
+    # the stratified folds as one label vector (the splitter's temporaries
+    # are freed before any fit); each fit builds its own index arrays
+    folds = np.empty(domain.shape[0], dtype=np.int8)
+    for k, (_, test) in enumerate(
+        splitter.split(np.zeros((domain.shape[0], 1)), domain)
+    ):
+        folds[test] = k
+    index = np.int32 if domain.shape[0] < np.iinfo(np.int32).max else np.int64
+    # results are consumed as they come: never all held at once
+    results = Parallel(n_jobs=n_jobs, verbose=verbose, return_as="generator")(
+        delayed(_fold_fit)(
+            classifier,
+            regressor,
+            X_source,
+            X_target,
+            losses,
+            np.flatnonzero(folds != k).astype(index),
+            np.flatnonzero(folds == k).astype(index),
+        )
+        for k in range(cv)
     )
     pi = np.empty(domain.shape[0])
-    mu = np.empty((2, domain.shape[0]))
+    mu = np.empty((2, domain.shape[0])) if one_step else np.empty((2, 0))
     for test, values, risks in results:
         pi[test] = values
         for d, risk in enumerate(risks):

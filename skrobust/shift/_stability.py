@@ -11,12 +11,18 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.special import logsumexp
 from scipy.stats import norm
 from sklearn.utils._param_validation import HasMethods, Interval, validate_params
 from sklearn.utils.validation import _num_samples
 
-from skrobust.metrics._crossfit import crossfit_predict, default_regressor
+from skrobust.metrics._crossfit import (
+    crossfit_subsets,
+    default_regressor,
+    first_stage_r2,
+    fit_size,
+    fold_labels,
+    index_dtype,
+)
 from skrobust.utils._validation import check_losses
 
 
@@ -65,38 +71,52 @@ class StabilityResult:
 def _tilt_solve(values, threshold):
     """Solve ``sup_{lambda >= 0} lambda y - log mean exp(lambda x)``.
 
-    Returns ``(value, lambda, q)`` with ``q`` the tilted weights
-    (``q_i`` proportional to ``exp(lambda x_i)``). The optimality condition
-    ``E_q[x] = y`` is monotone in ``lambda`` and solved by Brent's method on
-    values rescaled to [0, 1], with shifted exponentials that never overflow.
+    Returns ``(value, lambda, w)`` with ``w = n q`` the tilted weights times
+    ``n`` (``q_i`` proportional to ``exp(lambda x_i)``). The optimality
+    condition ``E_q[x] = y`` is monotone in ``lambda`` and solved by Brent's
+    method on values rescaled to [0, 1], with exponentials shifted by their
+    largest exponent, which never overflow. ``values`` is overwritten with
+    its rescaled copy (the callers pass arrays they own) and one more vector
+    holds the exponentials, so the memory is two vectors of the sample size.
     """
     n = values.shape[0]
     mean = float(values.mean())
     top = float(values.max())
     if threshold <= mean:
-        return 0.0, 0.0, np.full(n, 1.0 / n)
-    if threshold > top:
-        return np.inf, np.inf, (values >= top) / np.sum(values >= top)
+        return 0.0, 0.0, np.ones(n)
     on_top = values >= top
+    if threshold > top:
+        return np.inf, np.inf, on_top * (n / np.sum(on_top))
     if threshold == top:
-        return float(-np.log(on_top.mean())), np.inf, on_top / on_top.sum()
+        return float(-np.log(on_top.mean())), np.inf, on_top * (n / on_top.sum())
+    del on_top
     lo = float(values.min())
     scale = top - lo
-    z = (values - lo) / scale
+    z = values
+    z -= lo
+    z /= scale
     target = (threshold - lo) / scale
+    buffer = np.empty_like(z)
+
+    def exponentials(t):
+        # exp(t (z - 1)) in place: its largest value is exp(0) = 1
+        np.subtract(z, 1.0, out=buffer)
+        np.multiply(buffer, t, out=buffer)
+        return np.exp(buffer, out=buffer)
 
     def tilted_mean_gap(t):
-        w = np.exp(t * (z - 1.0))
+        w = exponentials(t)
         return np.dot(w, z) / w.sum() - target
 
     hi = 1.0
     while tilted_mean_gap(hi) < 0:
         hi *= 2.0
     t = brentq(tilted_mean_gap, 0.0, hi, xtol=1e-14, rtol=4 * np.finfo(float).eps)
-    log_mean = logsumexp(t * (z - 1.0)) - np.log(n)
-    value = t * (target - 1.0) - log_mean
-    w = np.exp(t * (z - 1.0))
-    return max(float(value), 0.0), t / scale, w / w.sum()
+    w = exponentials(t)
+    total = w.sum()  # >= 1: the largest value contributes exp(0)
+    value = t * (target - 1.0) - (np.log(total) - np.log(n))
+    w *= n / total
+    return max(float(value), 0.0), t / scale, w
 
 
 @validate_params(
@@ -157,7 +177,8 @@ def kl_stability(
         joint distribution shift.
     regressor : regressor, default=None
         First stage regressing the losses on ``Z`` (cloned for each fold);
-        ``None`` uses regularized gradient boosting. Ignored without ``Z``.
+        ``None`` uses regularized gradient boosting sized to the training
+        folds (see Notes). Ignored without ``Z``.
     cv : int, default=5
         Cross-fitting folds (with ``Z``).
     n_repeats : int, default=1
@@ -183,6 +204,16 @@ def kl_stability(
         When ``threshold`` exceeds every observed (conditional) loss: the
         estimate is then infinite. When it equals the largest one: the
         estimate is finite but ``std_error`` is NaN and ``upper`` infinite.
+        With ``Z``, when the cross-fitted first stage explains none of the
+        variation of the losses (its :math:`R^2` against the training folds'
+        mean loss is at most 0).
+
+    Raises
+    ------
+    ValueError
+        With ``Z``, when ``threshold`` exceeds every cross-fitted conditional
+        risk but not every loss: the first stage is then too smooth to tell
+        whether a shift of ``Z`` reaches the threshold.
 
     See Also
     --------
@@ -202,6 +233,17 @@ def kl_stability(
     cross-fitted :math:`\\hat\\mu` receives the one-step correction
     :math:`-\\hat\\lambda \\frac1n\\sum_i w_i (\\ell_i - \\hat\\mu_i)`, and
     the influence values gain the same term.
+
+    With ``Z``, the default first stage is sized to the training folds
+    (leaves of a twentieth of their samples, clipped to [5, 100]; see
+    :func:`~skrobust.metrics.worst_subpopulation_risk`). With leaves of 100
+    samples at any size, it made no split below about 280 samples (cv=5), so the
+    cross-fitted conditional risks were the training folds' means and any
+    threshold above them gave an infinite stability (every draw at n = 100
+    and 200 for 0/1 losses with error probability :math:`Z_1` and
+    threshold 0.7, truth 0.253); it is now finite in every draw from
+    n = 50 on. The losses are divided by their largest absolute value for
+    the first stage, so its numerics do not depend on their scale.
 
     The normal interval needs :math:`E e^{2\\lambda^\\star X} < \\infty`. When
     this fails (large thresholds relative to a heavy right tail), the
@@ -228,7 +270,8 @@ def kl_stability(
     >>> bool(np.isclose(result.stability, exact))
     True
     """
-    losses = check_losses(losses)
+    # a copy owned here: the computation below works in place on it
+    losses = check_losses(losses).copy()
     threshold = float(threshold)
     if not np.isfinite(threshold):
         raise ValueError(f"threshold must be finite; got {threshold}.")
@@ -243,23 +286,59 @@ def kl_stability(
             Z = np.asarray(Z).reshape(-1, 1)
         if _num_samples(Z) != n:
             raise ValueError(f"Z has {_num_samples(Z)} rows but losses has {n}.")
-        values = crossfit_predict(
-            default_regressor() if regressor is None else regressor,
+        if regressor is None:
+            regressor = default_regressor(fit_size(n, cv, halves=False))
+        # the first stage sees the losses divided by the largest one; they
+        # are scaled back in place once it is fitted
+        scale = float(np.max(np.abs(losses))) or 1.0
+        losses /= scale
+        folds = fold_labels(n, cv, n_repeats, random_state)
+        values = crossfit_subsets(
+            regressor,
             Z,
             losses,
-            cv=cv,
-            n_repeats=n_repeats,
+            folds,
+            [np.arange(n, dtype=index_dtype(n))],
             n_jobs=n_jobs,
             verbose=verbose,
-            random_state=random_state,
-        )
-    plug_in, lam, q = _tilt_solve(values, threshold)
+        )[0].mean(axis=(0, 1))
+        r2 = first_stage_r2(losses, values, folds)
+        del folds
+        losses *= scale
+        values *= scale
+        if r2 <= 0:
+            warnings.warn(
+                "the first stage explains none of the variation of the losses "
+                f"given Z: its cross-fitted R^2 is {r2:.3g} (held-out squared "
+                "error against that of the training folds' mean loss) at "
+                f"n_samples={n}. The fitted conditional risks are then noise "
+                "around the mean loss and the stability estimate is unreliable. "
+                "Use more samples, fewer core variables or a simpler regressor.",
+                UserWarning,
+                stacklevel=3,
+            )
+        top = float(values.max())
+        if top < threshold <= float(losses.max()):
+            raise ValueError(
+                f"threshold={threshold} exceeds every cross-fitted conditional "
+                f"risk (largest {top:.6g}) but not every loss (largest "
+                f"{float(losses.max()):.6g}): the first stage, fitted on "
+                f"n_samples={n}, is too smooth to tell whether a shift of Z "
+                "reaches the threshold, so the stability cannot be estimated "
+                "(its plug-in value would be infinite). Lower the threshold, "
+                "use more samples or a more flexible regressor."
+            )
+    if Z is not None:
+        # the residuals overwrite the losses (a copy owned here)
+        residual = np.subtract(losses, values, out=losses)
+    top = float(values.max())
+    plug_in, lam, w = _tilt_solve(values, threshold)
     if not np.isfinite(plug_in) or not np.isfinite(lam):
         if not np.isfinite(plug_in):
             warnings.warn(
                 f"threshold={threshold} exceeds every observed "
                 f"{'conditional risk' if Z is not None else 'loss'} "
-                f"(max {values.max():.6g}); the estimated stability is infinite.",
+                f"(max {top:.6g}); the estimated stability is infinite.",
                 UserWarning,
                 stacklevel=3,
             )
@@ -276,14 +355,17 @@ def kl_stability(
         return StabilityResult(
             plug_in, plug_in, np.inf, np.nan, lam, plug_in, threshold, confidence
         )
-    w = n * q
-    influence = -(w - 1.0)
+    # influence values: -(w_i - 1), minus lambda w_i residual_i with Z; their
+    # spread is that of w (+ lambda w residual), computed in place
     estimate = plug_in
     if Z is not None:
-        residual_term = lam * w * (losses - values)
-        estimate = plug_in - residual_term.mean()
-        influence = influence - residual_term
-    std_error = float(np.std(influence, ddof=1) / np.sqrt(n))
+        residual *= w
+        residual *= lam
+        estimate = plug_in - float(residual.mean())
+        w += residual
+        del residual
+    w -= w.mean()
+    std_error = float(np.sqrt(np.dot(w, w) / (n - 1)) / np.sqrt(n))
     half = z_crit * std_error
     return StabilityResult(
         stability=float(estimate),

@@ -126,9 +126,10 @@ def test_conditional_version_closed_form():
 
 
 def test_conditional_determinism_and_repeats():
+    # 300 samples exercise the seeded default first stage as 800 did
     rng = np.random.default_rng(6)
-    Z = rng.uniform(size=(800, 1))
-    losses = (rng.uniform(size=800) < Z[:, 0]).astype(float)
+    Z = rng.uniform(size=(300, 1))
+    losses = (rng.uniform(size=300) < Z[:, 0]).astype(float)
     a = kl_stability(losses, 0.6, Z=Z, random_state=1)
     b = kl_stability(losses, 0.6, Z=Z, random_state=1)
     assert a == b
