@@ -26,8 +26,8 @@ EPS = np.finfo(np.float64).eps
 CHUNK_ROWS = 8192
 #: ... and at most this fraction of the rows, so a block stays small next to X
 CHUNK_FRACTION = 16
-#: designs up to this many entries (256 KiB) are processed as one block
-SMALL_DESIGN = 2**15
+#: designs up to this many entries (32 KiB) are processed as one block
+SMALL_DESIGN = 2**12
 #: condition number above which the squared (Gram) systems lose all digits
 ILL_CONDITIONED = 1.0 / np.sqrt(EPS)
 #: condition number above which the intervals lose more than half the digits
