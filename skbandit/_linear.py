@@ -9,8 +9,21 @@ from sklearn.utils._param_validation import Interval
 from skbandit._base import BasePolicy
 from skbandit._random import standard_normal32
 
-# Rows drawn at once by the Monte Carlo ``predict_proba`` (memory bound).
-_MC_CHUNK = 2_000_000
+# Standard normals drawn at once by the Monte Carlo ``predict_proba``
+# (512 KiB of float32; the draw's peak is about twice that).
+_MC_CHUNK = 2**17
+
+# A decision computes, for each row, the products x^T A_k^{-1} of every arm
+# (K d numbers, besides K means and quadratic forms). A batch of at most
+# ``_SINGLE_BLOCK_ROWS`` rows (serving batches) is decided in one block, as
+# fast as before; a larger one in blocks of rows whose intermediates take at
+# most ``_BLOCK_BYTES`` and at most half of X's bytes (at least
+# ``_MIN_BLOCK_ROWS`` rows), so that the peak memory of ``predict``,
+# ``predict_proba`` and ``upper_bounds`` stays within a small multiple of X
+# (never an (n, K, d) array).
+_SINGLE_BLOCK_ROWS = 2048
+_BLOCK_BYTES = 4 * 2**20
+_MIN_BLOCK_ROWS = 256
 
 
 class _BaseLinearPolicy(BasePolicy):
@@ -100,6 +113,18 @@ class _BaseLinearPolicy(BasePolicy):
         self._gram, self._xty, self._n_low_rank = gram, xty, n_low_rank
         self._set_posterior(inv, np.einsum("kij,kj->ki", inv, xty))
 
+    def _block_rows(self, X, single=False):
+        """Rows per block of ``_mean_and_var`` for the contexts ``X``."""
+        n = X.shape[0]
+        n_arms, d = self._theta.shape
+        itemsize = 4 if single else 8
+        # the augmented block, the (K + K d) products and the K quadratic forms
+        row_bytes = itemsize * (d + n_arms * (d + 2))
+        if n <= _SINGLE_BLOCK_ROWS:
+            return max(n, 1)
+        budget = min(_BLOCK_BYTES, X.nbytes // 2)
+        return max(_MIN_BLOCK_ROWS, budget // row_bytes)
+
     def _mean_and_var(self, X, single=False):
         """Posterior mean of each arm's reward and ``x^T A_k^{-1} x``.
 
@@ -109,7 +134,9 @@ class _BaseLinearPolicy(BasePolicy):
         GEMM ``(n, d) @ (d, K + K d)`` gives the means and ``X A_k^{-1}``
         for all arms, then one batched matrix-vector product the quadratic
         forms. ``single=False`` does the same in float64 (LinUCB's bounds).
-        The arrays returned are fresh (callers may overwrite them).
+        The arrays returned are fresh (callers may overwrite them). Callers
+        pass blocks of at most :meth:`_block_rows` rows, which bounds the
+        ``(rows, K, d)`` intermediate.
         """
         n = X.shape[0]
         n_arms, d = self._theta.shape
@@ -120,7 +147,7 @@ class _BaseLinearPolicy(BasePolicy):
             Xa[:, :-1] = X
             Xa[:, -1] = 1.0
         else:
-            Xa = X.astype(dtype)
+            Xa = np.asarray(X, dtype=dtype)
         if single:
             product = Xa @ self._mean_inv_flat32
             mean = product[:, :n_arms]
@@ -254,17 +281,38 @@ class LinearThompsonSampling(_BaseLinearPolicy):
     def _choose(self, X, rng):
         # score_{ik} = x_i' theta_k + sqrt(sigma^2 x_i' A_k^{-1} x_i) z_{ik}:
         # the projection of an independent posterior draw per (context, arm)
-        mean, quad = self._mean_and_var(X, single=True)
-        quad *= np.float32(self.noise_variance)
-        np.sqrt(quad, out=quad)
-        score = self._standard_normal(rng, mean.shape)
-        score *= quad
-        score += mean
-        return score.argmax(axis=1)
+        n, n_arms = X.shape[0], self._theta.shape[0]
+        # all draws at once, in the order of the rows (the same stream as an
+        # unblocked decision), then the scores block by block, in place
+        score = self._standard_normal(rng, (n, n_arms))
+        noise_variance = np.float32(self.noise_variance)
+        step = self._block_rows(X, single=True)
+        chosen = np.empty(n, dtype=np.intp)
+        for lo in range(0, n, step):
+            mean, quad = self._mean_and_var(X[lo : lo + step], single=True)
+            quad *= noise_variance
+            np.sqrt(quad, out=quad)
+            block = score[lo : lo + step]
+            block *= quad
+            block += mean
+            chosen[lo : lo + step] = block.argmax(axis=1)
+        return chosen
+
+    def _mean_and_sd(self, X):
+        """Posterior means and sampling standard deviations, (n, K) float32."""
+        n, n_arms = X.shape[0], self._theta.shape[0]
+        mean = np.empty((n, n_arms), dtype=np.float32)
+        sd = np.empty((n, n_arms), dtype=np.float32)
+        step = self._block_rows(X, single=True)
+        for lo in range(0, n, step):
+            m, quad = self._mean_and_var(X[lo : lo + step], single=True)
+            mean[lo : lo + step] = m
+            np.multiply(self.noise_variance, quad, out=quad)
+            np.sqrt(quad, out=sd[lo : lo + step])
+        return mean, sd
 
     def _proba(self, X):
-        mean, quad = self._mean_and_var(X, single=True)
-        sd = np.sqrt(self.noise_variance * quad)
+        mean, sd = self._mean_and_sd(X)
         n, n_arms = mean.shape
         draws = self.n_proba_draws
         rng = np.random.default_rng([self._seed, 1])
@@ -417,15 +465,34 @@ class LinUCB(_BaseLinearPolicy):
         X = self._validate_X(X)
         return self._bounds(X)
 
-    def _bounds(self, X):
+    def _block_bounds(self, X):
+        """Upper bounds of one block of rows (a fresh array)."""
         mean, quad = self._mean_and_var(X)
-        return mean + self.exploration * np.sqrt(quad)
+        np.sqrt(quad, out=quad)
+        quad *= self.exploration
+        quad += mean
+        return quad
+
+    def _bounds(self, X):
+        n = X.shape[0]
+        step = self._block_rows(X)
+        if step >= n:
+            return self._block_bounds(X)
+        bounds = np.empty((n, self._theta.shape[0]))
+        for lo in range(0, n, step):
+            bounds[lo : lo + step] = self._block_bounds(X[lo : lo + step])
+        return bounds
 
     def _choose(self, X, rng):
-        return np.argmax(self._bounds(X), axis=1)
+        n = X.shape[0]
+        step = self._block_rows(X)
+        chosen = np.empty(n, dtype=np.intp)
+        for lo in range(0, n, step):
+            chosen[lo : lo + step] = self._block_bounds(X[lo : lo + step]).argmax(1)
+        return chosen
 
     def _proba(self, X):
-        best = np.argmax(self._bounds(X), axis=1)
+        best = self._choose(X, None)
         proba = np.zeros((X.shape[0], self.classes_.shape[0]))
         proba[np.arange(X.shape[0]), best] = 1.0
         return proba

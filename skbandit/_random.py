@@ -57,10 +57,14 @@ def standard_normal32(rng, shape):
     if size < _BOX_MULLER_MIN_SIZE:
         return rng.standard_normal(shape, dtype=np.float32)
     half = (size + 1) // 2
+    # in place, and the float64 buffer freed before the angles are drawn:
+    # the peak is about twice the bytes of the result
     radius2 = rng.random(half)
     np.log1p(-radius2, out=radius2)
     radius2 *= -2.0
-    radius = np.sqrt(radius2).astype(np.float32)
+    np.sqrt(radius2, out=radius2)
+    radius = radius2.astype(np.float32)
+    del radius2
     angle = rng.random(half, dtype=np.float32)
     angle *= _TWO_PI
     z = np.empty((2, half), dtype=np.float32)
