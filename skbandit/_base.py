@@ -325,15 +325,9 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
             weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-        if full_information:
-            n_arms = classes.shape[0]
-            X = np.repeat(X, n_arms, axis=0)
-            weight = np.repeat(weight, n_arms)
-            reward = (np.tile(np.arange(n_arms), n) == np.repeat(arm, n_arms)).astype(
-                np.float64
-            )
-            arm = np.tile(np.arange(n_arms), n)
-        self._check_rewards(reward)
+        if not full_information:
+            # full-information rewards are 0 and 1, valid for every policy
+            self._check_rewards(reward)
         if reset:
             self.classes_ = classes
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -345,12 +339,32 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
             self.n_batches_seen_ = 0
             self._init_state(X.shape[1])
         if arm.shape[0] > 0:
-            self._update(X, arm, reward, weight)
-        self.n_samples_seen_ += float(weight.sum()) / (
-            self.classes_.shape[0] if full_information else 1
-        )
+            if full_information:
+                self._update_full_information(X, arm, weight)
+            else:
+                self._update(X, arm, reward, weight)
+        self.n_samples_seen_ += float(weight.sum())
         self.n_batches_seen_ += 1
         return self
+
+    def _update_full_information(self, X, arm, weight):
+        """Add a batch in which every row reveals every arm's reward.
+
+        Row ``i`` pays 1 on arm ``arm[i]`` and 0 on every other arm. The
+        default repeats each row once per arm and calls ``_update``; a
+        multi-armed policy ignores X's columns, so only X's zero-column view
+        is repeated (no copy of X). Policies that can learn the shared design
+        at once override this (the linear policies: one Gram matrix in row
+        blocks instead of ``n_arms`` copies of X).
+        """
+        n, n_arms = X.shape[0], self.classes_.shape[0]
+        if not get_policy_tags(self).contextual:
+            X = X[:, :0]
+        every_arm = np.tile(np.arange(n_arms), n)
+        reward = (every_arm == np.repeat(arm, n_arms)).astype(np.float64)
+        self._update(
+            np.repeat(X, n_arms, axis=0), every_arm, reward, np.repeat(weight, n_arms)
+        )
 
     # -------------------------------------------------------------- deciding
     def _standard_normal(self, rng, shape):

@@ -26,6 +26,18 @@ _BLOCK_BYTES = 4 * 2**20
 _MIN_BLOCK_ROWS = 256
 
 
+def _woodbury(inv, Z, w):
+    """``(A + Z^T W Z)^{-1}`` from ``inv = A^{-1}`` (Woodbury), symmetrized.
+
+    ``(A + Z^T W Z)^{-1} = A^{-1} - A^{-1} Z^T (W^{-1} + Z A^{-1} Z^T)^{-1}
+    Z A^{-1}``.
+    """
+    U = Z @ inv
+    core = np.diag(1.0 / w) + U @ Z.T
+    new = inv - U.T @ np.linalg.solve(core, U)
+    return 0.5 * (new + new.T)
+
+
 class _BaseLinearPolicy(BasePolicy):
     """Per-arm ridge / Bayesian linear regression state shared by LinTS and LinUCB.
 
@@ -77,9 +89,43 @@ class _BaseLinearPolicy(BasePolicy):
             self.coef_ = theta
             self.intercept_ = np.zeros(theta.shape[0])
 
+    def _update_full_information(self, X, arm, weight):
+        # every arm sees every row (reward 1 on its label, 0 elsewhere): one
+        # design for all arms, whose Gram matrix is accumulated once over
+        # blocks of rows, so that X is never copied once per arm
+        keep = weight > 0
+        if not keep.all():
+            X, arm, weight = X[keep], arm[keep], weight[keep]
+        m = X.shape[0]
+        n_arms, d = self._theta.shape
+        gram_add, xty_add = np.zeros((d, d)), np.zeros((n_arms, d))
+        budget = min(_BLOCK_BYTES, X.nbytes // 2)
+        step = max(_MIN_BLOCK_ROWS, budget // (16 * d + 9 * n_arms))
+        for lo in range(0, m, step):
+            Z = self._augment(X[lo : lo + step])
+            Zw = weight[lo : lo + step, None] * Z
+            gram_add += Z.T @ Zw
+            labels = arm[lo : lo + step, None] == np.arange(n_arms)
+            xty_add += labels.T.astype(np.float64) @ Zw
+        gram, xty = self._gram + gram_add, self._xty + xty_add
+        inv, n_low_rank = self._inv.copy(), self._n_low_rank.copy()
+        low_rank = (m < d // 2) & (n_low_rank + m <= d)
+        if m > 0 and low_rank.any():
+            Z = self._augment(X)
+            for k in np.flatnonzero(low_rank):
+                inv[k] = _woodbury(inv[k], Z, weight)
+            n_low_rank[low_rank] += m
+        refactor = np.flatnonzero(~low_rank)
+        if m > 0 and refactor.size:
+            fresh = np.linalg.inv(gram[refactor])
+            inv[refactor] = 0.5 * (fresh + fresh.transpose(0, 2, 1))
+            n_low_rank[refactor] = 0
+        self._gram, self._xty, self._n_low_rank = gram, xty, n_low_rank
+        self._set_posterior(inv, np.einsum("kij,kj->ki", inv, xty))
+
     def _update(self, X, arm, reward, weight):
         keep = weight > 0
-        Xa = self._augment(X[keep])
+        Xa = self._augment(X if keep.all() else X[keep])
         arm, reward, weight = arm[keep], reward[keep], weight[keep]
         d = Xa.shape[1]
         gram, inv, xty = self._gram.copy(), self._inv.copy(), self._xty.copy()
@@ -96,12 +142,7 @@ class _BaseLinearPolicy(BasePolicy):
             gram[k] += Z.T @ Zw
             xty[k] += Zw.T @ reward[rows]
             if m < d // 2 and n_low_rank[k] + m <= d:
-                # Woodbury: (A + Z^T W Z)^{-1}
-                #   = A^{-1} - A^{-1} Z^T (W^{-1} + Z A^{-1} Z^T)^{-1} Z A^{-1}
-                U = Z @ inv[k]
-                core = np.diag(1.0 / w) + U @ Z.T
-                inv[k] = inv[k] - U.T @ np.linalg.solve(core, U)
-                inv[k] = 0.5 * (inv[k] + inv[k].T)
+                inv[k] = _woodbury(inv[k], Z, w)
                 n_low_rank[k] += m
             else:
                 refactor.append(k)
