@@ -27,7 +27,10 @@ def _one_experiment(design, means, noise_std, seed):
         allocations[t] = allocation
         counts = rng.multinomial(size, allocation)
         arms = np.repeat(np.arange(n_arms), counts)
-        rewards = means[arms] + noise_std[arms] * rng.standard_normal(arms.shape[0])
+        # means[arms] + noise_std[arms] * z, computed in place in z
+        rewards = rng.standard_normal(arms.shape[0])
+        rewards *= noise_std[arms]
+        rewards += means[arms]
         design.update(arms, rewards)
     return allocations, design.recommend(), means
 

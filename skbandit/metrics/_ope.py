@@ -286,7 +286,11 @@ def _fit_reward_model(
                 q[test, k] = _weighted_mean(reward[rows], weight[rows], overall)
             else:
                 tasks.append((test, k, rows))
-    predictions = Parallel(n_jobs=n_jobs, verbose=max(0, 10 * int(verbose)))(
+    # consumed as they come (not collected in a list first), so that the
+    # predictions take no memory beyond q itself
+    predictions = Parallel(
+        n_jobs=n_jobs, verbose=max(0, 10 * int(verbose)), return_as="generator"
+    )(
         delayed(_fit_predict_arm)(reward_model, X, reward, weight, rows, test)
         for test, _, rows in tasks
     )
@@ -454,7 +458,8 @@ def estimate_policy_value(
             n_jobs=n_jobs,
             verbose=verbose,
         )
-        terms = np.sum(proba * q, axis=1) + t / p * (r - q[np.arange(n), pos])
+        # the model's value of the target policy, without an (n, K) product
+        terms = np.einsum("ij,ij->i", proba, q) + t / p * (r - q[np.arange(n), pos])
         value = float(np.sum(w * terms))
         influence = terms - value
     # sqrt(sum (w_i u_i)^2) computed on u / max|u| so that squares of
