@@ -17,12 +17,20 @@ No anchor library implements these batched designs (RHO, Gaussian batch
 Thompson sampling, batch top-two Thompson sampling), so the reference is
 the paper's reported figures; the script runs our code only.
 
+Every time has its peak memory beside it, measured on separate calls after
+the timed ones (``_measure.py``: tracemalloc's peak, and the peak resident-set
+growth in a forked child, which also sees torch's allocations). A last section
+times and measures the designs on large batches (an update with 10^6 units,
+simulated experiments with batches of 10^5).
+
 Usage::
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_experiment.py \
-        [--repeats 30] [--n-jobs 1]
+        [--repeats 30] [--n-jobs 1] [--quick]
 
 With n_jobs > 1 the warnings raised in the worker processes are not counted.
+``--quick`` runs every section on small sizes and few repeats, prints the
+tables and writes no results file (a check that the script runs).
 """
 
 import argparse
@@ -33,6 +41,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _measure import MEMORY_NOTE, memory_call, time_call
 
 from skbandit.experiment import (
     BatchThompsonSampling,
@@ -85,6 +94,21 @@ def _time_allocation(design, n_calls=5):
     return float(np.median(times))
 
 
+def _draws_nbytes(design):
+    """Bytes of the design's (n_samples, n_arms) float64 Monte Carlo draws."""
+    n_samples = design.get_params().get("n_samples")
+    return 8 * n_samples * N_ARMS if n_samples else None
+
+
+def _allocation_memory(design):
+    """Peak memory of one allocation from the prior: (traced, RSS) cells."""
+
+    def allocate():
+        return design.set_params(random_state=0).reset().next_allocation()
+
+    return memory_call(allocate).cells(_draws_nbytes(design))
+
+
 def _se(x):
     return float(np.std(x, ddof=1) / np.sqrt(len(x)))
 
@@ -104,6 +128,7 @@ def run(n_repeats, n_jobs):
             res.seconds = time.perf_counter() - start
             res.n_warnings = len(caught)
             res.alloc_seconds = _time_allocation(design)
+            res.alloc_memory = _allocation_memory(design)
             results[name] = res
             print(
                 f"prior sd {prior_std}: {name:28s} regret "
@@ -117,8 +142,9 @@ def run(n_repeats, n_jobs):
             f"### Prior N(0, {prior_std}²) on every arm",
             "",
             "| design | simple regret (mean ± s.e.) | paired diff. to uniform "
-            "| P(correct selection) | paper's regret | median s / allocation |",
-            "| --- | --- | --- | --- | --- | --- |",
+            "| P(correct selection) | paper's regret | median s / allocation "
+            "| peak traced / allocation | peak RSS / allocation |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for name, res in results.items():
             diff = res.simple_regret - uniform
@@ -133,7 +159,8 @@ def run(n_repeats, n_jobs):
                 f"{_se(res.simple_regret):.4f} | {diff_text} | "
                 f"{res.correct_selection.mean():.2f} ± "
                 f"{_se(res.correct_selection.astype(float)):.2f} | {paper} | "
-                f"{res.alloc_seconds:.3g} |"
+                f"{res.alloc_seconds:.3g} | {res.alloc_memory[0]} | "
+                f"{res.alloc_memory[1]} |"
             )
         warned = results["ResidualHorizonOptimization"].n_warnings
         lines += [
@@ -145,7 +172,7 @@ def run(n_repeats, n_jobs):
     return lines
 
 
-def run_generative(n_repeats):
+def run_generative(n_repeats, n_rounds=300, n_tasks=None):
     """TS-Gen against linear TS and uniform on a linear contextual bandit."""
     from sklearn.frozen import FrozenEstimator
 
@@ -158,8 +185,9 @@ def run_generative(n_repeats):
     )
     from skbandit.environments import LinearContextualBandit, simulate
 
-    n_rounds, batch_size, noise_std = 300, 10, 0.5
-    n_tasks = GenerativeThompsonSampling().n_pretrain_tasks  # the default, 2048
+    batch_size, noise_std = 10, 0.5
+    if n_tasks is None:
+        n_tasks = GenerativeThompsonSampling().n_pretrain_tasks  # the default, 2048
     X_tasks, y_tasks = make_linear_tasks(n_tasks, 64, 2, random_state=0)
     start = time.perf_counter()
     generator = NeuralSequenceGenerator(random_state=0).pretrain(X_tasks, y_tasks)
@@ -192,10 +220,14 @@ def run_generative(n_repeats):
         "uses the prior of those tasks (coefficients N(0, 1/3)), the exact "
         "Bayesian model that TS-Gen's generator learns to imitate. The "
         "bandit's coefficients are N(0, 1/2) with zero intercepts (the "
-        "environment's default), so both priors are slightly off.",
+        "environment's default), so both priors are slightly off. Peak "
+        f"memory: one `predict` call on a batch of {batch_size} contexts, by "
+        "the policy fitted on the first 100 rounds of one run (MiB: the "
+        "batch's X is 160 bytes).",
         "",
-        "| policy | cumulative regret (mean ± s.e.) | ms per decision |",
-        "| --- | --- | --- |",
+        "| policy | cumulative regret (mean ± s.e.) | ms per decision | peak "
+        "traced / batch | peak RSS / batch |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for name, policy in policies.items():
         res = simulate(
@@ -208,8 +240,77 @@ def run_generative(n_repeats):
         )
         regret = res.cumulative_regret[:, -1]
         ms = 1e3 * res.decision_time.sum() / (n_repeats * n_rounds)
+        traced, rss = _decision_memory(policy, env, batch_size)
         print(f"{name:28s} regret {regret.mean():.1f} +- {_se(regret):.1f}", flush=True)
-        lines.append(f"| {name} | {regret.mean():.1f} ± {_se(regret):.1f} | {ms:.3g} |")
+        lines.append(
+            f"| {name} | {regret.mean():.1f} ± {_se(regret):.1f} | {ms:.3g} | "
+            f"{traced} | {rss} |"
+        )
+    return lines + [""]
+
+
+def _decision_memory(policy, env, batch_size, n_fit=100):
+    """Peak memory of one ``predict`` on a batch, after ``n_fit`` logged rounds."""
+    from sklearn.base import clone
+
+    from skbandit import make_feedback
+
+    rng = np.random.default_rng(0)
+    X, mean = env.sample(n_fit + batch_size, rng)
+    actions = rng.integers(mean.shape[1], size=n_fit)
+    rewards = mean[np.arange(n_fit), actions] + rng.standard_normal(n_fit)
+    fitted = clone(policy).set_params(random_state=0, arms=list(range(mean.shape[1])))
+    fitted.fit(X[:n_fit], make_feedback(actions, rewards))
+    Xb = X[n_fit:]
+    return memory_call(lambda: fitted.predict(Xb)).cells(None)
+
+
+def run_large(sizes, n_batches, repeats):
+    """Time and peak memory of the designs on large batches."""
+    lines = [
+        "### Large batches",
+        "",
+        f"K = {N_ARMS} arms, prior N(0, 0.3²). `update`: one batch of n units "
+        "(arms drawn uniformly, unit-noise rewards); memory as a multiple of "
+        "the batch's `arms` and `rewards` arrays (16 bytes a unit). "
+        f"`simulate_best_arm`: {n_batches} batches of n units, 2 repeats, "
+        "memory as a multiple of one batch's arrays. Times: median of "
+        f"{repeats} calls.",
+        "",
+        "| design | call | units per batch | s | peak traced | peak RSS |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for n in sizes:
+        rng = np.random.default_rng(n)
+        arms = rng.integers(N_ARMS, size=n)
+        rewards = 0.3 * rng.standard_normal(N_ARMS)[arms] + rng.standard_normal(n)
+        size = arms.nbytes + rewards.nbytes
+        for design in _designs(0.3):
+            name = type(design).__name__
+
+            def update(design=design):
+                return design.set_params(random_state=0).reset().update(arms, rewards)
+
+            seconds, _ = time_call(update, repeats)
+            traced, rss = memory_call(update).cells(size)
+            lines.append(
+                f"| {name} | `update` | {n:,} | {seconds:.3g} | {traced} | {rss} |"
+            )
+            print(lines[-1], flush=True)
+            if name == "ResidualHorizonOptimization":
+                continue  # its planning cost does not depend on the batch size
+            sized = design.set_params(n_batches=n_batches, batch_size=n)
+
+            def simulate(sized=sized):
+                return simulate_best_arm(sized, n_repeats=2, random_state=0)
+
+            seconds, _ = time_call(simulate, repeats)
+            traced, rss = memory_call(simulate).cells(size)
+            lines.append(
+                f"| {name} | `simulate_best_arm` | {n:,} | {seconds:.3g} | "
+                f"{traced} | {rss} |"
+            )
+            print(lines[-1], flush=True)
     return lines + [""]
 
 
@@ -219,9 +320,26 @@ def main():
     parser.add_argument("--generative-repeats", type=int, default=6)
     # in-process by default, so that the ConvergenceWarnings can be counted
     parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes and few repeats, no results file: checks that the "
+        "script runs",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.generative_repeats = 2, 1
+        generative = {"n_rounds": 40, "n_tasks": 64}
+        large = {"sizes": [10_000], "n_batches": 2, "repeats": 1}
+    else:
+        generative = {}
+        large = {"sizes": [100_000, 1_000_000], "n_batches": 3, "repeats": 3}
     start = time.perf_counter()
-    body = run(args.repeats, args.n_jobs) + run_generative(args.generative_repeats)
+    body = (
+        run(args.repeats, args.n_jobs)
+        + run_generative(args.generative_repeats, **generative)
+        + run_large(**large)
+    )
     total = time.perf_counter() - start
     header = [
         "## Batched best-arm identification (skbandit.experiment)",
@@ -235,6 +353,10 @@ def main():
         "= best true mean minus the true mean of the arm with the largest "
         "posterior mean. Designs: default parameters (RHO: 150 Adam steps of "
         "128 draws; Thompson designs: 10,000 posterior draws).",
+        "",
+        MEMORY_NOTE + " Allocation memory: one `next_allocation` from the "
+        "prior, as a multiple of the design's (n_samples, K) float64 draws "
+        "(MiB alone for uniform allocation, which draws nothing).",
         "",
         "The paper's figures (RHO 0.13, uniform 0.20, Gaussian batch TS 0.17) "
         "are for its own scaling of the problem, which we do not reproduce "
@@ -250,6 +372,10 @@ def main():
         f"Total wall time {total / 60:.1f} min.",
         "",
     ]
+    if args.quick:  # a check that the script runs: no results file
+        print("\n".join(header + body + footer))
+        print("quick run: no results file written.")
+        return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(header + body + footer))
     print(f"wrote {RESULTS}")

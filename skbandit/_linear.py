@@ -269,8 +269,10 @@ class LinearThompsonSampling(_BaseLinearPolicy):
     projecting a draw of :math:`\\theta_k`), at a cost of
     :math:`O(n K d^2)` per batch, in single precision. The standard normal
     draws come from the vectorized Box-Muller transform, served to small
-    batches from blocks of 16,384 draws (each draw used once).
-    ``predict_proba`` counts the winning arm
+    batches from blocks of 16,384 draws (each draw used once). Batches of
+    more than 2,048 contexts are computed in blocks of rows (the draws
+    still made at once, in row order), so that the memory a call takes stays
+    near the size of X. ``predict_proba`` counts the winning arm
     over ``n_proba_draws`` draws per context (standard error at most
     :math:`0.5/\\sqrt{n\\_proba\\_draws}`).
 
@@ -455,7 +457,9 @@ class LinUCB(_BaseLinearPolicy):
     Notes
     -----
     :math:`A_k = \\lambda I + X_k^\\top W_k X_k`,
-    :math:`\\hat\\theta_k = A_k^{-1} X_k^\\top W_k r_k`.
+    :math:`\\hat\\theta_k = A_k^{-1} X_k^\\top W_k r_k`. Batches of more than
+    2,048 contexts are computed in blocks of rows, so that the memory a call
+    takes stays near the size of X.
 
     References
     ----------
