@@ -186,8 +186,13 @@ def run_generative(n_repeats, n_rounds=300, n_tasks=None):
     from skbandit.environments import LinearContextualBandit, simulate
 
     batch_size, noise_std = 10, 0.5
-    if n_tasks is None:
-        n_tasks = GenerativeThompsonSampling().n_pretrain_tasks  # the default, 2048
+    default_tasks = GenerativeThompsonSampling().n_pretrain_tasks  # 2048
+    n_tasks = default_tasks if n_tasks is None else n_tasks
+    tasks_note = (
+        "the policy's default number"
+        if n_tasks == default_tasks
+        else f"fewer than the default {default_tasks}: a quick run"
+    )
     X_tasks, y_tasks = make_linear_tasks(n_tasks, 64, 2, random_state=0)
     start = time.perf_counter()
     generator = NeuralSequenceGenerator(random_state=0).pretrain(X_tasks, y_tasks)
@@ -215,7 +220,7 @@ def run_generative(n_repeats, n_rounds=300, n_tasks=None):
         "(`skbandit.environments.simulate`). The generator "
         "(`NeuralSequenceGenerator`, defaults) was pretrained once, on "
         f"{n_tasks} simulated linear tasks of 64 rounds (`make_linear_tasks`, "
-        f"the policy's default number) in {pretrain_seconds:.0f} s, and shared "
+        f"{tasks_note}) in {pretrain_seconds:.0f} s, and shared "
         "by the repeats as `FrozenEstimator(generator)`; linear TS "
         "uses the prior of those tasks (coefficients N(0, 1/3)), the exact "
         "Bayesian model that TS-Gen's generator learns to imitate. The "
@@ -328,7 +333,7 @@ def main():
     )
     args = parser.parse_args()
     if args.quick:
-        args.repeats, args.generative_repeats = 2, 1
+        args.repeats, args.generative_repeats = 2, 2
         generative = {"n_rounds": 40, "n_tasks": 64}
         large = {"sizes": [10_000], "n_batches": 2, "repeats": 1}
     else:

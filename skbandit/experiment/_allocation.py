@@ -555,10 +555,11 @@ class TopTwoThompsonSampling(_BaseAllocation):
         ratio = np.where(open_leaders, q / np.where(open_leaders, 1.0 - q, 1.0), 0.0)
         challenger = q * (ratio.sum() - ratio)
         # a leader with estimated probability one: its runner-up challenges it
+        # (at most one: the q sum to one) ``draws`` is not used afterwards, so
+        # the leader's column is masked in place rather than in a copy
         for b in np.flatnonzero(~open_leaders):
-            others = draws.copy()
-            others[:, b] = -np.inf
-            runner_up = np.bincount(np.argmax(others, axis=1), minlength=n_arms)
+            draws[:, b] = -np.inf
+            runner_up = np.bincount(np.argmax(draws, axis=1), minlength=n_arms)
             challenger += q[b] * runner_up / runner_up.sum()
         return self.beta * q + (1.0 - self.beta) * challenger
 

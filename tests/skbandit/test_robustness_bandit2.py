@@ -29,7 +29,7 @@ from skbandit import (
     make_feedback,
 )
 from skbandit._random import standard_normal32
-from skbandit.experiment import BatchThompsonSampling
+from skbandit.experiment import BatchThompsonSampling, TopTwoThompsonSampling
 from skbandit.metrics import estimate_policy_value
 
 # the bound: peak memory at most 3x the input
@@ -154,6 +154,25 @@ def test_batch_thompson_allocation_peak_is_one_draw_array():
     draws = np.linspace(0, 1, n_arms) + rng.standard_normal((S, n_arms))
     ref = np.bincount(draws.argmax(1), minlength=n_arms) / S
     assert_allclose(allocation, ref, rtol=1e-12)  # up to the renormalization
+
+
+def test_top_two_with_a_certain_leader_masks_in_place():
+    # a leader with estimated probability one copied all the draws to mask
+    # its column: 2.7x the (n_samples, K) array (with the two int64 argmax
+    # vectors, each a third of it at K = 3); masked in place, 1.7x
+    S = 50_000
+    mean = np.array([0.0, 0.1, 50.0])
+    design = TopTwoThompsonSampling(
+        prior_mean=mean, prior_var=1e-2, n_samples=S, beta=0.3, random_state=5
+    ).reset()
+    peak, allocation = _peak(design.next_allocation)
+    assert peak <= 2.0 * S * 3 * 8
+    # reference: arm 2 always leads; the challenger is the best of arms 0, 1
+    # under the same draws (seed 5)
+    draws = mean + 0.1 * check_random_state(5).standard_normal((S, 3))
+    assert np.all(draws.argmax(1) == 2)
+    runner_up = np.bincount(draws[:, :2].argmax(1), minlength=3) / S
+    assert_allclose(allocation, 0.3 * np.array([0, 0, 1.0]) + 0.7 * runner_up)
 
 
 def test_doubly_robust_estimate_peak_and_value():
