@@ -728,12 +728,22 @@ class GenerativeThompsonSampling(BasePolicy):
         if X.shape[0] == 0:
             return np.zeros((0, n_arms))
         fits = self._oracle_fits(X, self.n_proba_draws, rng)
-        # values[i, j, k]: arm k's fitted outcome at X[i] in completed table j
-        values = np.stack(
-            [(X - u_mean) @ coef + y_mean for u_mean, coef, y_mean in fits], axis=2
-        )
-        best = np.argmax(values, axis=2)
-        return (best[..., None] == np.arange(n_arms)).mean(axis=1)
+        # best[i, j]: the arm whose fitted outcome at X[i] is largest in the
+        # completed table j (ties to the first arm, as argmax), kept as a
+        # running maximum over the arms: (n, n_draws) arrays, never one of
+        # shape (n, n_draws, n_arms)
+        for k, (u_mean, coef, y_mean) in enumerate(fits):
+            value = (X - u_mean) @ coef
+            value += y_mean
+            if k == 0:
+                best_value, best = value, np.zeros(value.shape, dtype=np.intp)
+            else:
+                best[value > best_value] = k
+                np.maximum(best_value, value, out=best_value)
+        # count each row's winners: one bincount over row-offset labels
+        best += n_arms * np.arange(X.shape[0])[:, None]
+        counts = np.bincount(best.ravel(), minlength=X.shape[0] * n_arms)
+        return counts.reshape(-1, n_arms) / self.n_proba_draws
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
