@@ -4,7 +4,9 @@ Regression tests of issue 14, section 6 (peak memory at most 3x the input):
 linear Thompson sampling and LinUCB decided a batch through an (n, K, d)
 array (``predict`` 6.5x the bytes of X, ``predict_proba`` up to 27x, LinUCB
 12.5x at n = 10^4, d = 20, K = 10), and a fit on plain labels (full
-information) copied X once per arm (32x). The blocked computations must give
+information) copied X once per arm (32x). Also bounded: the Box-Muller
+draws, the doubly robust estimate, batch and top-two Thompson allocations and
+TS-Gen's selection probabilities. The blocked computations must give
 the same numbers as before: every value is checked against an independent
 reference (a dense ridge solve per arm, the Gaussian closed form of the
 selection probability, the fit on explicitly repeated rows) or against the
@@ -26,6 +28,7 @@ from skbandit import (
     GaussianThompsonSampling,
     LinearThompsonSampling,
     LinUCB,
+    Uniform,
     make_feedback,
 )
 from skbandit._random import standard_normal32
@@ -175,14 +178,19 @@ def test_top_two_with_a_certain_leader_masks_in_place():
     assert_allclose(allocation, 0.3 * np.array([0, 0, 1.0]) + 0.7 * runner_up)
 
 
-def test_doubly_robust_estimate_peak_and_value():
+@pytest.mark.parametrize("target", ["uniform", "linucb"])
+def test_doubly_robust_estimate_peak_and_value(target):
     # the reward-model predictions were collected in a list before filling q,
-    # and sum(pi * q) built an (n, K) product: 3.0x the bytes of X and y
-    # (K = 5, d = 5); now 2.5x
+    # and sum(pi * q) built an (n, K) product: 3.1x the bytes of X and y with
+    # a uniform target (K = 5, d = 5), 5.8x with LinUCB (whose predict_proba
+    # went through an (n, K, d) array); now 2.6x for both
     n, d, n_arms = 20_000, 5, 5
     X, actions, rewards = _log(n, d, n_arms, seed=2)
     y = make_feedback(actions, rewards, np.full(n, 1 / n_arms))
-    policy = LinUCB().fit(X, y)
+    if target == "uniform":
+        policy = Uniform(arms=list(range(n_arms))).fit(X, y)
+    else:
+        policy = LinUCB().fit(X, y)
     peak, res = _peak(
         lambda: estimate_policy_value(policy, X, y, method="dr", random_state=0)
     )
