@@ -8,29 +8,12 @@ from sklearn.utils._param_validation import Interval
 
 from skrobust.ambiguity import ChiSquare
 from skrobust.subpopulation._linear import (
+    _CERTIFICATE_ATTRS_DOC,
+    _SOLVER_PARAMS_DOC,
+    _Head,
     _LinearClassifier,
     _LinearRegressor,
-    _RobustObjective,
 )
-
-
-class _ChiSquareObjective(_RobustObjective):
-    """Chi-square robust risk at radius rho / n through its dual in eta."""
-
-    n_extra = 1
-
-    def __init__(self, sample_weight, radius):
-        self.p = sample_weight / sample_weight.sum()
-        self.ball = ChiSquare(radius=radius)
-
-    def extra_init(self, losses):
-        return self.ball.dual_init(losses, self.p)
-
-    def __call__(self, losses, extra):
-        if self.ball.is_trivial():
-            # radius 0: the mean (the dual's infimum sits at eta = -inf)
-            return float(self.p @ losses), self.p, np.zeros(1)
-        return self.ball.dual_objective(extra, losses, self.p)
 
 
 class _VarianceMixin:
@@ -39,14 +22,19 @@ class _VarianceMixin:
     def _make_objective(self, X, sample_weight):
         # n is the total weight, so an integer weight acts as a repeated row
         self.radius_ = float(self.rho) / float(np.sum(sample_weight))
-        return _ChiSquareObjective(sample_weight, self.radius_)
+        self.ambiguity_ = ChiSquare(radius=self.radius_)
+        return _Head(self.ambiguity_, sample_weight / sample_weight.sum())
 
-    def _finish(self, objective, losses, extra):
-        p = objective.p
+    def _finish(self, head, losses, extra):
+        p = head.p
         mean = float(p @ losses)
         self.train_loss_ = mean
         self.loss_variance_ = float(p @ (losses - mean) ** 2)
-        self.robust_risk_ = float(objective.ball.risk(losses, p))
+        self.robust_risk_ = float(self.ambiguity_.risk(losses, p))
+        coef = np.asarray(self.coef_)
+        self.objective_ = self.robust_risk_ + 0.5 * float(self.l2_reg) * float(
+            np.sum(coef * coef)
+        )
 
 
 _PARAMS = """    rho : float, default=1.0
@@ -60,10 +48,7 @@ _PARAMS = """    rho : float, default=1.0
     l2_reg : float, default=%(l2)s
         Strength :math:`\\lambda` of the penalty
         :math:`\\tfrac{\\lambda}{2} \\|\\theta\\|_2^2` on the coefficients.
-    max_iter : int, default=500
-        Maximum number of L-BFGS-B iterations.
-    tol : float, default=1e-6
-        Tolerance on the projected gradient of L-BFGS-B."""
+%(solver)s"""
 
 _ATTRS = """    radius_ : float
         The chi-square radius used, :math:`\\rho / n`.
@@ -74,8 +59,10 @@ _ATTRS = """    radius_ : float
     loss_variance_ : float
         Variance of the training losses; when no loss is clipped,
         ``robust_risk_ == train_loss_ + sqrt(2 * radius_ * loss_variance_)``.
-    n_iter_ : int
-        Number of L-BFGS-B iterations.
+    ambiguity_ : ChiSquare
+        The chi-square ball of radius ``radius_`` whose worst-case risk is
+        minimized.
+%(certificate)s
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -101,7 +88,11 @@ _NOTES = """    Namkoong and Duchi minimize the variance-regularized empirical r
     (:class:`skrobust.ambiguity.ChiSquare`) with radius :math:`\\rho / n`;
     the dual :math:`\\inf_\\eta \\sqrt{1 + 2\\rho/n}\\,
     E[(\\ell - \\eta)_+^2]^{1/2} + \\eta` is minimized jointly over the
-    coefficients and :math:`\\eta` by L-BFGS-B."""
+    coefficients and :math:`\\eta` by L-BFGS, and the solution is certified
+    by a duality gap (``solver_info_``). From :math:`\\rho / n \\ge (1 /
+    p_{\\min} - 1) / 2` on (:math:`(n - 1) / 2` for unit weights) the ball
+    holds every point mass and the robust risk is the largest loss: the fit
+    is then the minimax (largest-loss) fit, solved as such."""
 
 _REFS = """    .. [1] Namkoong, H. and Duchi, J. C. (2017). "Variance-based
        regularization with convex objectives." NeurIPS.
@@ -282,8 +273,14 @@ for _cls, _l2 in [
     (VarianceRegularizedLinearRegression, "0.0"),
 ]:
     _cls.__doc__ = _cls.__doc__ % {
-        "params": (_PARAMS % {"l2": _l2}).strip(),
-        "attrs": (_ATTRS).strip(),
+        "params": (_PARAMS % {"l2": _l2, "solver": _SOLVER_PARAMS_DOC}).strip(),
+        "attrs": (
+            _ATTRS
+            % {
+                "certificate": _CERTIFICATE_ATTRS_DOC
+                % {"objective": "``robust_risk_``"}
+            }
+        ).strip(),
         "notes": (_NOTES).strip(),
         "refs": (_REFS).strip(),
     }
