@@ -139,6 +139,29 @@ def _standardization(y, p, fit_intercept):
     return center, scale
 
 
+# features whose largest absolute entry is outside this band are rescaled
+# by it before solving (see _feature_scale)
+_FEATURE_SCALE_BAND = (1e-4, 1e4)
+
+
+def _feature_scale(X):
+    """A common scale of the features: 1, or their largest absolute entry.
+
+    ``X / c`` with ``coef = coef' / c`` and the penalty ``l2 / c^2`` is the
+    same problem. Features at 1e-150 or 1e150 make the coefficients 1e150 or
+    1e-150, where L-BFGS and the rank decisions of the certificate (relative
+    to the intercept's column of ones) break down: outside
+    ``_FEATURE_SCALE_BAND`` the solver sees ``X / c`` instead (one copy).
+    """
+    if X.size == 0:
+        return 1.0
+    top = max(float(np.max(X)), -float(np.min(X)))
+    low, high = _FEATURE_SCALE_BAND
+    if not np.isfinite(top) or top <= 0.0 or low <= top <= high:
+        return 1.0
+    return top
+
+
 class _RobustLinearModel(BaseEstimator):
     """Certified fit of a linear model on a robust risk head."""
 
@@ -168,6 +191,8 @@ class _RobustLinearModel(BaseEstimator):
             center, scale = _standardization(target, head.p, self.fit_intercept)
             loss, encoded, factor = _Squared(), (target - center) / scale, 2.0
         units = factor * scale * scale
+        x_scale = _feature_scale(X)
+        X_solved = X / x_scale if x_scale != 1.0 else X
         ambiguity = head.ambiguity
         if head.offsets is not None:
             if loss.n_outputs == 1:
@@ -176,7 +201,13 @@ class _RobustLinearModel(BaseEstimator):
             else:
                 ambiguity = head.offsets_head(units)
         problem = _Problem(
-            X, encoded, head.p, loss, ambiguity, l2 / factor, self.fit_intercept
+            X_solved,
+            encoded,
+            head.p,
+            loss,
+            ambiguity,
+            l2 / factor / x_scale**2,
+            self.fit_intercept,
         )
         W, b, n_iter, info = solve_certified(
             problem,
@@ -193,7 +224,7 @@ class _RobustLinearModel(BaseEstimator):
         self.solver_info_ = info
         self.optimality_gap_ = info["duality_gap"]
         self.n_iter_ = int(n_iter)
-        coef = W * scale
+        coef = W * (scale / x_scale)
         intercept = b * scale + center if b is not None else np.zeros(n_outputs)
         losses, _ = _loss_and_derivative(kind, X @ coef + intercept, target)
         return coef, intercept, None, losses
