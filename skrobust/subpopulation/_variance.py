@@ -29,7 +29,11 @@ class _VarianceMixin:
         p = head.p
         mean = float(p @ losses)
         self.train_loss_ = mean
-        self.loss_variance_ = float(p @ (losses - mean) ** 2)
+        dev = np.abs(losses - mean)
+        top = float(np.max(dev))
+        with np.errstate(over="ignore"):  # inf when beyond float64 (losses ~1e300)
+            relative = p @ (dev / top) ** 2 if top > 0 else 0.0
+            self.loss_variance_ = float(top * top * relative)
         self.robust_risk_ = float(self.ambiguity_.risk(losses, p))
         coef = np.asarray(self.coef_)
         self.objective_ = self.robust_risk_ + 0.5 * float(self.l2_reg) * float(
