@@ -11,10 +11,12 @@ ConvergenceWarning naming the gap only if that fails too. Marginal DRO
 overrides ``_solve`` with its own conic program.
 """
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval
@@ -26,7 +28,7 @@ from sklearn.utils.validation import (
 
 from skrobust.linear_model._classifier import _LogisticProbaMixin
 from skrobust.linear_model._losses import _BinaryLogistic, _Multinomial, _Squared
-from skrobust.linear_model._solver import _Problem, solve_certified
+from skrobust.linear_model._solver import _Max, _Problem, solve_certified
 from skrobust.utils import check_nonnegative_sample_weight
 
 # The losses are those of skrobust.linear_model; this subpackage keeps its
@@ -162,6 +164,60 @@ def _feature_scale(X):
     return top
 
 
+def _chebyshev_fit(problem, tol, scale):
+    """The largest squared error minimized exactly, as a linear program.
+
+    ``min_theta max_i (y_i - x_i theta - b)^2 / 2`` (no penalty) is the
+    square of the Chebyshev fit ``min t s.t. |y_i - x_i theta - b| <= t``,
+    an LP that HiGHS solves exactly at any n (the conic fallback stops at
+    ``_CVXPY_MAX_SIZE``). Its certificate is the LP's dual value ``t_dual``
+    (HiGHS' optimality: primal and dual feasible to 1e-7 relative): the
+    optimum is at least ``t_dual^2 / 2``. Returns ``(W, b, n_iter, info)``
+    as ``solve_certified`` does, or ``None`` when HiGHS fails.
+    """
+    from scipy.optimize import linprog
+
+    support = problem.p > 0
+    X = problem.X[support]
+    y = problem.target[support]
+    n, d = X.shape
+    icpt = problem.fit_intercept
+    ones = np.ones((n, 1))
+    design = np.hstack([X, ones]) if icpt else X
+    # [design, -1] [theta; t] <= y and [-design, -1] [theta; t] <= -y
+    A_ub = np.vstack([np.hstack([design, -ones]), np.hstack([-design, -ones])])
+    b_ub = np.concatenate([y, -y])
+    c = np.zeros(design.shape[1] + 1)
+    c[-1] = 1.0
+    bounds = [(None, None)] * design.shape[1] + [(0.0, None)]
+    try:
+        res = linprog(c, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
+    except (ValueError, ArithmeticError):
+        return None
+    del A_ub
+    if res.status != 0 or res.x is None:
+        return None
+    W = res.x[:d].reshape(d, 1)
+    b = res.x[d : d + 1] if icpt else None
+    resid = np.abs(problem.predictions(W, b)[support, 0] - y)
+    objective = 0.5 * float(np.max(resid)) ** 2
+    dual = float(b_ub @ res.ineqlin.marginals)
+    lower = 0.5 * max(min(dual, float(np.max(resid))), 0.0) ** 2
+    gap = max(objective - lower, 0.0)
+    threshold = tol * max(objective, scale)
+    info = {
+        "objective": objective,
+        "lower_bound": lower,
+        "duality_gap": gap,
+        "kkt_residual": np.nan,
+        "threshold": threshold,
+        "scale": scale,
+        "certified": bool(gap <= threshold),
+        "method": "lbfgs+linprog",
+    }
+    return W, b, int(getattr(res, "nit", 0) or 0), info
+
+
 class _RobustLinearModel(BaseEstimator):
     """Certified fit of a linear model on a robust risk head."""
 
@@ -209,14 +265,40 @@ class _RobustLinearModel(BaseEstimator):
             l2 / factor / x_scale**2,
             self.fit_intercept,
         )
-        W, b, n_iter, info = solve_certified(
-            problem,
-            float(self.tol),
-            int(self.max_iter),
-            owner=type(self).__name__,
-            stacklevel=6,
-            units=units,
+        chebyshev = (
+            kind == "squared"
+            and isinstance(ambiguity, _Max)  # (or a subclass)
+            and l2 == 0.0
+            and head.offsets is None
         )
+        with warnings.catch_warnings(record=chebyshev) as caught:
+            if chebyshev:
+                # held back until the exact LP has had its say; re-raised
+                # below through the caller's filters
+                warnings.simplefilter("always")
+            W, b, n_iter, info = solve_certified(
+                problem,
+                float(self.tol),
+                int(self.max_iter),
+                owner=type(self).__name__,
+                stacklevel=6,
+                units=units,
+            )
+        if chebyshev:
+            if not info["certified"]:
+                exact = _chebyshev_fit(problem, float(self.tol), info["scale"])
+                if exact is not None and exact[3]["certified"]:
+                    W, b, it, info = exact
+                    n_iter += it
+                    caught = [
+                        c
+                        for c in caught
+                        if not issubclass(c.category, ConvergenceWarning)
+                    ]
+            for record in caught:
+                warnings.warn_explicit(
+                    record.message, record.category, record.filename, record.lineno
+                )
         info.pop("_risk_weights", None)
         for key in _OBJECTIVE_KEYS:
             info[key] = float(info[key]) * units
