@@ -7,8 +7,10 @@ the certified engine of :mod:`skrobust.linear_model` (``solve_certified``):
 L-BFGS jointly over the coefficients and the head's dual variables, kinks
 smoothed under continuation, a duality-gap certificate at the end, the exact
 conic form (Clarabel) for small problems whose gap exceeds ``tol``, and a
-ConvergenceWarning naming the gap only if that fails too. Marginal DRO
-overrides ``_solve`` with its own conic program.
+ConvergenceWarning naming the gap only if that fails too. The largest
+squared error (variance regularization at radii holding every point mass)
+has a second exact method at any size, the Chebyshev LP (HiGHS). Marginal
+DRO overrides ``_solve`` with its own conic program.
 """
 
 import warnings
@@ -405,8 +407,10 @@ _CERTIFICATE_ATTRS_DOC = """    objective_ : float
         gradient of the risk; a subgradient at kinks), ``threshold`` (``tol``
         times the objective's scale), ``certified`` (gap below threshold, or
         for a smooth objective a KKT residual below ``100 * tol``),
-        ``method`` (``"lbfgs"``, or ``"lbfgs+cvxpy"`` when the exact
-        fallback ran) and ``solver_status`` (``None``). Regression targets
+        ``method`` (``"lbfgs"``, ``"lbfgs+cvxpy"`` when the exact conic
+        fallback ran, or ``"lbfgs+linprog"`` when the largest squared error
+        was minimized exactly as a linear program) and ``solver_status``
+        (``None``). Regression targets
         are standardized before solving; these numbers are in the units of
         the objective (the KKT residual, a gradient, in those of the
         standardized problem).
