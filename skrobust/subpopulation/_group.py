@@ -44,11 +44,11 @@ def _encode_groups(groups, n_samples):
 
 
 class _GroupMax:
-    """The worst group risk ``max_g (R_g + c_g)`` as a risk head of the engine.
+    """The worst group risk ``max_g R_g`` as a risk head of the engine.
 
-    ``R_g`` is group ``g``'s average loss under the nominal weights ``p`` and
-    ``c_g`` a constant (the group adjustment, when the losses cannot carry
-    it). Its worst-case distributions over the samples are ``q_i = pi_g p_i /
+    ``R_g`` is group ``g``'s average loss under the nominal weights ``p`` (the
+    group adjustment is a constant added to the losses of the group, see
+    ``_Shifted``). Its worst-case distributions over the samples are ``q_i = pi_g p_i /
     P_g`` (``P_g`` the group's mass) for ``pi`` on the simplex of groups: the
     ambiguity set is the convex hull of the group distributions. The maximum
     is smoothed by a log-sum-exp of temperature ``tau`` over the groups,
@@ -59,12 +59,11 @@ class _GroupMax:
     n_dual = 0
     needs_smoothing = True
 
-    def __init__(self, codes, n_groups, p, offsets=None):
+    def __init__(self, codes, n_groups, p):
         self.codes = codes
         self.n_groups = n_groups
         mass = np.bincount(codes, weights=p, minlength=n_groups)
         self.within = p / mass[codes]
-        self.offsets = np.zeros(n_groups) if offsets is None else offsets
 
     def is_trivial(self):
         return False
@@ -73,11 +72,10 @@ class _GroupMax:
         return float(tau) * np.log(self.n_groups)
 
     def group_values(self, losses):
-        """``R_g + c_g`` for every group."""
-        risks = np.bincount(
+        """``R_g`` for every group."""
+        return np.bincount(
             self.codes, weights=self.within * losses, minlength=self.n_groups
         )
-        return risks + self.offsets
 
     def _spread(self, pi):
         """Sample weights ``pi_g p_i / P_g`` of group weights ``pi``."""
@@ -129,7 +127,7 @@ class _GroupMax:
             (self.within, (self.codes, np.arange(n))), shape=(self.n_groups, n)
         )
         t = cp.Variable()
-        return t, [average @ loss_expr + self.offsets <= t]
+        return t, [average @ loss_expr <= t]
 
 
 class _GroupDROMixin:
@@ -155,15 +153,7 @@ class _GroupDROMixin:
         if self.group_adjustment > 0:
             offsets = group_offsets[codes]
 
-        def offsets_head(units):
-            return _GroupMax(codes, n_groups, p, group_offsets / units)
-
-        head = _Head(
-            ChiSquare(radius=0.0) if n_groups == 1 else group_head,
-            p,
-            offsets,
-            offsets_head,
-        )
+        head = _Head(ChiSquare(radius=0.0) if n_groups == 1 else group_head, p, offsets)
         head.group_head, head.group_offsets = group_head, group_offsets
         return head
 

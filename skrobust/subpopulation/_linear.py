@@ -73,16 +73,13 @@ class _Head:
     ``ambiguity`` is the risk head of the engine (an ambiguity set or a
     stand-in with the same methods), ``p`` the nominal weights and
     ``offsets`` a constant added to each sample's loss (``None`` for none), in
-    the units of this subpackage's losses. ``offsets_head(units)`` returns
-    the head that carries the offsets itself (``offsets / units`` per group),
-    for losses that cannot carry them (several outputs).
+    the units of this subpackage's losses.
     """
 
-    def __init__(self, ambiguity, p, offsets=None, offsets_head=None):
+    def __init__(self, ambiguity, p, offsets=None):
         self.ambiguity = ambiguity
         self.p = p
         self.offsets = offsets
-        self.offsets_head = offsets_head
 
 
 class _Shifted:
@@ -119,6 +116,57 @@ class _Shifted:
 
     def conjugate(self, u, target):
         return self.base.conjugate(u, target[:, 0]) - target[:, 1]
+
+
+class _OffsetLabels(np.ndarray):
+    """Class labels that carry a per-sample offset through row selections.
+
+    The engine indexes the multinomial target as class labels (one-hot
+    matrices, ``target[support]``); this integer array keeps each row's
+    offset in ``offsets`` under any selection, for :class:`_ShiftedMultinomial`.
+    """
+
+    def __new__(cls, labels, offsets):
+        obj = np.asarray(labels, dtype=np.intp).view(cls)
+        obj.offsets = np.asarray(offsets, dtype=np.float64)
+        return obj
+
+    def __array_finalize__(self, obj):
+        self.offsets = getattr(obj, "offsets", None)
+
+    def __getitem__(self, key):
+        out = super().__getitem__(key)
+        if isinstance(out, _OffsetLabels):
+            out.offsets = self.offsets[key]
+        return out
+
+
+class _ShiftedMultinomial:
+    """The multinomial loss plus a constant per sample (see :class:`_Shifted`).
+
+    The target is an :class:`_OffsetLabels`; the conjugate of ``l + c`` is
+    ``l* - c``, so the engine's Fenchel bound counts the offsets.
+    """
+
+    smooth_bound = 0.0
+    lipschitz = None
+
+    def __init__(self, base):
+        self.base = base
+        self.n_outputs = base.n_outputs
+
+    def value_grad(self, Z, target, tau=0.0):
+        losses, grad = self.base.value_grad(Z, np.asarray(target), tau)
+        return losses + target.offsets, grad
+
+    def value(self, Z, target):
+        return self.base.value(Z, np.asarray(target)) + target.offsets
+
+    def cvxpy(self, Z, target):
+        return self.base.cvxpy(Z, np.asarray(target)) + target.offsets
+
+    def conjugate(self, U, target):
+        return self.base.conjugate(U, np.asarray(target)) - target.offsets
 
 
 def _standardization(y, p, fit_intercept):
@@ -257,7 +305,8 @@ class _RobustLinearModel(BaseEstimator):
                 loss = _Shifted(loss)
                 encoded = np.column_stack([encoded, head.offsets / units])
             else:
-                ambiguity = head.offsets_head(units)
+                loss = _ShiftedMultinomial(loss)
+                encoded = _OffsetLabels(encoded, head.offsets / units)
         problem = _Problem(
             X_solved,
             encoded,
