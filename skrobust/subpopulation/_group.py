@@ -6,16 +6,14 @@ import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity import CVaR
+from skrobust.ambiguity import ChiSquare
 from skrobust.subpopulation._linear import (
+    _CERTIFICATE_ATTRS_DOC,
+    _SOLVER_PARAMS_DOC,
+    _Head,
     _LinearClassifier,
     _LinearRegressor,
-    _RobustObjective,
 )
-
-# the smoothed worst-group risk overestimates the exact one by at most this
-# fraction of the loss scale when the continuation ends
-_SMOOTHING_TOL = 1e-7
 
 
 def _encode_groups(groups, n_samples):
@@ -45,63 +43,91 @@ def _encode_groups(groups, n_samples):
     return codes.astype(np.intp), labels
 
 
-class _GroupObjective(_RobustObjective):
-    """The worst group risk as CVaR at level 1/G over the G group risks.
+class _GroupMax:
+    """The worst group risk ``max_g R_g`` as a risk head of the engine.
 
-    With the G group risks weighted uniformly, ``CVaR(alpha=1/G)`` is the
-    maximum: its worst case is any distribution on the simplex of groups
-    (weights capped at ``(1/G) / alpha = 1``). Its dual is smoothed by a
-    softplus of temperature ``tau`` that shrinks geometrically (continuation)
-    until the overestimate ``tau * G * log 2`` is negligible.
+    ``R_g`` is group ``g``'s average loss under the nominal weights ``p`` (the
+    group adjustment is a constant added to the losses of the group, see
+    ``_Shifted``). Its worst-case distributions over the samples are ``q_i = pi_g p_i /
+    P_g`` (``P_g`` the group's mass) for ``pi`` on the simplex of groups: the
+    ambiguity set is the convex hull of the group distributions. The maximum
+    is smoothed by a log-sum-exp of temperature ``tau`` over the groups,
+    within ``tau log G`` of it; the engine shrinks ``tau`` until the duality
+    gap certifies the solution.
     """
 
-    n_extra = 1
+    n_dual = 0
+    needs_smoothing = True
 
-    def __init__(self, codes, n_groups, sample_weight, adjustment):
+    def __init__(self, codes, n_groups, p):
         self.codes = codes
         self.n_groups = n_groups
-        totals = np.bincount(codes, weights=sample_weight, minlength=n_groups)
-        if np.any(totals <= 0):
-            empty = np.flatnonzero(totals <= 0).tolist()
-            raise ValueError(
-                f"groups {empty} have zero total sample_weight; every group "
-                "needs a positive weight."
-            )
-        self.totals = totals
-        self.within = sample_weight / totals[codes]
-        self.offset = adjustment / np.sqrt(totals)
-        self.cvar = CVaR(alpha=1.0 / n_groups)
-        self.p_groups = np.full(n_groups, 1.0 / n_groups)
-        self.tau = 0.0
-        self.stages = (None,)
+        mass = np.bincount(codes, weights=p, minlength=n_groups)
+        self.within = p / mass[codes]
 
-    def group_risks(self, losses):
+    def is_trivial(self):
+        return False
+
+    def smoothing_error(self, tau, p=None):
+        return float(tau) * np.log(self.n_groups)
+
+    def group_values(self, losses):
+        """``R_g`` for every group."""
         return np.bincount(
             self.codes, weights=self.within * losses, minlength=self.n_groups
         )
 
-    def extra_init(self, losses):
-        risks = self.group_risks(losses) + self.offset
-        scale = max(float(np.max(np.abs(risks))), 1e-12)
-        if self.n_groups > 1:
-            # temperatures scale * 10^-1 ... down to the tolerance
-            n_stages = int(np.ceil(np.log10(0.1 / _SMOOTHING_TOL))) + 1
-            self.stages = tuple(scale * 0.1 ** (k + 1) for k in range(n_stages))
-        return np.array([float(np.max(risks))])
+    def _spread(self, pi):
+        """Sample weights ``pi_g p_i / P_g`` of group weights ``pi``."""
+        return pi[self.codes] * self.within
 
-    def set_stage(self, stage):
-        self.tau = (
-            0.0 if stage is None else float(stage) / (self.n_groups * np.log(2.0))
-        )
+    def risk(self, losses, p=None):
+        return float(np.max(self.group_values(losses)))
 
-    def __call__(self, losses, extra):
-        risks = self.group_risks(losses) + self.offset
-        if self.n_groups == 1:
-            return float(risks[0]), self.within, np.zeros(1)
-        value, grad_risks, grad_eta = self.cvar.dual_objective(
-            extra, risks, self.p_groups, smoothing=self.tau
+    def risk_and_weights(self, losses, p=None):
+        values = self.group_values(losses)
+        top = float(np.max(values))
+        pi = (values >= top).astype(float)
+        return top, self._spread(pi / pi.sum())
+
+    def _smoothed(self, losses, tau):
+        scaled = self.group_values(losses) / tau
+        top = float(np.max(scaled))
+        e = np.exp(scaled - top)
+        total = float(e.sum())
+        return tau * (top + np.log(total)), self._spread(e / total)
+
+    def dual_argmin(self, losses, p, smoothing=0.0, start=None):
+        return np.empty(0)
+
+    def dual_objective(self, dual, losses, p, smoothing=0.0):
+        if smoothing > 0:
+            value, q = self._smoothed(losses, smoothing)
+        else:
+            value, q = self.risk_and_weights(losses)
+        return value, q, np.empty(0)
+
+    def _profiled(self, losses, p, smoothing, start=None):
+        value, q = self._smoothed(losses, smoothing)
+        return np.empty(0), value, q
+
+    def feasible_weights(self, q, p):
+        # the group weights of q, spread back within the groups
+        pi = np.bincount(
+            self.codes, weights=np.maximum(q, 0.0), minlength=self.n_groups
         )
-        return value, grad_risks[self.codes] * self.within, grad_eta
+        return self._spread(pi / pi.sum())
+
+    def cvxpy_risk(self, loss_expr, p):
+        import cvxpy as cp
+        import scipy.sparse as sp
+
+        n = self.codes.shape[0]
+        average = sp.csr_matrix(
+            (self.within, (self.codes, np.arange(n))), shape=(self.n_groups, n)
+        )
+        t = cp.Variable()
+        return t, [average @ loss_expr <= t]
 
 
 class _GroupDROMixin:
@@ -112,17 +138,35 @@ class _GroupDROMixin:
     def _make_objective(self, X, sample_weight, groups=None):
         codes, labels = _encode_groups(groups, X.shape[0])
         self.groups_ = labels
-        return _GroupObjective(
-            codes, labels.shape[0], sample_weight, float(self.group_adjustment)
-        )
+        n_groups = labels.shape[0]
+        totals = np.bincount(codes, weights=sample_weight, minlength=n_groups)
+        if np.any(totals <= 0):
+            empty = labels[totals <= 0].tolist()
+            raise ValueError(
+                f"groups {empty} have zero total sample_weight; every group "
+                "needs a positive weight."
+            )
+        p = sample_weight / sample_weight.sum()
+        group_offsets = float(self.group_adjustment) / np.sqrt(totals)
+        group_head = _GroupMax(codes, n_groups, p)
+        offsets = None
+        if self.group_adjustment > 0:
+            offsets = group_offsets[codes]
 
-    def _finish(self, objective, losses, extra):
-        self.group_risks_ = objective.group_risks(losses)
+        head = _Head(ChiSquare(radius=0.0) if n_groups == 1 else group_head, p, offsets)
+        head.group_head, head.group_offsets = group_head, group_offsets
+        return head
+
+    def _finish(self, head, losses, extra):
+        self.group_risks_ = head.group_head.group_values(losses)
         self.worst_group_risk_ = float(np.max(self.group_risks_))
-        _, q = objective.cvar.risk_and_weights(
-            self.group_risks_ + objective.offset, objective.p_groups
+        values = self.group_risks_ + head.group_offsets
+        pi = (values >= values.max()).astype(float)
+        self.group_weights_ = pi / pi.sum()
+        coef = np.asarray(self.coef_)
+        self.objective_ = float(values.max()) + 0.5 * float(self.l2_reg) * float(
+            np.sum(coef * coef)
         )
-        self.group_weights_ = q
 
 
 _COMMON_PARAMS = """    group_adjustment : float, default=0.0
@@ -135,10 +179,7 @@ _COMMON_PARAMS = """    group_adjustment : float, default=0.0
     l2_reg : float, default=%(l2)s
         Strength :math:`\\lambda` of the penalty
         :math:`\\tfrac{\\lambda}{2} \\|\\theta\\|_2^2` on the coefficients.
-    max_iter : int, default=500
-        Maximum number of L-BFGS-B iterations per smoothing stage.
-    tol : float, default=1e-6
-        Tolerance on the projected gradient of L-BFGS-B."""
+%(solver)s"""
 
 _COMMON_ATTRS = """    groups_ : ndarray of shape (n_groups,)
         Group labels seen in ``fit`` (a single group 0 when ``groups=None``).
@@ -150,21 +191,19 @@ _COMMON_ATTRS = """    groups_ : ndarray of shape (n_groups,)
     group_weights_ : ndarray of shape (n_groups,)
         A worst-case distribution over the groups at the solution (all mass
         on the worst group, shared among ties).
-    n_iter_ : int
-        Total number of L-BFGS-B iterations.
+%(certificate)s
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen in ``fit``, when ``X`` has string column names."""
 
 _NOTES = """    The worst-group risk is an ambiguity set over groups: with the group
-    risks :math:`L_1, \\dots, L_G` weighted uniformly,
-    :math:`\\max_g L_g = \\mathrm{CVaR}_{1/G}(L)`, computed by
-    :class:`skrobust.ambiguity.CVaR` (its worst case ranges over the whole
-    simplex of groups). It is minimized jointly over the coefficients and
-    CVaR's dual variable :math:`\\eta` by L-BFGS-B on the softplus-smoothed
-    dual, with the temperature shrunk by factors of ten until the smoothing
-    error is below :math:`10^{-7}` times the loss scale; the reported
+    risks :math:`L_1, \\dots, L_G`, :math:`\\max_g L_g` is the worst case
+    over the convex hull of the group distributions (sample weights
+    :math:`\\pi_g p_i / P_g`, :math:`\\pi` on the simplex of groups). It
+    is minimized by L-BFGS on a log-sum-exp smoothing of the maximum, the
+    temperature shrunk under continuation until a Fenchel duality gap
+    certifies the solution (``solver_info_``); the reported
     ``worst_group_risk_`` is exact. Compared with chi-square DRO
     (:class:`VarianceRegularizedLogisticRegression`), which protects every
     subpopulation of the training data without knowing it, group DRO protects
@@ -385,7 +424,13 @@ for _cls, _l2 in [
     (GroupDROLinearRegression, "0.0"),
 ]:
     _cls.__doc__ = _cls.__doc__ % {
-        "params": (_COMMON_PARAMS % {"l2": _l2}).strip(),
-        "attrs": (_COMMON_ATTRS).strip(),
+        "params": (_COMMON_PARAMS % {"l2": _l2, "solver": _SOLVER_PARAMS_DOC}).strip(),
+        "attrs": (
+            _COMMON_ATTRS
+            % {
+                "certificate": _CERTIFICATE_ATTRS_DOC
+                % {"objective": "the worst adjusted group risk"}
+            }
+        ).strip(),
         "notes": (_NOTES).strip(),
     }

@@ -91,6 +91,15 @@ EXPECTED_FAILED = {
     "VarianceRegularizedLinearRegression": {
         "check_sample_weight_equivalence_on_dense_data": _FLAT_OPTIMUM,
     },
+    "GroupDROLinearRegression": {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "without groups this is least squares on the check's 15 x 30 data: "
+            "every interpolant is optimal (objective 1e-20 for both fits), and "
+            "the predictions at the zero-weight rows, which neither fit sees, "
+            "differ by 1e-5 between two certified optima; test_group_dro checks "
+            "weighted == repeated on well-posed problems"
+        ),
+    },
     "VarianceRegularizedLogisticRegression": {
         "check_sample_weight_equivalence_on_dense_data": _FLAT_OPTIMUM,
     },
