@@ -4,7 +4,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -30,6 +30,20 @@ from skrobust.linear_model._solver import (
 from skrobust.utils import check_nonnegative_sample_weight
 
 _AMBIGUITY_SHORTCUTS = {"chi2", "kl", "cvar", "erm"}
+
+
+def _feature_scale(X):
+    """1.0 for features of ordinary size, else the largest absolute entry.
+
+    Features whose largest entry lies in [1e-4, 1e4] are solved as given
+    (so ordinary fits are unchanged bit for bit); beyond, the solve works on
+    ``X / scale``.
+    """
+    # (max and min read X in place: no |X| copy)
+    top = max(float(X.max()), -float(X.min())) if X.size else 0.0
+    if not np.isfinite(top) or top == 0.0 or 1e-4 <= top <= 1e4:
+        return 1.0
+    return top
 
 
 def _objective_units(loss, scale):
@@ -90,19 +104,32 @@ class _BaseDROLinear(BaseEstimator):
             coef_penalty=coef_penalty,
         )
         solved, center, scale = problem, 0.0, 1.0
+        s_loss, s_target, s_alpha = loss, target, self.alpha
         if scaled is not None:
             s_loss, s_target, s_alpha, center, scale = scaled
+        # X with entries far from unit size is solved as X / x_scale (W' =
+        # x_scale * W, so the penalty's alpha and a Wasserstein radius divide
+        # by x_scale^2 and x_scale): the solver's absolute tolerances and
+        # curvature floors are meant for unit-size features, and at 1e-150 or
+        # 1e150 they certified wrong fits.
+        x_scale = _feature_scale(X)
+        if scaled is not None or x_scale != 1.0:
             # (a Wasserstein penalty r * L * ||W|| rescales with the loss's
             # Lipschitz constant L, epsilon / scale for Huber's loss)
+            s_penalty = coef_penalty
+            if coef_penalty is not None and x_scale != 1.0:
+                s_penalty = clone(coef_penalty).set_params(
+                    radius=float(coef_penalty.radius) / x_scale
+                )
             solved = _Problem(
-                X,
+                X / x_scale if x_scale != 1.0 else X,
                 s_target,
                 p,
                 s_loss,
                 ambiguity,
-                s_alpha,
+                s_alpha / x_scale**2,
                 self.fit_intercept,
-                coef_penalty=coef_penalty,
+                coef_penalty=s_penalty,
             )
         if self.solver == "cvxpy":
             W, b, n_iter, status = solve_cvxpy(solved)
@@ -126,7 +153,7 @@ class _BaseDROLinear(BaseEstimator):
                 owner=type(self).__name__,
                 units=_objective_units(loss, scale),
             )
-        W = W * scale
+        W = W * (scale / x_scale)
         if b is not None:
             b = b * scale + center
         info["solver_status"] = status if self.solver == "cvxpy" else None
