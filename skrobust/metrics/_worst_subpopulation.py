@@ -295,6 +295,7 @@ def _evaluate(
     verbose=0,
     sample_weight=None,
     bias_correction=True,
+    keep_jackknife=False,
 ):
     """Cross-fit the conditional risk and tabulate the debiased CVaR.
 
@@ -302,7 +303,10 @@ def _evaluate(
     halves and one first stage is fitted on each. With
     ``variance="jackknife"`` the samples are also split into
     ``jackknife_groups`` random groups and the whole procedure (first stage
-    included, with the same fold and half labels) is rerun without each group.
+    included, with the same fold and half labels) is rerun without each group,
+    one group at a time: each group's predictions are dropped once its
+    leave-out estimate is computed, unless ``keep_jackknife`` (the evaluator,
+    whose :meth:`risk_curve` reuses them).
     The default first stage is sized to the samples of one fit
     (:func:`~skrobust.metrics._crossfit.default_regressor`); a warning says
     when the cross-fitted first stage predicts the losses no better than the
@@ -332,29 +336,36 @@ def _evaluate(
                     "samples; use more samples, a smaller cv or "
                     "bias_correction=False."
                 )
-    subsets = [np.arange(n, dtype=index_dtype(n))]
+    group = None
     if variance == "jackknife":
         if jackknife_groups > n:
             raise ValueError(
                 f"jackknife_groups={jackknife_groups} exceeds n_samples={n}."
             )
         group = rng.permutation(n) % jackknife_groups
-        subsets += [
-            np.flatnonzero(group != g).astype(index_dtype(n))
-            for g in range(jackknife_groups)
-        ]
-    predictions = crossfit_subsets(
-        regressor,
-        Z,
-        scaled,
-        folds,
-        subsets,
-        halves=halves,
-        sample_weight=sample_weight,
-        n_jobs=n_jobs,
-        verbose=verbose,
-    )
-    r2 = first_stage_r2(scaled, predictions[0].mean(axis=(0, 1)), folds, sample_weight)
+
+    def crossfit(subset):
+        return crossfit_subsets(
+            regressor,
+            Z,
+            scaled,
+            folds,
+            [subset],
+            halves=halves,
+            sample_weight=sample_weight,
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )[0]
+
+    def leave_one_group_out():
+        # one subset at a time: its predictions are dropped once its
+        # leave-out estimate is computed, unless they are kept
+        for g in range(jackknife_groups):
+            subset = np.flatnonzero(group != g).astype(index_dtype(n))
+            yield subset, crossfit(subset)
+
+    predictions = crossfit(None)
+    r2 = first_stage_r2(scaled, predictions.mean(axis=(0, 1)), folds, sample_weight)
     if r2 <= 0:
         warnings.warn(
             "the first stage explains none of the variation of the losses "
@@ -367,11 +378,17 @@ def _evaluate(
             UserWarning,
             stacklevel=3,
         )
-    jackknife = list(zip(subsets[1:], predictions[1:], strict=True))
+    jackknife = []
+    if group is not None:
+        jackknife = leave_one_group_out()
+        if keep_jackknife:
+            jackknife = list(jackknife)
     table = _curve_table(
-        predictions[0], scaled, sample_weight, alphas, confidence, jackknife
+        predictions, scaled, sample_weight, alphas, confidence, jackknife
     )
-    return _Fit(scaled, scale, predictions[0], jackknife, table * scale, r2)
+    if not keep_jackknife:
+        jackknife = []
+    return _Fit(scaled, scale, predictions, jackknife, table * scale, r2)
 
 
 def _corrected_curve(predictions, losses, weights, alphas, confidence):
@@ -416,25 +433,23 @@ def _curve_table(predictions, losses, weights, alphas, confidence, jackknife):
     table = _corrected_curve(predictions, losses, weights, alphas, confidence)
     mean, mean_std_error = _mean_and_std_error(losses, weights)
     quantile = norm.ppf(0.5 + confidence / 2)
-    if jackknife:
-        groups = len(jackknife)
-        leave_out = np.array(
-            [
+    if not isinstance(jackknife, list) or jackknife:
+        # a list of (subset, predictions), or a generator of them consumed
+        # one group at a time
+        leave_out = []
+        for subset, mu in jackknife:
+            kept = losses[subset]
+            kept_weights = None if weights is None else weights[subset]
+            del subset
+            leave_out.append(
                 np.r_[
-                    _corrected_curve(
-                        mu,
-                        losses[subset],
-                        None if weights is None else weights[subset],
-                        alphas,
-                        confidence,
-                    )[:, 0],
-                    _mean_and_std_error(
-                        losses[subset], None if weights is None else weights[subset]
-                    )[0],
+                    _corrected_curve(mu, kept, kept_weights, alphas, confidence)[:, 0],
+                    _mean_and_std_error(kept, kept_weights)[0],
                 ]
-                for subset, mu in jackknife
-            ]
-        )
+            )
+            del mu, kept, kept_weights
+        leave_out = np.array(leave_out)
+        groups = leave_out.shape[0]
         spread = np.sum((leave_out - leave_out.mean(axis=0)) ** 2, axis=0)
         std_error = np.sqrt((groups - 1) / groups * spread)
         quantile = t_dist.ppf(0.5 + confidence / 2, groups - 1)
@@ -978,7 +993,16 @@ callable, default="zero_one"
             self.verbose,
             sample_weight,
             self.bias_correction,
+            keep_jackknife=True,
         )
+        # the refit on all evaluation data comes first, while the fewest
+        # vectors of the sample size are held (it peaks inside the fit)
+        regressor = self.regressor
+        if regressor is None:
+            regressor = default_regressor(self.losses_.shape[0])
+        fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
+        self.regressor_ = clone(regressor).fit(Z, fit.scaled_losses, **fit_params)
+        fit.scaled_losses = None
         self.conditional_risk_ = fit.conditional_risk
         self.first_stage_r2_ = fit.r2
         self._predictions = fit.predictions
@@ -997,11 +1021,6 @@ callable, default="zero_one"
         )
         self.worst_case_weights_ = q
         self.membership_ = q > 0
-        regressor = self.regressor
-        if regressor is None:
-            regressor = default_regressor(self.losses_.shape[0])
-        fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
-        self.regressor_ = clone(regressor).fit(Z, fit.scaled_losses, **fit_params)
         return self
 
     def risk_curve(self, alphas=None):

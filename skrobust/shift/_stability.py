@@ -21,7 +21,6 @@ from skrobust.metrics._crossfit import (
     first_stage_r2,
     fit_size,
     fold_labels,
-    index_dtype,
 )
 from skrobust.utils._validation import check_losses
 
@@ -298,7 +297,7 @@ def kl_stability(
             Z,
             losses,
             folds,
-            [np.arange(n, dtype=index_dtype(n))],
+            [None],
             n_jobs=n_jobs,
             verbose=verbose,
         )[0].mean(axis=(0, 1))
