@@ -151,20 +151,25 @@ def _early_stopping_split(model, n_rows):
 def fit_first_stage(regressor, rows_of, train, target, sample_weight=None):
     """Clone and fit ``regressor`` on the rows ``train``.
 
-    ``rows_of(index)`` returns the feature rows ``index`` (one copy of them);
+    ``train`` is an index array or a boolean mask of the samples;
+    ``rows_of(train)`` returns those feature rows (one copy of them);
     ``target`` and ``sample_weight`` are indexed here. A histogram boosting
     first stage with early stopping gets its validation rows as ``X_val``
     (see :func:`_early_stopping_split`): the same model, one copy of the
     training rows fewer.
     """
     model = clone(regressor)
-    split = _early_stopping_split(model, train.shape[0])
+    mask = train.dtype == bool
+    n_rows = int(np.count_nonzero(train)) if mask else train.shape[0]
+    split = _early_stopping_split(model, n_rows)
+    if split is not None and mask:
+        train = np.flatnonzero(train).astype(index_dtype(train.shape[0]))
     if sample_weight is not None:
         fit_rows = train if split is None else train[split[0]]
         if not np.sum(sample_weight[fit_rows]) > 0:
             raise ValueError(
                 "sample_weight is zero on every training sample of a "
-                f"cross-fitting fit ({fit_rows.shape[0]} samples): the first "
+                f"cross-fitting fit ({n_rows} samples): the first "
                 "stage cannot be fitted. Use more samples, a smaller cv or "
                 "bias_correction=False, or fewer zero weights."
             )
@@ -197,13 +202,11 @@ def _fit_predict(regressor, Z, target, subset, labels, k, part, sample_weight=No
     train = ~test
     if part is not None:
         train &= part
-    if subset is None:  # every sample
-        train = np.flatnonzero(train).astype(index_dtype(labels.shape[0]))
-    else:
+    if subset is not None:  # else a mask of every sample's rows
         train = subset[train]
-    position = np.flatnonzero(test)
+    position = np.flatnonzero(test).astype(index_dtype(labels.shape[0]))
     del test
-    if train.size == 0:
+    if not np.any(train):
         raise ValueError(
             "a cross-fitting fold (or half of it) holds every sample; use more "
             "samples or a smaller cv."

@@ -978,6 +978,18 @@ callable, default="zero_one"
         self.losses_ = model_losses(self.estimator, X, np.asarray(y), self.loss)
         Z = _select_core(X, self.core_features)
         sample_weight = _weights(sample_weight, self.losses_, self.regressor)
+        n = self.losses_.shape[0]
+        fold_labels(n, self.cv, 1, 0)  # the folds' errors before any fit
+        # the first stage refitted on all evaluation data comes first, while
+        # the fewest vectors of the sample size are held (it peaks inside the
+        # regressor's fit); it sees the losses in the cross-fit's units
+        regressor = self.regressor
+        if regressor is None:
+            regressor = default_regressor(n)
+        fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
+        self.regressor_ = clone(regressor).fit(
+            Z, self.losses_ / _loss_scale(self.losses_), **fit_params
+        )
         fit = _evaluate(
             self.losses_,
             Z,
@@ -995,14 +1007,6 @@ callable, default="zero_one"
             self.bias_correction,
             keep_jackknife=True,
         )
-        # the refit on all evaluation data comes first, while the fewest
-        # vectors of the sample size are held (it peaks inside the fit)
-        regressor = self.regressor
-        if regressor is None:
-            regressor = default_regressor(self.losses_.shape[0])
-        fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
-        self.regressor_ = clone(regressor).fit(Z, fit.scaled_losses, **fit_params)
-        fit.scaled_losses = None
         self.conditional_risk_ = fit.conditional_risk
         self.first_stage_r2_ = fit.r2
         self._predictions = fit.predictions
