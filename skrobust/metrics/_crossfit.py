@@ -116,6 +116,10 @@ def _early_stopping_split(model, n_rows):
     cross-fit gather each part once from the full data: the fitted model is
     the same (the same rows in the same order) without the second copy.
 
+    ``model`` is the clone about to be fitted: with ``early_stopping="auto"``
+    on more than 10000 rows it is set to ``early_stopping=True``, the value
+    that rule takes on those rows (the model only sees the fitting part).
+
     Returns ``(fit_positions, validation_positions)`` into the ``n_rows``
     training rows, or ``None`` when the model is not a plain
     ``HistGradientBoostingRegressor`` with an integer ``random_state`` that
@@ -126,7 +130,11 @@ def _early_stopping_split(model, n_rows):
     params = model.get_params(deep=False)
     stopping = params["early_stopping"]
     if stopping == "auto":
-        stopping = n_rows > 10_000  # HistGradientBoosting's own rule
+        # HistGradientBoosting's own rule, on all the rows it is given; the
+        # clone is then told so, as it will only see the fitting part
+        stopping = n_rows > 10_000
+        if stopping:
+            model.set_params(early_stopping=True)
     if (
         stopping is not True
         or params["validation_fraction"] is None

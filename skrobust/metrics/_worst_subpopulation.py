@@ -704,6 +704,19 @@ callable, default="zero_one"
     and uses :math:`\\hat\\sigma^2_J = \\frac{G-1}{G} \\sum_g (\\hat W_{(-g)} -
     \\bar W)^2` with a :math:`t_{G-1}` quantile.
 
+    Peak memory (tracemalloc) is at most about 3 times the input (``Z`` and
+    the two label vectors) from n = 10000 on: for Z of 5 columns, 2.3x at
+    n = 10000 and 2.0x at n = 100000 with the default first stage, 2.1x and
+    2.0x with a linear one, 2.7x / 2.5x with the jackknife (whose left-out
+    groups are cross-fitted one at a time; 5.6x before). The largest part is
+    the first stage's own fit on one training fold: a copy of its rows and
+    the regressor's buffers. A histogram boosting first stage with early
+    stopping gets its validation rows as ``X_val`` (the same split it would
+    draw, so the same model) instead of copying the fold's rows a second
+    time. Below about 10000 samples the boosting's buffers of fixed size
+    (histograms of 256 bins per feature and node) dominate, and the ratio
+    rises (3.9x at n = 5000 for :func:`~skrobust.shift.kl_stability`).
+
     References
     ----------
     .. [1] Li, M., Mittal, D., Namkoong, H. and Xia, S. "Evaluating model
@@ -877,6 +890,16 @@ callable, default="zero_one"
     Notes
     -----
     The estimator and interval are those of :func:`worst_subpopulation_risk`.
+
+    ``fit`` refits the first stage on all evaluation data first, then
+    cross-fits; its peak memory is 2.7x the input (``X`` and ``y``) at
+    n = 20000 and 2.6x at n = 100000 with the default first stage, of which
+    the refit alone takes 3.0x at n = 10000 (the boosting's early-stopping
+    copy of ``X`` and its histograms; 1.9x at n = 100000). With
+    ``variance="jackknife"`` the evaluator keeps every left-out group's
+    cross-fitted predictions for :meth:`risk_curve` (``jackknife_groups``
+    times those of the whole sample), unlike the function, which drops each
+    group's once its estimate is computed.
 
     References
     ----------
