@@ -892,10 +892,11 @@ callable, default="zero_one"
     The estimator and interval are those of :func:`worst_subpopulation_risk`.
 
     ``fit`` refits the first stage on all evaluation data first, then
-    cross-fits; its peak memory is 2.7x the input (``X`` and ``y``) at
-    n = 20000 and 2.6x at n = 100000 with the default first stage, of which
-    the refit alone takes 3.0x at n = 10000 (the boosting's early-stopping
-    copy of ``X`` and its histograms; 1.9x at n = 100000). With
+    cross-fits; its peak memory (tracemalloc) is 3.2x the input (``X`` and
+    ``y``, 5 features) at n = 10000, 2.7x at n = 20000 and 2.4x at
+    n = 100000 with the default first stage (3.9x, 3.4x and 2.9x before),
+    of which the refit alone takes 3.0x at n = 10000 and 1.9x at n = 100000
+    (the boosting's early-stopping copy of ``X`` and its histograms). With
     ``variance="jackknife"`` the evaluator keeps every left-out group's
     cross-fitted predictions for :meth:`risk_curve` (``jackknife_groups``
     times those of the whole sample), unlike the function, which drops each
