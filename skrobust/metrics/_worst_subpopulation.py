@@ -264,6 +264,12 @@ def _loss_scale(losses):
     return scale if scale > 0 else 1.0
 
 
+def _scaled(losses, scale):
+    """``losses / scale``; the losses themselves (no copy) when the scale is
+    1, e.g. zero-one losses (they are only read)."""
+    return losses if scale == 1.0 else losses / scale
+
+
 @dataclass
 class _Fit:
     """What :func:`_evaluate` computes: everything in units of ``scale``."""
@@ -318,7 +324,7 @@ def _evaluate(
     if regressor is None:
         regressor = default_regressor(fit_size(n, cv, bias_correction))
     scale = _loss_scale(losses)
-    scaled = losses / scale
+    scaled = _scaled(losses, scale)
     rng = check_random_state(random_state)
     folds = fold_labels(n, cv, n_repeats, rng)
     halves = None
@@ -705,10 +711,11 @@ callable, default="zero_one"
     \\bar W)^2` with a :math:`t_{G-1}` quantile.
 
     Peak memory (tracemalloc) is at most about 3 times the input (``Z`` and
-    the two label vectors) from n = 10000 on: for Z of 5 columns, 2.3x at
-    n = 10000 and 2.0x at n = 100000 with the default first stage, 2.1x and
-    2.0x with a linear one, 2.7x / 2.5x with the jackknife (whose left-out
-    groups are cross-fitted one at a time; 5.6x before). The largest part is
+    the two label vectors) from n = 10000 on: for Z of 5 columns and
+    zero-one losses, 2.1x at n = 10000 and 1.8x at n = 100000 with the
+    default first stage (2.7x and 2.1x before), 2.0x and 1.9x with a linear
+    one, 2.5x / 2.4x with the jackknife (whose left-out groups are
+    cross-fitted one at a time; 5.6x / 5.5x before). The largest part is
     the first stage's own fit on one training fold: a copy of its rows and
     the regressor's buffers. A histogram boosting first stage with early
     stopping gets its validation rows as ``X_val`` (the same split it would
@@ -892,9 +899,9 @@ callable, default="zero_one"
     The estimator and interval are those of :func:`worst_subpopulation_risk`.
 
     ``fit`` refits the first stage on all evaluation data first, then
-    cross-fits; its peak memory (tracemalloc) is 3.2x the input (``X`` and
-    ``y``, 5 features) at n = 10000, 2.7x at n = 20000 and 2.4x at
-    n = 100000 with the default first stage (3.9x, 3.4x and 2.9x before),
+    cross-fits; its peak memory (tracemalloc) is 3.0x the input (``X`` and
+    ``y``, 5 features, zero-one losses) at n = 10000 and 2.2x at
+    n = 100000 with the default first stage (3.9x and 2.9x before),
     of which the refit alone takes 3.0x at n = 10000 and 1.9x at n = 100000
     (the boosting's early-stopping copy of ``X`` and its histograms). With
     ``variance="jackknife"`` the evaluator keeps every left-out group's
@@ -1012,7 +1019,7 @@ callable, default="zero_one"
             regressor = default_regressor(n)
         fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
         self.regressor_ = clone(regressor).fit(
-            Z, self.losses_ / _loss_scale(self.losses_), **fit_params
+            Z, _scaled(self.losses_, _loss_scale(self.losses_)), **fit_params
         )
         fit = _evaluate(
             self.losses_,
