@@ -172,7 +172,7 @@ def test_first_stage_is_the_regressors_own_fit(large_fold, regressor):
 @pytest.mark.parametrize(
     "regressor",
     [
-        default_regressor(2000),
+        default_regressor(2000).set_params(max_iter=20),
         HistGradientBoostingRegressor(max_iter=20, random_state=3),
     ],
     ids=["default", "auto"],
