@@ -257,3 +257,27 @@ def test_jackknife_one_group_at_a_time_equals_the_evaluators(design):
     assert_allclose(r.std_error, evaluator.std_error_, rtol=1e-12)
     curve = evaluator.risk_curve([0.2])
     assert_allclose(curve.std_error[0], r.std_error, rtol=1e-12)
+
+
+def test_shift_decomposition_frames_equal_arrays():
+    # the default regressions' fitting and validation rows come in the order
+    # of their random split, gathered from both domains' DataFrames
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    n = 600
+    X_s = rng.normal(size=(n, 3))
+    X_t = rng.normal(loc=0.5, size=(n, 3))
+    y_s = X_s[:, 0] + rng.normal(size=n)
+    y_t = X_t[:, 0] + rng.normal(size=n)
+    columns = ["a", "b", "c"]
+    frames = [pd.DataFrame(X, columns=columns) for X in (X_s, X_t)]
+    model = LinearRegression().fit(X_s, y_s)
+    framed = LinearRegression().fit(frames[0], y_s)
+    a = decompose_performance_shift(
+        model, X_s, y_s, X_t, y_t, loss="squared_error", random_state=0
+    )
+    b = decompose_performance_shift(
+        framed, frames[0], y_s, frames[1], y_t, loss="squared_error", random_state=0
+    )
+    for term in ("x_shift_shared", "y_given_x_shift", "x_shift_unseen"):
+        assert_allclose(getattr(b, term), getattr(a, term), rtol=1e-10, atol=1e-13)
