@@ -281,3 +281,21 @@ def test_shift_decomposition_frames_equal_arrays():
     )
     for term in ("x_shift_shared", "y_given_x_shift", "x_shift_unseen"):
         assert_allclose(getattr(b, term), getattr(a, term), rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("as_frame", [False, True])
+def test_domain_rows_in_any_order(as_frame):
+    # the rows of a fit, gathered from the two domains without stacking
+    # them, in the order asked for (the early-stopping split is random);
+    # reference: the stacked data indexed directly
+    from skrobust.shift._disde import _rows
+
+    rng = np.random.default_rng(1)
+    X_s, X_t = rng.normal(size=(7, 2)), rng.normal(size=(5, 2))
+    stacked = np.vstack([X_s, X_t])
+    if as_frame:
+        pd = pytest.importorskip("pandas")
+        X_s, X_t = pd.DataFrame(X_s), pd.DataFrame(X_t)
+    for rows in (rng.permutation(12), rng.permutation(12)[:6], np.arange(7, 12)[::-1]):
+        out = np.asarray(_rows(X_s, X_t, rows.astype(np.int32)))
+        assert_array_equal(out, stacked[rows])
