@@ -1,11 +1,14 @@
 """Cross-fitted regression of per-sample performance on core variables."""
 
+from numbers import Integral
+
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, train_test_split
 from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils.validation import has_fit_parameter
 
 # smallest leaf of the default first stage: a twentieth of the samples of one
 # fit, between these bounds (see default_regressor)
@@ -102,6 +105,103 @@ def first_stage_r2(target, prediction, folds, weights=None):
     return float(1.0 - np.dot(w, (target - prediction) ** 2) / mse_constant)
 
 
+def _early_stopping_split(model, n_rows):
+    """The training / validation rows a histogram boosting fit would split off.
+
+    :class:`~sklearn.ensemble.HistGradientBoostingRegressor` with early
+    stopping on a validation set copies its training data into the two parts
+    (``train_test_split``), on top of the training rows the cross-fit has
+    already gathered. Drawing the same split here, from the seed the model
+    draws itself, and passing the validation rows as ``X_val`` lets the
+    cross-fit gather each part once from the full data: the fitted model is
+    the same (the same rows in the same order) without the second copy.
+
+    ``model`` is the clone about to be fitted: with ``early_stopping="auto"``
+    on more than 10000 rows it is set to ``early_stopping=True``, the value
+    that rule takes on those rows (the model only sees the fitting part).
+
+    Returns ``(fit_positions, validation_positions)`` into the ``n_rows``
+    training rows, or ``None`` when the model is not a plain
+    ``HistGradientBoostingRegressor`` with an integer ``random_state`` that
+    holds out a validation set (the model then splits as it always does).
+    """
+    if type(model) is not HistGradientBoostingRegressor:
+        return None
+    params = model.get_params(deep=False)
+    stopping = params["early_stopping"]
+    if stopping == "auto":
+        # HistGradientBoosting's own rule, on all the rows it is given; the
+        # clone is then told so, as it will only see the fitting part
+        stopping = n_rows > 10_000
+        if stopping:
+            model.set_params(early_stopping=True)
+    if (
+        stopping is not True
+        or params["validation_fraction"] is None
+        or params["warm_start"]
+        or not isinstance(params["random_state"], Integral)
+        or not has_fit_parameter(model, "X_val")
+    ):
+        return None
+    # the seed HistGradientBoosting*.fit draws first from its random_state
+    # and hands to train_test_split
+    seed = check_random_state(params["random_state"]).randint(
+        np.iinfo(np.uint32).max, dtype="u8"
+    )
+    fit_rows, validation_rows = train_test_split(
+        np.arange(n_rows),
+        test_size=params["validation_fraction"],
+        random_state=seed,
+    )
+    return fit_rows, validation_rows
+
+
+def fit_first_stage(regressor, rows_of, train, target, sample_weight=None):
+    """Clone and fit ``regressor`` on the rows ``train``.
+
+    ``train`` is an index array or a boolean mask of the samples;
+    ``rows_of(train)`` returns those feature rows (one copy of them);
+    ``target`` and ``sample_weight`` are indexed here. A histogram boosting
+    first stage with early stopping gets its validation rows as ``X_val``
+    (see :func:`_early_stopping_split`): the same model, one copy of the
+    training rows fewer.
+    """
+    model = clone(regressor)
+    mask = train.dtype == bool
+    n_rows = int(np.count_nonzero(train)) if mask else train.shape[0]
+    split = _early_stopping_split(model, n_rows)
+    if split is not None and mask:
+        train = np.flatnonzero(train).astype(index_dtype(train.shape[0]))
+    if sample_weight is not None:
+        fit_rows = train if split is None else train[split[0]]
+        if not np.sum(sample_weight[fit_rows]) > 0:
+            raise ValueError(
+                "sample_weight is zero on every training sample of a "
+                f"cross-fitting fit ({n_rows} samples): the first "
+                "stage cannot be fitted. Use more samples, a smaller cv or "
+                "bias_correction=False, or fewer zero weights."
+            )
+        del fit_rows
+    if split is None:
+        fit_params = {}
+        if sample_weight is not None:
+            fit_params["sample_weight"] = sample_weight[train]
+        return model.fit(rows_of(train), target[train], **fit_params)
+    fit_rows, validation_rows = train[split[0]], train[split[1]]
+    del split
+    fit_params = {}
+    if sample_weight is not None:
+        fit_params["sample_weight"] = sample_weight[fit_rows]
+        fit_params["sample_weight_val"] = sample_weight[validation_rows]
+    return model.fit(
+        rows_of(fit_rows),
+        target[fit_rows],
+        X_val=rows_of(validation_rows),
+        y_val=target[validation_rows],
+        **fit_params,
+    )
+
+
 def _fit_predict(regressor, Z, target, subset, labels, k, part, sample_weight=None):
     """Fit on the training folds of ``subset`` (one half of them) and predict
     its fold ``k``; the index arrays are built here, one fit at a time, so the
@@ -110,18 +210,21 @@ def _fit_predict(regressor, Z, target, subset, labels, k, part, sample_weight=No
     train = ~test
     if part is not None:
         train &= part
-    train = subset[train]
-    position = np.flatnonzero(test)
-    if train.size == 0:
+    if subset is not None:  # else a mask of every sample's rows
+        train = subset[train]
+    position = np.flatnonzero(test).astype(index_dtype(labels.shape[0]))
+    del test
+    if not np.any(train):
         raise ValueError(
             "a cross-fitting fold (or half of it) holds every sample; use more "
             "samples or a smaller cv."
         )
-    fit_params = {}
-    if sample_weight is not None:
-        fit_params["sample_weight"] = sample_weight[train]
-    model = clone(regressor).fit(_safe_indexing(Z, train), target[train], **fit_params)
-    prediction = model.predict(_safe_indexing(Z, subset[position]))
+    model = fit_first_stage(
+        regressor, lambda rows: _safe_indexing(Z, rows), train, target, sample_weight
+    )
+    del train
+    rows = position if subset is None else subset[position]
+    prediction = model.predict(_safe_indexing(Z, rows))
     return position, np.asarray(prediction, dtype=float).reshape(-1)
 
 
@@ -199,8 +302,9 @@ def crossfit_subsets(
     target : ndarray of shape (n_samples,)
     folds : ndarray of shape (n_repeats, n_samples)
         Fold labels from :func:`fold_labels`.
-    subsets : list of ndarray of int
-        Sample indices of each subset.
+    subsets : list of ndarray of int or None
+        Sample indices of each subset; ``None`` means every sample (no index
+        array is held for it).
     halves : ndarray of shape (n_repeats, n_samples) of {0, 1}, default=None
         Half labels of each repeat; ``None`` fits one model per fold.
     sample_weight : ndarray of shape (n_samples,), default=None
@@ -222,11 +326,13 @@ def crossfit_subsets(
     def tasks():
         for s, subset in enumerate(subsets):
             for r in range(n_repeats):
-                whole = subset.shape[0] == folds.shape[1]  # the arange subset
-                labels = folds[r] if whole else folds[r, subset]
+                labels = folds[r] if subset is None else folds[r, subset]
                 for k in np.unique(labels):
                     for h in range(n_parts):
-                        part = None if halves is None else halves[r, subset] == h
+                        part = None
+                        if halves is not None:
+                            own = halves[r] if subset is None else halves[r, subset]
+                            part = own == h
                         yield s, r, h, subset, labels, k, part
 
     keys = [(s, r, h) for s, r, h, *_ in tasks()]
@@ -237,7 +343,11 @@ def crossfit_subsets(
         )
         for _, _, _, subset, labels, k, part in tasks()
     )
-    out = [np.zeros((n_repeats, n_parts, subset.shape[0])) for subset in subsets]
+    n = folds.shape[1]
+    out = [
+        np.zeros((n_repeats, n_parts, n if subset is None else subset.shape[0]))
+        for subset in subsets
+    ]
     for (s, r, h), (position, values) in zip(keys, results, strict=True):
         out[s][r, h, position] = values
     return out
@@ -288,7 +398,7 @@ def crossfit_predict(
         Z,
         target,
         folds,
-        [np.arange(n, dtype=index_dtype(n))],
+        [None],
         n_jobs=n_jobs,
         verbose=verbose,
     )[0]

@@ -182,17 +182,23 @@ def test_never_below_the_mean(n, alpha, seed, first_stage, bias_correction):
     weights[0] = 1.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        r = worst_subpopulation_risk(
-            np.zeros(n),
-            losses,
-            Z,
-            alpha,
-            loss="absolute_error",
-            regressor=regressor,
-            sample_weight=weights,
-            bias_correction=bias_correction,
-            random_state=0,
-        )
+        try:
+            r = worst_subpopulation_risk(
+                np.zeros(n),
+                losses,
+                Z,
+                alpha,
+                loss="absolute_error",
+                regressor=regressor,
+                sample_weight=weights,
+                bias_correction=bias_correction,
+                random_state=0,
+            )
+        except ValueError as exc:
+            # a training fold (or half) whose weights are all zero (n=20,
+            # seed=1738, bias_correction=True): our error, naming the weights
+            assert "sample_weight is zero on every training sample" in str(exc)
+            return
     mean = np.dot(weights, losses) / weights.sum()
     assert r.risk >= mean * (1 - 1e-12)
     assert r.lower <= r.risk <= r.upper
