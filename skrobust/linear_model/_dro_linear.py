@@ -32,16 +32,25 @@ from skrobust.utils import check_nonnegative_sample_weight
 _AMBIGUITY_SHORTCUTS = {"chi2", "kl", "cvar", "erm"}
 
 
-def _feature_scale(X):
-    """1.0 for features of ordinary size, else the largest absolute entry.
+# features whose largest absolute entry is outside this band are rescaled
+# by it before solving (see _feature_scale; used by every linear DRO estimator)
+_FEATURE_SCALE_BAND = (1e-4, 1e4)
 
-    Features whose largest entry lies in [1e-4, 1e4] are solved as given
-    (so ordinary fits are unchanged bit for bit); beyond, the solve works on
-    ``X / scale``.
+
+def _feature_scale(X):
+    """A common scale of the features: 1, or their largest absolute entry.
+
+    ``X / c`` with ``coef = coef' / c`` and the penalty ``l2 / c^2`` is the
+    same problem. Features at 1e-150 or 1e150 make the coefficients 1e150 or
+    1e-150, where L-BFGS and the rank decisions of the certificate (relative
+    to the intercept's column of ones) break down: outside
+    ``_FEATURE_SCALE_BAND`` the solver sees ``X / c`` instead (one copy).
     """
-    # (max and min read X in place: no |X| copy)
-    top = max(float(X.max()), -float(X.min())) if X.size else 0.0
-    if not np.isfinite(top) or top == 0.0 or 1e-4 <= top <= 1e4:
+    if X.size == 0:
+        return 1.0
+    top = max(float(np.max(X)), -float(np.min(X)))
+    low, high = _FEATURE_SCALE_BAND
+    if not np.isfinite(top) or top <= 0.0 or low <= top <= high:
         return 1.0
     return top
 

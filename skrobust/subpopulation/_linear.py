@@ -29,6 +29,7 @@ from sklearn.utils.validation import (
 )
 
 from skrobust.linear_model._classifier import _LogisticProbaMixin
+from skrobust.linear_model._dro_linear import _feature_scale
 from skrobust.linear_model._losses import _BinaryLogistic, _Multinomial, _Squared
 from skrobust.linear_model._solver import _Max, _Problem, solve_certified
 from skrobust.utils import check_nonnegative_sample_weight
@@ -189,29 +190,6 @@ def _standardization(y, p, fit_intercept):
     if not np.isfinite(scale) or scale <= 0.0:
         return center, 1.0
     return center, scale
-
-
-# features whose largest absolute entry is outside this band are rescaled
-# by it before solving (see _feature_scale)
-_FEATURE_SCALE_BAND = (1e-4, 1e4)
-
-
-def _feature_scale(X):
-    """A common scale of the features: 1, or their largest absolute entry.
-
-    ``X / c`` with ``coef = coef' / c`` and the penalty ``l2 / c^2`` is the
-    same problem. Features at 1e-150 or 1e150 make the coefficients 1e150 or
-    1e-150, where L-BFGS and the rank decisions of the certificate (relative
-    to the intercept's column of ones) break down: outside
-    ``_FEATURE_SCALE_BAND`` the solver sees ``X / c`` instead (one copy).
-    """
-    if X.size == 0:
-        return 1.0
-    top = max(float(np.max(X)), -float(np.min(X)))
-    low, high = _FEATURE_SCALE_BAND
-    if not np.isfinite(top) or top <= 0.0 or low <= top <= high:
-        return 1.0
-    return top
 
 
 def _chebyshev_fit(problem, tol, scale):
