@@ -396,6 +396,35 @@ def _unpacker(W0, fit_intercept):
     return unpack
 
 
+def _coef_gradient(X, G, alpha, W, fit_intercept):
+    """Gradient in ``(W, b)`` of ``sum_i loss_i + alpha / 2 ||W||^2``, flat.
+
+    ``G`` holds the (weighted) derivatives of the losses in the scores.
+    """
+    grad = [(X.T @ G + alpha * W).ravel()]
+    if fit_intercept:
+        grad.append(G.sum(axis=0))
+    return np.concatenate(grad)
+
+
+def _lbfgs_from(fun, W0, b0, fit_intercept, maxiter, ftol, gtol):
+    """L-BFGS-B on ``fun`` (value and gradient) from the coefficients ``(W0, b0)``.
+
+    Returns ``fun`` (value, gradient) at the end point, or at the start when
+    that is lower (L-BFGS can end above it on a flat or kinked objective).
+    """
+    v0 = np.concatenate([W0.ravel(), b0 if fit_intercept else []])
+    res = minimize(
+        fun,
+        v0,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": maxiter, "ftol": ftol, "gtol": gtol},
+    )
+    start, end = fun(v0), fun(res.x)
+    return start if start[0] < end[0] else end
+
+
 def _optimistic_value(model, X, y, ball, p):
     """``min_theta -R(-loss(theta)) + penalty`` by L-BFGS from the ERM fit.
 
@@ -415,24 +444,10 @@ def _optimistic_value(model, X, y, ball, p):
         Z = X @ W + b
         sample_loss, dZ = loss.value_grad(Z, target)
         risk, q = ball.risk_and_weights(-sample_loss, p)
-        G = dZ * q[:, None]
-        grad = [(X.T @ G + alpha * W).ravel()]
-        if fit_intercept:
-            grad.append(G.sum(axis=0))
-        return -risk + 0.5 * alpha * float(np.sum(W * W)), np.concatenate(grad)
+        grad = _coef_gradient(X, dZ * q[:, None], alpha, W, fit_intercept)
+        return -risk + 0.5 * alpha * float(np.sum(W * W)), grad
 
-    v0 = np.concatenate([W0.ravel(), b0 if fit_intercept else []])
-    res = minimize(
-        fun,
-        v0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 1000, "ftol": 1e-15, "gtol": 1e-10},
-    )
-    start = fun(v0)
-    value, grad = fun(res.x)
-    if start[0] < value:
-        value, grad = start
+    value, grad = _lbfgs_from(fun, W0, b0, fit_intercept, 1000, 1e-15, 1e-10)
     return float(value), float(np.max(np.abs(grad), initial=0.0))
 
 
@@ -465,22 +480,11 @@ def _weighted_erm_value(loss, X, target, q, alpha, fit_intercept, W0, b0):
     def fun(v):
         W, b = unpack(v)
         sample_loss, dZ = loss.value_grad(X @ W + b, target)
-        G = dZ * q[:, None]
-        grad = [(X.T @ G + alpha * W).ravel()]
-        if fit_intercept:
-            grad.append(G.sum(axis=0))
+        grad = _coef_gradient(X, dZ * q[:, None], alpha, W, fit_intercept)
         value = float(q @ sample_loss) + 0.5 * alpha * float(np.sum(W * W))
-        return value, np.concatenate(grad)
+        return value, grad
 
-    v0 = np.concatenate([W0.ravel(), b0 if fit_intercept else []])
-    res = minimize(
-        fun,
-        v0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 2000, "ftol": 1e-16, "gtol": 1e-12},
-    )
-    return min(float(res.fun), fun(v0)[0])
+    return _lbfgs_from(fun, W0, b0, fit_intercept, 2000, 1e-16, 1e-12)[0]
 
 
 def _fit_gap(model, X, y, ball, p):
