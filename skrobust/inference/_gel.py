@@ -575,8 +575,8 @@ def gel_optimal_value_interval(
         understates the fit's suboptimality). The lower problem is not
         convex and has no global certificate: ``low_gap`` is its first-order
         KKT residual, the largest absolute entry of the gradient at the
-        returned coefficients. Either above its tolerance (``1e-6 * max(1, |upper|)``, in ``tolerance``)
-        raises a ``ConvergenceWarning``.
+        returned coefficients. Either above its tolerance (``1e-6 *
+        max(1, |upper|)``, in ``tolerance``) raises a ``ConvergenceWarning``.
 
     See Also
     --------

@@ -21,8 +21,10 @@ from sklearn.linear_model import LinearRegression
 from skrobust.inference import (
     el_coef_interval,
     el_coef_test,
+    el_max_mean_interval,
     gel_optimal_value_interval,
 )
+from skrobust.inference._result import CertifiedInterval
 from skrobust.linear_model import DROLinearRegression
 
 cp = pytest.importorskip("cvxpy")
@@ -148,3 +150,77 @@ def test_optimal_value_gap_is_a_bound_for_a_kinked_loss(monkeypatch, seed):
     ref = _cvxpy_dro_absolute_chi2(X, y, chi2.ppf(0.90, 1) / (2.0 * 60))
     assert result.high >= ref * (1 - 1e-8)
     assert result.high - result.high_gap <= ref * (1 + 1e-8)
+
+
+def _cvxpy_max_mean_bounds(Y, radius):
+    """(inf_Q max_k E_Q Y_k, max_k sup_Q E_Q Y_k) over the chi-square ball.
+
+    The ball ``{q : sum (n q_i - 1)^2 / (2 n) <= radius}`` (``f''(1) = 1``),
+    each bound a cvxpy primal (Clarabel): ``min t`` with ``Y' q <= t``, and
+    one ``max q' Y_k`` per option.
+    """
+    n, K = Y.shape
+    q = cp.Variable(n, nonneg=True)
+    ball = [cp.sum(q) == 1, cp.sum_squares(n * q - 1) / (2 * n) <= radius]
+    t = cp.Variable()
+    lower = cp.Problem(cp.Minimize(t), ball + [Y.T @ q <= t])
+    lower.solve(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11)
+    uppers = []
+    for k in range(K):
+        upper = cp.Problem(cp.Maximize(Y[:, k] @ q), ball)
+        upper.solve(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11)
+        uppers.append(upper.value)
+    return lower.value, max(uppers)
+
+
+@pytest.mark.parametrize("seed, n, K", [(0, 200, 3), (1, 30, 5), (2, 12, 2)])
+def test_max_mean_interval_is_certified_against_cvxpy(seed, n, K):
+    rng = np.random.default_rng(seed)
+    Y = rng.normal(size=(n, K)) + np.linspace(0.0, 0.1, K)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        result = el_max_mean_interval(Y, calibration="chi2")
+    # before: a plain tuple, the SLSQP lower bound with no certificate
+    assert isinstance(result, CertifiedInterval)
+    assert result.low_gap <= result.tolerance
+    assert result.high_gap <= result.tolerance
+    # reference: cvxpy primals of both bounds at the chi-square radius
+    ref_low, ref_high = _cvxpy_max_mean_bounds(Y, CHI2_95 / (2.0 * n))
+    slack = 1e-7 * np.ptp(Y)  # Clarabel's accuracy
+    assert_allclose(result.high, ref_high, atol=slack)
+    # the lower bound is a maximum reached from below, within its gap
+    assert result.low <= ref_low + slack
+    assert ref_low - result.low <= result.low_gap + slack
+
+
+@pytest.mark.parametrize("factor", [1e-100, 1e-8, 1e8, 1e100])
+def test_max_mean_interval_is_scale_equivariant(factor):
+    # before: at Y * 1e100 the lower bound came out 12% low (3.51e98 for
+    # 3.99e98; SLSQP's absolute tolerances at that scale), with no warning
+    rng = np.random.default_rng(0)
+    Y = rng.normal(size=(400, 3)) + np.linspace(0.0, 0.1, 3)
+    ref = el_max_mean_interval(Y, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        scaled = el_max_mean_interval(Y * factor, random_state=0)
+        shifted = el_max_mean_interval(Y + 1e6, random_state=0)
+    # identity: both bounds are equivariant under Y -> a + s Y
+    assert_allclose(np.array(scaled) / factor, ref, rtol=1e-8)
+    assert_allclose(np.array(shifted) - 1e6, ref, atol=1e-8)
+
+
+def test_max_mean_interval_warns_when_the_mixture_is_not_optimal(monkeypatch):
+    # a lower-bound solve cut short (SLSQP replaced by one returning its
+    # start, the best single option) leaves a Frank-Wolfe gap that is named
+    from scipy.optimize import OptimizeResult
+
+    from skrobust.inference import _nonsmooth
+
+    monkeypatch.setattr(
+        _nonsmooth, "minimize", lambda fun, x0, **kw: OptimizeResult(x=x0)
+    )
+    rng = np.random.default_rng(1)
+    Y = rng.normal(size=(300, 3))  # three tied options: the best mix is inside
+    with pytest.warns(ConvergenceWarning, match="lower bound is not certified"):
+        result = el_max_mean_interval(Y, calibration="chi2")
+    assert result.low_gap > result.tolerance
