@@ -21,6 +21,8 @@ from skrobust.linear_model import DROLinearRegression, DROLogisticRegression
 MAX_ITER = 100
 #: relative tolerance on the Newton decrement of the nuisance profile
 PROFILE_TOL = 1e-10
+#: steps of the path from the fit along which el_coef_test follows the basin
+CONTINUATION_STEPS = 8
 #: passes over the data (dual and profile evaluations) for one endpoint or test
 MAX_EVALUATIONS = 5000
 EPS = np.finfo(np.float64).eps
@@ -495,6 +497,25 @@ def _starts(beta_hat, free, slope, shift):
     return [beta_hat[free] + slope * shift, beta_hat[free]]
 
 
+def _continuation(score, j, beta_hat, slope, b, budget, steps=CONTINUATION_STEPS):
+    """Free coefficients followed from the fit to ``beta_j = b`` in ``steps``.
+
+    Each step profiles from the previous step's minimizer (shifted along the
+    Wald slope), so the basin of the fit is followed as :func:`_endpoint`
+    follows it; the result starts the final profile at ``b``. ``None`` when
+    the path leaves the region the data support before reaching ``b``.
+    """
+    free = np.arange(beta_hat.shape[0]) != j
+    theta, lam, last = beta_hat[free], None, beta_hat[j]
+    for b_s in np.linspace(beta_hat[j], b, steps + 1)[1:-1]:
+        try:
+            result = _profile(score, j, b_s, theta + slope * (b_s - last), lam, budget)
+        except _Unbounded:
+            return None
+        theta, lam, last = result[1], result[2], b_s
+    return theta + slope * (b - last)
+
+
 def _endpoint(score, j, beta_hat, cov, threshold, side):
     """Endpoint of ``{b : 2 F(b) <= threshold}`` on one side of ``beta_hat``.
 
@@ -967,7 +988,24 @@ def el_coef_test(estimator, X, y, feature, value, *, sample_weight=None):
     free = np.arange(beta_hat.shape[0]) != j
     slope = cov[free, j] / cov[j, j] if cov[j, j] > 0 else np.zeros(free.sum())
     starts = _starts(beta_hat, free, slope, b - beta_hat[j])
+    # and the Wald guess moved two conditional standard errors either way
+    # along each free coefficient: a single test can afford a few more
+    # starts, which find a lower basin far from the fit (at n ~ 12 a
+    # nuisance objective can have two)
+    if cov[j, j] > 0:
+        cond = (
+            cov[np.ix_(free, free)] - np.outer(cov[free, j], cov[free, j]) / cov[j, j]
+        )
+        spread = 2.0 * np.sqrt(np.clip(np.diag(cond), 0.0, None))
+        for i in np.flatnonzero(spread > 0):
+            for sign in (-1.0, 1.0):
+                start = starts[0].copy()
+                start[i] += sign * spread[i]
+                starts.append(start)
     try:
+        path = _continuation(score, j, beta_hat, slope, b, MAX_EVALUATIONS)
+        if path is not None:
+            starts.insert(0, path)
         fval = _best_profile(score, j, b, starts, None, MAX_EVALUATIONS)[0]
     except _Unbounded:
         warnings.warn(
