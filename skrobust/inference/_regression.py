@@ -943,6 +943,17 @@ def el_coef_test(estimator, X, y, feature, value, *, sample_weight=None):
     pvalue : float
         Upper tail of the chi-square distribution with one degree of freedom.
 
+    Warns
+    -----
+    UserWarning
+        On a perfect least-squares fit, a nearly perfect one, an
+        ill-conditioned design, or an unbounded inner dual (as in
+        :func:`el_coef_interval`).
+    ConvergenceWarning
+        If an inner solve fails its certificate: the squared Newton
+        decrement of the dual, or the Newton decrement of the nuisance
+        profile (the message gives it and its tolerance).
+
     See Also
     --------
     el_coef_interval : The interval of values this test does not reject.

@@ -22,6 +22,8 @@ from skrobust.inference import (
     el_coef_interval,
     el_coef_test,
     el_max_mean_interval,
+    el_mean_interval,
+    el_mean_test,
     gel_optimal_value_interval,
 )
 from skrobust.inference._result import CertifiedInterval
@@ -237,3 +239,26 @@ def test_max_mean_interval_warns_when_the_mixture_is_not_optimal(monkeypatch):
     with pytest.warns(ConvergenceWarning, match="lower bound is not certified"):
         result = el_max_mean_interval(Y, calibration="chi2")
     assert result.low_gap > result.tolerance
+
+
+def test_mean_solves_warn_with_their_certificates(monkeypatch):
+    # every EL solve that stops early names its certificate
+    from skrobust.inference import _mean
+
+    monkeypatch.setattr(_mean, "MAX_ITER", 1)
+    x = np.random.default_rng(6).exponential(size=40)
+    with pytest.warns(ConvergenceWarning, match="relative residual"):
+        el_mean_test(x, 0.6)
+    with pytest.warns(ConvergenceWarning, match=r"sqrt\(-2 log R\)"):
+        el_mean_interval(x)
+
+
+def test_coef_test_profile_warns_with_its_decrement(monkeypatch):
+    from skrobust.inference import _regression
+
+    monkeypatch.setattr(_regression, "MAX_ITER", 1)
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(40, 2))
+    y = X @ np.array([1.0, 0.5]) + rng.standard_t(3, size=40)
+    with pytest.warns(ConvergenceWarning, match="Newton decrement"):
+        el_coef_test(LinearRegression(), X, y, 0, 1.6)
