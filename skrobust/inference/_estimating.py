@@ -183,6 +183,14 @@ def el_moment_test(G, *, sample_weight=None):
         Upper tail of the chi-square distribution with ``n_moments`` degrees
         of freedom.
 
+    Warns
+    -----
+    ConvergenceWarning
+        If Newton's method for the dual stops with its certificate, the
+        squared Newton decrement (about twice the distance of the returned
+        half-statistic to the maximum), above ``1e-10 max(1, |value|)``; the
+        message gives it.
+
     See Also
     --------
     el_mean_test : The case ``g(x, mu) = x - mu`` with one moment.

@@ -215,6 +215,14 @@ def el_mean_test(x, mean, *, sample_weight=None, bartlett=False):
         Upper tail probability of the chi-square distribution with one
         degree of freedom.
 
+    Warns
+    -----
+    ConvergenceWarning
+        If the Newton iteration for the Lagrange multiplier stops before its
+        certificate, the relative residual of the multiplier's equation, is
+        at rounding level (``4 eps``); the message gives the residual and the
+        bracket reached.
+
     See Also
     --------
     el_mean_interval : The interval of means the test does not reject.
@@ -302,6 +310,13 @@ def el_mean_interval(x, confidence=0.95, sample_weight=None, *, bartlett=False):
         Lower endpoint.
     upper : float
         Upper endpoint.
+
+    Warns
+    -----
+    ConvergenceWarning
+        If an endpoint's root-find stops before converging; the message
+        gives its certificate, ``sqrt(-2 log R) - sqrt(threshold)`` at the
+        endpoint returned, and the bracket of the multiplier.
 
     See Also
     --------

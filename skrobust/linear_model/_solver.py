@@ -686,7 +686,7 @@ def _certificate(problem, w, tau, tol, scale, final=True):
                 candidates.insert(0, (q_smooth, u_exact, None))
         for q, u, cols in candidates:
             if multi:
-                bound = _fenchel_lower_multi(problem, q, u)
+                bound = _fenchel_lower_multi(problem, q, u, w)
             else:
                 bound = _fenchel_lower(problem, q, u, w, cols)
             if bound is not None and bound > lower:
@@ -709,18 +709,24 @@ def _certificate(problem, w, tau, tol, scale, final=True):
     if (
         final
         and fenchel
-        and not multi
+        and (not multi or problem.alpha == 0)
         and not penalized
         and value - lower > threshold
         and problem.n_coef + problem.n_intercept <= _MAX_PRECONDITIONED
     ):
         # tied losses (a kink of the risk): search the set for the weights
-        # that make the gradient vanish
-        q_tie = _stationary_weights(problem, q_exact, u_exact[:, 0], W)
-        if q_tie is not None:
-            bound = _fenchel_lower(problem, q_tie, u_exact[:, 0], w)
-            if bound is not None and bound > lower:
-                lower = bound
+        # that make the gradient vanish (for the multinomial loss without a
+        # ridge, the only dual point its Fenchel bound can use)
+        if multi:
+            q_tie = _stationary_weights(problem, q_exact, u_exact[:, :-1], W)
+            if q_tie is not None:
+                bound = _fenchel_lower_multi(problem, q_tie, u_exact, w)
+        else:
+            q_tie = _stationary_weights(problem, q_exact, u_exact[:, 0], W)
+            if q_tie is not None:
+                bound = _fenchel_lower(problem, q_tie, u_exact[:, 0], w)
+        if q_tie is not None and bound is not None and bound > lower:
+            lower = bound
     gap = value - lower if np.isfinite(lower) else np.nan
     certified = bool(np.isfinite(gap) and gap <= threshold)
     if smooth and not certified:
@@ -821,16 +827,20 @@ def _stationary_weights(problem, q0, u, W):
     At a kink of the risk (tied losses, for example a constant predictor)
     every weight vector of the set that maximizes ``E_q[loss]`` is a
     subgradient, and the optimality condition is that one of them gives
-    ``[X 1]^T (q u) = -alpha [W, 0]``. This solves
+    ``[X 1]^T (q u_k) = -alpha [W_k, 0]`` for every output ``k``. This solves
 
         min_q sum_i (q_i - p_i)^2 / p_i  s.t.  those equations, sum q = 1,
         q >= 0
 
     (the chi-square distance to ``p``) by a semismooth Newton method on its
-    dual, ``q = p max(0, 1 + C lam)`` with ``C = [diag(u) [X 1], 1]``: each
-    step one weighted Gram matrix, O(n d^2), no copy of ``X``. If the result
-    is outside the set it is moved back towards ``q0`` (in the set) until it
-    is inside. ``None`` when the set's membership test is unknown.
+    dual, ``q = p max(0, 1 + C lam)`` with ``C = [diag(u_k) [X 1] ..., 1]``:
+    each step one weighted Gram matrix per pair of outputs, O(n d^2 K^2), no
+    copy of ``X``. ``u`` is ``(n,)`` (one output) or ``(n, K)``; for the
+    multinomial loss (rows of ``u`` sum to zero, so the last output's
+    equations follow from the others when ``alpha = 0``) pass ``K - 1``
+    columns. If the result is outside the set it is moved back towards
+    ``q0`` (in the set) until it is inside. ``None`` when the set's
+    membership test is unknown.
     """
     p = problem.p
     inside = _membership(problem.ambiguity, p)
@@ -839,34 +849,56 @@ def _stationary_weights(problem, q0, u, W):
     X = problem.X
     d = X.shape[1]
     icpt = problem.fit_intercept
-    m = d + (2 if icpt else 1)
+    U = u[:, None] if u.ndim == 1 else u
+    K = U.shape[1]
+    width = d + int(icpt)  # equations per output
+    m = K * width + 1
     target = np.zeros(m)
-    target[:d] = -problem.alpha * W[:, 0]
+    for k in range(K):
+        target[k * width : k * width + d] = -problem.alpha * W[:, k]
     target[-1] = 1.0
 
     def apply_c(lam):
-        inner = X @ lam[:d]
-        if icpt:
-            inner += lam[d]
-        return u * inner + lam[-1]
+        out = np.full(X.shape[0], lam[-1])
+        for k in range(K):
+            block = lam[k * width : (k + 1) * width]
+            inner = X @ block[:d]
+            if icpt:
+                inner += block[d]
+            out += U[:, k] * inner
+        return out
 
     def apply_ct(v):
-        uv = u * v
-        parts = [X.T @ uv]
-        if icpt:
-            parts.append([uv.sum()])
+        parts = []
+        for k in range(K):
+            uv = U[:, k] * v
+            parts.append(X.T @ uv)
+            if icpt:
+                parts.append([uv.sum()])
         parts.append([v.sum()])
         return np.concatenate(parts)
 
     def gram(weights):
-        # C^T diag(weights) C from [X 1]^T diag(weights u^2) [X 1] and X^T (w u)
+        # C^T diag(weights) C from [X 1]^T diag(weights u_k u_l) [X 1] and
+        # X^T (w u_k); a difference of two Gram matrices for k != l (the
+        # product u_k u_l takes both signs)
         G = np.empty((m, m))
-        block = _weighted_gram(X, weights * u * u, icpt)
-        G[: block.shape[0], : block.shape[0]] = block
-        wu = weights * u
-        G[:d, -1] = G[-1, :d] = X.T @ wu
-        if icpt:
-            G[d, -1] = G[-1, d] = wu.sum()
+        for k in range(K):
+            rows = slice(k * width, (k + 1) * width)
+            for j in range(k, K):
+                cols = slice(j * width, (j + 1) * width)
+                c = weights * U[:, k] * U[:, j]
+                block = _weighted_gram(X, np.maximum(c, 0.0), icpt)
+                if j != k:
+                    block -= _weighted_gram(X, np.maximum(-c, 0.0), icpt)
+                G[rows, cols] = block
+                G[cols, rows] = block.T
+            wu = weights * U[:, k]
+            G[k * width : k * width + d, -1] = G[-1, k * width : k * width + d] = (
+                X.T @ wu
+            )
+            if icpt:
+                G[k * width + d, -1] = G[-1, k * width + d] = wu.sum()
         G[-1, -1] = weights.sum()
         return G
 
@@ -982,6 +1014,14 @@ def _smoothed_weights(problem, smooth_losses, tau):
 
 
 def _softmax_on_support(losses, p, tau):
+    """Softmax of ``losses / tau`` on the support of ``p``.
+
+    At ``tau = 0`` its limit: uniform on the largest losses of the support.
+    """
+    if tau == 0:
+        top = np.where(p > 0, losses, -np.inf)
+        top = (top == top.max()).astype(float)
+        return top / top.sum()
     scaled = np.where(p > 0, losses / tau, -np.inf)
     scaled -= scaled.max()
     e = np.exp(scaled)
@@ -1091,18 +1131,35 @@ def _distance_to_ball(v, c, order):
     return float(np.linalg.norm(v - np.sign(v) * np.maximum(a - theta, 0.0)))
 
 
-def _fenchel_lower_multi(problem, q, U):
+def _fenchel_lower_multi(problem, q, U, w=None):
     """The Fenchel bound of :func:`_fenchel_lower` for the multinomial loss.
 
     ``U`` (n, K) holds ``softmax(z_i) - e_{y_i}``; an intercept needs ``sum_i
     q_i U_i = 0``, reached by the convex combination ``(1 - t) U_i + t (m -
     e_{y_i})`` with the smallest ``t`` that keeps ``m`` (a class distribution
-    next to the weighted class frequencies) on the simplex. Needs
-    ``alpha > 0``; two passes over ``X``.
+    next to the weighted class frequencies) on the simplex. Two passes over
+    ``X``.
+
+    For ``alpha = 0`` the bound needs ``[X 1]^T (q U) = 0``: ``(q, U)`` from
+    :func:`_stationary_weights` meets it up to rounding, and what is left,
+    ``r``, enters through the coefficients at twice the current ones, as in
+    :func:`_fenchel_lower` (``w``, the flat parameters, is needed then;
+    ``None`` without it).
     """
-    if problem.alpha <= 0:
-        return None
     X, target = problem.X, problem.target
+    if problem.alpha <= 0:
+        if w is None:
+            return None
+        W, b, _ = problem.unpack(w)
+        support = q > 0
+        conj = problem.loss.conjugate(U[support], target[support])
+        if not np.all(np.isfinite(conj)):
+            return None
+        qU = U * q[:, None]
+        correction = 2.0 * float(np.sum(np.abs(X.T @ qU) * np.abs(W)))
+        if problem.fit_intercept:
+            correction += 2.0 * float(np.abs(qU.sum(axis=0)) @ np.abs(b))
+        return -float(q[support] @ conj) - correction
     n, K = U.shape
     E = np.zeros((n, K))
     E[np.arange(n), target] = 1.0

@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
-from scipy.optimize import minimize_scalar
 from scipy.stats import chi2
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -324,40 +323,9 @@ def test_coef_interval_is_scale_equivariant(x_scale, y_scale, seed, n):
     assert_allclose(scaled, ref * units, rtol=1e-6)
 
 
-@pytest.mark.xfail(
-    reason="unresolved: at seed=373, n=11 the cvxpy profile (bounded Brent "
-    "search over the intercept) gives 4.098 at our endpoint instead of 3.841; "
-    "either the reference search or the endpoint is wrong there",
-    strict=False,
-)
-@settings(max_examples=5, deadline=None)
-@given(seed=st.integers(0, 2**16), n=st.integers(10, 16))
-def test_coef_endpoints_match_cvxpy_profile(seed, n):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=n)
-    y = 0.5 + x + rng.normal(size=n)
-    X = x[:, None]
-    low, high = el_coef_interval(LinearRegression(), X, y)[0]
-
-    def profile(b):
-        # reference: min over the intercept (bounded scalar search) of the
-        # cvxpy primal statistic of g_i = (1, x_i) (y_i - b x_i - c)
-        def stat(c):
-            r = y - b * x - c
-            return _cvxpy_el_statistic(np.column_stack([r, x * r]))
-
-        center = np.mean(y - b * x)
-        half = 3.0 * np.std(y - b * x)
-        res = minimize_scalar(
-            stat,
-            bounds=(center - half, center + half),
-            method="bounded",
-            options={"xatol": 1e-9},
-        )
-        return res.fun
-
-    for end in (low, high):
-        assert_allclose(profile(end), CHI2_95, rtol=1e-3)
+# the profile endpoints against cvxpy: tests/skrobust/test_robustness_inference2.py
+# (test_coef_endpoints_match_global_cvxpy_profile; the bounded search that
+# was the reference here fell into the wrong basin of the nuisance objective)
 
 
 def test_coef_interval_tiny_n():
