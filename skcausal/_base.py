@@ -39,6 +39,11 @@ def _influence_stderr(infl, sample_weight=None, axis=None):
     The weights are frequency weights (a unit of weight 2 counts as two
     units); ``None`` gives ``sqrt(mean(infl**2) / n)``.
     """
+    top = float(np.max(np.abs(infl))) if infl.size else 0.0
+    if top > 0 and np.isfinite(top) and not 1e-100 < top < 1e100:
+        # squares of values beyond 1e+-150 over- or underflow: work in the
+        # units of the largest value (a temporary, at extreme scales only)
+        return top * _influence_stderr(infl / top, sample_weight, axis)
     if infl.ndim == 1 or (infl.ndim == 2 and axis == 0):
         # sums of squares without an (n,)-sized temporary
         spec = "i,i->" if infl.ndim == 1 else "ij,ij->j"
@@ -364,4 +369,9 @@ def _observed_arm_mse(y, t, mu):
     """Mean squared error of ``mu`` on the arm each unit received."""
     resid = np.where(t == 1, mu[:, 1], mu[:, 0])
     np.subtract(y, resid, out=resid)
+    top = float(np.max(np.abs(resid))) if resid.size else 0.0
+    if top > 0 and np.isfinite(top) and not 1e-100 < top < 1e100:
+        # the squares of residuals beyond 1e+-150 over- or underflow
+        resid /= top
+        return float(resid @ resid / resid.shape[0]) * top * top
     return float(resid @ resid / resid.shape[0])

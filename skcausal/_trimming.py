@@ -29,16 +29,19 @@ _MIN_PAIRS = 2**13
 _CROSSING_STEPS = 40
 
 
-def _power_of_two_scale(values):
-    """A power of two near ``max |values|`` (1 when all are zero).
+def _outcome_unit(values):
+    """``max |values|`` (1 when all are zero): the unit of the outcome.
 
-    Dividing by a power of two is exact in floating point, so results
-    computed in units of this scale and multiplied back are unchanged.
+    It scales exactly with the outcome (the rounding of ``c * y`` is
+    monotone, so ``max |c y|`` is the rounded ``c max |y|``), so every
+    quantity computed in this unit and multiplied back by it is equivariant
+    to rounding: a fixed sequence of trial Lipschitz constants, bisection
+    brackets and float32 draws in this unit are the same at any scale.
     """
     top = float(np.max(np.abs(values))) if np.size(values) else 0.0
     if not top > 0 or not np.isfinite(top):
         return 1.0
-    return float(np.ldexp(1.0, int(np.frexp(top)[1])))
+    return top
 
 
 def _check_lipschitz(lipschitz):
@@ -689,9 +692,13 @@ class TrimmingSensitivity(_BaseCausalEstimator):
             distance[rows] = nearest
             slots = np.flatnonzero(mark)
             used[slots] = True
+            # the bisection runs in outcome units: the same steps at any scale
+            unit = self._outcome_scale
             crossing, point, j0, k0, _ = _crossing(
-                Z_rows, anchors[slots], values[slots], margin[slots, arm]
+                Z_rows, anchors[slots], values[slots] / unit, margin[slots, arm] / unit
             )
+            crossing *= unit
+            point *= unit
             self._extensions.append(
                 {
                     "rows": rows,
@@ -842,8 +849,8 @@ class TrimmingSensitivity(_BaseCausalEstimator):
 
         ``targets`` lists ``(positions in keep, arm)`` pairs; returns for
         each a float32 array of shape (n_bootstrap, positions.size) in units
-        of ``_dev_scale`` (a power of two, so the stored draws are exact to
-        float32 at any outcome scale). The outcome models of every draw are
+        of ``_dev_scale`` (the outcome's unit, so the float32 draws are
+        the same at any outcome scale). The outcome models of every draw are
         refit (the same fits as in :meth:`_bootstrap`, whose predictions were
         reduced before the kept units were known).
         """
@@ -994,7 +1001,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         self._fit_data = (y, t)
         # the unit of the outcome: Lipschitz constants are searched, and the
         # bootstrap draws stored, relative to it
-        self._outcome_scale = _power_of_two_scale(y)
+        self._outcome_scale = _outcome_unit(y)
         psi = np.average(phi[inside], axis=0, weights=weight[inside])
         infl = np.where(inside[:, None], phi - psi, 0.0) / self.overlap_fraction_
         return psi, infl
