@@ -89,19 +89,23 @@ def _distance_blocks(rows, anchors, temps=1):
         yield start, np.sqrt(sq, out=sq)
 
 
-def _hull_walk(dist, values, mark, gain, run):
-    """Mark every anchor that attains ``max_j values_j - L dist_ij`` for some L.
+def _hull_walk(dist, values, gain, run):
+    """Anchors that attain ``max_j values_j - L dist_ij`` for some ``L >= 0``.
 
-    For each row, the maximizers over ``L >= 0`` are the vertices of the
-    upper convex hull of the points ``(dist_ij, values_j)`` to the left of
-    the highest value: the walk starts at the nearest anchor (the maximizer
-    as ``L`` grows without bound; the highest value among equally near ones)
-    and moves, as ``L`` decreases, to the anchor whose line overtakes the
-    current one first (the largest slope ``(values_j - values_c) / (dist_ij -
-    dist_ic)``; the farthest of those tied), until no anchor has a higher
-    value. ``gain`` and ``run`` are work arrays of ``dist``'s shape. Each
-    step is vectorized over the block's rows; the loop runs over hull
-    vertices (a few per row), not over units.
+    ``values`` must be sorted in increasing order (and ``dist``'s columns
+    with them). For each row, the maximizers over ``L >= 0`` are the
+    vertices of the upper convex hull of the points ``(dist_ij, values_j)``
+    to the left of the highest value: the walk starts at the nearest anchor
+    (the maximizer as ``L`` grows without bound; the highest value among
+    equally near ones) and moves, as ``L`` decreases, to the anchor whose
+    line overtakes the current one first (the largest slope ``(values_j -
+    values_c) / (dist_ij - dist_ic)``; the farthest of those tied), until no
+    anchor has a higher value. Only anchors of higher value than the current
+    ones can come next, so each step works on the columns past the lowest
+    current one. ``gain`` and ``run`` are work arrays of ``dist``'s shape.
+    Each step is vectorized over the block's rows; the loop runs over hull
+    vertices (a few per row), not over units. Returns the column indices of
+    the vertices met and each row's nearest distance.
     """
     index = np.arange(dist.shape[0])
     nearest = dist.min(axis=1)
@@ -109,20 +113,25 @@ def _hull_walk(dist, values, mark, gain, run):
     np.copyto(gain, np.broadcast_to(values, gain.shape), where=dist == nearest[:, None])
     current = np.argmax(gain, axis=1)
     active = np.ones(dist.shape[0], dtype=bool)
+    met = [current]
     while True:
-        mark[current[active]] = True
-        np.subtract(values, values[current][:, None], out=gain)
-        np.subtract(dist, dist[index, current][:, None], out=run)
-        ahead = (gain > 0) & (run > 0)
-        np.divide(gain, run, out=gain, where=ahead)
-        np.copyto(gain, -np.inf, where=~ahead)
+        start = int(current[active].min()) + 1
+        if start >= values.size:
+            return np.concatenate(met), nearest
+        g, r, d = gain[:, start:], run[:, start:], dist[:, start:]
+        np.subtract(values[start:], values[current][:, None], out=g)
+        np.subtract(d, dist[index, current][:, None], out=r)
+        ahead = (g > 0) & (r > 0)
+        np.divide(g, r, out=g, where=ahead)
+        np.copyto(g, -np.inf, where=~ahead)
         del ahead
-        best = gain.max(axis=1)
+        best = g.max(axis=1)
         active &= best > -np.inf
         if not np.any(active):
-            return nearest
-        np.copyto(run, -np.inf, where=gain != best[:, None])
-        current = np.where(active, np.argmax(run, axis=1), current)
+            return np.concatenate(met), nearest
+        np.copyto(r, -np.inf, where=g != best[:, None])
+        current = np.where(active, start + np.argmax(r, axis=1), current)
+        met.append(current[active])
 
 
 def _active_anchors(rows, anchors, low_values, high_values):
@@ -138,10 +147,16 @@ def _active_anchors(rows, anchors, low_values, high_values):
     """
     mark = np.zeros(anchors.shape[0], dtype=bool)
     nearest = np.empty(rows.shape[0])
-    for start, dist in _distance_blocks(rows, anchors, temps=3):
+    orders = [
+        (np.argsort(low_values, kind="stable"), low_values),
+        (np.argsort(-high_values, kind="stable"), -high_values),
+    ]
+    orders = [(order, values[order]) for order, values in orders]
+    for start, dist in _distance_blocks(rows, anchors, temps=4):
         gain, run = np.empty_like(dist), np.empty_like(dist)
-        near = _hull_walk(dist, low_values, mark, gain, run)
-        _hull_walk(dist, -high_values, mark, gain, run)
+        for order, values in orders:
+            met, near = _hull_walk(dist[:, order], values, gain, run)
+            mark[order[met]] = True
         nearest[start : start + dist.shape[0]] = near
     return mark, nearest
 
@@ -650,14 +665,20 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         self.bootstrap_stderr_ = None
         if self.extension == "knn":
             self._knn = self._knn_fit(Z, groups, distance)
+            del self._phi
         else:
-            self._lipschitz_fit(X, Z, groups, distance)
-        del self._fit_data, self._phi, Z
+            # the standardized covariates of the anchors and of the outside
+            # units are all that is kept of them
+            anchors = Z[self.overlap_mask_]
+            group_Z = [Z[rows] for rows, _ in groups]
+            del Z
+            self._lipschitz_fit(X, anchors, group_Z, groups, distance)
+        del self._fit_data
         self.extrapolation_distance_ = distance
         self.breakdown_lipschitz_ = self._breakdown(float(self.alpha))
         return self
 
-    def _lipschitz_fit(self, X, Z, groups, distance):
+    def _lipschitz_fit(self, X, anchors, group_Z, groups, distance):
         """Bootstrap, active anchors and crossings of the Lipschitz extensions.
 
         Only the anchors that some outside unit's extension can use at some
@@ -666,26 +687,16 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         """
         inside = self.overlap_mask_
         outside = np.flatnonzero(~inside)
-        sw = self._sample_weight
-        phi, e = self._phi, self.propensity_
-        known = phi[:, 1] - phi[:, 0]
-        low, high = e < self.threshold, e > 1 - self.threshold
-        known[low] = -phi[low, 0]
-        known[high] = phi[high, 1]
-        self._known_mean = float(sw @ known / sw.sum())
-        del known
         rng = check_random_state(self.random_state)
         # each anchor's value is known up to anchor_margin bootstrap
         # standard errors: the extensions start from that band
         margin = float(self.anchor_margin) * self._bootstrap(X, inside, rng)
         mu = self.outcome_predictions_
-        anchors = Z[inside]
         used = np.zeros(anchors.shape[0], dtype=bool)
-        for rows, arm in groups:
+        for (rows, arm), Z_rows in zip(groups, group_Z, strict=True):
             if rows.size == 0:
                 continue
             values = mu[inside, arm]
-            Z_rows = Z[rows]
             mark, nearest = _active_anchors(
                 Z_rows, anchors, values - margin[:, arm], values + margin[:, arm]
             )
@@ -842,7 +853,11 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         sw = self._sample_weight
         for _ in range(int(self.n_bootstrap)):
             counts = _stratified_counts(self._boot["grouping"], rng)
-            yield counts * sw if outside is None else counts[outside]
+            if outside is None:
+                counts *= sw
+                yield counts
+            else:
+                yield counts[outside]
 
     def _bootstrap_deviation(self, X, keep, mu_keep, targets):
         """Change of the outcome predictions at the ``keep`` units per draw.
@@ -997,13 +1012,25 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         self.overlap_mask_ = inside
         self.overlap_fraction_ = float(weight @ inside / weight.sum())
         phi = _aipw_pseudo_outcomes(y, t, e, mu)
-        self._phi = phi
         self._fit_data = (y, t)
         # the unit of the outcome: Lipschitz constants are searched, and the
         # bootstrap draws stored, relative to it
         self._outcome_scale = _outcome_unit(y)
         psi = np.average(phi[inside], axis=0, weights=weight[inside])
-        infl = np.where(inside[:, None], phi - psi, 0.0) / self.overlap_fraction_
+        # the identified part of the full-population effect: the observed
+        # arm's pseudo-outcome outside the overlap region
+        known = phi[:, 1] - phi[:, 0]
+        low, high = e < self.threshold, e > 1 - self.threshold
+        known[low] = -phi[low, 0]
+        known[high] = phi[high, 1]
+        self._known_mean = float(weight @ known / weight.sum())
+        del known
+        if self.extension == "knn":
+            self._phi = phi.copy()
+        infl = phi
+        infl -= psi
+        infl[~inside] = 0.0
+        infl /= self.overlap_fraction_
         return psi, infl
 
     def _diagnostics(self, y, t, nuisance):
