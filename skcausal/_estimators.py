@@ -649,11 +649,17 @@ class TMLE(_BaseCausalEstimator):
             q_star[:, arm] = lo + (hi - lo) * expit(offset + eps[arm] * h[:, arm])
         self.fluctuation_ = eps
         self.targeted_predictions_ = q_star
-        correction = received * h * (y[:, None] - q_star)
-        self._first_order = float(np.max(np.abs(_weighted_mean(correction, sw))))
-        phi = q_star + correction
+        # the correction received * h * (y - q_star), then phi, in place
+        phi = np.subtract(y[:, None], q_star)
+        phi *= h
+        del h
+        phi *= received
+        del received
+        self._first_order = float(np.max(np.abs(_weighted_mean(phi, sw))))
+        phi += q_star
         psi = _weighted_mean(q_star, sw)
-        return psi, phi - psi
+        phi -= psi
+        return psi, phi
 
     def _diagnostics(self, y, t, nuisance):
         diag = super()._diagnostics(y, t, nuisance)

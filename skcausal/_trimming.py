@@ -23,8 +23,8 @@ from skcausal._estimators import _aipw_pseudo_outcomes
 _L_MAX = 1e12
 # distances are computed in blocks of at most this many (outside, anchor) pairs
 _CHUNK_PAIRS = 2**21
-# and of at least this many (smaller blocks cost more in numpy calls)
-_MIN_PAIRS = 2**13
+# and of at least this many in all (smaller blocks cost more in numpy calls)
+_MIN_PAIRS = 2**14
 # geometric bisection steps for the smallest consistent Lipschitz constant
 _CROSSING_STEPS = 40
 
@@ -55,28 +55,30 @@ def _check_lipschitz(lipschitz):
     return arr
 
 
-def _block_rows(n_rows, anchors, temps=1):
-    """Rows per distance block: its arrays take about the memory of the inputs.
+def _block_rows(n_anchors, temps, budget):
+    """Rows per distance block of ``n_anchors`` columns.
 
-    A block holds ``temps`` float64 arrays of ``rows x anchors`` (the
-    distances and the work arrays of its caller). Their pairs are bounded by
-    an eighth of the input coordinates of the rows and anchors (so that the
-    block stays a fraction of their size), by ``_CHUNK_PAIRS``, and from below
-    by ``_MIN_PAIRS`` (fewer pairs per block would cost more in numpy calls
-    than they save in memory).
+    A block holds ``temps`` float64 arrays of ``rows x n_anchors`` (the
+    distances and its caller's work arrays); together they take at most
+    ``budget`` pairs (and at most ``_CHUNK_PAIRS`` each), so the distances
+    never take more than ``8 * budget`` bytes at a time.
     """
-    n_anchors, dim = anchors.shape[0], max(1, anchors.shape[1])
-    budget = (n_rows + n_anchors) * dim // (8 * max(1, temps))
-    budget = min(_CHUNK_PAIRS, max(_MIN_PAIRS, budget))
-    return max(1, budget // max(1, n_anchors))
+    pairs = min(_CHUNK_PAIRS, max(1, budget // max(1, temps)))
+    return max(1, pairs // max(1, n_anchors))
 
 
-def _distance_blocks(rows, anchors, temps=1):
+def _pair_budget(n_samples, n_features):
+    """Pairs of distance blocks: an eighth of the fit's input (X, y, t)."""
+    return max(_MIN_PAIRS, n_samples * (n_features + 2) // 8)
+
+
+def _distance_blocks(rows, anchors, temps=3, budget=_MIN_PAIRS):
     """Yield ``(start, distances)`` blocks of the rows-by-anchors distances.
 
-    Each block is a fresh array that the caller may overwrite.
+    Each block is a fresh array that the caller may overwrite; ``temps``
+    counts the block's arrays alive at once (three while it is computed).
     """
-    step = _block_rows(rows.shape[0], anchors, temps)
+    step = _block_rows(anchors.shape[0], max(3, temps), budget)
     anchor_sq = np.einsum("ij,ij->i", anchors, anchors)
     for start in range(0, rows.shape[0], step):
         block = rows[start : start + step]
@@ -134,7 +136,7 @@ def _hull_walk(dist, values, gain, run):
         met.append(current[active])
 
 
-def _active_anchors(rows, anchors, low_values, high_values):
+def _active_anchors(rows, anchors, low_values, high_values, budget=_MIN_PAIRS):
     """Anchors that can be active in either extension, and nearest distances.
 
     Returns a boolean mask over ``anchors``: every anchor that attains the
@@ -152,7 +154,7 @@ def _active_anchors(rows, anchors, low_values, high_values):
         (np.argsort(-high_values, kind="stable"), -high_values),
     ]
     orders = [(order, values[order]) for order, values in orders]
-    for start, dist in _distance_blocks(rows, anchors, temps=4):
+    for start, dist in _distance_blocks(rows, anchors, 5, budget):
         gain, run = np.empty_like(dist), np.empty_like(dist)
         for order, values in orders:
             met, near = _hull_walk(dist[:, order], values, gain, run)
@@ -177,7 +179,7 @@ def _block_extension(dist, low_values, high_values, lipschitz, cand, with_args):
     return lower, upper
 
 
-def _extension(rows, anchors, values, lipschitz, margin=0.0):
+def _extension(rows, anchors, values, lipschitz, margin=0.0, budget=_MIN_PAIRS):
     """McShane-Whitney lower and upper Lipschitz extensions at ``rows``.
 
     ``lipschitz`` holds one constant per row. Returns the lower extension
@@ -189,7 +191,7 @@ def _extension(rows, anchors, values, lipschitz, margin=0.0):
     n = rows.shape[0]
     lower, upper = np.empty(n), np.empty(n)
     arg_lower, arg_upper = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp)
-    for start, dist in _distance_blocks(rows, anchors):
+    for start, dist in _distance_blocks(rows, anchors, 3, budget):
         part = slice(start, start + dist.shape[0])
         lower[part], upper[part], arg_lower[part], arg_upper[part] = _block_extension(
             dist,
@@ -202,7 +204,7 @@ def _extension(rows, anchors, values, lipschitz, margin=0.0):
     return lower, upper, arg_lower, arg_upper
 
 
-def _crossing(rows, anchors, values, margin=0.0):
+def _crossing(rows, anchors, values, margin=0.0, budget=_MIN_PAIRS):
     """Smallest L at which each row's extension bracket is nonempty.
 
     Below it the anchors' values are not L-Lipschitz around the row; the
@@ -215,13 +217,13 @@ def _crossing(rows, anchors, values, margin=0.0):
     spread = float(values.max() - values.min())
     low_values, high_values = values - margin, values + margin
     nearest = np.full(n, np.inf)
-    for start, dist in _distance_blocks(rows, anchors):
+    for start, dist in _distance_blocks(rows, anchors, 3, budget):
         nearest[start : start + dist.shape[0]] = dist.min(axis=1)
     scale = max(float(np.median(nearest)), 1e-12)
     crossing = np.empty(n)
     point = np.empty(n)
     arg_lower, arg_upper = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp)
-    for start, dist in _distance_blocks(rows, anchors):
+    for start, dist in _distance_blocks(rows, anchors, 3, budget):
         part = slice(start, start + dist.shape[0])
         cand = np.empty_like(dist)
         hi = np.maximum(
@@ -687,6 +689,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         """
         inside = self.overlap_mask_
         outside = np.flatnonzero(~inside)
+        self._pairs = _pair_budget(*X.shape)
         rng = check_random_state(self.random_state)
         # each anchor's value is known up to anchor_margin bootstrap
         # standard errors: the extensions start from that band
@@ -698,7 +701,11 @@ class TrimmingSensitivity(_BaseCausalEstimator):
                 continue
             values = mu[inside, arm]
             mark, nearest = _active_anchors(
-                Z_rows, anchors, values - margin[:, arm], values + margin[:, arm]
+                Z_rows,
+                anchors,
+                values - margin[:, arm],
+                values + margin[:, arm],
+                self._pairs,
             )
             distance[rows] = nearest
             slots = np.flatnonzero(mark)
@@ -706,7 +713,11 @@ class TrimmingSensitivity(_BaseCausalEstimator):
             # the bisection runs in outcome units: the same steps at any scale
             unit = self._outcome_scale
             crossing, point, j0, k0, _ = _crossing(
-                Z_rows, anchors[slots], values[slots] / unit, margin[slots, arm] / unit
+                Z_rows,
+                anchors[slots],
+                values[slots] / unit,
+                margin[slots, arm] / unit,
+                self._pairs,
             )
             crossing *= unit
             point *= unit
@@ -760,8 +771,9 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         own = phi[:, 1] - phi[:, 0]
         mean_distance = np.zeros(n)
         credit = np.zeros(n)
-        # the (rows, k) neighbour arrays are made a block of rows at a time
-        step = max(16, n // k)
+        # the (rows, k) neighbour arrays are made a block of rows at a time,
+        # each about an eighth of n
+        step = max(16, n // (8 * k))
         for rows, arm in groups:
             sign = 1.0 if arm == 1 else -1.0
             own[rows] = -phi[rows, 0] if arm == 1 else phi[rows, 1]
@@ -922,6 +934,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
                     ext["values"],
                     level[free],
                     ext["margin"],
+                    self._pairs,
                 )
                 lower[free], upper[free] = lo, up
                 for at in lower_at:
