@@ -318,6 +318,8 @@ def _refit_nuisances(fitter, model, propensity, clip, X, y, t, folds, weights):
         train = _train_part(test, n)
         fold = _fit_fold(X, y, t, weights, train, test, propensity, model, fitter, clip)
         mu[test], e[test] = fold["mu"], fold["e"]
+        # the fold's models (and their buffers) go before the next fold's fit
+        del fold, train
     return mu, e
 
 
@@ -373,6 +375,7 @@ def _refit_outcomes(fitter, model, X, y, t, folds, weights, keep):
             sw_ev=weights[at],
         )
         out[rows] = outcome.predict_both(X[at])
+        del outcome, train
     return out
 
 
