@@ -12,6 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
+    check_consistent_length,
     check_is_fitted,
     validate_data,
 )
@@ -343,6 +344,7 @@ class _BaseCausalEstimator(BaseEstimator):
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinite values.")
         outcome, t = _split_target(y, treatment)
+        check_consistent_length(X, outcome, t)
         loss = 0.0
         if self._uses_outcome:
             mu = self.predict_potential_outcomes(X)
