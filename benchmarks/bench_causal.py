@@ -2,7 +2,7 @@
 
 Run as a script from the repository root::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_causal.py [--reps 200]
+    OMP_NUM_THREADS=1 python benchmarks/bench_causal.py [--reps 200] [--quick]
 
 It creates ``benchmarks/.venv-causal`` on first use (DoubleML, EconML and
 skcausal installed with ``--no-deps``), re-runs itself there, and writes
@@ -17,7 +17,16 @@ skcausal installed with ``--no-deps``), re-runs itself there, and writes
    (lower CVaR) treatment effect.
 3. Side by side on the same data with the same LightGBM nuisances: our AIPW
    and C-Learner against DoubleML's IRM and EconML's DRLearner (estimate,
-   95% interval, median time over repeats, ratio ours/anchor).
+   95% interval, median time over repeats, ratio ours/anchor, peak memory).
+4. Time and peak memory of every skcausal estimator's ``fit`` with the default
+   (linear / logistic) nuisances at n = 10^4 and 10^5, as multiples of the
+   input (X, outcome and treatment), beside the memory of the bare nuisance
+   fits (what the user's models take, not ours).
+
+Peak memory comes from ``benchmarks/_measure.py`` (tracemalloc's peak and the
+peak resident-set growth in a forked child), each measured on its own call
+after the timed ones. ``--quick`` runs the memory section only, at n = 2000,
+and prints it without writing the results file (to check that it runs).
 """
 
 import argparse
@@ -28,6 +37,8 @@ import sys
 import time
 import warnings
 from pathlib import Path
+
+from _measure import MEMORY_NOTE, memory_call, time_call
 
 ROOT = Path(__file__).resolve().parents[1]
 LGBM_PARAMS = dict(
@@ -434,19 +445,22 @@ def anchors(sizes, repeats):
         )
         times = {}
         for name, run in runners.items():
-            elapsed = []
-            for _ in range(repeats):
+
+            def call(run=run):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    t0 = time.perf_counter()
-                    est, lo, hi = run(X, y)
-                    elapsed.append(time.perf_counter() - t0)
-            times[name] = float(np.median(elapsed))
-            rows.append([n, name, est, lo, hi, times[name]])
+                    return run(X, y)
+
+            times[name], (est, lo, hi) = time_call(call, repeats)
+            traced, rss = memory_call(call).cells(X.nbytes + y.nbytes)
+            rows.append([n, name, est, lo, hi, times[name], traced, rss])
         ours = times["skcausal AIPW (T-learner)"]
         for row in rows[-len(runners) :]:
-            row.append(ours / row[5] if row[5] > 0 else float("nan"))
-    rows = [(r[0], r[1], r[2], f"[{r[3]:.3f}, {r[4]:.3f}]", r[5], r[6]) for r in rows]
+            row.insert(6, ours / row[5] if row[5] > 0 else float("nan"))
+    rows = [
+        (r[0], r[1], r[2], f"[{r[3]:.3f}, {r[4]:.3f}]", r[5], r[6], r[7], r[8])
+        for r in rows
+    ]
     return (
         "### Side by side with DoubleML and EconML\n\n"
         "Same data (`make_limited_overlap(n, n_features=5, overlap=0.1, "
@@ -455,10 +469,106 @@ def anchors(sizes, repeats):
         f"`OMP_NUM_THREADS=1`; time is the median of {repeats} runs. EconML's "
         "DRLearner regresses the outcome on (X, T) (an S-learner); ours and "
         "DoubleML fit one model per arm. The last column is the time of our "
-        "AIPW divided by the row's time (below 1: ours is faster).\n\n"
+        "AIPW divided by the row's time (below 1: ours is faster). "
+        + MEMORY_NOTE
+        + " Input size: X, outcome and treatment. LightGBM allocates its "
+        "histograms and trees in C++, which only the RSS column sees.\n\n"
         + _table(
             rows,
-            ["n", "estimator", "ATE", "95% interval", "time (s)", "ours AIPW / this"],
+            [
+                "n",
+                "estimator",
+                "ATE",
+                "95% interval",
+                "time (s)",
+                "ours AIPW / this",
+                "peak traced",
+                "peak RSS",
+            ],
+        )
+    )
+
+
+def memory(sizes, repeats, lipschitz_max):
+    """Time and peak memory of each estimator's fit, default nuisances."""
+    import numpy as np
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    from skcausal import (
+        AIPW,
+        IPW,
+        TMLE,
+        CLearner,
+        PlugIn,
+        TrimmingSensitivity,
+        WorstCaseTreatmentEffect,
+    )
+    from skcausal.datasets import make_limited_overlap
+
+    makers = {
+        "PlugIn": lambda: PlugIn(random_state=0),
+        "IPW": lambda: IPW(random_state=0),
+        "AIPW": lambda: AIPW(random_state=0),
+        "TMLE": lambda: TMLE(random_state=0),
+        "CLearner": lambda: CLearner(random_state=0),
+        "WorstCaseTreatmentEffect": lambda: WorstCaseTreatmentEffect(random_state=0),
+        "TrimmingSensitivity (knn)": lambda: TrimmingSensitivity(
+            extension="knn", random_state=0
+        ),
+        "TrimmingSensitivity (lipschitz, 100 draws)": lambda: TrimmingSensitivity(
+            random_state=0
+        ),
+    }
+    rows = []
+    for d in (2, 10):
+        for n in sizes:
+            X, y = make_limited_overlap(n, n_features=d, random_state=0)
+            size = X.nbytes + y.nbytes
+            for name, make in makers.items():
+                if "lipschitz" in name and n > lipschitz_max:
+                    continue
+
+                def fit(make=make):
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        return make().fit(X, y)
+
+                elapsed, _ = time_call(fit, 1 if "lipschitz" in name else repeats)
+                traced, rss = memory_call(fit).cells(size)
+                rows.append((d, n, name, elapsed, traced, rss))
+            # the nuisance models alone (the user's share of the peaks): one
+            # fold's propensity fit (80% of the units) and one arm's outcome
+            # fit (40%)
+            train = np.arange(int(0.8 * n))
+            arm = np.arange(int(0.4 * n))
+            bare = {
+                "nuisance only: LogisticRegression().fit, 80% of the units": (
+                    lambda: LogisticRegression().fit(X[train], y[train, 1])
+                ),
+                "nuisance only: LinearRegression().fit, 40% of the units": (
+                    lambda: LinearRegression().fit(X[arm], y[arm, 0])
+                ),
+            }
+            for name, fit in bare.items():
+                elapsed, _ = time_call(fit, repeats)
+                traced, rss = memory_call(fit).cells(size)
+                rows.append((d, n, name, elapsed, traced, rss))
+    return (
+        "### Time and peak memory of fit\n\n"
+        "`make_limited_overlap(n, n_features=d)`, default nuisances "
+        "(`LinearRegression`, `LogisticRegression`), 5 folds, one process; "
+        f"time is the median of {repeats} fits (one for the Lipschitz "
+        "extension, which is O(n_outside x n_overlap) per L and runs only up "
+        f"to n = {lipschitz_max}). "
+        + MEMORY_NOTE
+        + " Input size: X, outcome and treatment (n (d + 2) float64). The "
+        "peaks include the nuisance models' own allocations; the `nuisance "
+        "only` rows measure those fits alone, as multiples of the same input "
+        "(LinearRegression also keeps a view of its n_train-long "
+        "least-squares buffer as `coef_`, one per fold and arm).\n\n"
+        + _table(
+            rows,
+            ["d", "n", "estimator", "time (s)", "peak traced", "peak RSS"],
         )
     )
 
@@ -471,6 +581,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--trimming-reps", type=int, default=60)
     parser.add_argument(
+        "--memory-sizes", type=int, nargs="+", default=[10_000, 100_000]
+    )
+    parser.add_argument("--lipschitz-max", type=int, default=10_000)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the memory section at n = 2000 only, printed, results file untouched",
+    )
+    parser.add_argument(
         "--sections",
         nargs="+",
         choices=list(SECTIONS),
@@ -478,6 +597,9 @@ def main():
         help="rerun only these sections; the others are kept from the results file",
     )
     args = parser.parse_args()
+    if args.quick:
+        print(memory([2000], 1, 2000), flush=True)
+        return
     if "anchors" in args.sections:
         _ensure_venv()
     t0 = time.time()
@@ -494,6 +616,7 @@ def main():
         "trimming": lambda: trimming(args.trimming_reps),
         "worst_case": lambda: worst_case(args.overlap_reps),
         "anchors": lambda: anchors(args.sizes, args.repeats),
+        "memory": lambda: memory(args.memory_sizes, args.repeats, args.lipschitz_max),
     }
     old = _old_sections()
     for name in SECTIONS:
@@ -521,6 +644,7 @@ SECTIONS = {
     "trimming": "### Trimming sensitivity",
     "worst_case": "### Worst-case",
     "anchors": "### Side by side",
+    "memory": "### Time and peak memory",
 }
 
 

@@ -12,6 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
+    check_consistent_length,
     check_is_fitted,
     validate_data,
 )
@@ -39,6 +40,19 @@ def _influence_stderr(infl, sample_weight=None, axis=None):
     The weights are frequency weights (a unit of weight 2 counts as two
     units); ``None`` gives ``sqrt(mean(infl**2) / n)``.
     """
+    top = float(np.max(np.abs(infl))) if infl.size else 0.0
+    if top > 0 and np.isfinite(top) and not 1e-100 < top < 1e100:
+        # squares of values beyond 1e+-150 over- or underflow: work in the
+        # units of the largest value (a temporary, at extreme scales only)
+        return top * _influence_stderr(infl / top, sample_weight, axis)
+    if infl.ndim == 1 or (infl.ndim == 2 and axis == 0):
+        # sums of squares without an (n,)-sized temporary
+        spec = "i,i->" if infl.ndim == 1 else "ij,ij->j"
+        if sample_weight is None:
+            return np.sqrt(np.einsum(spec, infl, infl)) / infl.shape[0]
+        spec = "i," + spec
+        squares = np.einsum(spec, sample_weight, infl, infl)
+        return np.sqrt(squares) / np.sum(sample_weight)
     if sample_weight is None:
         return np.sqrt(np.mean(infl**2, axis=axis) / infl.shape[0])
     w = sample_weight if infl.ndim == 1 else sample_weight[:, None]
@@ -54,12 +68,16 @@ def _weighted_mean(values, sample_weight):
 
 def _inverse_weights(t, e):
     """Inverse-propensity weights of the control and treated arms, (n, 2)."""
-    return np.column_stack([(1 - t) / (1 - e), t / e])
+    w = np.empty((t.shape[0], 2))
+    np.subtract(1.0, t, out=w[:, 0])
+    w[:, 0] /= 1.0 - e
+    np.divide(t, e, out=w[:, 1])
+    return w
 
 
 def _effective_sample_size(w):
     total = w.sum()
-    return float(total**2 / np.sum(w**2)) if total > 0 else 0.0
+    return float(total**2 / np.dot(w, w)) if total > 0 else 0.0
 
 
 class _BaseCausalEstimator(BaseEstimator):
@@ -188,9 +206,12 @@ class _BaseCausalEstimator(BaseEstimator):
             diag["propensity_min"] = float(e.min())
             diag["propensity_max"] = float(e.max())
             diag["n_clipped"] = int(nuisance["n_clipped"])
-            w = _inverse_weights(t, e)
-            diag["ess_treated"] = _effective_sample_size(w[:, 1])
-            diag["ess_control"] = _effective_sample_size(w[:, 0])
+            w = t / e
+            diag["ess_treated"] = _effective_sample_size(w)
+            np.subtract(1.0, t, out=w)
+            w /= 1.0 - e
+            diag["ess_control"] = _effective_sample_size(w)
+            del w
             diag["propensity_log_loss"] = _log_loss(t, e)
         if self._uses_outcome:
             diag["outcome_mse"] = _observed_arm_mse(y, t, nuisance["mu"])
@@ -323,6 +344,7 @@ class _BaseCausalEstimator(BaseEstimator):
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinite values.")
         outcome, t = _split_target(y, treatment)
+        check_consistent_length(X, outcome, t)
         loss = 0.0
         if self._uses_outcome:
             mu = self.predict_potential_outcomes(X)
@@ -340,10 +362,18 @@ class _BaseCausalEstimator(BaseEstimator):
 
 def _log_loss(t, e):
     e = np.clip(e, _PROBA_FLOOR, 1.0 - _PROBA_FLOOR)
-    return float(-np.mean(t * np.log(e) + (1 - t) * np.log1p(-e)))
+    treated = t == 1
+    total = np.log(e[treated]).sum() + np.log1p(-e[~treated]).sum()
+    return float(-total / e.shape[0])
 
 
 def _observed_arm_mse(y, t, mu):
     """Mean squared error of ``mu`` on the arm each unit received."""
-    mu_obs = np.where(t == 1, mu[:, 1], mu[:, 0])
-    return float(np.mean((y - mu_obs) ** 2))
+    resid = np.where(t == 1, mu[:, 1], mu[:, 0])
+    np.subtract(y, resid, out=resid)
+    top = float(np.max(np.abs(resid))) if resid.size else 0.0
+    if top > 0 and np.isfinite(top) and not 1e-100 < top < 1e100:
+        # the squares of residuals beyond 1e+-150 over- or underflow
+        resid /= top
+        return float(resid @ resid / resid.shape[0]) * top * top
+    return float(resid @ resid / resid.shape[0])

@@ -75,7 +75,10 @@ def _make_folds(t, cv, rng, sample_weight=None):
         splitter = StratifiedKFold(
             n_splits=int(cv), shuffle=True, random_state=rng.randint(_SEED_MAX)
         )
-        folds = list(splitter.split(np.zeros((n, 1)), labels))
+        # each training part is the complement of its held-out part: only the
+        # held-out parts are kept (train is None), the training parts are made
+        # one fold at a time by _train_part
+        folds = [(None, test) for _, test in splitter.split(np.zeros((n, 1)), labels)]
     elif hasattr(cv, "split"):
         folds = list(cv.split(np.zeros((n, 1)), t))
     else:
@@ -86,6 +89,8 @@ def _make_folds(t, cv, rng, sample_weight=None):
     for k, (train, test) in enumerate(folds):
         covered[test] += 1
         for part, idx in (("training", train), ("held-out", test)):
+            if idx is None:
+                idx = _train_part(test, n)
             arms = np.bincount(arm[idx], minlength=2)
             if np.any(arms == 0):
                 missing = int(np.flatnonzero(arms == 0)[0])
@@ -110,6 +115,13 @@ def _make_folds(t, cv, rng, sample_weight=None):
             "exactly one fold."
         )
     return folds
+
+
+def _train_part(test, n):
+    """Indices of the ``n`` units outside ``test`` (a fold's training part)."""
+    keep = np.ones(n, dtype=bool)
+    keep[test] = False
+    return np.flatnonzero(keep)
 
 
 def _seed_random_states(model, seed):
@@ -292,8 +304,10 @@ def _crossfit(
 ):
     """Cross-fit the nuisances; return stacked out-of-fold predictions.
 
-    Returns a dict with ``folds``, ``e`` (n,), ``mu`` (n, 2), the per-fold
-    fitted models, ``n_clipped`` and the per-fold ``info`` of the outcome step.
+    Returns a dict with ``folds`` (``(train, test)`` pairs, ``train`` None
+    where it is the complement of ``test``), ``e`` (n,), ``mu`` (n, 2), the
+    per-fold fitted models, ``n_clipped`` and the per-fold ``info`` of the
+    outcome step.
     """
     n = X.shape[0]
     folds = _make_folds(t, cv, random_state, sample_weight)
@@ -302,13 +316,13 @@ def _crossfit(
         propensity_model = _seed_random_states(propensity_model, seed)
     if outcome_model is not None:
         outcome_model = _seed_random_states(outcome_model, seed)
-    results = Parallel(n_jobs=n_jobs, verbose=verbose)(
+    draws = Parallel(n_jobs=n_jobs, verbose=verbose, return_as="generator")(
         delayed(_fit_fold)(
             X,
             y,
             t,
             sample_weight,
-            train,
+            _train_part(test, n) if train is None else train,
             test,
             propensity_model,
             outcome_model,
@@ -317,11 +331,18 @@ def _crossfit(
         )
         for train, test in folds
     )
+    # the out-of-fold predictions are stacked as the folds come in
+    e = np.empty(n) if propensity_model is not None else None
+    mu = np.empty((n, 2)) if fitter is not None else None
+    results = []
+    for res in draws:
+        if e is not None:
+            e[res["test"]] = res.pop("e")
+        if mu is not None:
+            mu[res["test"]] = res.pop("mu")
+        results.append(res)
     nuisance = {"folds": folds, "fold_results": results}
     if propensity_model is not None:
-        e = np.empty(n)
-        for res in results:
-            e[res["test"]] = res["e"]
         nuisance["e"] = e
         n_clipped = sum(res["n_clipped"] for res in results)
         nuisance["n_clipped"] = n_clipped
@@ -335,9 +356,6 @@ def _crossfit(
                 stacklevel=3,
             )
     if fitter is not None:
-        mu = np.empty((n, 2))
-        for res in results:
-            mu[res["test"]] = res["mu"]
         nuisance["mu"] = mu
     return nuisance
 

@@ -13,11 +13,21 @@ from skcausal._base import _BaseCausalEstimator, _inverse_weights, _weighted_mea
 
 def _aipw_pseudo_outcomes(y, t, e, mu):
     """Per-arm AIPW pseudo-outcomes, shape (n, 2)."""
-    return mu + _inverse_weights(t, e) * (y[:, None] - mu)
+    phi = np.subtract(y[:, None], mu)
+    phi *= _inverse_weights(t, e)
+    phi += mu
+    return phi
 
 
-def _mean_and_influence(phi, sw=None):
+def _mean_and_influence(phi, sw=None, overwrite=False):
+    """Means of the columns of ``phi`` and its centred columns.
+
+    ``overwrite=True`` centres ``phi`` in place (the caller's array).
+    """
     psi = _weighted_mean(phi, sw)
+    if overwrite:
+        phi -= psi
+        return psi, phi
     return psi, phi - psi
 
 
@@ -253,10 +263,14 @@ class IPW(_BaseCausalEstimator):
         e = nuisance["e"]
         w = _inverse_weights(t, e)
         if not self.normalize:
-            return _mean_and_influence(w * y[:, None], sw)
+            w *= y[:, None]
+            return _mean_and_influence(w, sw, overwrite=True)
         mean_w = _weighted_mean(w, sw)
-        psi = _weighted_mean(w * y[:, None], sw) / mean_w
-        infl = w * (y[:, None] - psi) / mean_w
+        infl = np.multiply(w, y[:, None])
+        psi = _weighted_mean(infl, sw) / mean_w
+        np.subtract(y[:, None], psi, out=infl)
+        infl *= w
+        infl /= mean_w
         return psi, infl
 
 
@@ -396,7 +410,7 @@ class AIPW(_BaseCausalEstimator):
 
     def _estimate(self, y, t, nuisance, sw):
         phi = _aipw_pseudo_outcomes(y, t, nuisance["e"], nuisance["mu"])
-        return _mean_and_influence(phi, sw)
+        return _mean_and_influence(phi, sw, overwrite=True)
 
 
 def _logistic_fluctuation(offset, h, target, max_iter, tol, weight=None):
@@ -635,11 +649,17 @@ class TMLE(_BaseCausalEstimator):
             q_star[:, arm] = lo + (hi - lo) * expit(offset + eps[arm] * h[:, arm])
         self.fluctuation_ = eps
         self.targeted_predictions_ = q_star
-        correction = received * h * (y[:, None] - q_star)
-        self._first_order = float(np.max(np.abs(_weighted_mean(correction, sw))))
-        phi = q_star + correction
+        # the correction received * h * (y - q_star), then phi, in place
+        phi = np.subtract(y[:, None], q_star)
+        phi *= h
+        del h
+        phi *= received
+        del received
+        self._first_order = float(np.max(np.abs(_weighted_mean(phi, sw))))
+        phi += q_star
         psi = _weighted_mean(q_star, sw)
-        return psi, phi - psi
+        phi -= psi
+        return psi, phi
 
     def _diagnostics(self, y, t, nuisance):
         diag = super()._diagnostics(y, t, nuisance)

@@ -15,6 +15,7 @@ from skcausal._base import _BaseCausalEstimator, _check_alpha, _influence_stderr
 from skcausal._crossfit import (
     _fit_fold,
     _seed_random_states,
+    _train_part,
 )
 from skcausal._estimators import _aipw_pseudo_outcomes
 
@@ -22,20 +23,25 @@ from skcausal._estimators import _aipw_pseudo_outcomes
 _L_MAX = 1e12
 # distances are computed in blocks of at most this many (outside, anchor) pairs
 _CHUNK_PAIRS = 2**21
+# and of at least this many in all (smaller blocks cost more in numpy calls)
+_MIN_PAIRS = 2**14
 # geometric bisection steps for the smallest consistent Lipschitz constant
 _CROSSING_STEPS = 40
 
 
-def _power_of_two_scale(values):
-    """A power of two near ``max |values|`` (1 when all are zero).
+def _outcome_unit(values):
+    """``max |values|`` (1 when all are zero): the unit of the outcome.
 
-    Dividing by a power of two is exact in floating point, so results
-    computed in units of this scale and multiplied back are unchanged.
+    It scales exactly with the outcome (the rounding of ``c * y`` is
+    monotone, so ``max |c y|`` is the rounded ``c max |y|``), so every
+    quantity computed in this unit and multiplied back by it is equivariant
+    to rounding: a fixed sequence of trial Lipschitz constants, bisection
+    brackets and float32 draws in this unit are the same at any scale.
     """
     top = float(np.max(np.abs(values))) if np.size(values) else 0.0
     if not top > 0 or not np.isfinite(top):
         return 1.0
-    return float(np.ldexp(1.0, int(np.frexp(top)[1])))
+    return top
 
 
 def _check_lipschitz(lipschitz):
@@ -49,24 +55,30 @@ def _check_lipschitz(lipschitz):
     return arr
 
 
-def _block_rows(n_rows, anchors):
-    """Rows per distance block: its pairs take about the memory of the inputs.
+def _block_rows(n_anchors, temps, budget):
+    """Rows per distance block of ``n_anchors`` columns.
 
-    Each block holds two float64 arrays of ``rows x anchors``; bounding the
-    pairs by half the number of input coordinates keeps them near the size
-    of ``rows`` and ``anchors`` themselves (and below ``_CHUNK_PAIRS``).
+    A block holds ``temps`` float64 arrays of ``rows x n_anchors`` (the
+    distances and its caller's work arrays); together they take at most
+    ``budget`` pairs (and at most ``_CHUNK_PAIRS`` each), so the distances
+    never take more than ``8 * budget`` bytes at a time.
     """
-    n_anchors, dim = anchors.shape[0], max(1, anchors.shape[1])
-    budget = min(_CHUNK_PAIRS, max(n_anchors, (n_rows + n_anchors) * dim // 2))
-    return max(1, budget // max(1, n_anchors))
+    pairs = min(_CHUNK_PAIRS, max(1, budget // max(1, temps)))
+    return max(1, pairs // max(1, n_anchors))
 
 
-def _distance_blocks(rows, anchors):
+def _pair_budget(n_samples, n_features):
+    """Pairs of distance blocks: an eighth of the fit's input (X, y, t)."""
+    return max(_MIN_PAIRS, n_samples * (n_features + 2) // 8)
+
+
+def _distance_blocks(rows, anchors, temps=3, budget=_MIN_PAIRS):
     """Yield ``(start, distances)`` blocks of the rows-by-anchors distances.
 
-    Each block is a fresh array that the caller may overwrite.
+    Each block is a fresh array that the caller may overwrite; ``temps``
+    counts the block's arrays alive at once (three while it is computed).
     """
-    step = _block_rows(rows.shape[0], anchors)
+    step = _block_rows(anchors.shape[0], max(3, temps), budget)
     anchor_sq = np.einsum("ij,ij->i", anchors, anchors)
     for start in range(0, rows.shape[0], step):
         block = rows[start : start + step]
@@ -77,6 +89,78 @@ def _distance_blocks(rows, anchors):
         del gram
         np.maximum(sq, 0.0, out=sq)
         yield start, np.sqrt(sq, out=sq)
+
+
+def _hull_walk(dist, values, gain, run):
+    """Anchors that attain ``max_j values_j - L dist_ij`` for some ``L >= 0``.
+
+    ``values`` must be sorted in increasing order (and ``dist``'s columns
+    with them). For each row, the maximizers over ``L >= 0`` are the
+    vertices of the upper convex hull of the points ``(dist_ij, values_j)``
+    to the left of the highest value: the walk starts at the nearest anchor
+    (the maximizer as ``L`` grows without bound; the highest value among
+    equally near ones) and moves, as ``L`` decreases, to the anchor whose
+    line overtakes the current one first (the largest slope ``(values_j -
+    values_c) / (dist_ij - dist_ic)``; the farthest of those tied), until no
+    anchor has a higher value. Only anchors of higher value than the current
+    ones can come next, so each step works on the columns past the lowest
+    current one. ``gain`` and ``run`` are work arrays of ``dist``'s shape.
+    Each step is vectorized over the block's rows; the loop runs over hull
+    vertices (a few per row), not over units. Returns the column indices of
+    the vertices met and each row's nearest distance.
+    """
+    index = np.arange(dist.shape[0])
+    nearest = dist.min(axis=1)
+    gain[...] = -np.inf
+    np.copyto(gain, np.broadcast_to(values, gain.shape), where=dist == nearest[:, None])
+    current = np.argmax(gain, axis=1)
+    active = np.ones(dist.shape[0], dtype=bool)
+    met = [current]
+    while True:
+        start = int(current[active].min()) + 1
+        if start >= values.size:
+            return np.concatenate(met), nearest
+        g, r, d = gain[:, start:], run[:, start:], dist[:, start:]
+        np.subtract(values[start:], values[current][:, None], out=g)
+        np.subtract(d, dist[index, current][:, None], out=r)
+        ahead = (g > 0) & (r > 0)
+        np.divide(g, r, out=g, where=ahead)
+        np.copyto(g, -np.inf, where=~ahead)
+        del ahead
+        best = g.max(axis=1)
+        active &= best > -np.inf
+        if not np.any(active):
+            return np.concatenate(met), nearest
+        np.copyto(r, -np.inf, where=g != best[:, None])
+        current = np.where(active, start + np.argmax(r, axis=1), current)
+        met.append(current[active])
+
+
+def _active_anchors(rows, anchors, low_values, high_values, budget=_MIN_PAIRS):
+    """Anchors that can be active in either extension, and nearest distances.
+
+    Returns a boolean mask over ``anchors``: every anchor that attains the
+    lower extension ``max_j low_j - L d(x, x_j)`` or the upper extension
+    ``min_j high_j + L d(x, x_j)`` at some row ``x`` for some ``L >= 0``
+    (ties to rounding may be represented by one of the tied anchors), and
+    each row's distance to its nearest anchor. Both extensions, their
+    crossing and the anchors they are linearized at are then the same over
+    this subset as over all anchors, at every ``L``.
+    """
+    mark = np.zeros(anchors.shape[0], dtype=bool)
+    nearest = np.empty(rows.shape[0])
+    orders = [
+        (np.argsort(low_values, kind="stable"), low_values),
+        (np.argsort(-high_values, kind="stable"), -high_values),
+    ]
+    orders = [(order, values[order]) for order, values in orders]
+    for start, dist in _distance_blocks(rows, anchors, 5, budget):
+        gain, run = np.empty_like(dist), np.empty_like(dist)
+        for order, values in orders:
+            met, near = _hull_walk(dist[:, order], values, gain, run)
+            mark[order[met]] = True
+        nearest[start : start + dist.shape[0]] = near
+    return mark, nearest
 
 
 def _block_extension(dist, low_values, high_values, lipschitz, cand, with_args):
@@ -95,7 +179,7 @@ def _block_extension(dist, low_values, high_values, lipschitz, cand, with_args):
     return lower, upper
 
 
-def _extension(rows, anchors, values, lipschitz, margin=0.0):
+def _extension(rows, anchors, values, lipschitz, margin=0.0, budget=_MIN_PAIRS):
     """McShane-Whitney lower and upper Lipschitz extensions at ``rows``.
 
     ``lipschitz`` holds one constant per row. Returns the lower extension
@@ -107,7 +191,7 @@ def _extension(rows, anchors, values, lipschitz, margin=0.0):
     n = rows.shape[0]
     lower, upper = np.empty(n), np.empty(n)
     arg_lower, arg_upper = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp)
-    for start, dist in _distance_blocks(rows, anchors):
+    for start, dist in _distance_blocks(rows, anchors, 3, budget):
         part = slice(start, start + dist.shape[0])
         lower[part], upper[part], arg_lower[part], arg_upper[part] = _block_extension(
             dist,
@@ -120,7 +204,7 @@ def _extension(rows, anchors, values, lipschitz, margin=0.0):
     return lower, upper, arg_lower, arg_upper
 
 
-def _crossing(rows, anchors, values, margin=0.0):
+def _crossing(rows, anchors, values, margin=0.0, budget=_MIN_PAIRS):
     """Smallest L at which each row's extension bracket is nonempty.
 
     Below it the anchors' values are not L-Lipschitz around the row; the
@@ -133,13 +217,13 @@ def _crossing(rows, anchors, values, margin=0.0):
     spread = float(values.max() - values.min())
     low_values, high_values = values - margin, values + margin
     nearest = np.full(n, np.inf)
-    for start, dist in _distance_blocks(rows, anchors):
+    for start, dist in _distance_blocks(rows, anchors, 3, budget):
         nearest[start : start + dist.shape[0]] = dist.min(axis=1)
     scale = max(float(np.median(nearest)), 1e-12)
     crossing = np.empty(n)
     point = np.empty(n)
     arg_lower, arg_upper = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp)
-    for start, dist in _distance_blocks(rows, anchors):
+    for start, dist in _distance_blocks(rows, anchors, 3, budget):
         part = slice(start, start + dist.shape[0])
         cand = np.empty_like(dist)
         hi = np.maximum(
@@ -189,33 +273,53 @@ def _imbens_manski(lower, upper, se_lower, se_upper, alpha):
     return lower - crit * se_lower, upper + crit * se_upper
 
 
-def _stratified_counts(strata, rng):
+def _strata_order(strata):
+    """Units grouped by stratum, for :func:`_stratified_counts`.
+
+    Returns the units sorted by stratum (stably, so each stratum's units are
+    in increasing order) as int32 and the sizes of the strata; units of a
+    negative stratum (weight zero, i.e. absent) come first and are never
+    drawn.
+    """
+    order = np.argsort(strata, kind="stable").astype(np.int32)
+    values, sizes = np.unique(strata, return_counts=True)
+    return order, sizes, values < 0
+
+
+def _stratified_counts(grouping, rng):
     """Bootstrap counts that resample units within each stratum.
 
-    Units of a negative stratum (weight zero, i.e. absent) are never drawn.
+    ``grouping`` is :func:`_strata_order`'s output. Units of a negative
+    stratum (weight zero, i.e. absent) are never drawn.
     """
-    counts = np.zeros(strata.shape[0])
-    for value in np.unique(strata):
-        if value < 0:
-            continue
-        members = np.flatnonzero(strata == value)
-        counts[members] = rng.multinomial(
-            members.size, np.full(members.size, 1.0 / members.size)
-        )
+    order, sizes, absent = grouping
+    counts = np.zeros(order.shape[0])
+    start = 0
+    for size, skip in zip(sizes, absent, strict=True):
+        if not skip:
+            counts[order[start : start + size]] = rng.multinomial(
+                size, np.full(size, 1.0 / size)
+            )
+        start += size
     return counts
 
 
 def _refit_nuisances(fitter, model, propensity, clip, X, y, t, folds, weights):
     """Cross-fitted nuisance predictions with the rows weighted by ``weights``.
 
-    Returns the outcome predictions (n, 2) and the propensities (n,), fold by
-    fold through the cross-fitting engine's ``_fit_fold``.
+    ``folds`` holds the held-out parts; each training part is their
+    complement. Returns the outcome predictions (n, 2) and the propensities
+    (n,), fold by fold through the cross-fitting engine's ``_fit_fold``.
     """
-    mu = np.empty((X.shape[0], 2))
-    e = np.empty(X.shape[0])
-    for train, test in folds:
+    n = X.shape[0]
+    mu = np.empty((n, 2))
+    e = np.empty(n)
+    for test in folds:
+        train = _train_part(test, n)
         fold = _fit_fold(X, y, t, weights, train, test, propensity, model, fitter, clip)
         mu[test], e[test] = fold["mu"], fold["e"]
+        # the fold's models (and their buffers) go before the next fold's fit
+        del fold, train
     return mu, e
 
 
@@ -234,12 +338,45 @@ def _bootstrap_draw(refit, weights, masks, mu_inside, threshold, total):
         fitter, model, propensity, clip, X, y, t, folds, weights
     )
     phi = _aipw_pseudo_outcomes(y, t, e_b, mu_b)
-    known = phi[:, 1] - phi[:, 0]
-    known[low] = -phi[low, 0]
-    known[high] = phi[high, 1]
+    effect = phi[:, 1] - phi[:, 0]
     region = weights * ((e_b >= threshold) & (e_b <= 1 - threshold))
-    trimmed = region @ (phi[:, 1] - phi[:, 0]) / max(region.sum(), 1e-300)
-    return weights @ known / total, mu_b[inside] - mu_inside, trimmed
+    del e_b
+    trimmed = region @ effect / max(region.sum(), 1e-300)
+    effect[low] = -phi[low, 0]
+    effect[high] = phi[high, 1]
+    del phi
+    return weights @ effect / total, mu_b[inside] - mu_inside, trimmed
+
+
+def _refit_outcomes(fitter, model, X, y, t, folds, weights, keep):
+    """The outcome predictions of one draw at the ``keep`` units, (keep, 2).
+
+    The outcome models are refit on each fold's training part with the
+    draw's ``weights`` (the same fits as in :func:`_bootstrap_draw`) and
+    predict only at the kept units of the held-out part.
+    """
+    out = np.empty((keep.size, 2))
+    for test in folds:
+        rows = np.flatnonzero(np.isin(keep, test))
+        if rows.size == 0:
+            continue
+        train = _train_part(test, X.shape[0])
+        at = keep[rows]
+        outcome, _ = fitter(
+            model,
+            X[train],
+            y[train],
+            t[train],
+            X[at],
+            y[at],
+            t[at],
+            None,
+            sw_tr=weights[train],
+            sw_ev=weights[at],
+        )
+        out[rows] = outcome.predict_both(X[at])
+        del outcome, train
+    return out
 
 
 class TrimmingSensitivity(_BaseCausalEstimator):
@@ -397,8 +534,19 @@ class TrimmingSensitivity(_BaseCausalEstimator):
     interval is Imbens and Manski's :math:`[\\hat\\theta_- - c\\,
     \\hat\\sigma_-, \\hat\\theta_+ + c\\,\\hat\\sigma_+]` with
     :math:`\\Phi(c + 2B/\\max\\hat\\sigma) - \\Phi(-c) = 1 - \\alpha`.
-    Cost: :math:`O(n_{out}\\, n_{in})` per :math:`L`, in blocks of bounded
-    memory.
+    Only the overlap units that some outside unit's extension uses at some
+    :math:`L \\ge 0` (the vertices of the convex hulls, per outside unit, of
+    the points :math:`(d(X_i, X_j), \\hat\\mu(X_j) \\mp \\kappa\\,\\mathrm{se}_j)`) are
+    kept as anchors: both extensions equal those over every overlap unit at
+    every :math:`L`. Cost: :math:`O(n_{out}\\, n_{in})` to find them, then
+    :math:`O(n_{out}\\, n_{anchors})` per :math:`L`, in distance blocks of
+    about an eighth of the input's memory. The fit keeps each bootstrap
+    draw's change of the outcome predictions at those anchors only (float32,
+    :math:`4\\, n_{bootstrap}\\, n_{anchors}` bytes: on
+    ``make_limited_overlap`` a fifth of the overlap units with 2 covariates,
+    nine tenths with 5), and replays the draws' counts from the random
+    stream instead of storing them; the outcome models are therefore refit
+    twice per draw (once for the margins, once for the kept anchors).
 
     ``conf_int()`` (no ``lipschitz``) is the normal interval
     ``estimate_ -/+ z stderr_``. Its target is the effect on the region
@@ -515,14 +663,15 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         sw = self._sample_weight
         if sw is None:
             sw = self._sample_weight = np.ones(X.shape[0])
-        Z = X
         if self.scale:
             mean = np.average(X, axis=0, weights=sw)
-            sd = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=sw))
+            Z = X - mean
+            sd = np.sqrt(np.einsum("i,ij,ij->j", sw, Z, Z) / sw.sum())
             sd[sd == 0] = 1.0
-            Z = (X - mean) / sd
+            Z /= sd
+        else:
+            Z = X
         e = self.propensity_
-        inside = self.overlap_mask_
         groups = (
             (np.flatnonzero(e < self.threshold), 1),
             (np.flatnonzero(e > 1 - self.threshold), 0),
@@ -532,46 +681,88 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         self.bootstrap_stderr_ = None
         if self.extension == "knn":
             self._knn = self._knn_fit(Z, groups, distance)
+            del self._phi
         else:
-            outside = np.flatnonzero(~inside)
-            rng = check_random_state(self.random_state)
-            counts = self._bootstrap(X, inside, outside, rng)
-            # each anchor's value is known up to anchor_margin bootstrap
-            # standard errors: the extensions start from that band (the
-            # draws are stored in units of self._dev_scale)
-            deviation = self._boot["deviation"]
-            self._margin = (
-                float(self.anchor_margin)
-                * deviation.astype(np.float64).std(axis=0, ddof=1)
-                * self._dev_scale
-            )
-            mu = self.outcome_predictions_
-            anchors = Z[inside]
-            for rows, arm in groups:
-                if rows.size == 0:
-                    continue
-                values = mu[inside, arm]
-                Z_rows = Z[rows]
-                crossing, point, j0, k0, nearest = _crossing(
-                    Z_rows, anchors, values, self._margin[:, arm]
-                )
-                distance[rows] = nearest
-                self._extensions.append(
-                    {
-                        "rows": rows,
-                        "arm": arm,
-                        "Z": Z_rows,
-                        "crossing": crossing,
-                        "point": point,
-                        "anchors0": (j0, k0),
-                        "counts": counts[:, np.searchsorted(outside, rows)],
-                    }
-                )
-            self._anchors = anchors
+            # the standardized covariates of the anchors and of the outside
+            # units are all that is kept of them
+            anchors = Z[self.overlap_mask_]
+            group_Z = [Z[rows] for rows, _ in groups]
+            del Z
+            self._lipschitz_fit(X, anchors, group_Z, groups, distance)
         del self._fit_data
         self.extrapolation_distance_ = distance
         self.breakdown_lipschitz_ = self._breakdown(float(self.alpha))
         return self
+
+    def _lipschitz_fit(self, X, anchors, group_Z, groups, distance):
+        """Bootstrap, active anchors and crossings of the Lipschitz extensions.
+
+        Only the anchors that some outside unit's extension can use at some
+        L (:func:`_active_anchors`) are kept, with their bootstrap
+        deviations: every later L is evaluated on them alone.
+        """
+        inside = self.overlap_mask_
+        outside = np.flatnonzero(~inside)
+        self._pairs = _pair_budget(*X.shape)
+        rng = check_random_state(self.random_state)
+        # each anchor's value is known up to anchor_margin bootstrap
+        # standard errors: the extensions start from that band
+        margin = float(self.anchor_margin) * self._bootstrap(X, inside, rng)
+        mu = self.outcome_predictions_
+        used = np.zeros(anchors.shape[0], dtype=bool)
+        for (rows, arm), Z_rows in zip(groups, group_Z, strict=True):
+            if rows.size == 0:
+                continue
+            values = mu[inside, arm]
+            mark, nearest = _active_anchors(
+                Z_rows,
+                anchors,
+                values - margin[:, arm],
+                values + margin[:, arm],
+                self._pairs,
+            )
+            distance[rows] = nearest
+            slots = np.flatnonzero(mark)
+            used[slots] = True
+            # the bisection runs in outcome units: the same steps at any scale
+            unit = self._outcome_scale
+            crossing, point, j0, k0, _ = _crossing(
+                Z_rows,
+                anchors[slots],
+                values[slots] / unit,
+                margin[slots, arm] / unit,
+                self._pairs,
+            )
+            crossing *= unit
+            point *= unit
+            self._extensions.append(
+                {
+                    "rows": rows,
+                    "arm": arm,
+                    "Z": Z_rows,
+                    "anchors": anchors[slots],
+                    "values": values[slots],
+                    "margin": margin[slots, arm],
+                    "slots": slots,
+                    "crossing": crossing,
+                    "point": point,
+                    "anchors0": (j0, k0),
+                    "outside": np.searchsorted(outside, rows),
+                }
+            )
+        keep = np.flatnonzero(used)
+        targets = [
+            (np.searchsorted(keep, ext["slots"]), ext["arm"])
+            for ext in self._extensions
+        ]
+        deviations = self._bootstrap_deviation(
+            X, np.flatnonzero(inside)[keep], mu[inside][keep], targets
+        )
+        for ext, deviation in zip(self._extensions, deviations, strict=True):
+            # the draws' changes at this extension's anchors, for its arm
+            ext["deviation"] = deviation
+            del ext["slots"]
+        self._boot["outside"] = outside
 
     def _knn_fit(self, Z, groups, distance):
         """Nearest-overlap-unit matching of the outside units, done once.
@@ -594,8 +785,9 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         own = phi[:, 1] - phi[:, 0]
         mean_distance = np.zeros(n)
         credit = np.zeros(n)
-        # the (rows, k) neighbour arrays are made a block of rows at a time
-        step = max(16, n // k)
+        # the (rows, k) neighbour arrays are made a block of rows at a time,
+        # each about an eighth of n
+        step = max(16, n // (8 * k))
         for rows, arm in groups:
             sign = 1.0 if arm == 1 else -1.0
             own[rows] = -phi[rows, 0] if arm == 1 else phi[rows, 1]
@@ -612,16 +804,16 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         estimate = float(sw @ total / sw.sum())
         return estimate, total - estimate, mean_distance
 
-    def _bootstrap(self, X, inside, outside, rng):
+    def _bootstrap(self, X, inside, rng):
         """Refit the nuisance models on stratified bootstrap draws.
 
         Keeps the folds and the overlap region; stores per draw the weighted
-        mean of the identified pseudo-outcomes and the change of the outcome
-        predictions at the overlap units (float32, in units of
-        ``_dev_scale``), and returns the draws' counts at the ``outside``
-        units (int32, (n_bootstrap, outside.size)). The draws are refit and
-        reduced one at a time: the counts of all draws are drawn first (the
-        random stream), then replayed draw by draw.
+        mean of the identified pseudo-outcomes and ``bootstrap_stderr_``,
+        and returns the bootstrap standard deviation of the outcome
+        predictions at the overlap units (n_inside, 2). The draws are refit
+        and reduced one at a time and their counts are not stored: the
+        random stream is kept and replayed (:meth:`_draws`) whenever the
+        counts are needed again.
         """
         (y, t), e = self._fit_data, self.propensity_
         sw = self._sample_weight
@@ -633,15 +825,14 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         strata = 2 * fold_of + t.astype(np.intp)
         # a unit of weight zero counts as absent: it is never drawn
         strata[sw == 0] = -1
-        replay = np.random.RandomState()
-        replay.set_state(rng.get_state())
-        counts = np.empty((n_boot, outside.size), dtype=np.int32)
-        for b in range(n_boot):
-            counts[b] = _stratified_counts(strata, rng)[outside]
-        folds = [
-            (np.flatnonzero(fold_of != k), test)
-            for k, test in enumerate(self.fold_indices_)
-        ]
+        grouping = _strata_order(strata)
+        del strata
+        state = rng.get_state()
+        # the counts of all draws come first in the random stream
+        for _ in range(n_boot):
+            _stratified_counts(grouping, rng)
+        del fold_of
+        folds = self.fold_indices_
         model = _seed_random_states(self._outcome_model(), rng.randint(2**31 - 1))
         fitter = self._outcome_fitter()
         seed = rng.randint(2**31 - 1)
@@ -651,84 +842,140 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         masks = (inside, e < self.threshold, e > 1 - self.threshold)
         mu_inside = self.outcome_predictions_[inside]
         total = sw.sum()
+        self._boot = {"state": state, "grouping": grouping}
+        self._refit = (fitter, model, y, t, folds)
         draws = Parallel(
             n_jobs=self.n_jobs, verbose=self.verbose, return_as="generator"
         )(
             delayed(_bootstrap_draw)(
-                refit,
-                _stratified_counts(strata, replay) * sw,
-                masks,
-                mu_inside,
-                self.threshold,
-                total,
+                refit, weights, masks, mu_inside, self.threshold, total
             )
-            for _ in range(n_boot)
+            for weights in self._draws()
         )
         sums = np.empty(n_boot)
         trimmed = np.empty(n_boot)
-        # float32 keeps the stored draws small (n_bootstrap rows each); a
-        # power-of-two unit keeps them exact to float32 at any outcome scale
-        self._dev_scale = np.float64(self._outcome_scale)
-        deviation = np.empty((n_boot, int(inside.sum()), 2), np.float32)
+        # Welford's running mean and sum of squares of the changes
+        mean = np.zeros_like(mu_inside)
+        square = np.zeros_like(mu_inside)
         for b, (known_mean, change, trimmed_b) in enumerate(draws):
             sums[b] = known_mean
-            deviation[b] = change / self._dev_scale
             trimmed[b] = trimmed_b
+            delta = change - mean
+            mean += delta / (b + 1)
+            change -= mean
+            square += delta * change
+            del delta, change
         self.bootstrap_stderr_ = float(trimmed.std(ddof=1))
-        self._boot = {"known": sums, "deviation": deviation}
-        return counts
+        self._boot["known"] = sums
+        return np.sqrt(square / (n_boot - 1))
+
+    def _draws(self, outside=None):
+        """Replay the bootstrap draws: each one's weights ``counts * sw``.
+
+        With ``outside`` (indices), only the counts at those units.
+        """
+        rng = np.random.RandomState()
+        rng.set_state(self._boot["state"])
+        sw = self._sample_weight
+        for _ in range(int(self.n_bootstrap)):
+            counts = _stratified_counts(self._boot["grouping"], rng)
+            if outside is None:
+                counts *= sw
+                yield counts
+            else:
+                yield counts[outside]
+
+    def _bootstrap_deviation(self, X, keep, mu_keep, targets):
+        """Change of the outcome predictions at the ``keep`` units per draw.
+
+        ``targets`` lists ``(positions in keep, arm)`` pairs; returns for
+        each a float32 array of shape (n_bootstrap, positions.size) in units
+        of ``_dev_scale`` (the outcome's unit, so the float32 draws are
+        the same at any outcome scale). The outcome models of every draw are
+        refit (the same fits as in :meth:`_bootstrap`, whose predictions were
+        reduced before the kept units were known).
+        """
+        fitter, model, y, t, folds = self._refit
+        del self._refit
+        self._dev_scale = np.float64(self._outcome_scale)
+        unit = self._dev_scale
+        n_boot = int(self.n_bootstrap)
+        out = [np.empty((n_boot, slots.size), np.float32) for slots, _ in targets]
+        if keep.size == 0:
+            return out
+        draws = Parallel(
+            n_jobs=self.n_jobs, verbose=self.verbose, return_as="generator"
+        )(
+            delayed(_refit_outcomes)(fitter, model, X, y, t, folds, w, keep)
+            for w in self._draws()
+        )
+        for b, pred in enumerate(draws):
+            pred -= mu_keep
+            pred /= unit
+            for deviation, (slots, arm) in zip(out, targets, strict=True):
+                deviation[b] = pred[slots, arm]
+        return out
 
     def _lipschitz_row(self, lipschitz):
         """Bounds of the full-population effect and their standard errors.
 
         The bootstrap draws are linearized in the outcome predictions at the
         extension's active anchors (the envelope theorem), so one pass over
-        the distances serves every draw.
+        the distances serves every draw. The draws' counts at the outside
+        units are replayed one draw at a time.
         """
         sw = self._sample_weight
         n = sw.sum()
-        phi, e = self._phi, self.propensity_
-        known = phi[:, 1] - phi[:, 0]
-        low, high = e < self.threshold, e > 1 - self.threshold
-        known[low] = -phi[low, 0]
-        known[high] = phi[high, 1]
-        base = float(sw @ known / n)
-        bounds = np.array([base, base])
+        bounds = np.array([self._known_mean, self._known_mean])
         boot = self._boot
-        boot_bounds = np.tile(boot["known"][:, None], (1, 2))
+        pieces = []
         for ext in self._extensions:
             rows, arm = ext["rows"], ext["arm"]
-            values = self.outcome_predictions_[self.overlap_mask_, arm]
-            dev = boot["deviation"][:, :, arm]
-            unit = self._dev_scale
             level = np.full(rows.size, float(lipschitz))
             free = level >= ext["crossing"]
             lower = ext["point"].copy()
             upper = ext["point"].copy()
             j0, k0 = ext["anchors0"]
-            change_lower = 0.5 * (dev[:, j0] + dev[:, k0])
-            change_upper = change_lower.copy()
+            # each bound's change is the mean of the draws' changes at two
+            # anchors: the two that meet at the crossing, or twice the
+            # extension's active anchor
+            lower_at = [j0.copy(), k0.copy()]
+            upper_at = [j0.copy(), k0.copy()]
             if np.any(free):
                 lo, up, j, k = _extension(
                     ext["Z"][free],
-                    self._anchors,
-                    values,
+                    ext["anchors"],
+                    ext["values"],
                     level[free],
-                    self._margin[:, arm],
+                    ext["margin"],
+                    self._pairs,
                 )
                 lower[free], upper[free] = lo, up
-                change_lower[:, free] = dev[:, j]
-                change_upper[:, free] = dev[:, k]
+                for at in lower_at:
+                    at[free] = j
+                for at in upper_at:
+                    at[free] = k
             w = sw[rows]
-            wb = ext["counts"] * w
             # the missing arm enters with sign +1 (treated) or -1 (control)
             if arm == 1:
-                pieces = ((0, lower, change_lower), (1, upper, change_upper))
+                sides = ((0, lower, lower_at, 1.0), (1, upper, upper_at, 1.0))
             else:
-                pieces = ((0, -upper, -change_upper), (1, -lower, -change_lower))
-            for side, value, change in pieces:
+                sides = ((0, -upper, upper_at, -1.0), (1, -lower, lower_at, -1.0))
+            for side, value, at, sign in sides:
                 bounds[side] += w @ value / n
-                boot_bounds[:, side] += np.sum(wb * (value + change * unit), axis=1) / n
+                pieces.append(
+                    (side, ext["deviation"], ext["outside"], w * value, at, sign * w)
+                )
+        unit = float(self._dev_scale)
+        boot_bounds = np.tile(boot["known"][:, None], (1, 2))
+        for b, counts in enumerate(self._draws(boot["outside"])):
+            for side, deviation, outside, weighted, (first, second), signed in pieces:
+                c = counts[outside]
+                dev = deviation[b]
+                change = dev[first].astype(np.float64)
+                change += dev[second]
+                change *= 0.5 * unit
+                boot_bounds[b, side] += (c @ weighted + (c * signed) @ change) / n
         se = boot_bounds.std(axis=0, ddof=1)
         return bounds, se
 
@@ -792,13 +1039,25 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         self.overlap_mask_ = inside
         self.overlap_fraction_ = float(weight @ inside / weight.sum())
         phi = _aipw_pseudo_outcomes(y, t, e, mu)
-        self._phi = phi
         self._fit_data = (y, t)
         # the unit of the outcome: Lipschitz constants are searched, and the
         # bootstrap draws stored, relative to it
-        self._outcome_scale = _power_of_two_scale(y)
+        self._outcome_scale = _outcome_unit(y)
         psi = np.average(phi[inside], axis=0, weights=weight[inside])
-        infl = np.where(inside[:, None], phi - psi, 0.0) / self.overlap_fraction_
+        # the identified part of the full-population effect: the observed
+        # arm's pseudo-outcome outside the overlap region
+        known = phi[:, 1] - phi[:, 0]
+        low, high = e < self.threshold, e > 1 - self.threshold
+        known[low] = -phi[low, 0]
+        known[high] = phi[high, 1]
+        self._known_mean = float(weight @ known / weight.sum())
+        del known
+        if self.extension == "knn":
+            self._phi = phi.copy()
+        infl = phi
+        infl -= psi
+        infl[~inside] = 0.0
+        infl /= self.overlap_fraction_
         return psi, infl
 
     def _diagnostics(self, y, t, nuisance):

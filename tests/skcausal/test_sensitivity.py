@@ -175,12 +175,24 @@ def test_trimming_bound_monotone_and_breakdown(fitted_trimming):
     assert ax.get_xlabel() == "Lipschitz constant L"
 
 
+@pytest.mark.slow
 def test_trimming_covers_truth_at_true_lipschitz():
     # make_limited_overlap: ATE = 1; |grad mu_1| <= sqrt(9 + 1) in raw units,
     # so L = 2 per standard deviation (sd of U[-1, 1] is 0.577) is valid.
     X, y = make_limited_overlap(n_samples=2000, random_state=1)
     om, pm = _spline_models()
     est = TrimmingSensitivity(om, pm, threshold=0.05, random_state=0).fit(X, y)
+    lower, upper = est.conf_int(lipschitz=2.0)
+    assert lower < 1.0 < upper
+
+
+def test_trimming_covers_truth_at_true_lipschitz_small():
+    # the fast version of the test above: n = 600, 20 bootstrap draws
+    X, y = make_limited_overlap(n_samples=600, random_state=1)
+    om, pm = _spline_models()
+    est = TrimmingSensitivity(
+        om, pm, threshold=0.05, n_bootstrap=20, random_state=0
+    ).fit(X, y)
     lower, upper = est.conf_int(lipschitz=2.0)
     assert lower < 1.0 < upper
 
@@ -205,6 +217,7 @@ def _overlap_interval_draws(n_draws, threshold, models):
     return np.array(rows).T
 
 
+@pytest.mark.slow
 def test_trimming_stderr_matches_spread_of_error():
     # Default nuisances, threshold 0.1 (docs/user_guide/overlap.rst table,
     # 400 draws: SE 0.111, sd of the error 0.122, bias +0.035). Over 60
@@ -214,6 +227,16 @@ def test_trimming_stderr_matches_spread_of_error():
     ratio = stderr.mean() / error.std(ddof=1)
     assert 0.7 < ratio < 1.25
     assert abs(error.mean()) < 0.08
+
+
+def test_trimming_stderr_matches_spread_of_error_few_draws():
+    # the fast version of the test above: over 15 draws the sd of the error
+    # is known to about +-20%, its mean to about +-0.035
+    estimate, stderr, target = _overlap_interval_draws(15, 0.1, lambda: (None, None))
+    error = estimate - target
+    ratio = stderr.mean() / error.std(ddof=1)
+    assert 0.6 < ratio < 1.5
+    assert abs(error.mean()) < 0.12
 
 
 def test_trimming_bootstrap_stderr(overlap_data, fitted_trimming, fitted_lipschitz):
@@ -227,26 +250,37 @@ def test_trimming_bootstrap_stderr(overlap_data, fitted_trimming, fitted_lipschi
     assert again.fit(X, y).bootstrap_stderr_ == se
 
 
+def _bootstrap_and_fixed_region_se(n_draws, n_bootstrap):
+    rows = []
+    for r in range(n_draws):
+        X, y = make_limited_overlap(n_samples=1000, random_state=1000 + r)
+        est = TrimmingSensitivity(
+            *_spline_models(), threshold=0.05, n_bootstrap=n_bootstrap, random_state=r
+        ).fit(X, y)
+        rows.append((est.stderr_, est.bootstrap_stderr_))
+    return np.array(rows).T
+
+
+def test_trimming_bootstrap_stderr_exceeds_fixed_region_se_few_draws():
+    # the fast version of the test below: 2 draws of 6 bootstrap refits
+    stderr, boot = _bootstrap_and_fixed_region_se(2, 6)
+    assert boot.mean() > 1.2 * stderr.mean()
+
+
+@pytest.mark.slow
 def test_trimming_bootstrap_stderr_exceeds_fixed_region_se():
     # Spline nuisances, threshold 0.05 on the propensity's flat floor: the
     # estimated region swings between draws, which the bootstrap sees and the
     # influence function does not (overlap.rst, 100 draws: bootstrap SE
     # 0.170, influence SE 0.104, sd of the error 0.185). The coverage check is
     # in test_coverage_slow.py.
-    rows = []
-    for r in range(5):
-        X, y = make_limited_overlap(n_samples=1000, random_state=1000 + r)
-        est = TrimmingSensitivity(
-            *_spline_models(), threshold=0.05, n_bootstrap=15, random_state=r
-        ).fit(X, y)
-        rows.append((est.stderr_, est.bootstrap_stderr_))
-    stderr, boot = np.array(rows).T
+    stderr, boot = _bootstrap_and_fixed_region_se(5, 15)
     assert boot.mean() > 1.2 * stderr.mean()
 
 
 def test_trimming_bad_input(overlap_data):
     X, y = overlap_data
-    est = TrimmingSensitivity(threshold=0.05, random_state=0).fit(X, y)
+    est = TrimmingSensitivity(threshold=0.05, n_bootstrap=5, random_state=0).fit(X, y)
     with pytest.raises(ValueError, match="lipschitz must be >= 0"):
         est.conf_int(lipschitz=-1.0)
     with pytest.raises(ValueError, match="threshold"):

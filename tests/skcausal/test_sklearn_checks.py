@@ -76,7 +76,7 @@ class AdaptedWorstCaseTreatmentEffect(_AdaptMixin, WorstCaseTreatmentEffect):
         AdaptedAIPW(cv=2),
         AdaptedTMLE(cv=2),
         AdaptedCLearner(cv=2),
-        AdaptedTrimmingSensitivity(cv=2, threshold=0.01),
+        AdaptedTrimmingSensitivity(cv=2, threshold=0.01, n_bootstrap=10),
         AdaptedWorstCaseTreatmentEffect(cv=2),
     ],
 )
