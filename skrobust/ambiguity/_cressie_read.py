@@ -127,7 +127,7 @@ class CressieRead(AmbiguitySet):
         values, mass, inverse = _group_descending(z, p)
         # all mass on the maximum once that point mass fits in the ball
         if s * log_c + np.log(mass[0]) >= 0.0:
-            return 1.0, _weights_on_max(z, p), np.array([1.0])
+            return 1.0, _weights_on_max(z, p, overwrite=True), np.array([1.0])
         mean = float(np.dot(p, z))
         dev = z - mean
         if _all_active_derivative(dev, p, s, log_c, 1.0 / mean) >= 0.0:

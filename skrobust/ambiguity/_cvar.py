@@ -6,7 +6,7 @@ import numpy as np
 from scipy.special import expit
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity._base import AmbiguitySet
+from skrobust.ambiguity._base import AmbiguitySet, _blocks
 
 _EPS = np.finfo(np.float64).eps
 
@@ -114,18 +114,10 @@ class CVaR(AmbiguitySet):
 
     def _solve_unit(self, z, p):
         # O(n): the value at risk by a weighted selection, then the weights
+        # (built in z's buffer: peak memory z, p and blocks)
         alpha = float(self.alpha)
         var = _value_at_risk(z, p, alpha)
-        above = z > var
-        tie = z == var
-        with np.errstate(over="ignore"):  # subnormal alpha: caps bind at 1
-            q = np.where(above, np.minimum(p / alpha, 1.0), 0.0)
-        mass_tie = float(p[tie].sum())
-        with np.errstate(over="ignore"):
-            room = min(mass_tie / alpha, 1.0)
-        rest = min(max(1.0 - float(q.sum()), 0.0), room)
-        risk = float(np.dot(q, z)) + rest * var  # exact when all mass is tied
-        q[tie] = rest * (p[tie] / mass_tie)
+        risk, q = _cvar_solution(z, p, alpha, var)
         return risk, q, np.array([var])
 
     def dual_argmin(self, losses, p, smoothing=0.0, start=None):
@@ -377,39 +369,182 @@ def _smoothed_quantile(losses, p, mass, tau, eta, scale):
     return eta
 
 
+def _cvar_solution(z, p, alpha, var, delta=0.0):
+    """CVaR at value at risk ``var`` and its worst case, built in ``z``.
+
+    The weights are ``min(p / alpha, 1)`` above ``var`` and the remaining
+    mass on the ties at ``var``, in proportion to ``p``. With ``delta > 0``
+    (total variation) the weights are mixed, ``(1 - delta) q + delta q_max``,
+    with ``q_max`` all mass on the largest value, 1. Two passes over blocks:
+    the sums, then the weights written over ``z`` (which is returned as
+    ``q``), so that only block-sized temporaries sit beside ``z`` and ``p``.
+
+    Returns ``(cvar, q)``.
+    """
+    blocks = _blocks(z.shape[0])
+    total = dot_above = mass_tie = mass_max = 0.0
+    with np.errstate(over="ignore"):  # subnormal alpha: caps bind at 1
+        for block in blocks:
+            z_block, p_block = z[block], p[block]
+            capped = np.divide(p_block, alpha)
+            np.minimum(capped, 1.0, out=capped)
+            capped[z_block <= var] = 0.0
+            total += float(capped.sum())
+            dot_above += float(np.dot(capped, z_block))
+            mass_tie += float(np.sum(p_block, where=z_block == var))
+            if delta:
+                mass_max += float(np.sum(p_block, where=z_block >= 1.0))
+        room = min(mass_tie / alpha, 1.0)
+        rest = min(max(1.0 - total, 0.0), room)
+        risk = dot_above + rest * var  # exact when all mass is tied
+        for block in blocks:
+            z_block, p_block = z[block], p[block]
+            capped = np.divide(p_block, alpha)
+            np.minimum(capped, 1.0, out=capped)
+            capped[z_block <= var] = 0.0
+            tie = z_block == var
+            capped[tie] = rest * (p_block[tie] / mass_tie)
+            if delta:
+                capped *= 1.0 - delta
+                on_max = z_block >= 1.0
+                capped[on_max] += delta * (p_block[on_max] / mass_max)
+            np.copyto(z_block, capped)
+    return float(risk), z
+
+
+#: candidate sets at most this large are sorted
+_SELECT_SMALL = 2048
+#: largest strided sample that brackets the value at risk
+_SELECT_SAMPLE = 4096
+
+
 def _value_at_risk(z, p, alpha):
     """Largest value ``v`` of ``z`` with ``sum(p[z >= v]) >= alpha``.
 
-    A weighted quickselect (median pivots from ``np.partition``): expected
-    O(n) instead of a sort. The mass condition has a relative slack of 1e-12
-    so that rounding in the sums never skips the group where it is met.
+    ``z`` must be nonnegative. A weighted selection in expected O(n) without
+    sorting or copying ``z``: a strided sample of the candidates brackets the
+    value (two sample values around the estimated crossing, a Floyd-Rivest
+    step); one pass of masked sums finds on which side of the bracket the
+    crossing is, and the candidates inside it (about a tenth) are copied out,
+    until few enough remain to sort. When the bracket misses, the range of
+    candidate values is narrowed instead (and halved in bit space if a sample
+    cannot bracket it), without a copy. Peak memory: ``z``, ``p``, a few masks
+    of ``z.size`` booleans and the copied candidates (at most an eighth). The
+    mass condition has a relative slack of 1e-12 so that rounding in the sums
+    never skips the group where it is met.
     """
     target = alpha * (1.0 - 1e-12)
-    above = 0.0  # mass of the values above every remaining candidate
-    # The first pivot is where the target would be met if the weights were
-    # equal (then it is the answer); later pivots are medians.
-    share = min(max(1.0 - target / max(float(p.sum()), target), 0.0), 1.0)
-    rank = min(int(share * z.size), z.size - 1)
-    while z.size > 64:
-        if rank is None:
-            rank = z.size // 2
-        pivot = np.partition(z, rank)[rank]
-        rank = None
-        # (compressed sums are pairwise, accurate well within the slack)
-        upper = z > pivot
-        p_upper = p[upper]
-        mass_upper = float(p_upper.sum())
+    above = 0.0  # mass of the values above every candidate
+    lo, hi = 0.0, np.inf  # the candidates are the values in [lo, hi] of zc
+    zc, pc = z, p
+    inside = float(np.sum(p))  # mass of the candidates
+    count = z.size  # number of candidates
+    limit = max(z.size // 8, _SELECT_SMALL)
+    bisect = False  # set when a bracket missed: the next pivot is a midpoint
+    ranged = False  # whether zc also holds values outside [lo, hi]
+    while True:
+        if zc.size <= _SELECT_SMALL:
+            if ranged:
+                keep = (zc >= lo) & (zc <= hi)
+                zc, pc = zc[keep], pc[keep]
+            if zc.size == 0:
+                return lo
+            order = np.argsort(-zc, kind="stable")
+            crossed = np.searchsorted(above + np.cumsum(pc[order]), target)
+            return zc[order[min(int(crossed), zc.size - 1)]]
+        lo_piv = hi_piv = None
+        if not bisect:
+            lo_piv, hi_piv = _bracket(zc, pc, lo, hi, ranged, above, inside, target)
+        if lo_piv is None:
+            # a midpoint of the range in bit space: at most 64 halvings
+            top = min(hi, float(np.max(zc)))
+            low_bits = int(np.float64(lo).view(np.uint64))
+            high_bits = int(np.float64(top).view(np.uint64))
+            middle_bits = np.uint64(low_bits + (high_bits - low_bits) // 2)
+            lo_piv = hi_piv = float(middle_bits.view(np.float64))
+        bisect = False
+        in_range = ((zc >= lo) & (zc <= hi)) if ranged else None
+        upper = zc > hi_piv
+        if in_range is not None:
+            upper &= in_range
+        mass_upper = float(np.sum(pc, where=upper))
         if above + mass_upper >= target:
-            z, p = z[upper], p_upper
+            # the crossing is above the bracket
+            lo, inside, bisect = float(np.nextafter(hi_piv, np.inf)), mass_upper, True
+            zc, pc, ranged, count = _narrow(zc, pc, upper, limit)
             continue
-        mass_tie = float(p[z == pivot].sum())
-        if above + mass_upper + mass_tie >= target:
-            return pivot
-        above += mass_upper + mass_tie
-        lower = z < pivot
-        if not lower.any():  # rounding left the target unmet: the smallest value
-            return pivot
-        z, p = z[lower], p[lower]
-    order = np.argsort(-z, kind="stable")
-    crossed = np.searchsorted(above + np.cumsum(p[order]), target)
-    return z[order[min(int(crossed), z.size - 1)]]
+        middle = zc >= lo_piv
+        middle &= ~upper
+        del upper
+        if in_range is not None:
+            middle &= in_range
+        mass_middle = float(np.sum(pc, where=middle))
+        if above + mass_upper + mass_middle >= target:
+            if lo_piv == hi_piv:
+                return lo_piv
+            above += mass_upper
+            lo, hi, inside = lo_piv, hi_piv, mass_middle
+            before = count
+            zc, pc, ranged, count = _narrow(zc, pc, middle, limit)
+            bisect = count == before  # the bracket held every candidate
+            continue
+        # the crossing is below the bracket
+        above += mass_upper + mass_middle
+        lower = zc < lo_piv
+        del middle
+        if in_range is not None:
+            lower &= in_range
+        if not lower.any():
+            # rounding left the target unmet: the smallest candidate value
+            keep = zc >= lo_piv
+            if in_range is not None:
+                keep &= in_range
+            return float(np.min(zc, where=keep, initial=np.inf))
+        hi, bisect = float(np.nextafter(lo_piv, -np.inf)), True
+        inside = float(np.sum(pc, where=lower))
+        zc, pc, ranged, count = _narrow(zc, pc, lower, limit)
+
+
+def _narrow(zc, pc, keep, limit):
+    """Copy the kept candidates out when few enough; else keep the range.
+
+    Returns ``(zc, pc, ranged, count)``, ``ranged`` telling whether ``zc``
+    still holds values outside the candidates' range.
+    """
+    count = int(np.count_nonzero(keep))
+    if count <= limit:
+        return zc[keep], pc[keep], False, count
+    return zc, pc, True, count
+
+
+def _bracket(zc, pc, lo, hi, ranged, above, inside, target):
+    """Two candidate values around the estimated crossing of ``target``.
+
+    From a strided sample of the candidates, sorted in decreasing order with
+    its masses scaled to the candidates' mass ``inside``: the sample values
+    about ``4 sqrt(sample size)`` places before and after the estimated
+    crossing (``hi``/``lo`` of the range where that runs off the sample).
+    Returns ``(None, None)`` when the sample cannot bracket anything.
+    """
+    # a sample of at most a sixteenth of the candidates (memory)
+    step = max(zc.size // _SELECT_SAMPLE, 16)
+    zs, ps = zc[::step], pc[::step]
+    if ranged:
+        keep = (zs >= lo) & (zs <= hi)
+        zs, ps = zs[keep], ps[keep]
+    if zs.size < 32:
+        return None, None
+    order = np.argsort(-zs, kind="stable")
+    zs, ps = zs[order], ps[order]
+    cum = np.cumsum(ps)
+    if not cum[-1] > 0.0:
+        cum = np.arange(1.0, zs.size + 1.0)
+    crossed = int(np.searchsorted(above + cum * (inside / cum[-1]), target))
+    gap = int(4.0 * np.sqrt(zs.size)) + 2
+    if crossed - gap <= 0 and crossed + gap >= zs.size - 1:
+        return None, None
+    hi_piv = float(zs[crossed - gap]) if crossed - gap > 0 else hi
+    lo_piv = float(zs[min(crossed + gap, zs.size - 1)])
+    if crossed + gap >= zs.size - 1:
+        lo_piv = lo  # the bracket reaches the bottom of the range
+    return lo_piv, hi_piv

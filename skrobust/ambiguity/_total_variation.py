@@ -7,7 +7,7 @@ from scipy.special import logsumexp, softmax
 from sklearn.utils._param_validation import Interval
 
 from skrobust.ambiguity._base import AmbiguitySet, _weights_on_max
-from skrobust.ambiguity._cvar import CVaR
+from skrobust.ambiguity._cvar import CVaR, _cvar_solution, _value_at_risk
 
 
 class TotalVariation(AmbiguitySet):
@@ -88,12 +88,13 @@ class TotalVariation(AmbiguitySet):
 
     def _solve_unit(self, z, p):
         delta = float(self.radius)
-        on_max = _weights_on_max(z, p)
         if delta >= 1.0:
-            return 1.0, on_max, np.array([1.0])
-        cvar_risk, cvar_q, dual = self._cvar()._solve_unit(z, p)
-        q = (1.0 - delta) * cvar_q + delta * on_max
-        return (1.0 - delta) * cvar_risk + delta * 1.0, q, dual
+            return 1.0, _weights_on_max(z, p, overwrite=True), np.array([1.0])
+        alpha = float(self._cvar().alpha)
+        var = _value_at_risk(z, p, alpha)
+        # the CVaR part's weights mixed with the maximum's, built in z
+        cvar_risk, q = _cvar_solution(z, p, alpha, var, delta=delta)
+        return (1.0 - delta) * cvar_risk + delta * 1.0, q, np.array([var])
 
     def dual_argmin(self, losses, p, smoothing=0.0, start=None):
         """Minimizer over the CVaR part's eta (see :meth:`CVaR.dual_argmin`).
