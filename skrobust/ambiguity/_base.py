@@ -227,7 +227,7 @@ class AmbiguitySet(BaseEstimator):
             lo = np.min(losses, where=~off_support, initial=np.inf)
             hi = np.max(losses, where=~off_support, initial=-np.inf)
         if self.is_trivial() or hi - lo <= 0:
-            mean = _dot(p, losses)
+            mean = float(np.dot(p, losses))
             return mean, np.array(p), self._dual_trivial(losses, p)
         scale = hi - lo
         z = np.subtract(losses, lo)
@@ -244,7 +244,7 @@ class AmbiguitySet(BaseEstimator):
             q = np.array(q)
         risk = lo + scale * risk_z
         # numerical safety: the robust risk lies between the mean and the max
-        risk = float(np.clip(risk, _dot(p, losses), hi))
+        risk = float(np.clip(risk, np.dot(p, losses), hi))
         return risk, q, self._dual_to_loss_units(dual_z, lo, scale)
 
     @abstractmethod
@@ -292,22 +292,11 @@ def _weights_on_max(z, p, overwrite=False):
     return q
 
 
-def _dot(p, x):
-    """``float(np.dot(p, x))`` without the copy np.dot makes of a broadcast ``p``.
-
-    A broadcast (uniform) ``p`` is multiplied block by block; the sum of the
-    block dot products differs from one dot product only by rounding.
-    """
-    if p.strides == (0,) and p.shape[0] > _MIN_BLOCK:
-        return float(sum(np.dot(p[block], x[block]) for block in _blocks(p.shape[0])))
-    return float(np.dot(p, x))
-
-
 #: smallest block of :func:`_blocks`
 _MIN_BLOCK = 1024
 
 
-def _blocks(n, count=16):
+def _blocks(n, count=4):
     """Slices of ``range(n)`` in about ``count`` blocks of at least 1024.
 
     Loops over these (not over samples) keep the masks and temporaries of an

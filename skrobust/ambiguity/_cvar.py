@@ -381,7 +381,8 @@ def _cvar_solution(z, p, alpha, var, delta=0.0):
 
     Returns ``(cvar, q)``.
     """
-    blocks = _blocks(z.shape[0])
+    # uniform p (a broadcast view) leaves room for whole-vector temporaries
+    blocks = _blocks(z.shape[0], count=1 if p.strides == (0,) else 4)
     total = dot_above = mass_tie = mass_max = 0.0
     with np.errstate(over="ignore"):  # subnormal alpha: caps bind at 1
         for block in blocks:
@@ -391,9 +392,9 @@ def _cvar_solution(z, p, alpha, var, delta=0.0):
             capped[z_block <= var] = 0.0
             total += float(capped.sum())
             dot_above += float(np.dot(capped, z_block))
-            mass_tie += float(np.sum(p_block, where=z_block == var))
+            mass_tie += float(p_block[z_block == var].sum())
             if delta:
-                mass_max += float(np.sum(p_block, where=z_block >= 1.0))
+                mass_max += float(p_block[z_block >= 1.0].sum())
         room = min(mass_tie / alpha, 1.0)
         rest = min(max(1.0 - total, 0.0), room)
         risk = dot_above + rest * var  # exact when all mass is tied
@@ -421,32 +422,78 @@ _SELECT_SAMPLE = 4096
 def _value_at_risk(z, p, alpha):
     """Largest value ``v`` of ``z`` with ``sum(p[z >= v]) >= alpha``.
 
-    ``z`` must be nonnegative. A weighted selection in expected O(n) without
-    sorting or copying ``z``: a strided sample of the candidates brackets the
-    value (two sample values around the estimated crossing, a Floyd-Rivest
-    step); one pass of masked sums finds on which side of the bracket the
-    crossing is, and the candidates inside it (about a tenth) are copied out,
-    until few enough remain to sort. When the bracket misses, the range of
-    candidate values is narrowed instead (and halved in bit space if a sample
-    cannot bracket it), without a copy. Peak memory: ``z``, ``p``, a few masks
-    of ``z.size`` booleans and the copied candidates (at most an eighth). The
-    mass condition has a relative slack of 1e-12 so that rounding in the sums
-    never skips the group where it is met.
+    ``z`` must be nonnegative. The mass condition has a relative slack of
+    1e-12 so that rounding in the sums never skips the group where it is met.
+    Uniform ``p`` (a broadcast view): a quickselect over ranks. Otherwise a
+    weighted selection in expected O(n) that never copies ``z`` or ``p`` whole
+    (see :func:`_weighted_value_at_risk`).
+    """
+    if p.strides == (0,):
+        return _uniform_value_at_risk(z, p, alpha)
+    return _weighted_value_at_risk(z, p, alpha)
+
+
+def _uniform_value_at_risk(z, p, alpha):
+    """Quickselect (median pivots from ``np.partition``) for uniform ``p``.
+
+    The first pivot is where the target is met for equal weights, usually
+    the answer. Peak memory: ``z``, one partitioned copy, masks.
+    """
+    target = alpha * (1.0 - 1e-12)
+    above = 0.0  # mass of the values above every remaining candidate
+    share = min(max(1.0 - target / max(float(p.sum()), target), 0.0), 1.0)
+    rank = min(int(share * z.size), z.size - 1)
+    while z.size > 64:
+        if rank is None:
+            rank = z.size // 2
+        pivot = np.partition(z, rank)[rank]
+        rank = None
+        # (compressed sums are pairwise, accurate well within the slack)
+        upper = z > pivot
+        p_upper = p[upper]
+        mass_upper = float(p_upper.sum())
+        if above + mass_upper >= target:
+            z, p = z[upper], p_upper
+            continue
+        mass_tie = float(p[z == pivot].sum())
+        if above + mass_upper + mass_tie >= target:
+            return pivot
+        above += mass_upper + mass_tie
+        lower = z < pivot
+        if not lower.any():  # rounding left the target unmet: the smallest value
+            return pivot
+        z, p = z[lower], p[lower]
+    order = np.argsort(-z, kind="stable")
+    crossed = np.searchsorted(above + np.cumsum(p[order]), target)
+    return z[order[min(int(crossed), z.size - 1)]]
+
+
+def _weighted_value_at_risk(z, p, alpha):
+    """The value at risk for general weights, without copying ``z`` or ``p``.
+
+    A strided sample of the candidates brackets the value (two sample values
+    around the estimated crossing, a Floyd-Rivest step); one pass over blocks
+    sums the masses above and inside the bracket and copies the candidates
+    inside it (about a tenth) out, until few enough remain to sort. When the
+    bracket misses, the range of candidate values is narrowed instead (and
+    halved in bit space if a sample cannot bracket it). Peak memory: ``z``,
+    ``p``, block-sized masks and the copied candidates (at most an eighth).
     """
     target = alpha * (1.0 - 1e-12)
     above = 0.0  # mass of the values above every candidate
     lo, hi = 0.0, np.inf  # the candidates are the values in [lo, hi] of zc
     zc, pc = z, p
+    ranged = False  # whether zc also holds values outside [lo, hi]
     inside = float(np.sum(p))  # mass of the candidates
     count = z.size  # number of candidates
-    limit = max(z.size // 8, _SELECT_SMALL)
+    limit = max(z.size // 8, 64)  # most candidates copied out
+    small = min(_SELECT_SMALL, limit)  # most candidates sorted
     bisect = False  # set when a bracket missed: the next pivot is a midpoint
-    ranged = False  # whether zc also holds values outside [lo, hi]
     while True:
-        if zc.size <= _SELECT_SMALL:
-            if ranged:
-                keep = (zc >= lo) & (zc <= hi)
-                zc, pc = zc[keep], pc[keep]
+        if ranged and count <= limit:
+            zc, pc = _collect(zc, pc, lo, hi)
+            ranged = False
+        if zc.size <= small and not ranged:
             if zc.size == 0:
                 return lo
             order = np.argsort(-zc, kind="stable")
@@ -463,58 +510,73 @@ def _value_at_risk(z, p, alpha):
             middle_bits = np.uint64(low_bits + (high_bits - low_bits) // 2)
             lo_piv = hi_piv = float(middle_bits.view(np.float64))
         bisect = False
-        in_range = ((zc >= lo) & (zc <= hi)) if ranged else None
-        upper = zc > hi_piv
-        if in_range is not None:
-            upper &= in_range
-        mass_upper = float(np.sum(pc, where=upper))
+        # one pass: masses above and inside [lo_piv, hi_piv], and the
+        # candidates inside it while they are few
+        mass_upper = mass_middle = 0.0
+        n_upper = n_middle = 0
+        parts = []
+        for block in _blocks(zc.shape[0], count=8):
+            z_block, p_block = zc[block], pc[block]
+            upper = z_block > hi_piv
+            middle = z_block >= lo_piv
+            if ranged:
+                in_range = z_block >= lo
+                in_range &= z_block <= hi
+                upper &= in_range
+                middle &= in_range
+            middle &= ~upper
+            p_upper = p_block[upper]
+            mass_upper += float(p_upper.sum())
+            n_upper += p_upper.shape[0]
+            p_middle = p_block[middle]
+            mass_middle += float(p_middle.sum())
+            n_middle += p_middle.shape[0]
+            if parts is not None:
+                if n_middle <= limit:
+                    parts.append((z_block[middle], p_middle))
+                else:
+                    parts = None
         if above + mass_upper >= target:
             # the crossing is above the bracket
-            lo, inside, bisect = float(np.nextafter(hi_piv, np.inf)), mass_upper, True
-            zc, pc, ranged, count = _narrow(zc, pc, upper, limit)
+            lo = float(np.nextafter(hi_piv, np.inf))
+            inside, count, ranged, bisect = mass_upper, n_upper, True, True
             continue
-        middle = zc >= lo_piv
-        middle &= ~upper
-        del upper
-        if in_range is not None:
-            middle &= in_range
-        mass_middle = float(np.sum(pc, where=middle))
         if above + mass_upper + mass_middle >= target:
             if lo_piv == hi_piv:
                 return lo_piv
             above += mass_upper
             lo, hi, inside = lo_piv, hi_piv, mass_middle
-            before = count
-            zc, pc, ranged, count = _narrow(zc, pc, middle, limit)
-            bisect = count == before  # the bracket held every candidate
+            bisect = n_middle == count  # the bracket held every candidate
+            count = n_middle
+            if parts is not None:
+                zc = np.concatenate([part[0] for part in parts])
+                pc = np.concatenate([part[1] for part in parts])
+                ranged = False
+            else:
+                ranged = True
             continue
         # the crossing is below the bracket
         above += mass_upper + mass_middle
-        lower = zc < lo_piv
-        del middle
-        if in_range is not None:
-            lower &= in_range
-        if not lower.any():
+        remaining = count - n_upper - n_middle
+        if remaining <= 0:
             # rounding left the target unmet: the smallest candidate value
-            keep = zc >= lo_piv
-            if in_range is not None:
-                keep &= in_range
-            return float(np.min(zc, where=keep, initial=np.inf))
-        hi, bisect = float(np.nextafter(lo_piv, -np.inf)), True
-        inside = float(np.sum(pc, where=lower))
-        zc, pc, ranged, count = _narrow(zc, pc, lower, limit)
+            keep = (zc >= lo) & (zc <= hi) if ranged else slice(None)
+            return float(np.min(zc[keep]))
+        hi, count = float(np.nextafter(lo_piv, -np.inf)), remaining
+        inside = max(inside - mass_upper - mass_middle, 0.0)
+        ranged, bisect = True, True
 
 
-def _narrow(zc, pc, keep, limit):
-    """Copy the kept candidates out when few enough; else keep the range.
-
-    Returns ``(zc, pc, ranged, count)``, ``ranged`` telling whether ``zc``
-    still holds values outside the candidates' range.
-    """
-    count = int(np.count_nonzero(keep))
-    if count <= limit:
-        return zc[keep], pc[keep], False, count
-    return zc, pc, True, count
+def _collect(zc, pc, lo, hi):
+    """The candidates with values in ``[lo, hi]``, copied block by block."""
+    parts_z, parts_p = [], []
+    for block in _blocks(zc.shape[0], count=16):
+        z_block = zc[block]
+        keep = z_block >= lo
+        keep &= z_block <= hi
+        parts_z.append(z_block[keep])
+        parts_p.append(pc[block][keep])
+    return np.concatenate(parts_z), np.concatenate(parts_p)
 
 
 def _bracket(zc, pc, lo, hi, ranged, above, inside, target):
@@ -522,7 +584,7 @@ def _bracket(zc, pc, lo, hi, ranged, above, inside, target):
 
     From a strided sample of the candidates, sorted in decreasing order with
     its masses scaled to the candidates' mass ``inside``: the sample values
-    about ``4 sqrt(sample size)`` places before and after the estimated
+    about ``3 sqrt(sample size)`` places before and after the estimated
     crossing (``hi``/``lo`` of the range where that runs off the sample).
     Returns ``(None, None)`` when the sample cannot bracket anything.
     """
@@ -540,7 +602,7 @@ def _bracket(zc, pc, lo, hi, ranged, above, inside, target):
     if not cum[-1] > 0.0:
         cum = np.arange(1.0, zs.size + 1.0)
     crossed = int(np.searchsorted(above + cum * (inside / cum[-1]), target))
-    gap = int(4.0 * np.sqrt(zs.size)) + 2
+    gap = int(3.0 * np.sqrt(zs.size)) + 2
     if crossed - gap <= 0 and crossed + gap >= zs.size - 1:
         return None, None
     hi_piv = float(zs[crossed - gap]) if crossed - gap > 0 else hi

@@ -5,7 +5,7 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity._base import AmbiguitySet, _dot, _weights_on_max
+from skrobust.ambiguity._base import AmbiguitySet, _weights_on_max
 
 _EPS = np.finfo(np.float64).eps
 _TINY = np.finfo(np.float64).tiny
