@@ -197,29 +197,35 @@ class CressieRead(AmbiguitySet):
         """
         _, s, c = self._constants()
         eta = float(dual[0])
-        excess = np.maximum(losses - eta, 0.0)
+        # peak memory: the excesses, the gradient and at most one temporary
+        excess = np.subtract(losses, eta, dtype=np.float64)
+        np.maximum(excess, 0.0, out=excess)
         top = float(np.max(excess, where=p > 0, initial=0.0))
         if s == 2.0 and 1e-150 < top < 1e150:
             powered = excess * excess
-            lower = excess
-        elif top > 0.0:
+            moment = float(np.dot(p, powered))
+            del powered
+            if moment <= 0.0:
+                return eta, np.zeros_like(losses), np.array([1.0])
+            norm = moment ** (1.0 / s)
+            grad_losses = np.multiply(c * norm / moment, p, dtype=np.float64)
+            grad_losses *= excess
+            return c * norm + eta, grad_losses, np.array([1.0 - grad_losses.sum()])
+        if top > 0.0:
             # the moments scaled by the largest excess (on the support) never
             # under- or overflow; the scale cancels in the weights
             excess /= top
             lower = excess ** (s - 1.0)
-            moment = float(np.dot(p, lower * excess))
+            lower_excess = lower * excess
+            del excess
+            moment = float(np.dot(p, lower_excess))
+            del lower_excess
             norm = moment ** (1.0 / s)
-            grad_losses = (c * norm / moment) * p * lower
+            grad_losses = np.multiply(c * norm / moment, p, dtype=np.float64)
+            grad_losses *= lower
             value = c * top * norm + eta
             return value, grad_losses, np.array([1.0 - grad_losses.sum()])
-        else:
-            return eta, np.zeros_like(losses), np.array([1.0])
-        moment = float(np.dot(p, powered))
-        if moment <= 0.0:
-            return eta, np.zeros_like(losses), np.array([1.0])
-        norm = moment ** (1.0 / s)
-        grad_losses = (c * norm / moment) * p * lower
-        return c * norm + eta, grad_losses, np.array([1.0 - grad_losses.sum()])
+        return eta, np.zeros_like(losses), np.array([1.0])
 
     def cvxpy_risk(self, loss_expr, p):
         """Robust risk of a cvxpy expression through the dual (a p-norm cone).

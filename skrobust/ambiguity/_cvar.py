@@ -101,13 +101,19 @@ class CVaR(AmbiguitySet):
         q : ndarray of shape (n_samples,)
             Weights in the CVaR set: nonnegative, summing to one, capped.
         """
-        cap = p / float(self.alpha)
+        # peak memory: the result and the caps (which become the room left)
+        cap = np.divide(p, float(self.alpha), dtype=np.float64)
         q = np.clip(q, 0.0, cap)
         total = q.sum()
         if total >= 1.0:
-            return q / total
-        room = cap - q
-        return q + (1.0 - total) * room / room.sum()
+            q /= total
+            return q
+        room = np.subtract(cap, q, out=cap)
+        room_total = room.sum()
+        room *= 1.0 - total
+        room /= room_total
+        q += room
+        return q
 
     def _dual_trivial(self, losses, p):
         return np.array([float(losses.min())])
@@ -172,15 +178,23 @@ class CVaR(AmbiguitySet):
         """
         alpha = float(self.alpha)
         eta = float(dual[0])
-        diff = losses - eta
+        # peak memory: the gradient (built in the array of differences) and
+        # one temporary
+        diff = np.subtract(losses, eta, dtype=np.float64)
         if smoothing > 0:
-            soft = smoothing * np.logaddexp(0.0, diff / smoothing)
-            slope = expit(diff / smoothing)
+            diff /= smoothing
+            soft = np.logaddexp(0.0, diff)
+            soft *= smoothing
+            value = eta + np.dot(p, soft) / alpha
+            del soft
+            grad_losses = expit(diff, out=diff)  # the slope
         else:
             soft = np.maximum(diff, 0.0)
-            slope = (diff > 0).astype(float)
-        grad_losses = p * slope / alpha
-        value = eta + np.dot(p, soft) / alpha
+            value = eta + np.dot(p, soft) / alpha
+            del soft
+            grad_losses = np.greater(diff, 0.0, out=diff)  # the slope
+        grad_losses *= p
+        grad_losses /= alpha
         return value, grad_losses, np.array([1.0 - grad_losses.sum()])
 
     def _profiled(self, losses, p, smoothing, start=None):
