@@ -284,9 +284,9 @@ class CVaR(AmbiguitySet):
     def risk_curve(self, losses, alphas, sample_weight=None):
         """CVaR of ``losses`` at every level in ``alphas`` from one sort.
 
-        The losses are grouped into their unique values and sorted once; with
-        :math:`C_g` the nominal mass and :math:`S_g` the mass-weighted sum of
-        the groups above and including group :math:`g` (in decreasing order),
+        The losses are sorted once; with :math:`C_g` the nominal mass and
+        :math:`S_g` the mass-weighted sum of the distinct values above and
+        including value :math:`g` (in decreasing order),
         the CVaR at level :math:`\\alpha` is
         :math:`(S_{j-1} + (\\alpha - C_{j-1}) v_j) / \\alpha`, :math:`j` the
         first group with :math:`C_j \\ge \\alpha`. The cost is one sort plus a
@@ -315,12 +315,14 @@ class CVaR(AmbiguitySet):
         >>> CVaR().risk_curve(np.arange(10.0), [0.1, 0.2, 0.25, 1.0])
         array([9. , 8.5, 8.2, 4.5])
         """
-        # imported here so that this method is the only change to the module
-        from skrobust.ambiguity._base import _group_descending
         from skrobust.utils._validation import check_losses, check_probability_weights
 
         losses = check_losses(losses)
-        p = check_probability_weights(sample_weight, losses.shape[0])
+        if sample_weight is None:
+            # uniform: a read-only broadcast view, no array of n weights
+            p = np.broadcast_to(np.float64(1.0 / losses.shape[0]), losses.shape)
+        else:
+            p = check_probability_weights(sample_weight, losses.shape[0])
         try:
             alphas = np.asarray(alphas, dtype=np.float64)
         except (TypeError, ValueError) as exc:
@@ -332,17 +334,48 @@ class CVaR(AmbiguitySet):
             raise ValueError("alphas is empty; at least one level is required.")
         if not np.all(np.isfinite(alphas) & (alphas > 0) & (alphas <= 1)):
             raise ValueError("alphas must lie in (0, 1].")
-        values, mass, _ = _group_descending(losses, p)
-        mass_above = np.cumsum(mass)
-        sum_above = np.cumsum(mass * values)
-        mass_above[-1] = 1.0  # the total mass, exactly
-        j = np.searchsorted(mass_above, alphas * (1.0 - 1e-12))
-        j = np.minimum(j, values.shape[0] - 1)
-        before_mass = np.where(j > 0, mass_above[j - 1], 0.0)
-        before_sum = np.where(j > 0, sum_above[j - 1], 0.0)
-        risks = (before_sum + (alphas - before_mass) * values[j]) / alphas
+        # One argsort; the sorted losses are then walked in decreasing order,
+        # a block at a time, with running masses and sums (peak memory: the
+        # losses, the order, p and blocks). With elements instead of groups,
+        # ties before the crossing one add m v to S and m to C, which cancel.
+        n = losses.shape[0]
+        order = np.argsort(losses, kind="stable")[::-1]
+        targets = alphas * (1.0 - 1e-12)
+        levels = np.argsort(targets, kind="stable")
+        sorted_targets = targets[levels]
+        risks = np.empty_like(alphas)
+        mass_before = sum_before = 0.0
+        done = 0
+        for block in _blocks(n, count=16):
+            index = order[block]
+            values = losses[index]
+            weights = p[index]
+            mass_above = mass_before + np.cumsum(weights)
+            mass_block = float(np.sum(weights))
+            weights *= values
+            sum_above = sum_before + np.cumsum(weights)
+            sum_block = float(np.sum(weights))
+            del weights
+            if block.stop >= n:  # the last block: every level left crosses here
+                crossing = sorted_targets.shape[0]
+            else:
+                crossing = int(np.searchsorted(sorted_targets, mass_above[-1], "right"))
+            if crossing > done:
+                here = levels[done:crossing]
+                j = np.searchsorted(mass_above, sorted_targets[done:crossing])
+                j = np.minimum(j, values.shape[0] - 1)
+                c_before = np.where(j > 0, mass_above[j - 1], mass_before)
+                s_before = np.where(j > 0, sum_above[j - 1], sum_before)
+                level = alphas[here]
+                risks[here] = (s_before + (level - c_before) * values[j]) / level
+                done = crossing
+            # carried with pairwise sums: the running sums' rounding error
+            # grows with the block length, not with n
+            mass_before += mass_block
+            sum_before += sum_block
+        top = float(losses.max())
         mean = float(np.dot(p, losses))
-        return np.clip(risks, min(mean, values[0]), values[0])
+        return np.clip(risks, min(mean, top), top)
 
 
 def _smoothed_quantile(losses, p, mass, tau, eta, scale):

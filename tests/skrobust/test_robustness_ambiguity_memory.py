@@ -10,7 +10,8 @@ n = 20000 are between 2.0x and 3.02x.
 Peaks before the fix at n = 20000 (loss-vector multiples, unweighted /
 weighted): CressieRead 10.3x / 11.4x, KL 6.0x / 6.1x, CVaR 3.3x / 4.4x,
 TotalVariation 5.0x / 6.1x, ChiSquare 3.0x / 3.4x (risk, worst-case weights,
-dual_init); the dual objectives 4.0x-7.3x and CVaR.feasible_weights 4.0x.
+dual_init); the dual objectives 4.0x-7.3x, CVaR.feasible_weights 4.0x and
+CVaR.risk_curve 7.1x.
 """
 
 import tracemalloc
@@ -77,8 +78,9 @@ def _check(func, losses, what):
 @pytest.mark.parametrize("ball", SETS, ids=repr)
 def test_exact_evaluators_peak_at_three_loss_vectors(ball, weights):
     losses, w = _data(weights)
-    for method in ("risk", "worst_case_weights", "risk_and_weights", "dual_init"):
-        _check(lambda: getattr(ball, method)(losses, w), losses, method)
+    for name in ("risk", "worst_case_weights", "risk_and_weights", "dual_init"):
+        method = getattr(ball, name)
+        _check(lambda method=method: method(losses, w), losses, name)
     # the values themselves are checked against cvxpy and closed forms in
     # test_ambiguity.py and test_robustness_ambiguity.py; here only that the
     # weights are a distribution supported where the nominal weights are
@@ -96,3 +98,46 @@ def test_inputs_are_not_modified():
         ball.risk_and_weights(losses)
     np.testing.assert_array_equal(losses, before_losses)
     np.testing.assert_array_equal(w, before_w)
+
+
+@pytest.mark.parametrize("weights", ["none", "positive"])
+@pytest.mark.parametrize("ball", SETS, ids=repr)
+def test_dual_methods_peak_at_three_loss_vectors(ball, weights):
+    # the solvers' per-iteration calls: p is an array here (as they pass it)
+    losses, w = _data(weights)
+    p = np.full(N, 1.0 / N) if w is None else w / w.sum()
+    dual = ball.dual_init(losses, w)
+    _check(lambda: ball.dual_objective(dual, losses, p), losses, "dual_objective")
+    _check(lambda: ball.dual_argmin(losses, p), losses, "dual_argmin")
+    if ball.needs_smoothing:
+        _check(
+            lambda: ball.dual_objective(dual, losses, p, smoothing=1e-3),
+            losses,
+            "smoothed dual_objective",
+        )
+        _check(
+            lambda: ball.dual_argmin(losses, p, smoothing=1e-3, start=dual),
+            losses,
+            "smoothed dual_argmin",
+        )
+
+
+@pytest.mark.parametrize("weights", ["none", "positive", "zeros"])
+def test_cvar_curve_and_feasible_weights_peak_at_three_loss_vectors(weights):
+    # before: risk_curve 7.1x (np.unique with its inverse, cumulative sums),
+    # feasible_weights 4.0x
+    losses, w = _data(weights)
+    p = np.full(N, 1.0 / N) if w is None else w / w.sum()
+    ball = CVaR(0.2)
+    alphas = np.linspace(0.01, 1.0, 50)
+    _check(lambda: ball.risk_curve(losses, alphas, w), losses, "risk_curve")
+    q = ball.worst_case_weights(losses, w) * 0.5
+    _check(lambda: ball.feasible_weights(q, p), losses, "feasible_weights")
+    # the curve equals the exact CVaR at each level (the one-sort formula
+    # against the selection-based solve, two independent computations)
+    curve = ball.risk_curve(losses, alphas[::7], w)
+    ref = [CVaR(a).risk(losses, w) for a in alphas[::7]]
+    np.testing.assert_allclose(curve, ref, rtol=1e-12)
+    fixed = ball.feasible_weights(q, p)
+    assert np.isclose(fixed.sum(), 1.0)
+    assert np.all(fixed >= 0) and np.all(fixed <= p / 0.2 * (1 + 1e-12))
