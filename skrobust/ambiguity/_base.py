@@ -292,6 +292,39 @@ def _weights_on_max(z, p, overwrite=False):
     return q
 
 
+def _masked_sum(x, z, compare, value):
+    """``x[compare(z, value)].sum()`` over blocks (no mask or copy of n entries).
+
+    ``compare`` is a comparison ufunc such as ``np.greater_equal``.
+    """
+    return float(
+        sum(
+            float(x[block][compare(z[block], value)].sum())
+            for block in _blocks(z.shape[0])
+        )
+    )
+
+
+def _masked_min(z, compare, value):
+    """The smallest ``z`` with ``compare(z, value)`` (``inf`` if none), in blocks."""
+    return float(
+        min(
+            float(z[block][compare(z[block], value)].min(initial=np.inf))
+            for block in _blocks(z.shape[0])
+        )
+    )
+
+
+def _masked_max(z, compare, value):
+    """The largest ``z`` with ``compare(z, value)`` (``-inf`` if none), in blocks."""
+    return float(
+        max(
+            float(z[block][compare(z[block], value)].max(initial=-np.inf))
+            for block in _blocks(z.shape[0])
+        )
+    )
+
+
 #: smallest block of :func:`_blocks`
 _MIN_BLOCK = 1024
 

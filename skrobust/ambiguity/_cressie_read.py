@@ -10,6 +10,9 @@ from skrobust.ambiguity._base import (
     AmbiguitySet,
     _blocks,
     _group_descending,
+    _masked_max,
+    _masked_min,
+    _masked_sum,
     _weights_on_max,
 )
 
@@ -132,7 +135,7 @@ class CressieRead(AmbiguitySet):
             if result is not None:
                 return result
         # all mass on the maximum (1) once that point mass fits in the ball
-        mass_max = float(np.sum(p, where=z >= 1.0))
+        mass_max = _masked_sum(p, z, np.greater_equal, 1.0)
         if s * log_c + np.log(mass_max) >= 0.0:
             return 1.0, _weights_on_max(z, p, overwrite=True), np.array([1.0])
         mean = float(np.dot(p, z))
@@ -319,15 +322,16 @@ def _solve_chi2(z, p, c, log_c, max_iter=64):
     majorizes the dual to the right of ``eta`` and has a nonnegative derivative
     at the optimum, so the iterates increase to the optimum without passing it,
     and stop when the active set no longer changes (then the segment formula
-    is exact). The moments are summed over blocks (one work block, half of
-    ``z`` when ``p`` is an array), and ``q`` is built in ``z``: peak memory
-    ``z``, ``p`` and the work block. Returns ``None`` when ``max_iter`` passes do not
-    settle the active set (adversarially spread losses), and the caller falls
-    back to the sorted segment search.
+    is exact). The moments are summed over blocks (one work block, a quarter
+    of ``z`` when ``p`` is an array, and the masked copies of a block), and
+    ``q`` is built in ``z``: peak memory ``z``, ``p`` and two blocks.
+    Returns ``None`` when ``max_iter`` passes do not settle the active set
+    (adversarially spread losses), and the caller falls back to the sorted
+    segment search.
     """
     two_rho = float(np.expm1(2.0 * log_c))
     # uniform p (a broadcast view) leaves room for a whole work vector
-    blocks = _blocks(z.shape[0], count=1 if p.strides == (0,) else 2)
+    blocks = _blocks(z.shape[0], count=2 if p.strides == (0,) else 4)
     mass_max = sum(float(p[block][z[block] >= 1.0].sum()) for block in blocks)
     if 2.0 * log_c + np.log(mass_max) >= 0.0:
         return 1.0, _weights_on_max(z, p, overwrite=True), np.array([1.0])
@@ -357,9 +361,9 @@ def _solve_chi2(z, p, c, log_c, max_iter=64):
             z_block, p_block = z[block], p[block]
             buffer = work[: z_block.shape[0]]
             active = z_block > eta
-            mass += float(np.sum(p_block, where=active))
+            mass += float(p_block[active].sum())
             np.multiply(p_block, z_block, out=buffer)
-            first += float(np.sum(buffer, where=active))
+            first += float(buffer[active].sum())
         mu = first / mass
         second = 0.0
         for block in blocks:
@@ -368,7 +372,7 @@ def _solve_chi2(z, p, c, log_c, max_iter=64):
             np.subtract(z_block, mu, out=buffer)
             buffer *= buffer
             buffer *= p_block
-            second += float(np.sum(buffer, where=z_block > eta))
+            second += float(buffer[z_block > eta].sum())
         v = second / mass
         slope = c2 * mass - 1.0
         if slope <= 0.0:
@@ -588,7 +592,7 @@ def _boundary_atom(z, p, s, c, eta):
     """
     eps = s - 1.0
     # eta may have rounded onto v itself
-    v = float(np.min(z, where=z >= eta, initial=np.inf))
+    v = _masked_min(z, np.greater_equal, eta)
     if not v < 1.0:  # no loss at or above eta, or none above v (max z = 1)
         return None
     top = 1.0 - v  # the largest excess over v
@@ -601,13 +605,13 @@ def _boundary_atom(z, p, s, c, eta):
         p_block = p[block]
         low += float(np.dot(p_block, y**eps))
         high += float(np.dot(p_block, y**s))
-    mass_v = float(np.sum(p, where=z == v))
+    mass_v = _masked_sum(p, z, np.equal, v)
     u = (high ** (eps / s) / c - low) / mass_v
     if not 0.0 < u < 1.0:
         return None
     log_delta = np.log(top) + np.log(u) / eps
-    gaps = [float(np.min(z, where=z > v, initial=np.inf)) - v]
-    below = float(np.max(z, where=z < v, initial=-np.inf))
+    gaps = [_masked_min(z, np.greater, v) - v]
+    below = _masked_max(z, np.less, v)
     if below > -np.inf:
         gaps.append(v - below)
     # neglecting delta next to the gaps moves the other weights by a factor

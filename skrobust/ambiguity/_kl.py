@@ -5,7 +5,7 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity._base import AmbiguitySet, _weights_on_max
+from skrobust.ambiguity._base import AmbiguitySet, _masked_sum, _weights_on_max
 
 _EPS = np.finfo(np.float64).eps
 _TINY = np.finfo(np.float64).tiny
@@ -87,7 +87,7 @@ class KL(AmbiguitySet):
         # peak memory: z (centered in place), p and one work array that
         # becomes q
         rho = float(self.radius)
-        mass_max = float(np.sum(p, where=z >= 1.0))
+        mass_max = _masked_sum(p, z, np.greater_equal, 1.0)
         if rho >= -np.log(mass_max):
             return 1.0, _weights_on_max(z, p, overwrite=True), np.array([0.0])
         mean = float(np.dot(p, z))
