@@ -469,7 +469,8 @@ def _excess_moments(z, p, eta, s):
     """
     top = 1.0 - eta
     low = high = 0.0
-    for block in _blocks(z.shape[0]):
+    # uniform p (a broadcast view): halves, as only z is a vector of n floats
+    for block in _blocks(z.shape[0], count=2 if p.strides == (0,) else 4):
         excess = np.subtract(z[block], eta)
         np.maximum(excess, 0.0, out=excess)
         excess /= top

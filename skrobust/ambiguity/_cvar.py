@@ -428,8 +428,10 @@ def _cvar_solution(z, p, alpha, var, delta=0.0):
 
     Returns ``(cvar, q)``.
     """
-    # uniform p (a broadcast view) leaves room for whole-vector temporaries
-    blocks = _blocks(z.shape[0], count=1 if p.strides == (0,) else 4)
+    if p.strides == (0,):
+        # uniform p (a broadcast view) leaves room for q beside z, in one pass
+        return _cvar_solution_uniform(z, p, alpha, var, delta)
+    blocks = _blocks(z.shape[0])
     total = dot_above = mass_tie = mass_max = 0.0
     with np.errstate(over="ignore"):  # subnormal alpha: caps bind at 1
         for block in blocks:
@@ -458,6 +460,27 @@ def _cvar_solution(z, p, alpha, var, delta=0.0):
                 capped[on_max] += delta * (p_block[on_max] / mass_max)
             np.copyto(z_block, capped)
     return float(risk), z
+
+
+def _cvar_solution_uniform(z, p, alpha, var, delta):
+    """:func:`_cvar_solution` for a broadcast ``p``: q in its own array."""
+    with np.errstate(over="ignore"):  # subnormal alpha: caps bind at 1
+        q = np.divide(p, alpha)
+        np.minimum(q, 1.0, out=q)
+        q[z <= var] = 0.0
+        tie = z == var
+        mass_tie = float(p[tie].sum())
+        room = min(mass_tie / alpha, 1.0)
+    rest = min(max(1.0 - float(q.sum()), 0.0), room)
+    risk = float(np.dot(q, z)) + rest * var  # exact when all mass is tied
+    q[tie] = rest * (p[tie] / mass_tie)
+    del tie
+    if delta:
+        on_max = z >= 1.0
+        mass_max = float(p[on_max].sum())
+        q *= 1.0 - delta
+        q[on_max] += delta * (p[on_max] / mass_max)
+    return risk, q
 
 
 #: candidate sets at most this large are sorted
