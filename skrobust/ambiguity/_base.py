@@ -204,34 +204,44 @@ class AmbiguitySet(BaseEstimator):
         return np.zeros(self.n_dual)
 
     def _exact(self, losses, sample_weight):
+        # Peak memory: the losses (the caller's), at most three arrays of n
+        # floats of our own (p, the rescaled losses z, one work array or q;
+        # p is a broadcast view when unweighted) and masks of a block.
         self._validate_params()
         losses = check_losses(losses)
         n = losses.shape[0]
+        off_support = None
         if sample_weight is None:
             # uniform: a read-only broadcast view, no array of n weights
             p = np.broadcast_to(np.float64(1.0 / n), (n,))
-            everywhere = True
         else:
             p = check_probability_weights(sample_weight, n)
             support = p > 0
-            everywhere = bool(support.all())
-        on_support = losses if everywhere else losses[support]
-        lo = on_support.min()
-        hi = on_support.max()
+            if not support.all():
+                off_support = ~support
+            del support
+        if off_support is None:
+            lo = losses.min()
+            hi = losses.max()
+        else:
+            lo = np.min(losses, where=~off_support, initial=np.inf)
+            hi = np.max(losses, where=~off_support, initial=-np.inf)
         if self.is_trivial() or hi - lo <= 0:
             mean = float(np.dot(p, losses))
             return mean, np.array(p), self._dual_trivial(losses, p)
         scale = hi - lo
-        z = on_support - lo
+        z = np.subtract(losses, lo)
+        if off_support is not None:
+            # samples of zero weight sit at the smallest loss: every solver
+            # gives them zero worst-case weight, and no sum sees them
+            z[off_support] = 0.0
+            del off_support
         z /= scale
-        risk_z, q_support, dual_z = self._solve_unit(z, p if everywhere else p[support])
-        if everywhere:
-            q = q_support
-            if not q.flags.writeable or np.shares_memory(q, p):
-                q = np.array(q)
-        else:
-            q = np.zeros_like(p)
-            q[support] = q_support
+        # z is ours: the solvers may overwrite it (some build q in it)
+        risk_z, q, dual_z = self._solve_unit(z, p)
+        del z
+        if not q.flags.writeable or np.shares_memory(q, p):
+            q = np.array(q)
         risk = lo + scale * risk_z
         # numerical safety: the robust risk lies between the mean and the max
         risk = float(np.clip(risk, np.dot(p, losses), hi))
@@ -240,6 +250,10 @@ class AmbiguitySet(BaseEstimator):
     @abstractmethod
     def _solve_unit(self, z, p):
         """Exact solve on losses ``z`` in [0, 1] with min 0 and max 1.
+
+        ``z`` is a private array that the solve may overwrite (for example to
+        build ``q`` in it); ``p`` may be a read-only broadcast view, and samples
+        with ``p = 0`` have ``z = 0`` and must get ``q = 0``.
 
         Returns ``(risk, q, dual)`` with ``dual`` in the units of ``z``.
         """
@@ -263,11 +277,66 @@ def _group_descending(z, p):
     return values, mass, inverse
 
 
-def _weights_on_max(z, p):
-    """All mass on the largest loss, split in proportion to ``p`` among ties."""
-    on_max = z >= z.max()
-    q = np.where(on_max, p, 0.0)
-    return q / q.sum()
+def _weights_on_max(z, p, overwrite=False):
+    """All mass on the largest loss, split in proportion to ``p`` among ties.
+
+    With ``overwrite=True`` the weights are built in ``z``'s buffer.
+    """
+    top = z.max()
+    q = z if overwrite else np.empty_like(z, dtype=np.float64)
+    for block in _blocks(z.shape[0]):
+        z_block = z[block]
+        weights = np.where(z_block >= top, p[block], 0.0)
+        np.copyto(q[block], weights)
+    q /= q.sum()
+    return q
+
+
+def _masked_sum(x, z, compare, value):
+    """``x[compare(z, value)].sum()`` over blocks (no mask or copy of n entries).
+
+    ``compare`` is a comparison ufunc such as ``np.greater_equal``.
+    """
+    return float(
+        sum(
+            float(x[block][compare(z[block], value)].sum())
+            for block in _blocks(z.shape[0])
+        )
+    )
+
+
+def _masked_min(z, compare, value):
+    """The smallest ``z`` with ``compare(z, value)`` (``inf`` if none), in blocks."""
+    return float(
+        min(
+            float(z[block][compare(z[block], value)].min(initial=np.inf))
+            for block in _blocks(z.shape[0])
+        )
+    )
+
+
+def _masked_max(z, compare, value):
+    """The largest ``z`` with ``compare(z, value)`` (``-inf`` if none), in blocks."""
+    return float(
+        max(
+            float(z[block][compare(z[block], value)].max(initial=-np.inf))
+            for block in _blocks(z.shape[0])
+        )
+    )
+
+
+#: smallest block of :func:`_blocks`
+_MIN_BLOCK = 1024
+
+
+def _blocks(n, count=4):
+    """Slices of ``range(n)`` in about ``count`` blocks of at least 1024.
+
+    Loops over these (not over samples) keep the masks and temporaries of an
+    operation to a fraction of a vector of ``n`` floats.
+    """
+    step = max(_MIN_BLOCK, -(-n // count))
+    return [slice(start, min(start + step, n)) for start in range(0, n, step)]
 
 
 def check_ambiguity(ambiguity, *, name="ambiguity"):

@@ -6,7 +6,15 @@ import numpy as np
 from scipy.optimize import brentq
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity._base import AmbiguitySet, _group_descending, _weights_on_max
+from skrobust.ambiguity._base import (
+    AmbiguitySet,
+    _blocks,
+    _group_descending,
+    _masked_max,
+    _masked_min,
+    _masked_sum,
+    _weights_on_max,
+)
 
 _EPS = np.finfo(np.float64).eps
 # exponents below this are safe for exp / expm1 (exp(600) ~ 1e260)
@@ -117,6 +125,8 @@ class CressieRead(AmbiguitySet):
         return np.array([float(np.dot(p, losses)) - 1.0])
 
     def _solve_unit(self, z, p):
+        # Peak memory: z, p and block-sized temporaries; q is built in z's
+        # buffer once z is no longer needed.
         k, s, c = self._constants()
         # log c_k(rho), exact even for tiny radii
         log_c = np.log1p(k * (k - 1.0) * float(self.radius)) / k
@@ -124,35 +134,49 @@ class CressieRead(AmbiguitySet):
             result = _solve_chi2(z, p, c, log_c)
             if result is not None:
                 return result
-        values, mass, inverse = _group_descending(z, p)
-        # all mass on the maximum once that point mass fits in the ball
-        if s * log_c + np.log(mass[0]) >= 0.0:
-            return 1.0, _weights_on_max(z, p), np.array([1.0])
+        # all mass on the maximum (1) once that point mass fits in the ball
+        mass_max = _masked_sum(p, z, np.greater_equal, 1.0)
+        if s * log_c + np.log(mass_max) >= 0.0:
+            return 1.0, _weights_on_max(z, p, overwrite=True), np.array([1.0])
         mean = float(np.dot(p, z))
-        dev = z - mean
-        if _all_active_derivative(dev, p, s, log_c, 1.0 / mean) >= 0.0:
+        if _all_active_derivative(z, mean, p, s, log_c, 1.0 / mean) >= 0.0:
             # every sample keeps positive weight: eta < min z = 0
-            result = _solve_all_active(dev, p, mean, k, s, log_c)
+            risk, t = _solve_all_active(z, mean, p, k, s, log_c)
+            eta = mean - 1.0 / t
             if k != 2.0:
-                result = _boundary_atom(z, p, s, c, result[2][0]) or result
-            return result
+                atom = _boundary_atom(z, p, s, c, eta)
+                if atom is not None:
+                    return atom
+            # q = p (1 + t dev)_+^(s-1), scale-free, built in z
+            z -= mean
+            z *= t
+            z += 1.0
+            np.maximum(z, 0.0, out=z)
+            z /= z.max()  # scale-free weights: no overflow for large exponents
+            _power_times_p(z, p, s - 1.0)
+            z /= z.sum()
+            return float(risk), z, np.array([eta])
         if k == 2.0:
+            # the sort-free iteration declined: the sorted segment search
+            values, mass, _ = _group_descending(z, p)
             eta = _chi2_root(values, mass, c, z, p)
+            del values, mass
         else:
-            eta = _cressie_read_root(values, z, p, s, c)
-        excess = np.maximum(z - eta, 0.0)
-        # scaled by the largest excess so that neither power under- nor
-        # overflows for exponents near 1 or very large (k near 1 or large)
-        top = excess.max()
-        excess /= top
-        q = p * excess ** (s - 1.0)
-        moment = np.dot(q, excess)
+            eta = _cressie_read_root(z, p, s, c)
+            atom = _boundary_atom(z, p, s, c, eta)
+            if atom is not None:
+                return atom
+        # q = p (z - eta)_+^(s-1), built in z; the excesses are scaled by the
+        # largest so that neither power under- nor overflows for exponents
+        # near 1 or very large (k near 1 or large)
+        z -= eta
+        np.maximum(z, 0.0, out=z)
+        top = z.max()
+        z /= top
+        moment = _power_times_p(z, p, s - 1.0)
         risk = top * c * moment ** (1.0 / s) + eta
-        q /= q.sum()
-        result = float(risk), q, np.array([eta])
-        if k != 2.0:
-            result = _boundary_atom(z, p, s, c, eta) or result
-        return result
+        z /= z.sum()
+        return float(risk), z, np.array([eta])
 
     def dual_objective(self, dual, losses, p, smoothing=0.0):
         """Dual objective :math:`c_k(\\rho) E_p[(\\ell-\\eta)_+^{k_*}]^{1/k_*}+\\eta`.
@@ -176,29 +200,35 @@ class CressieRead(AmbiguitySet):
         """
         _, s, c = self._constants()
         eta = float(dual[0])
-        excess = np.maximum(losses - eta, 0.0)
+        # peak memory: the excesses, the gradient and at most one temporary
+        excess = np.subtract(losses, eta, dtype=np.float64)
+        np.maximum(excess, 0.0, out=excess)
         top = float(np.max(excess, where=p > 0, initial=0.0))
         if s == 2.0 and 1e-150 < top < 1e150:
             powered = excess * excess
-            lower = excess
-        elif top > 0.0:
+            moment = float(np.dot(p, powered))
+            del powered
+            if moment <= 0.0:
+                return eta, np.zeros_like(losses), np.array([1.0])
+            norm = moment ** (1.0 / s)
+            grad_losses = np.multiply(c * norm / moment, p, dtype=np.float64)
+            grad_losses *= excess
+            return c * norm + eta, grad_losses, np.array([1.0 - grad_losses.sum()])
+        if top > 0.0:
             # the moments scaled by the largest excess (on the support) never
             # under- or overflow; the scale cancels in the weights
             excess /= top
             lower = excess ** (s - 1.0)
-            moment = float(np.dot(p, lower * excess))
+            lower_excess = lower * excess
+            del excess
+            moment = float(np.dot(p, lower_excess))
+            del lower_excess
             norm = moment ** (1.0 / s)
-            grad_losses = (c * norm / moment) * p * lower
+            grad_losses = np.multiply(c * norm / moment, p, dtype=np.float64)
+            grad_losses *= lower
             value = c * top * norm + eta
             return value, grad_losses, np.array([1.0 - grad_losses.sum()])
-        else:
-            return eta, np.zeros_like(losses), np.array([1.0])
-        moment = float(np.dot(p, powered))
-        if moment <= 0.0:
-            return eta, np.zeros_like(losses), np.array([1.0])
-        norm = moment ** (1.0 / s)
-        grad_losses = (c * norm / moment) * p * lower
-        return c * norm + eta, grad_losses, np.array([1.0 - grad_losses.sum()])
+        return eta, np.zeros_like(losses), np.array([1.0])
 
     def cvxpy_risk(self, loss_expr, p):
         """Robust risk of a cvxpy expression through the dual (a p-norm cone).
@@ -283,7 +313,7 @@ class ChiSquare(CressieRead):
 
 
 def _solve_chi2(z, p, c, log_c, max_iter=64):
-    """Exact chi-square solve with two work arrays and no sort.
+    """Exact chi-square solve with no sort and no work array of n floats.
 
     Same decisions as the general path (all mass on the maximum; every sample
     active; otherwise an interior ``eta``), but the interior ``eta`` is found by
@@ -292,43 +322,58 @@ def _solve_chi2(z, p, c, log_c, max_iter=64):
     majorizes the dual to the right of ``eta`` and has a nonnegative derivative
     at the optimum, so the iterates increase to the optimum without passing it,
     and stop when the active set no longer changes (then the segment formula
-    is exact). Peak memory is ``z``, ``p`` and one work array (which becomes
-    ``q``). Returns ``None`` when ``max_iter`` passes do not settle the active
-    set (adversarially spread losses), and the caller falls back to the sorted
+    is exact). The moments are summed over blocks (one work block, a quarter
+    of ``z`` when ``p`` is an array, and the masked copies of a block), and
+    ``q`` is built in ``z``: peak memory ``z``, ``p`` and two blocks.
+    Returns ``None`` when ``max_iter`` passes do not settle the active set
+    (adversarially spread losses), and the caller falls back to the sorted
     segment search.
     """
     two_rho = float(np.expm1(2.0 * log_c))
-    at_max = z >= 1.0
-    if 2.0 * log_c + np.log(np.sum(p, where=at_max)) >= 0.0:
-        q = np.zeros_like(z)
-        np.copyto(q, p, where=at_max)
-        q /= q.sum()
-        return 1.0, q, np.array([1.0])
-    del at_max
+    # uniform p (a broadcast view) leaves room for a whole work vector
+    blocks = _blocks(z.shape[0], count=2 if p.strides == (0,) else 4)
+    mass_max = sum(float(p[block][z[block] >= 1.0].sum()) for block in blocks)
+    if 2.0 * log_c + np.log(mass_max) >= 0.0:
+        return 1.0, _weights_on_max(z, p, overwrite=True), np.array([1.0])
     mean = float(np.dot(p, z))
-    work = np.subtract(z, mean)
-    var = float(np.einsum("i,i,i->", p, work, work))
+    work = np.empty(blocks[0].stop - blocks[0].start)
+    var = 0.0
+    for block in blocks:
+        dev = np.subtract(z[block], mean, out=work[: z[block].shape[0]])
+        var += float(np.einsum("i,i,i->", p[block], dev, dev))
     if two_rho * mean * mean <= var:
         # every sample active: mean + sqrt(2 rho Var), eta <= min z = 0
         t = min(np.sqrt(two_rho / var), 1.0 / mean)
         risk = mean + np.expm1(log_c + 0.5 * np.log1p(t * t * var)) / t
-        work *= t
-        work += 1.0
-        np.maximum(work, 0.0, out=work)
-        work *= p
-        work /= work.sum()
-        return float(risk), work, np.array([mean - 1.0 / t])
+        del work
+        z -= mean
+        z *= t
+        z += 1.0
+        np.maximum(z, 0.0, out=z)
+        z *= p
+        z /= z.sum()
+        return float(risk), z, np.array([mean - 1.0 / t])
     eta = 0.0
     c2 = c * c
     for _ in range(max_iter):
-        active = z > eta
-        mass = float(np.sum(p, where=active))
-        np.multiply(p, z, out=work)
-        mu = float(np.sum(work, where=active)) / mass
-        np.subtract(z, mu, out=work)
-        work *= work
-        work *= p
-        v = float(np.sum(work, where=active)) / mass
+        mass = first = 0.0
+        for block in blocks:
+            z_block, p_block = z[block], p[block]
+            buffer = work[: z_block.shape[0]]
+            active = z_block > eta
+            mass += float(p_block[active].sum())
+            np.multiply(p_block, z_block, out=buffer)
+            first += float(buffer[active].sum())
+        mu = first / mass
+        second = 0.0
+        for block in blocks:
+            z_block, p_block = z[block], p[block]
+            buffer = work[: z_block.shape[0]]
+            np.subtract(z_block, mu, out=buffer)
+            buffer *= buffer
+            buffer *= p_block
+            second += float(buffer[z_block > eta].sum())
+        v = second / mass
         slope = c2 * mass - 1.0
         if slope <= 0.0:
             return None
@@ -336,22 +381,29 @@ def _solve_chi2(z, p, c, log_c, max_iter=64):
         if not new > eta:
             break
         # the active set is final when no loss lies in (eta, new]
-        np.logical_and(active, z <= new, out=active)
-        settled = not active.any()
+        settled = True
+        for block in blocks:
+            z_block = z[block]
+            between = z_block > eta
+            between &= z_block <= new
+            if between.any():
+                settled = False
+                break
         eta = new
         if settled:
             break
     else:
         return None
-    np.subtract(z, eta, out=work)
-    np.maximum(work, 0.0, out=work)
-    work /= work.max()  # scaled: no underflow of tiny excesses squared
-    moment = float(np.einsum("i,i,i->", p, work, work))
+    del work
+    z -= eta
+    np.maximum(z, 0.0, out=z)
+    z /= z.max()  # scaled: no underflow of tiny excesses squared
+    moment = float(np.einsum("i,i,i->", p, z, z))
     top = 1.0 - eta
     risk = top * c * np.sqrt(moment) + eta
-    work *= p
-    work /= work.sum()
-    return float(risk), work, np.array([eta])
+    z *= p
+    z /= z.sum()
+    return float(risk), z, np.array([eta])
 
 
 def _chi2_root(values, mass, c, z, p):
@@ -393,53 +445,135 @@ def _chi2_root(values, mass, c, z, p):
     return float(np.clip(mu - np.sqrt(v / slope_a), lower[best], upper[best]))
 
 
-def _cressie_read_root(values, z, p, s, c):
+def _power_times_p(x, p, power):
+    """Overwrite ``x`` with ``p * x**power``, block by block.
+
+    Returns ``sum(p * x**power * x)`` (with the ``x`` before the overwrite),
+    the moment the Cressie-Read risk needs.
+    """
+    moment = 0.0
+    for block in _blocks(x.shape[0]):
+        x_block = x[block]
+        weighted = x_block**power
+        weighted *= p[block]
+        moment += float(np.dot(weighted, x_block))
+        np.copyto(x_block, weighted)
+    return moment
+
+
+def _excess_moments(z, p, eta, s):
+    """``E_p[e^(s-1)]`` and ``E_p[e^s]`` of ``e = (z - eta)_+ / (1 - eta)``.
+
+    ``1 - eta`` is the largest excess (the maximum of ``z`` is 1). Summed over
+    blocks, so that only block-sized temporaries are made.
+    """
+    top = 1.0 - eta
+    low = high = 0.0
+    # uniform p (a broadcast view): halves, as only z is a vector of n floats
+    for block in _blocks(z.shape[0], count=2 if p.strides == (0,) else 4):
+        excess = np.subtract(z[block], eta)
+        np.maximum(excess, 0.0, out=excess)
+        excess /= top
+        lower = excess ** (s - 1.0)
+        p_block = p[block]
+        low += float(np.dot(p_block, lower))
+        lower *= excess
+        high += float(np.dot(p_block, lower))
+    return low, high
+
+
+def _cressie_read_root(z, p, s, c):
     """Root of the dual's derivative for a general exponent ``s = k / (k-1)``.
 
-    The derivative ``1 - c E[(z-eta)_+^(s-1)] / E[(z-eta)_+^s]^((s-1)/s)`` is
-    continuous and nondecreasing in ``eta``. Bisection over the sorted distinct
-    losses finds the segment holding its root; Brent's method finds the root.
+    The derivative ``1 - c E[(z-eta)^(s-1)] / E[(z-eta)^s]^((s-1)/s)`` (over
+    ``z > eta``) is continuous and nondecreasing in ``eta``. A bisection over
+    the distinct losses (:func:`_root_segment`, without sorting them all)
+    finds the segment between two consecutive ones that holds its root;
+    Brent's method finds the root.
     """
 
     def derivative(eta):
-        excess = np.maximum(z - eta, 0.0)
         # the ratio is scale-free: dividing by the largest excess (whose mass
         # is positive) keeps both moments positive and finite for any exponent
-        excess /= excess.max()
-        lower = excess ** (s - 1.0)
-        low = np.dot(p, lower)
-        high = np.dot(p, lower * excess)
+        low, high = _excess_moments(z, p, eta, s)
         return 1.0 - c * low / high ** ((s - 1.0) / s)
 
-    # values[0] is the max; derivative just below it is positive here.
-    lo_idx, hi_idx = 0, values.shape[0] - 1
-    if derivative(values[hi_idx]) > 0:
+    # the smallest loss is 0 and the largest 1; just below 1 the derivative
+    # is positive here
+    if derivative(0.0) > 0:
         # root lies below the smallest loss: expand the bracket downwards
-        upper = values[hi_idx]
+        upper = 0.0
         step = 1.0
         lower = upper - step
         while derivative(lower) > 0:
             step *= 2.0
             lower = upper - step
     else:
-        # invariant: derivative(values[lo_idx]-) > 0 >= derivative(values[hi_idx])
-        while hi_idx - lo_idx > 1:
-            mid = (lo_idx + hi_idx) // 2
-            if derivative(values[mid]) > 0:
-                lo_idx = mid
-            else:
-                hi_idx = mid
-        lower, upper = values[hi_idx], values[lo_idx]
+        upper, lower = _root_segment(z, derivative)
         if derivative(lower) == 0:
             return float(lower)
-        if lo_idx == 0:
-            # derivative(values[0]) is evaluated with an empty active set
-            upper = np.nextafter(values[0], -np.inf)
+        if upper >= 1.0:
+            # derivative(1) is evaluated with an empty active set
+            upper = np.nextafter(1.0, -np.inf)
             if derivative(upper) <= 0:
                 return float(upper)
     return float(
         brentq(derivative, lower, upper, xtol=1e-15, rtol=4 * np.finfo(float).eps)
     )
+
+
+def _root_segment(z, derivative):
+    """Consecutive distinct values ``upper > lower`` of ``z`` around the root.
+
+    ``derivative`` is nondecreasing, ``derivative(0) <= 0`` and it is positive
+    just below 1 (the smallest and largest value of ``z``). Returns the
+    segment with ``derivative(lower) <= 0 < derivative(upper)`` (or ``upper =
+    1``), the one a bisection over all the sorted distinct values finds. Probes
+    come from sorted strided samples of the values inside the current segment
+    (about ``log2(n)`` evaluations in all); the values inside are copied out
+    and sorted only once at most an eighth of them remain.
+    """
+    upper, lower = 1.0, 0.0
+    n = z.shape[0]
+    limit = max(n // 8, 64)
+    while True:
+        inside = z > lower
+        inside &= z < upper
+        count = int(np.count_nonzero(inside))
+        if count == 0:
+            return upper, lower
+        if count <= limit:
+            probes = np.unique(z[inside])[::-1]
+            del inside
+            exact = True
+        else:
+            del inside
+            step = max(n // 4096, 16)
+            sample = z[::step]
+            sample = sample[(sample > lower) & (sample < upper)]
+            if sample.size == 0:
+                # no sample inside: probe the midpoint in bit space
+                low_bits = int(np.float64(lower).view(np.uint64))
+                high_bits = int(np.float64(upper).view(np.uint64))
+                middle = np.uint64(low_bits + (high_bits - low_bits) // 2)
+                sample = np.array([middle.view(np.float64)])
+            probes = np.unique(sample)[::-1]
+            exact = False
+        # bisection over the descending probes: index -1 is `upper`, and
+        # probes.size is `lower`
+        i, j = -1, probes.shape[0]
+        while j - i > 1:
+            mid = (i + j) // 2
+            if derivative(probes[mid]) > 0:
+                i = mid
+            else:
+                j = mid
+        if i >= 0:
+            upper = float(probes[i])
+        if j < probes.shape[0]:
+            lower = float(probes[j])
+        if exact:
+            return upper, lower
 
 
 def _boundary_atom(z, p, s, c, eta):
@@ -454,62 +588,87 @@ def _boundary_atom(z, p, s, c, eta):
     ``H`` the moments of the excesses over ``v`` of the losses above it (the
     ``delta`` in them is negligible). Returns ``None`` unless ``delta`` is
     below ``1e-13 / (s - 1)`` of every gap to a neighbouring loss; above that
-    the float ``eta`` resolves the weights on its own.
+    the float ``eta`` resolves the weights on its own. The moments are summed
+    over blocks, and the weights (when returned) are built in ``z``.
     """
     eps = s - 1.0
-    above = z >= eta  # eta may have rounded onto v itself
-    if not above.any():
+    # eta may have rounded onto v itself
+    v = _masked_min(z, np.greater_equal, eta)
+    if not v < 1.0:  # no loss at or above eta, or none above v (max z = 1)
         return None
-    v = float(z[above].min())
-    higher = z > v
-    if not higher.any():
-        return None
-    x = z[higher] - v
-    ph = p[higher]
-    top = float(x.max())
-    y = x / top
-    low = float(np.dot(ph, y**eps))
-    high = float(np.dot(ph, y**s))
-    mass_v = float(p[z == v].sum())
+    top = 1.0 - v  # the largest excess over v
+    blocks = _blocks(z.shape[0])
+    low = high = 0.0
+    for block in blocks:
+        y = np.subtract(z[block], v)
+        np.maximum(y, 0.0, out=y)  # losses at or below v: 0, no weight
+        y /= top
+        p_block = p[block]
+        low += float(np.dot(p_block, y**eps))
+        high += float(np.dot(p_block, y**s))
+    mass_v = _masked_sum(p, z, np.equal, v)
     u = (high ** (eps / s) / c - low) / mass_v
     if not 0.0 < u < 1.0:
         return None
     log_delta = np.log(top) + np.log(u) / eps
-    below = z < v
-    gaps = [float(x.min())]
-    if below.any():
-        gaps.append(v - float(z[below].max()))
+    gaps = [_masked_min(z, np.greater, v) - v]
+    below = _masked_max(z, np.less, v)
+    if below > -np.inf:
+        gaps.append(v - below)
     # neglecting delta next to the gaps moves the other weights by a factor
     # (1 + delta / gap)^eps: keep that below 1e-13
     if log_delta > np.log(1e-13 * min(gaps) / eps):
         return None
     delta = float(np.exp(log_delta))
-    q = np.zeros_like(z)
-    q[higher] = ph * y**eps
-    q[z == v] = p[z == v] * u
-    q /= q.sum()
+    for block in blocks:
+        z_block, p_block = z[block], p[block]
+        y = np.subtract(z_block, v)
+        np.maximum(y, 0.0, out=y)
+        y /= top
+        weights = y**eps
+        weights *= p_block
+        at_v = z_block == v
+        weights[at_v] = p_block[at_v] * u
+        np.copyto(z_block, weights)
+    z /= z.sum()
     risk = top * c * high ** (1.0 / s) + v - delta
-    return float(risk), q, np.array([v - delta])
+    return float(risk), z, np.array([v - delta])
 
 
-def _log_moments(dev, p, s, t):
-    """log E[(1 + t dev)^(s-1)] and log E[(1 + t dev)^s], stable for small t."""
+def _log_moments(z, mean, p, s, t):
+    """log E[(1 + t dev)^(s-1)] and log E[(1 + t dev)^s], stable for small t.
+
+    ``dev = z - mean``, with ``max z = 1``; summed over blocks, so that only
+    block-sized temporaries are made.
+    """
+    # the largest log-base, at the largest loss (every step is monotone)
+    top = float(np.log1p(max(t * (1.0 - mean), -1.0)))
+    large = s * top >= _LOG_SAFE  # large exponents (k near 1)
+    low = high = 0.0
     with np.errstate(divide="ignore"):  # log1p(-1) = -inf gives weight 0
-        log_base = np.log1p(np.maximum(t * dev, -1.0))
-    top = float(log_base.max())
-    if s * top < _LOG_SAFE:
-        low = np.log1p(np.dot(p, np.expm1((s - 1.0) * log_base)))
-        high = np.log1p(np.dot(p, np.expm1(s * log_base)))
-        return low, high
-    # large exponents (k near 1): factor out the largest base
-    log_base -= top
-    lower = np.exp((s - 1.0) * log_base)
-    low = (s - 1.0) * top + np.log(np.dot(p, lower))
-    high = s * top + np.log(np.dot(p, lower * np.exp(log_base)))
-    return low, high
+        for block in _blocks(z.shape[0]):
+            log_base = np.subtract(z[block], mean)
+            log_base *= t
+            np.maximum(log_base, -1.0, out=log_base)
+            np.log1p(log_base, out=log_base)
+            p_block = p[block]
+            if not large:
+                low += float(np.dot(p_block, np.expm1((s - 1.0) * log_base)))
+                high += float(np.dot(p_block, np.expm1(s * log_base)))
+            else:
+                # factor out the largest base
+                log_base -= top
+                lower = np.exp((s - 1.0) * log_base)
+                low += float(np.dot(p_block, lower))
+                np.exp(log_base, out=log_base)
+                lower *= log_base
+                high += float(np.dot(p_block, lower))
+    if not large:
+        return np.log1p(low), np.log1p(high)
+    return (s - 1.0) * top + np.log(low), s * top + np.log(high)
 
 
-def _all_active_derivative(dev, p, s, log_c, t):
+def _all_active_derivative(z, mean, p, s, log_c, t):
     """Dual derivative at eta = mean - 1/t when every loss exceeds eta.
 
     With u = mean - eta = 1/t, the derivative ``1 - c E[(z-eta)^(s-1)] /
@@ -517,25 +676,29 @@ def _all_active_derivative(dev, p, s, log_c, t):
     moments are of ``1 + t (z - mean)``; this form keeps full precision when
     eta is far below the losses (tiny radii).
     """
-    low, high = _log_moments(dev, p, s, t)
+    low, high = _log_moments(z, mean, p, s, t)
     return -np.expm1(log_c + low - (s - 1.0) / s * high)
 
 
-def _solve_all_active(dev, p, mean, k, s, log_c):
+def _solve_all_active(z, mean, p, k, s, log_c):
     """Exact solve when the optimal eta lies below every loss.
 
     The optimum is parametrized by t = 1 / (mean - eta). For k = 2 it is in
     closed form, ``risk = mean + sqrt(2 rho Var)``; otherwise Brent's method
     finds log t. The risk is evaluated as ``mean + expm1(log c + log E[(1 + t
-    dev)^s] / s) / t`` to avoid cancelling two large numbers.
+    dev)^s] / s) / t`` to avoid cancelling two large numbers. Returns
+    ``(risk, t)``; the caller builds the weights.
     """
     t_max = 1.0 / mean  # eta = 0, the smallest loss
 
     def derivative(log_t):
-        return _all_active_derivative(dev, p, s, log_c, np.exp(log_t))
+        return _all_active_derivative(z, mean, p, s, log_c, np.exp(log_t))
 
-    var = float(np.dot(p, dev * dev))
     if k == 2.0:
+        var = 0.0
+        for block in _blocks(z.shape[0]):
+            dev = np.subtract(z[block], mean)
+            var += float(np.einsum("i,i,i->", p[block], dev, dev))
         # 2 rho = expm1(2 log c)
         t = np.sqrt(np.expm1(2.0 * log_c) / var)
     else:
@@ -550,10 +713,6 @@ def _solve_all_active(dev, p, mean, k, s, log_c):
         else:
             t = np.exp(brentq(derivative, lower, upper, xtol=1e-14, rtol=8 * _EPS))
     t = min(t, t_max)
-    _, high = _log_moments(dev, p, s, t)
+    _, high = _log_moments(z, mean, p, s, t)
     risk = mean + np.expm1(log_c + high / s) / t
-    base = np.maximum(1.0 + t * dev, 0.0)
-    base /= base.max()  # scale-free weights: no overflow for large exponents
-    q = p * base ** (s - 1.0)
-    q /= q.sum()
-    return float(risk), q, np.array([mean - 1.0 / t])
+    return float(risk), float(t)

@@ -5,7 +5,7 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity._base import AmbiguitySet, _weights_on_max
+from skrobust.ambiguity._base import AmbiguitySet, _masked_sum, _weights_on_max
 
 _EPS = np.finfo(np.float64).eps
 _TINY = np.finfo(np.float64).tiny
@@ -84,15 +84,19 @@ class KL(AmbiguitySet):
         return np.array([np.log(max(spread, 1.0)) + 10.0])
 
     def _solve_unit(self, z, p):
+        # peak memory: z (centered in place), p and one work array that
+        # becomes q
         rho = float(self.radius)
-        mass_max = p[z >= 1.0].sum()
+        mass_max = _masked_sum(p, z, np.greater_equal, 1.0)
         if rho >= -np.log(mass_max):
-            return 1.0, _weights_on_max(z, p), np.array([0.0])
+            return 1.0, _weights_on_max(z, p, overwrite=True), np.array([0.0])
         mean = float(np.dot(p, z))
-        dev = z - mean
-        log_t = _solve_log_tilt(dev, p, rho)
+        dev = z
+        dev -= mean
+        work = np.empty_like(dev)
+        log_t = _solve_log_tilt(dev, p, rho, work)
         t = float(np.exp(log_t))
-        _, log_mgf, q = _tilt(dev, p, t)
+        _, log_mgf, q = _tilt(dev, p, t, work)
         risk = mean + (rho + log_mgf) / t
         return float(risk), q, np.array([t])
 
@@ -183,31 +187,40 @@ class KL(AmbiguitySet):
         return lam * float(self.radius) + shift, constraints
 
 
-def _tilt(dev, p, t):
+def _tilt(dev, p, t, out):
     """Exponential tilt of centered losses ``dev`` (max - mean <= 1) by ``t``.
 
-    Returns ``(KL(q_t || p), log E_p[exp(t dev)], q_t)``. For ``t <= 1`` the
+    Returns ``(KL(q_t || p), log E_p[exp(t dev)], q_t)``, with ``q_t`` written
+    in ``out`` (no other array of ``dev``'s size is made). For ``t <= 1`` the
     moments use ``expm1`` so that tiny tilts keep full precision; larger tilts
     shift by the maximum so nothing overflows.
     """
     if t <= 1.0:
-        tilt = np.expm1(t * dev)
+        tilt = np.multiply(dev, t, out=out)
+        np.expm1(tilt, out=tilt)
         a = float(np.dot(p, tilt))
         log_mgf = np.log1p(a)
         # E_q[dev] = E[dev e^{t dev}] / E[e^{t dev}] and E[dev] = 0
-        mean_q = float(np.dot(p, dev * tilt)) / (1.0 + a)
-        q = p * (1.0 + tilt) / (1.0 + a)
+        mean_q = float(np.einsum("i,i,i->", p, dev, tilt)) / (1.0 + a)
+        q = tilt
+        q += 1.0
+        q *= p
+        q /= 1.0 + a
     else:
         top = dev.max()
-        w = p * np.exp(t * (dev - top))
+        w = np.subtract(dev, top, out=out)
+        w *= t
+        np.exp(w, out=w)
+        w *= p
         total = w.sum()
         log_mgf = t * top + np.log(total)
-        q = w / total
+        q = w
+        q /= total
         mean_q = float(np.dot(q, dev))
     return t * mean_q - log_mgf, log_mgf, q
 
 
-def _solve_log_tilt(dev, p, rho):
+def _solve_log_tilt(dev, p, rho, work):
     """Root in ``log t`` of ``KL(q_t || p) = rho``, to machine precision.
 
     Newton's method on ``log t`` (``d KL / d log t = t^2 Var_q(dev)``, and
@@ -216,15 +229,16 @@ def _solve_log_tilt(dev, p, rho):
     steps in ``log t`` until the root is enclosed, then bisected when a
     Newton step leaves it): a handful of passes over the losses where a
     bracketing root finder takes dozens. The caller ensures a root exists
-    (``rho < -log P(max loss)``).
+    (``rho < -log P(max loss)``). ``work`` (of ``dev``'s shape) holds the
+    tilted weights.
     """
     lo, hi = -800.0, np.inf
-    var_p = float(np.dot(p, dev * dev))
+    var_p = float(np.einsum("i,i,i->", p, dev, dev))
     log_t = 0.5 * np.log(2.0 * rho / var_p) if var_p > 0 else 0.0
     log_t = min(max(log_t, lo), 700.0)
     for _ in range(300):
         t = float(np.exp(log_t))
-        kl, _, q = _tilt(dev, p, t)
+        kl, _, q = _tilt(dev, p, t, work)
         gap = kl - rho
         if gap == 0.0:
             break
@@ -233,7 +247,8 @@ def _solve_log_tilt(dev, p, rho):
         else:
             lo = log_t
         mean_q = float(np.dot(q, dev))
-        slope = t * t * max(float(np.dot(q, dev * dev)) - mean_q * mean_q, 0.0)
+        second = float(np.einsum("i,i,i->", q, dev, dev))
+        slope = t * t * max(second - mean_q * mean_q, 0.0)
         new = log_t - gap / slope if slope > 0 else np.nan
         if abs(new - log_t) <= 1e-14 * max(1.0, abs(log_t)):
             log_t = new

@@ -3,11 +3,10 @@
 from numbers import Real
 
 import numpy as np
-from scipy.special import logsumexp, softmax
 from sklearn.utils._param_validation import Interval
 
 from skrobust.ambiguity._base import AmbiguitySet, _weights_on_max
-from skrobust.ambiguity._cvar import CVaR
+from skrobust.ambiguity._cvar import CVaR, _cvar_solution, _value_at_risk
 
 
 class TotalVariation(AmbiguitySet):
@@ -88,12 +87,13 @@ class TotalVariation(AmbiguitySet):
 
     def _solve_unit(self, z, p):
         delta = float(self.radius)
-        on_max = _weights_on_max(z, p)
         if delta >= 1.0:
-            return 1.0, on_max, np.array([1.0])
-        cvar_risk, cvar_q, dual = self._cvar()._solve_unit(z, p)
-        q = (1.0 - delta) * cvar_q + delta * on_max
-        return (1.0 - delta) * cvar_risk + delta * 1.0, q, dual
+            return 1.0, _weights_on_max(z, p, overwrite=True), np.array([1.0])
+        alpha = float(self._cvar().alpha)
+        var = _value_at_risk(z, p, alpha)
+        # the CVaR part's weights mixed with the maximum's, built in z
+        cvar_risk, q = _cvar_solution(z, p, alpha, var, delta=delta)
+        return (1.0 - delta) * cvar_risk + delta * 1.0, q, np.array([var])
 
     def dual_argmin(self, losses, p, smoothing=0.0, start=None):
         """Minimizer over the CVaR part's eta (see :meth:`CVaR.dual_argmin`).
@@ -133,25 +133,46 @@ class TotalVariation(AmbiguitySet):
         grad_dual : ndarray of shape (1,)
         """
         delta = float(self.radius)
+        # peak memory: the gradient and one temporary (plus a mask of the
+        # support when some nominal weight is zero)
         support = p > 0
+        off_support = None if support.all() else ~support
+        del support
         if delta >= 1.0:
             # the set is every distribution on the support: the (smoothed)
             # maximum alone; the CVaR part has weight 0 and its alpha would be 0
-            value = grad = 0.0
+            value = 0.0
+            grad_losses = np.zeros(losses.shape[0])
             grad_dual = np.zeros(1)
         else:
-            value, grad, grad_dual = self._cvar().dual_objective(
+            value, grad_losses, grad_dual = self._cvar().dual_objective(
                 dual, losses, p, smoothing=smoothing
             )
+        grad_losses *= 1.0 - delta
         if smoothing > 0:
-            scaled = np.where(support, losses / smoothing, -np.inf)
-            top = smoothing * logsumexp(scaled)
-            top_grad = softmax(scaled)
+            # tau * logsumexp(losses / tau) over the support and its softmax
+            top_grad = np.divide(losses, smoothing, dtype=np.float64)
+            if off_support is not None:
+                top_grad[off_support] = -np.inf
+            shift = top_grad.max()
+            top_grad -= shift
+            np.exp(top_grad, out=top_grad)
+            total = top_grad.sum()
+            top = smoothing * (np.log(total) + shift)
+            top_grad /= total
         else:
-            top = float(losses[support].max())
-            top_grad = _weights_on_max(np.where(support, losses, -np.inf), support)
+            if off_support is None:
+                top = float(losses.max())
+            else:
+                top = float(np.max(losses, where=~off_support, initial=-np.inf))
+            # all mass on the largest losses of the support, split equally
+            top_grad = np.greater_equal(losses, top, out=np.empty(losses.shape[0]))
+            if off_support is not None:
+                top_grad[off_support] = 0.0
+            top_grad /= top_grad.sum()
         value = (1.0 - delta) * value + delta * top
-        grad_losses = (1.0 - delta) * grad + delta * top_grad
+        top_grad *= delta
+        grad_losses += top_grad
         return value, grad_losses, (1.0 - delta) * grad_dual
 
     def _profiled_curvature(self, dual, losses, p, smoothing):

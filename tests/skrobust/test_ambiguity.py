@@ -176,7 +176,7 @@ def test_generic_cressie_read_root_matches_closed_form_at_k2(k):
     values, mass, _ = _group_descending(z, p)
     s = k / (k - 1)
     c = (1 + k * (k - 1) * 0.4) ** (1 / k)
-    eta = _cressie_read_root(values, z, p, s, c)
+    eta = _cressie_read_root(z, p, s, c)
 
     def dual(e):
         return c * np.dot(p, np.maximum(z - e, 0) ** s) ** (1 / s) + e
