@@ -28,7 +28,6 @@ from skrobust.linear_model._solver import (
     _fenchel_lower_multi,
     _lbfgs,
     _Problem,
-    _weighted_gram,
 )
 from skrobust.subpopulation._marginal import _resolve_covariates
 from skrobust.utils import check_nonnegative_sample_weight
@@ -49,8 +48,12 @@ class _ConditionalProblem:
         self.target = target
         self.p = p
         self.loss = loss
-        # ``controls`` is the caller's own copy: centered and scaled in place
-        self.center, self.scale, self.keep, self.C = _standardize_controls(controls, p)
+        self.C = _Controls(X, controls, p)
+        self.center, self.scale, self.keep = (
+            self.C.all_center,
+            self.C.all_scale,
+            self.C.keep,
+        )
         self.cvar = CVaR(alpha=float(alpha))
         self.alpha = float(alpha)
         self.l2 = float(l2_reg)
@@ -123,25 +126,91 @@ class _ConditionalProblem:
         return tau * (self.loss.smooth_bound + cvar)
 
 
-def _standardize_controls(C, p):
-    """Center (under ``p``) and scale the controls in place; drop constants.
+# Rows per block when the controls are read from X block by block.
+_BLOCK = 1024
 
-    Returns ``(center, scale, keep, C)``: a constant column centers to
-    rounding noise and constrains nothing, so it is dropped (``keep``).
+
+class _Controls:
+    """The standardized controls ``(X[:, idx] - center) / scale``.
+
+    Stored as a matrix when there are at most half as many controls as
+    features; otherwise products and row blocks are computed from ``X``
+    itself (no copy of the columns): ``C @ v``, ``C.T @ u``, ``C[rows]`` (a
+    dense copy of those rows) and the weighted Gram matrix. Columns that are
+    constant under ``p`` (zero spread) constrain nothing and are dropped.
     """
-    k = C.shape[1]
-    if k == 0:
-        return np.zeros(0), np.ones(0), np.zeros(0, dtype=bool), C
-    center = p @ C
-    size = np.max(np.abs(C), axis=0)
-    C -= center
-    scale = np.sqrt(np.einsum("i,ij,ij->j", p, C, C))
-    keep = scale > 1e-10 * size
-    scale = np.where(keep, scale, 1.0)
-    C /= scale
-    if not keep.all():
-        C = C[:, keep]
-    return center, scale, keep, C
+
+    def __init__(self, X, columns, p):
+        self.X = X
+        n, d = X.shape
+        columns = np.asarray(columns, dtype=np.intp)
+        self.n_features = d
+        center = (X.T @ p)[columns] if columns.size else np.zeros(0)
+        spread = np.zeros(columns.size)
+        size = np.zeros(columns.size)
+        for start in range(0, n, _BLOCK):
+            B = X[start : start + _BLOCK][:, columns] - center
+            spread += p[start : start + _BLOCK] @ (B * B)
+            np.maximum(size, np.max(np.abs(B + center), axis=0, initial=0.0), out=size)
+        scale = np.sqrt(spread)
+        self.keep = scale > 1e-10 * size
+        self.all_center = center
+        self.all_scale = np.where(self.keep, scale, 1.0)
+        self.columns = columns[self.keep]
+        self.center = center[self.keep]
+        self.scale = self.all_scale[self.keep]
+        self.shape = (n, int(self.columns.size))
+        # a few controls are kept as a matrix (at most half the size of X):
+        # products with it cost n k, not n d
+        self._matrix = None
+        if 2 * self.shape[1] <= d:
+            self._matrix = self[:]
+
+    @property
+    def T(self):
+        return _Transposed(self)
+
+    def __matmul__(self, v):
+        if self._matrix is not None:
+            return self._matrix @ v
+        v = np.asarray(v, dtype=np.float64) / self.scale
+        full = np.zeros(self.n_features)
+        full[self.columns] = v
+        return self.X @ full - float(self.center @ v)
+
+    def rmatvec(self, u):
+        if self._matrix is not None:
+            return self._matrix.T @ u
+        u = np.asarray(u, dtype=np.float64)
+        return ((self.X.T @ u)[self.columns] - self.center * u.sum()) / self.scale
+
+    def __getitem__(self, rows):
+        if getattr(self, "_matrix", None) is not None:
+            return self._matrix[rows]
+        return (self.X[rows][:, self.columns] - self.center) / self.scale
+
+    def gram(self, weights):
+        """``[C 1]^T diag(weights) [C 1]`` (the constant last), by blocks."""
+        k = self.shape[1]
+        H = np.zeros((k + 1, k + 1))
+        for start in range(0, self.shape[0], _BLOCK):
+            B = self[start : start + _BLOCK]
+            H[:k, :k] += B.T @ (B * weights[start : start + _BLOCK, None])
+        H[:k, k] = H[k, :k] = self.rmatvec(weights)
+        H[k, k] = weights.sum()
+        return H
+
+    def dense(self):
+        """The matrix itself (for the cvxpy reference, small samples)."""
+        return self[:]
+
+
+class _Transposed:
+    def __init__(self, controls):
+        self.controls = controls
+
+    def __matmul__(self, u):
+        return self.controls.rmatvec(u)
 
 
 def _feasible_weights(q, problem):
@@ -158,7 +227,7 @@ def _feasible_weights(q, problem):
     q = np.clip(np.asarray(q, dtype=np.float64), 0.0, cap)
     with np.errstate(divide="ignore", invalid="ignore"):
         room = np.where(cap > 0, q * (cap - q) / cap, 0.0)
-    H = _weighted_gram(C, room, True)
+    H = C.gram(room)
     for _ in range(2):  # one step of iterative refinement
         resid = np.append(C.T @ q, q.sum() - 1.0)
         lam = np.linalg.lstsq(H, resid, rcond=1e-13)[0]
@@ -207,12 +276,14 @@ def _certificate(problem, w, tol, scale, candidates=()):
     kkt = float(np.max(np.abs(grad))) if grad.size else 0.0
     if problem.fit_intercept:
         kkt = max(kkt, float(np.max(np.abs(G.sum(axis=0)))))
+    del G, Z, losses
     lower = -np.inf
     tried = [(q_exact, u_exact)]
     for q, u in candidates:
         q = p if problem.trivial else _feasible_weights(q, problem)
         if q is not None:
             tried.insert(0, (q, u))
+    del candidates
     for q, u in tried:
         if multi:
             bound = _fenchel_lower_multi(problem.engine, q, u)
@@ -231,6 +302,7 @@ def _certificate(problem, w, tol, scale, candidates=()):
         "threshold": float(threshold),
         "scale": float(scale),
         "certified": bool(np.isfinite(gap) and gap <= threshold),
+        "lp_gap": float(lp_gap),
         "_risk_weights": (float(risk), q_exact),
     }
 
@@ -240,8 +312,7 @@ def _with_lower(cert, lower):
     if not np.isfinite(lower) or lower <= cert["lower_bound"]:
         return cert
     # the LP's own gap stays in the duality gap
-    lp_gap = cert["duality_gap"] - (cert["objective"] - cert["lower_bound"])
-    gap = max(cert["objective"] + max(lp_gap, 0.0) - lower, 0.0)
+    gap = max(cert["objective"] + cert["lp_gap"] - lower, 0.0)
     return dict(
         cert,
         lower_bound=float(lower),
@@ -341,7 +412,7 @@ def _solve_cvxpy(problem, tol=None):
     loss_expr = problem.loss.cvxpy(Z, problem.target)
     beta = cp.Variable(problem.n_controls) if problem.n_controls else None
     eta0 = cp.Variable()
-    eta = eta0 + problem.C @ beta if beta is not None else eta0
+    eta = eta0 + problem.C.dense() @ beta if beta is not None else eta0
     constraints = []
     if problem.trivial:
         risk = problem.p @ loss_expr
@@ -463,7 +534,7 @@ def _conditional_lp(losses, C, p, alpha, eta=None):
     rhs = np.zeros(k + 1)
     rhs[0] = 1.0
     if n <= _LP_FULL:
-        solved, message = _lp_on(l, C, p, cap, rhs)
+        solved, message = _lp_on(l, C.dense(), p, cap, rhs)
         if solved is None:
             raise RuntimeError(
                 "conditional CVaR: the linear-programming solver (HiGHS) found "
@@ -477,13 +548,14 @@ def _conditional_lp(losses, C, p, alpha, eta=None):
             rng = np.random.default_rng(0)
             sub = np.sort(rng.choice(n, size=_LP_FULL, replace=False))
             ps = p[sub] / p[sub].sum()
-            Cs = C[sub] - ps @ C[sub]
-            solved, _ = _lp_on(l[sub], Cs, ps, ps / alpha, rhs)
+            Cs = C[sub]
+            mean = ps @ Cs
+            solved, _ = _lp_on(l[sub], Cs - mean, ps, ps / alpha, rhs)
             if solved is None:
                 eta = np.full(n, float(np.quantile(l, 1.0 - alpha)))
             else:
                 y = solved[1]
-                eta = (y[0] - float(ps @ C[sub] @ y[1:])) + C @ y[1:]
+                eta = (y[0] - float(mean @ y[1:])) + C @ y[1:]
         else:
             eta = np.asarray(eta, dtype=np.float64) - shift
         size = min(n, max(512, 40 * (k + 1)))
@@ -555,8 +627,9 @@ def _conditional_cvar(losses, controls, alpha, sample_weight=None):
         return float(p @ losses), p.copy()
     if controls.shape[1] == 0:
         return CVaR(alpha=alpha).risk_and_weights(losses, p)
-    # center and scale a copy of the constraints for a well-scaled LP
-    _, _, _, C = _standardize_controls(np.array(controls, dtype=np.float64), p)
+    # the controls centered and scaled (computed from them, not copied) for a
+    # well-scaled LP
+    C = _Controls(controls, np.arange(controls.shape[1]), p)
     if C.shape[1] == 0:
         return CVaR(alpha=alpha).risk_and_weights(losses, p)
     risk, q, _, _ = _conditional_lp(losses, C, p, alpha)
@@ -582,13 +655,12 @@ class _BaseConditionalCVaR(BaseEstimator):
         )
         sample_weight = check_nonnegative_sample_weight(sample_weight, X)
         p = sample_weight / sample_weight.sum()
-        # X[:, controls] is a copy, standardized in place by the problem
         problem = _ConditionalProblem(
             X,
             target,
             p,
             loss,
-            X[:, controls],
+            controls,
             self.alpha,
             self.l2_reg,
             self.fit_intercept,
