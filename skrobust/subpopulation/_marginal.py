@@ -14,7 +14,6 @@ from sklearn.utils._param_validation import Interval
 from skrobust.ambiguity import ChiSquare
 from skrobust.linear_model._losses import _BinaryLogistic, _Multinomial, _Squared
 from skrobust.linear_model._solver import (
-    _clarabel_tol,
     _fenchel_lower,
     _fenchel_lower_multi,
     _Problem,
@@ -164,6 +163,8 @@ class _MarginalProblem:
             self.transport = _transport_matrix(src, dst, p)
             self.n_edges = int(src.size)
         else:
+            self.src = self.dst = np.zeros(0, dtype=np.intp)
+            self.cost = np.zeros(0)
             self.n_edges = 0
 
     def risk_expression(self, loss_expr):
@@ -179,7 +180,10 @@ class _MarginalProblem:
         if self.trivial:
             return self.p @ loss_expr, []
         if not self.smooth:
-            return self.ball.cvxpy_risk(loss_expr, self.p)[0], []
+            # the link's multiplier is the worst case (for the certificate)
+            shifted = cp.Variable(self.p.shape[0])
+            self._link = loss_expr <= shifted
+            return self.ball.cvxpy_risk(shifted, self.p)[0], [self._link]
         mass = cp.Variable(self.n_edges, nonneg=True)
         self._mass = mass
         shifted = cp.Variable(self.p.shape[0])
@@ -196,11 +200,12 @@ class _MarginalProblem:
         """
         if self.trivial:
             return self.p.copy()
-        if not self.smooth:
-            return self.ball.worst_case_weights(losses, self.p)
-        if self._link.dual_value is None:
+        link = getattr(self, "_link", None)
+        if link is None or link.dual_value is None:
+            if not self.smooth:
+                return self.ball.worst_case_weights(losses, self.p)
             return None
-        q = np.abs(np.asarray(self._link.dual_value, dtype=np.float64)).ravel()
+        q = np.abs(np.asarray(link.dual_value, dtype=np.float64)).ravel()
         return self.feasible(q)
 
     def feasible(self, q):
@@ -265,15 +270,17 @@ def _solve_problem(problem, owner, tol=None, scale=1.0):
     """Solve with Clarabel: its status (``tol`` tightens its tolerances).
 
     With ``tol`` (the exact fallback), Clarabel's gap and feasibility
-    tolerances are a tenth of it (at most its default 1e-8, at least 1e-11)
-    and ``scale`` the objective's scale for the absolute gap. Raises
+    tolerances are ``1e-4 * tol`` (at least 1e-12; its defaults are 1e-8,
+    too loose for the certificate of nearly separable or nearly perfect
+    fits, whose dual weights multiply large coefficients) and ``scale`` the
+    objective's scale for the absolute gap. Raises
     RuntimeError when no solution is found; the caller certifies the rest.
     """
     import cvxpy as cp
 
     options = {}
     if tol is not None:
-        gap_tol = _clarabel_tol(tol)
+        gap_tol = max(1e-4 * float(tol), 1e-12)
         options = dict(
             tol_gap_abs=gap_tol * scale,
             tol_gap_rel=gap_tol,
@@ -339,9 +346,10 @@ def _marginal_risk(
         holder_exponent,
         n_neighbors,
     )
+    if not problem.smooth:
+        # the mean, or the chi-square risk of the losses: closed forms
+        return problem.upper_risk(losses)
     risk, constraints = problem.risk_expression(cp.Constant(losses))
-    if not risk.variables():
-        return float(risk.value)
     prob = cp.Problem(cp.Minimize(risk), constraints)
     scale = max(1e-3 * abs(float(p @ losses)), 1e-300)
     for accurate in (None, tol):
@@ -570,8 +578,8 @@ _PARAMS = """    alpha : float, default=0.2
         gap (see ``solver_info_``) is at most ``tol * max(|objective|, 1e-3 *
         mean loss at zero coefficients)``. If the interior-point solution at
         Clarabel's default tolerances is not certified, the problem is solved
-        again with Clarabel's tolerances at ``tol / 10``; if that fails too,
-        a ConvergenceWarning names the gap."""
+        again with Clarabel's tolerances at ``1e-4 * tol``; if that fails
+        too, a ConvergenceWarning names the gap."""
 
 _ATTRS = """    covariates_ : ndarray of int
         Column indices of Z in ``X``.
