@@ -29,7 +29,7 @@ from skrobust.linear_model._solver import (
     _lbfgs,
     _Problem,
 )
-from skrobust.subpopulation._marginal import _resolve_covariates
+from skrobust.subpopulation._marginal import _power_of_two, _resolve_covariates
 from skrobust.utils import check_nonnegative_sample_weight
 
 
@@ -649,20 +649,39 @@ class _BaseConditionalCVaR(BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def _fit_problem(self, X, target, sample_weight, loss):
+    def _fit_problem(self, X, target, sample_weight, loss, degree=0):
+        """Solve; ``degree`` is the loss's homogeneity in ``y`` (regression).
+
+        Features (and, for regression, the target) whose largest entry is
+        outside ``[2^-20, 2^20]`` are rescaled by a power of two (exact in
+        floating point) before solving: the CVaR of an affine threshold is
+        positively homogeneous, so the problem in the rescaled units is the
+        same problem, and the results are mapped back.
+        """
         controls = _resolve_covariates(
             self, self.control_features, X.shape[1], "control_features", True
         )
         sample_weight = check_nonnegative_sample_weight(sample_weight, X)
         p = sample_weight / sample_weight.sum()
+        kx = _power_of_two(X)
+        ky = _power_of_two(target) if degree else 0
+        if ky:
+            target = np.ldexp(target, -ky)
+            if isinstance(loss, _Huber):
+                loss = _Huber(np.ldexp(loss.epsilon, -ky))
+        X_fit = np.ldexp(X, -kx) if kx else X
+        units = np.ldexp(1.0, degree * ky)
+        l2 = float(self.l2_reg)
+        if l2:
+            l2 = float(np.ldexp(l2, 2 * (ky - kx) - degree * ky))
         problem = _ConditionalProblem(
-            X,
+            X_fit,
             target,
             p,
             loss,
             controls,
             self.alpha,
-            self.l2_reg,
+            l2,
             self.fit_intercept,
         )
         owner = type(self).__name__
@@ -723,21 +742,31 @@ class _BaseConditionalCVaR(BaseEstimator):
         b = b if b is not None else np.zeros(problem.n_outputs)
         self.control_features_ = controls
         self.n_iter_ = int(n_iter)
-        self.robust_risk_, self.worst_case_weights_ = info.pop("_risk_weights")
+        risk, self.worst_case_weights_ = info.pop("_risk_weights")
+        self.robust_risk_ = float(risk * units)
+        # back to the units of the data (the KKT residual, a gradient, stays
+        # in those of the rescaled problem)
+        for key in ("objective", "lower_bound", "duality_gap", "threshold", "scale"):
+            info[key] = float(info[key] * units)
+        info["lp_gap"] = float(info["lp_gap"] * units)
         self.solver_info_ = info
         self.optimality_gap_ = info["duality_gap"]
         losses = problem.losses(W, b)
-        self.train_loss_ = float(p @ losses)
-        self.objective_ = self.robust_risk_ + 0.5 * float(self.l2_reg) * float(
-            np.sum(W * W)
-        )
+        self.train_loss_ = float(p @ losses) * units
         if problem.trivial:
             beta = np.zeros(problem.n_controls)
             eta0 = float(np.min(losses[p > 0]))
         else:
             eta0 = problem.eta_intercept(W, b, beta)
-        self.control_coef_ = problem.control_coef(beta)
-        self.control_intercept_ = eta0 - float(problem.center @ self.control_coef_)
+        coef = np.ldexp(problem.control_coef(beta), degree * ky - kx)
+        self.control_coef_ = coef
+        center = np.ldexp(problem.center, kx)
+        self.control_intercept_ = eta0 * units - float(center @ coef)
+        W = np.ldexp(W, ky - kx)
+        b = np.ldexp(b, ky)
+        self.objective_ = self.robust_risk_ + 0.5 * float(self.l2_reg) * float(
+            np.sum(W * W)
+        )
         return W, b
 
     def __sklearn_tags__(self):
@@ -1058,7 +1087,8 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
         """
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
         loss = self._loss()
-        W, b = self._fit_problem(X, loss.encode(y), sample_weight, loss)
+        degree = 1 if self.loss == "absolute" else 2
+        W, b = self._fit_problem(X, loss.encode(y), sample_weight, loss, degree)
         self.coef_ = W[:, 0].copy()
         self.intercept_ = float(b[0])
         return self

@@ -30,6 +30,15 @@ from skrobust.subpopulation._linear import (
 _MAX_PAIRS = 250_000
 
 
+def _power_of_two(A):
+    """Exponent ``k`` of the rescaling ``A / 2^k``: 0 when ``max |A|`` is in
+    ``[2^-20, 2^20]`` (or zero), else the exponent nearest ``max |A|``."""
+    top = float(np.max(np.abs(A), initial=0.0))
+    if top == 0.0 or not np.isfinite(top) or 2.0**-20 <= top <= 2.0**20:
+        return 0
+    return int(np.frexp(top)[1])
+
+
 def _resolve_covariates(
     estimator, covariates, n_features, name="covariates", allow_empty=False
 ):
@@ -469,6 +478,20 @@ class _MarginalMixin:
             self.holder_exponent,
             self.n_neighbors,
         )
+        # features (and the target) with entries outside [2^-20, 2^20] are
+        # solved in units rescaled by a power of two (exact): the marginal
+        # risk is positively homogeneous in the losses; Z keeps its units
+        kx = _power_of_two(Xs)
+        ky = _power_of_two(ts) if kind == "squared" else 0
+        degree = 2 if kind == "squared" else 0
+        if kx:
+            Xs = np.ldexp(Xs, -kx)
+        if ky:
+            ts = np.ldexp(ts, -ky)
+        units = np.ldexp(1.0, degree * ky)
+        l2 = float(self.l2_reg)
+        if l2:
+            l2 = float(np.ldexp(l2, 2 * (ky - kx) - degree * ky))
         n_features = X.shape[1]
         coef = cp.Variable((n_features, n_outputs))
         raw = Xs @ coef
@@ -479,7 +502,7 @@ class _MarginalMixin:
                 intercept, (1, n_outputs), order="C"
             )
         risk, constraints = problem.risk_expression(_cvxpy_losses(kind, raw, ts))
-        penalty = 0.5 * float(self.l2_reg) * cp.sum_squares(coef)
+        penalty = 0.5 * l2 * cp.sum_squares(coef)
         prob = cp.Problem(cp.Minimize(risk + penalty), constraints)
         owner = type(self).__name__
         scale = _marginal_scale(kind, ts, p, n_outputs)
@@ -503,7 +526,7 @@ class _MarginalMixin:
                 kind,
                 coef_value,
                 intercept_value,
-                float(self.l2_reg),
+                l2,
                 self.fit_intercept,
                 self.tol,
                 scale,
@@ -516,6 +539,10 @@ class _MarginalMixin:
             if info["certified"]:
                 break
         info, weights, coef_value, intercept_value = best
+        for key in ("objective", "lower_bound", "duality_gap", "threshold", "scale"):
+            info[key] = float(info[key] * units)
+        coef_value = np.ldexp(coef_value, ky - kx)
+        intercept_value = np.ldexp(intercept_value, ky)
         if not info["certified"]:
             warnings.warn(
                 _gap_message(owner, info, self.tol), ConvergenceWarning, stacklevel=4
