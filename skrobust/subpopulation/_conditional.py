@@ -499,6 +499,10 @@ def _lp_on(losses, C, p, cap, rhs):
         b_eq=rhs,
         bounds=np.column_stack([np.zeros_like(cap), cap]),
         method="highs",
+        options={
+            "primal_feasibility_tolerance": 1e-10,
+            "dual_feasibility_tolerance": 1e-10,
+        },
     )
     if result.status != 0:
         return None, result.message
@@ -511,12 +515,12 @@ def _conditional_lp(losses, C, p, alpha, eta=None):
 
     ``C`` (n, k) holds the controls centered under ``p`` and scaled; the set
     is ``0 <= q <= p / alpha``, ``sum q = 1``, ``C^T q = 0``. Returns
-    ``(risk, q, eta, gap)``: ``risk = q.l`` for the feasible ``q`` found,
-    ``eta`` the threshold ``y_0 + C y`` from the LP duals, and ``gap`` the
-    difference between the dual value ``E_p[eta + (l - eta)_+ / alpha]``
-    (an upper bound on the risk for any threshold affine in the controls) and
-    ``risk`` (a lower bound): the LP's own certificate, about 1e-12
-    relative.
+    ``(risk, q, eta, gap)``: ``risk`` the dual value ``E_p[eta + (l -
+    eta)_+ / alpha]`` at the threshold ``eta = y_0 + C y`` from the LP duals
+    (an upper bound on the risk for any threshold affine in the controls),
+    ``q`` the worst-case weights, and ``gap`` the difference between
+    ``risk`` and ``q.l`` (a lower bound, up to HiGHS's feasibility tolerance
+    1e-10): the LP's own certificate.
 
     Above ``_LP_FULL`` samples the LP runs on a working set: every sample
     whose loss is clearly above (below) the threshold ``eta`` (the one
@@ -528,6 +532,11 @@ def _conditional_lp(losses, C, p, alpha, eta=None):
     """
     n = losses.shape[0]
     k = C.shape[1]
+    if k == 0:
+        # no controls: the ordinary CVaR, exactly by sorting
+        risk, q = CVaR(alpha=alpha).risk_and_weights(losses, p)
+        eta = CVaR(alpha=alpha).dual_argmin(losses, p)
+        return float(risk), q, np.full(n, float(np.ravel(eta)[0])), 0.0
     shift = float(p @ losses)
     l = losses - shift
     cap = p / alpha
@@ -595,11 +604,14 @@ def _conditional_lp(losses, C, p, alpha, eta=None):
                 break
             forced |= wrong
             size = min(n, 2 * size)
-    risk = float(q @ l)
+    primal = float(q @ l)
     dual = float(p @ eta) + float(p @ np.maximum(l - eta, 0.0)) / alpha
-    gap = max(dual - risk, 0.0)
+    gap = max(dual - primal, 0.0)
     total = q.sum()
-    return risk + shift, q / total, eta + shift, gap
+    # the dual value is an upper bound on the risk whatever the LP's
+    # accuracy (any threshold affine in the controls gives one); the
+    # weights' value, within the LP's tolerances of feasible, is within gap
+    return dual + shift, q / total, eta + shift, gap
 
 
 def _conditional_cvar(losses, controls, alpha, sample_weight=None):
