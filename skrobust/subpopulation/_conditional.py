@@ -145,7 +145,11 @@ class _Controls:
         n, d = X.shape
         columns = np.asarray(columns, dtype=np.intp)
         self.n_features = d
-        center = (X.T @ p)[columns] if columns.size else np.zeros(0)
+        # by blocks copied in C order: the same arithmetic whatever the
+        # memory layout of X
+        center = np.zeros(columns.size)
+        for start in range(0, n, _BLOCK):
+            center += p[start : start + _BLOCK] @ X[start : start + _BLOCK][:, columns]
         spread = np.zeros(columns.size)
         size = np.zeros(columns.size)
         for start in range(0, n, _BLOCK):
@@ -164,7 +168,7 @@ class _Controls:
         # products with it cost n k, not n d
         self._matrix = None
         if 2 * self.shape[1] <= d:
-            self._matrix = self[:]
+            self._matrix = np.ascontiguousarray(self[:])
 
     @property
     def T(self):
@@ -344,10 +348,10 @@ def _objective_scale(problem):
 def _solve_lbfgs(problem, tol, max_iter):
     """ERM warm start, then a continuation in the softplus temperature.
 
-    Each stage ends with a certificate (:func:`_certificate`); the
-    continuation stops once the bound on the smoothing error is below ``tol``
-    and the gap is certified, or when the smoothing error is far below what
-    the tolerance resolves. Returns ``(w, n_iter,
+    Once the bound on the smoothing error is below ``tol``, each stage ends
+    with a certificate (:func:`_certificate`); the continuation stops when
+    the gap is certified, or when the smoothing error is far below what the
+    tolerance resolves. Returns ``(w, n_iter,
     res, cert)`` with the best stage's point and certificate.
     """
     n_params = problem.n_coef + problem.n_intercept
@@ -370,9 +374,15 @@ def _solve_lbfgs(problem, tol, max_iter):
         spread = 1.0
     tau = 0.01 * spread
     best_w, best, best_lower = None, None, -np.inf
-    for _ in range(30):
+    cert = None
+    for stage_index in range(30):
         res = _lbfgs(problem, w, tau, tol, max_iter)
         w, n_iter = res.x, n_iter + int(res.nit)
+        if problem.smoothing_error(tau) > tol and stage_index < 29:
+            # the continuation stops only once the smoothing error is below
+            # tol: no certificate (an LP) before that
+            tau /= 10.0
+            continue
         stage = _certificate(
             problem, w, tol, scale, [_smoothed_candidate(problem, w, tau)]
         )
@@ -482,7 +492,7 @@ def _cvxpy_certificate(problem, w, status, q, tol, scale):
 
 # Below this many samples the LP is solved in one piece; above, on a working
 # set around the threshold (see _conditional_lp).
-_LP_FULL = 4096
+_LP_FULL = 1024
 
 
 def _lp_on(losses, C, p, cap, rhs):
@@ -813,8 +823,14 @@ _PARAMS = """    alpha : float, default=0.2
         Clarabel (exact; small data)."""
 
 _COMMON_TAIL = """    tol : float, default=1e-6
-        Tolerance on the largest gradient entry (L-BFGS), and bound on the
-        objective error allowed by smoothing.
+        Tolerance on the largest gradient entry (L-BFGS), bound on the
+        objective error allowed by smoothing, and relative duality gap
+        accepted: the solution is certified when the gap (see
+        ``solver_info_``) is at most ``tol * max(|objective_|, 1e-3 * mean
+        loss at zero coefficients)``. If it is not, a problem of at most
+        ``n_samples * n_parameters = 2e5`` entries is solved again exactly
+        by Clarabel (through cvxpy); a ConvergenceWarning naming the gap is
+        raised only if that also fails.
     max_iter : int, default=1000
         Maximum number of L-BFGS iterations per smoothing stage."""
 
@@ -839,6 +855,25 @@ _ATTRS = """    control_features_ : ndarray of int
         ``p_i / alpha``, with the same mean of every control as the data.
     n_iter_ : int
         Number of solver iterations (summed over the smoothing stages).
+    optimality_gap_ : float
+        Certified bound on ``objective_`` minus the optimal objective: the
+        duality gap of the solution (``nan`` when no dual bound could be
+        formed; then the KKT residual in ``solver_info_`` is the
+        certificate).
+    solver_info_ : dict
+        The certificate, with the keys of
+        :class:`skrobust.linear_model.DROLinearRegression`'s: ``objective``
+        (exact: the robust risk by the linear program, plus the penalty),
+        ``lower_bound`` (a Fenchel bound from worst-case weights mapped
+        exactly into the set and the loss derivatives: the optimum is at
+        least this), ``duality_gap`` (their difference plus ``lp_gap``),
+        ``kkt_residual`` (largest entry of the gradient with the worst-case
+        weights, in the units of the solved problem), ``threshold`` (``tol``
+        times the objective's scale), ``scale``, ``certified`` (gap below
+        threshold), ``lp_gap`` (the linear program's own duality gap),
+        ``method`` (``"lbfgs"``, ``"lbfgs+cvxpy"`` when the exact conic
+        fallback ran, or ``"cvxpy"``) and ``solver_status`` (cvxpy's status
+        when it ran).
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -973,7 +1008,7 @@ class ConditionalCVaRLogisticRegression(
         self : ConditionalCVaRLogisticRegression
             The fitted estimator.
         """
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        X, y = validate_data(self, X, y, dtype=np.float64, order="C")
         loss, target = _encode_classes(self, y)
         W, b = self._fit_problem(X, target, sample_weight, loss)
         self.coef_ = np.ascontiguousarray(W.T)
@@ -1097,7 +1132,7 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
         self : ConditionalCVaRLinearRegression
             The fitted estimator.
         """
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        X, y = validate_data(self, X, y, dtype=np.float64, order="C", y_numeric=True)
         loss = self._loss()
         degree = 1 if self.loss == "absolute" else 2
         W, b = self._fit_problem(X, loss.encode(y), sample_weight, loss, degree)
