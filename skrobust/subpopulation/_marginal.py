@@ -16,6 +16,8 @@ from skrobust.linear_model._losses import _BinaryLogistic, _Multinomial, _Square
 from skrobust.linear_model._solver import (
     _fenchel_lower,
     _fenchel_lower_multi,
+    _lbfgs,
+    _Mean,
     _Problem,
 )
 from skrobust.subpopulation._linear import (
@@ -398,7 +400,10 @@ def _marginal_certificate(
     ``min_theta E_q[loss(theta)] + l2 / 2 ||theta||^2``, bounded below by
     the linear engine's Fenchel bound
     (:func:`skrobust.linear_model._solver._fenchel_lower`) at the loss
-    derivatives of the solution. The keys are the linear engine's
+    derivatives of the solution, or, when that is not tight enough, at those
+    of the weighted fit ``min_theta E_q[loss] + penalty`` (L-BFGS from the
+    solution): the bound is then first order in the weights' suboptimality,
+    not in the coefficients' size times it. The keys are the linear engine's
     (``objective``, ``lower_bound``, ``duality_gap``, ``kkt_residual``,
     ``threshold``, ``scale``, ``certified``).
     """
@@ -427,14 +432,29 @@ def _marginal_certificate(
         engine = _Problem(
             X, engine_target, problem.p, loss, problem.ball, ridge, fit_intercept
         )
-        _, u = loss.value_grad(raw, engine_target)
-        if kind == "multinomial":
-            bound = _fenchel_lower_multi(engine, q, u)
-        else:
-            w = np.concatenate([coef.ravel(), intercept if fit_intercept else []])
-            bound = _fenchel_lower(engine, q, u[:, 0], w)
+        w = np.concatenate([coef.ravel(), intercept if fit_intercept else []])
+
+        def bound_at(w):
+            W = w[: coef.size].reshape(coef.shape)
+            b = w[coef.size :] if fit_intercept else 0.0
+            _, u = loss.value_grad(X @ W + b, engine_target)
+            if kind == "multinomial":
+                return _fenchel_lower_multi(engine, q, u)
+            return _fenchel_lower(engine, q, u[:, 0], w)
+
+        bound = bound_at(w)
         if bound is not None:
             lower = factor * bound
+        if upper - lower > threshold:
+            # the best loss duals for these weights: those of the weighted
+            # fit min_theta E_q[loss] + penalty (smooth), from the solution
+            weighted = _Problem(
+                X, engine_target, q, loss, _Mean(), ridge, fit_intercept
+            )
+            res = _lbfgs(weighted, w, 0.0, 1e-10, 200)
+            refined = bound_at(res.x) if np.all(np.isfinite(res.x)) else None
+            if refined is not None:
+                lower = max(lower, factor * refined)
     else:
         q = np.full_like(problem.p, np.nan)
     gap = upper - lower if np.isfinite(lower) else np.nan
