@@ -40,20 +40,25 @@ REF_ATOL = 1e-12
 
 
 def _clarabel(objective, constraints=()):
-    """Clarabel at tolerances 1e-12 (its defaults, 1e-8, are looser than the
-    certificates checked against it on perfect fits)."""
+    """Clarabel at its default tolerances (1e-8) and at 1e-12: the lower value.
+
+    The defaults are looser than the certificates checked against them on
+    perfect fits; the tight solve sometimes ends "inaccurate" farther off
+    (8.8e-7 relative measured). Both are primal values of the same problem.
+    """
     problem = cp.Problem(cp.Minimize(objective), list(constraints))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        problem.solve(
-            solver=cp.CLARABEL,
-            tol_gap_abs=1e-12,
-            tol_gap_rel=1e-12,
-            tol_feas=1e-12,
-            max_iter=500,
-        )
-    assert problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE), problem.status
-    return float(problem.value)
+    values = []
+    for options in (
+        {},
+        dict(tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12, max_iter=500),
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            problem.solve(solver=cp.CLARABEL, **options)
+        if problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+            values.append(float(problem.value))
+    assert values, problem.status
+    return min(values)
 
 
 def _regression_losses(kind, r, epsilon=1.0):
@@ -75,16 +80,18 @@ def _conditional_reference(X, y, p, alpha, controls, l2, kind, epsilon=1.0):
     """
     n, d = X.shape
     W, b, eta0 = cp.Variable(d), cp.Variable(), cp.Variable()
-    eta = eta0
+    eta, mean_eta = eta0, eta0
     if len(controls):
         beta = cp.Variable(len(controls))
         eta = eta0 + X[:, controls] @ beta
+        mean_eta = eta0 + (p @ X[:, controls]) @ beta
     if kind == "logistic":
         losses = cp.logistic(-cp.multiply(2.0 * y - 1.0, X @ W + b))
     else:
         losses = _regression_losses(kind, y - X @ W - b, epsilon)
-    objective = p @ (eta + cp.pos(losses - eta) / alpha)
-    return _clarabel(objective + 0.5 * l2 * cp.sum_squares(W))
+    slack = cp.Variable(n, nonneg=True)
+    objective = mean_eta + (p / alpha) @ slack
+    return _clarabel(objective + 0.5 * l2 * cp.sum_squares(W), [slack >= losses - eta])
 
 
 def _check_certificate(model, reference):
@@ -125,7 +132,17 @@ def test_conditional_regression_certified_against_primal(
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         model.fit(X, y, sample_weight=w)
-    reference = _conditional_reference(X, y, w / w.sum(), 0.2, controls, 0.0, kind)
+    # the reference on the same problem without its degeneracies (Clarabel
+    # is up to 5e-7 off on them): zero-weight rows dropped, and the collinear
+    # column, a multiple of column 0, dropped from the features and the
+    # controls (same span, same optimum)
+    keep = w > 0
+    X_ref, controls_ref = X[keep], controls
+    if collinear:
+        X_ref = X_ref[:, :2]
+        controls_ref = sorted({0 if c == 2 else c for c in controls})
+    p = w[keep] / w[keep].sum()
+    reference = _conditional_reference(X_ref, y[keep], p, 0.2, controls_ref, 0.0, kind)
     _check_certificate(model, reference)
     assert np.isclose(model.objective_, model.solver_info_["objective"], rtol=1e-12)
 
@@ -319,10 +336,13 @@ def test_marginal_regression_certified_against_primal(
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         model.fit(X, y, sample_weight=w)
+    # the reference without the degeneracies, as for conditional CVaR (Z
+    # keeps its columns)
     keep = w > 0
     p = w[keep] / w[keep].sum()
+    X_ref = X[keep][:, :2] if collinear else X[keep]
     reference = _marginal_reference(
-        X[keep], y[keep], p, X[keep][:, covariates], 0.2, lipschitz, 0.0, "squared"
+        X_ref, y[keep], p, X[keep][:, covariates], 0.2, lipschitz, 0.0, "squared"
     )
     _check_certificate(model, reference)
     # the weights are in the set exactly
