@@ -444,7 +444,10 @@ def _solve_cvxpy(problem, tol=None):
             max_iter=400,
         )
     try:
-        cvx_problem.solve(solver=cp.CLARABEL, **options)
+        with warnings.catch_warnings():
+            # the status is read below; the certificate decides
+            warnings.simplefilter("ignore", UserWarning)
+            cvx_problem.solve(solver=cp.CLARABEL, **options)
     except cp.error.SolverError as exc:
         raise RuntimeError(f"the conic solver failed: {exc}") from exc
     if cvx_problem.status not in cp.settings.SOLUTION_PRESENT or W.value is None:
