@@ -5,6 +5,7 @@ from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.linalg import qr
 from scipy.optimize import linprog
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
@@ -136,7 +137,8 @@ class _Controls:
     features; otherwise products and row blocks are computed from ``X``
     itself (no copy of the columns): ``C @ v``, ``C.T @ u``, ``C[rows]`` (a
     dense copy of those rows) and the weighted Gram matrix. Columns that are
-    constant under ``p`` (zero spread) constrain nothing and are dropped.
+    constant under ``p`` (zero spread) constrain nothing and are dropped, as
+    are columns in the span of the others (collinear controls).
     """
 
     def __init__(self, X, columns, p):
@@ -157,6 +159,19 @@ class _Controls:
             np.maximum(size, np.max(np.abs(B + center), axis=0, initial=0.0), out=size)
         scale = np.sqrt(spread)
         self.keep = scale > 1e-10 * size
+        if np.count_nonzero(self.keep) > 1:
+            # collinear controls constrain nothing more than their span:
+            # keep a basis (pivoted QR of their correlation matrix)
+            idx = np.flatnonzero(self.keep)
+            G = np.zeros((idx.size, idx.size))
+            for start in range(0, n, _BLOCK):
+                B = (X[start : start + _BLOCK][:, columns[idx]] - center[idx]) / scale[
+                    idx
+                ]
+                G += B.T @ (B * p[start : start + _BLOCK, None])
+            _, R, pivot = qr(G, pivoting=True)
+            rank = int(np.count_nonzero(np.abs(np.diag(R)) > 1e-10 * abs(R[0, 0])))
+            self.keep[idx[np.sort(pivot[rank:])]] = False
         self.all_center = center
         self.all_scale = np.where(self.keep, scale, 1.0)
         self.columns = columns[self.keep]
@@ -242,8 +257,13 @@ def _feasible_weights(q, problem):
     t = float(max(np.max(over, initial=0.0), np.max(under, initial=0.0)))
     if not 0.0 <= t < 1.0:
         return None
-    q = (1.0 - t) * q + t * p
-    return np.clip(q, 0.0, cap)
+    q = np.clip((1.0 - t) * q + t * p, 0.0, cap)
+    # the equalities must hold (collinear controls can leave the projection
+    # short): a weight vector outside the set gives no valid bound
+    resid = np.append(C.T @ q, q.sum() - 1.0)
+    if not float(np.max(np.abs(resid))) <= 1e-12:
+        return None
+    return q
 
 
 def _certificate(problem, w, tol, scale, candidates=()):
