@@ -27,6 +27,7 @@ from skrobust.linear_model._solver import (
     _fenchel_lower,
     _fenchel_lower_multi,
     _lbfgs,
+    _Mean,
     _Problem,
 )
 from skrobust.subpopulation._marginal import _power_of_two, _resolve_covariates
@@ -307,15 +308,41 @@ def _certificate(problem, w, tol, scale, candidates=()):
         if q is not None:
             tried.insert(0, (q, u))
     del candidates
-    for q, u in tried:
+
+    def bound_at(q, u, w):
         if multi:
-            bound = _fenchel_lower_multi(problem.engine, q, u)
-        else:
-            bound = _fenchel_lower(problem.engine, q, u[:, 0], w)
+            return _fenchel_lower_multi(problem.engine, q, u)
+        return _fenchel_lower(problem.engine, q, u[:, 0], w)
+
+    best_q = None
+    for q, u in tried:
+        bound = bound_at(q, u, w)
         if bound is not None and bound > lower:
-            lower = bound
+            lower, best_q = bound, q
         if value + lp_gap - lower <= threshold:
             break
+    if value + lp_gap - lower > threshold:
+        # the best loss duals for these weights: those of the weighted fit
+        # min_theta E_q[loss] + penalty (smooth), from the solution; the
+        # bound is then first order in the weights' suboptimality
+        q = best_q if best_q is not None else q_exact
+        n_model = problem.n_coef + problem.n_intercept
+        weighted = _Problem(
+            problem.X,
+            problem.target,
+            q,
+            problem.loss,
+            _Mean(),
+            problem.l2,
+            problem.fit_intercept,
+        )
+        res = _lbfgs(weighted, w[:n_model], 0.0, 1e-10, 200)
+        if np.all(np.isfinite(res.x)):
+            Wq, bq, _ = problem.unpack(np.concatenate([res.x, w[n_model:]]))
+            _, u = problem.loss.value_grad(problem.predictions(Wq, bq), problem.target)
+            bound = bound_at(q, u, res.x)
+            if bound is not None and bound > lower:
+                lower = bound
     gap = value + lp_gap - lower if np.isfinite(lower) else np.nan
     return {
         "objective": float(value),
