@@ -267,7 +267,7 @@ def _feasible_weights(q, problem):
     return q
 
 
-def _certificate(problem, w, tol, scale, candidates=()):
+def _certificate(problem, w, tol, scale, candidates=(), refine=False):
     """Duality gap of the exact objective at ``w`` (a dict, as the engine's).
 
     The objective is evaluated exactly by the LP (:func:`_conditional_lp`);
@@ -321,7 +321,7 @@ def _certificate(problem, w, tol, scale, candidates=()):
             lower, best_q = bound, q
         if value + lp_gap - lower <= threshold:
             break
-    if value + lp_gap - lower > threshold:
+    if refine and value + lp_gap - lower > threshold:
         # the best loss duals for these weights: those of the weighted fit
         # min_theta E_q[loss] + penalty (smooth), from the solution; the
         # bound is then first order in the weights' suboptimality
@@ -419,7 +419,7 @@ def _solve_lbfgs(problem, tol, max_iter):
     if spread <= 1e-8 * (1.0 + abs(float(problem.p @ losses))):
         spread = 1.0
     tau = 0.01 * spread
-    best_w, best, best_lower = None, None, -np.inf
+    best_w, best, best_lower, best_tau = None, None, -np.inf, tau
     cert = None
     for stage_index in range(30):
         res = _lbfgs(problem, w, tau, tol, max_iter)
@@ -434,7 +434,7 @@ def _solve_lbfgs(problem, tol, max_iter):
         )
         best_lower = max(best_lower, stage["lower_bound"])
         if best is None or stage["objective"] <= best["objective"]:
-            best_w, best = w, stage
+            best_w, best, best_tau = w, stage, tau
         cert = _with_lower(best, best_lower)
         # the smoothing error below tol (the coefficients then agree with the
         # exact solution's), and the gap certified
@@ -443,6 +443,17 @@ def _solve_lbfgs(problem, tol, max_iter):
         if problem.smoothing_error(tau) <= 1e-3 * min(tol, cert["threshold"]):
             break
         tau /= 10.0
+    if not cert["certified"]:
+        # once more with the weighted fit's loss duals (one more L-BFGS run)
+        final = _certificate(
+            problem,
+            best_w,
+            tol,
+            scale,
+            [_smoothed_candidate(problem, best_w, best_tau)],
+            refine=True,
+        )
+        cert = _with_lower(final, best_lower)
     return best_w, n_iter, res, cert
 
 
@@ -559,7 +570,7 @@ def _cvxpy_certificate(problem, w, status, q, tol, scale):
             candidates.append(
                 (q, problem.loss.value_grad(Z, problem.target, tau * spread)[1])
             )
-    cert = _certificate(problem, w, tol, scale, candidates)
+    cert = _certificate(problem, w, tol, scale, candidates, refine=True)
     claimed = getattr(problem, "cvxpy_dual_bound", -np.inf)
     if claimed <= cert["objective"]:
         # Clarabel's claim, used only when consistent with the exact
