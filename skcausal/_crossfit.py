@@ -162,6 +162,27 @@ def _weight_params(model):
     return None
 
 
+_PARAMETER_ATTRIBUTES = ("coef_", "intercept_")
+
+
+def _own_parameters(model):
+    """Give a fitted model's ``coef_`` / ``intercept_`` their own small buffers.
+
+    :class:`~sklearn.linear_model.LinearRegression` keeps ``coef_`` as a view
+    of the ``n_train``-long least-squares solution buffer, which holds about
+    ``8 * n_train`` bytes for the estimator's life. The copy has the same
+    values (predictions are unchanged bit for bit); the model and the steps
+    of a pipeline are handled in place, and any other model is left alone.
+    """
+    steps = [step for _, step in model.steps] if isinstance(model, Pipeline) else []
+    for est in (model, *steps):
+        for name in _PARAMETER_ATTRIBUTES:
+            value = getattr(est, name, None)
+            if isinstance(value, np.ndarray) and value.base is not None:
+                setattr(est, name, np.array(value, copy=True))
+    return model
+
+
 def _fit_weighted(model, X, y, sample_weight=None):
     """Fit ``model`` with frequency weights.
 
@@ -169,10 +190,12 @@ def _fit_weighted(model, X, y, sample_weight=None):
     integer weights become repeated rows, and other weights raise.
     """
     if sample_weight is None:
-        return model.fit(X, y)
+        return _own_parameters(model.fit(X, y))
     keys = _weight_params(model)
     if keys is not None:
-        return model.fit(X, y, **dict.fromkeys(keys, sample_weight))
+        return _own_parameters(
+            model.fit(X, y, **dict.fromkeys(keys, sample_weight))
+        )
     counts = np.rint(sample_weight)
     if not np.allclose(counts, sample_weight):
         raise TypeError(
@@ -181,7 +204,7 @@ def _fit_weighted(model, X, y, sample_weight=None):
             "rows); use a model that accepts sample_weight."
         )
     rows = np.repeat(np.arange(X.shape[0]), counts.astype(np.intp))
-    return model.fit(X[rows], y[rows])
+    return _own_parameters(model.fit(X[rows], y[rows]))
 
 
 def _predict_outcome(model, X):
