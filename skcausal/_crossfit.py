@@ -211,9 +211,7 @@ def _fit_weighted(model, X, y, sample_weight=None):
         return _own_parameters(model.fit(X, y))
     keys = _weight_params(model)
     if keys is not None:
-        return _own_parameters(
-            model.fit(X, y, **dict.fromkeys(keys, sample_weight))
-        )
+        return _own_parameters(model.fit(X, y, **dict.fromkeys(keys, sample_weight)))
     counts = np.rint(sample_weight)
     if not np.allclose(counts, sample_weight):
         raise TypeError(
