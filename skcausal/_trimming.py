@@ -800,9 +800,14 @@ class TrimmingSensitivity(_BaseCausalEstimator):
                 reused = np.repeat(sw[part], k) * phi[neighbors, arm]
                 np.add.at(credit, neighbors, sign * reused / k)
         # unit contributions, each weighted unit scaled back to one unit
-        total = own + np.divide(credit, sw, out=np.zeros(n), where=sw > 0)
+        # (in place: credit / sw, plus own, then centred)
+        total = np.divide(credit, sw, out=np.zeros(n), where=sw > 0)
+        del credit
+        total += own
+        del own
         estimate = float(sw @ total / sw.sum())
-        return estimate, total - estimate, mean_distance
+        total -= estimate
+        return estimate, total, mean_distance
 
     def _bootstrap(self, X, inside, rng):
         """Refit the nuisance models on stratified bootstrap draws.
