@@ -362,17 +362,19 @@ def _refit_outcomes(fitter, model, X, y, t, folds, weights, keep):
             continue
         train = _train_part(test, X.shape[0])
         at = keep[rows]
+        # the fitter indexes each arm's training rows once (train=)
         outcome, _ = fitter(
             model,
-            X[train],
-            y[train],
-            t[train],
+            X,
+            y,
+            t,
             X[at],
             y[at],
             t[at],
             None,
-            sw_tr=weights[train],
+            sw_tr=weights,
             sw_ev=weights[at],
+            train=train,
         )
         out[rows] = outcome.predict_both(X[at])
         del outcome, train
