@@ -40,7 +40,8 @@ def _influence_stderr(infl, sample_weight=None, axis=None):
     The weights are frequency weights (a unit of weight 2 counts as two
     units); ``None`` gives ``sqrt(mean(infl**2) / n)``.
     """
-    top = float(np.max(np.abs(infl))) if infl.size else 0.0
+    # max |infl| without an |infl| temporary
+    top = float(np.maximum(np.max(infl), -np.min(infl))) if infl.size else 0.0
     if top > 0 and np.isfinite(top) and not 1e-100 < top < 1e100:
         # squares of values beyond 1e+-150 over- or underflow: work in the
         # units of the largest value (a temporary, at extreme scales only)
@@ -361,9 +362,14 @@ class _BaseCausalEstimator(BaseEstimator):
 
 
 def _log_loss(t, e):
-    e = np.clip(e, _PROBA_FLOOR, 1.0 - _PROBA_FLOOR)
+    # one arm at a time, clipped and logged in place (no (n,) float copies
+    # beyond the arm's)
     treated = t == 1
-    total = np.log(e[treated]).sum() + np.log1p(-e[~treated]).sum()
+    part = np.clip(e[treated], _PROBA_FLOOR, 1.0 - _PROBA_FLOOR)
+    total = np.log(part, out=part).sum()
+    part = np.clip(e[~treated], _PROBA_FLOOR, 1.0 - _PROBA_FLOOR)
+    np.negative(part, out=part)
+    total += np.log1p(part, out=part).sum()
     return float(-total / e.shape[0])
 
 

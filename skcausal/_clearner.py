@@ -9,7 +9,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
 from skcausal._base import _BaseCausalEstimator, _inverse_weights, _weighted_mean
-from skcausal._crossfit import _fit_weighted, _predict_outcome
+from skcausal._crossfit import _arm_rows, _fit_weighted, _predict_outcome
 from skcausal._estimators import _aipw_pseudo_outcomes
 
 
@@ -29,6 +29,25 @@ class _LinearArm:
         return X @ self.coef_ + self.intercept_
 
 
+# rows per block of the constrained least-squares Gram matrix
+_GRAM_BLOCK = 2048
+
+
+def _standardized(X, center, scale, fit_intercept):
+    """``(X - center) / scale``, after a column of ones when ``fit_intercept``.
+
+    Written into one buffer (the same values as the column stack).
+    """
+    start = int(fit_intercept)
+    Z = np.empty((X.shape[0], X.shape[1] + start))
+    if start:
+        Z[:, 0] = 1.0
+    body = Z[:, start:]
+    np.subtract(X, center, out=body)
+    body /= scale
+    return Z
+
+
 def _constrained_linear(model, X_tr, y_tr, X_ev, y_ev, w, sw_tr=None):
     """Closed-form KKT solution of least squares under one linear constraint.
 
@@ -41,14 +60,13 @@ def _constrained_linear(model, X_tr, y_tr, X_ev, y_ev, w, sw_tr=None):
     sw = np.ones(X_tr.shape[0]) if sw_tr is None else sw_tr
     mean = np.average(X_tr, axis=0, weights=sw)
     center = mean if fit_intercept else np.zeros(X_tr.shape[1])
-    scale = np.sqrt(np.average((X_tr - mean) ** 2, axis=0, weights=sw))
+    dev = np.subtract(X_tr, mean)
+    np.square(dev, out=dev)
+    scale = np.sqrt(np.average(dev, axis=0, weights=sw))
+    del dev
     scale[scale == 0] = 1.0
-    Z_tr = (X_tr - center) / scale
-    Z_ev = (X_ev - center) / scale
-    if fit_intercept:
-        Z_tr = np.column_stack([np.ones(len(Z_tr)), Z_tr])
-        Z_ev = np.column_stack([np.ones(len(Z_ev)), Z_ev])
-    p = Z_tr.shape[1]
+    Z_ev = _standardized(X_ev, center, scale, fit_intercept)
+    p = Z_ev.shape[1]
     penalty = np.full(p, alpha)
     penalty[fit_intercept:] = alpha / scale**2 if alpha else 0.0
     if fit_intercept:
@@ -56,10 +74,21 @@ def _constrained_linear(model, X_tr, y_tr, X_ev, y_ev, w, sw_tr=None):
     c = Z_ev.T @ w
     d = float(np.dot(w, y_ev))
     kkt = np.zeros((p + 1, p + 1))
-    kkt[:p, :p] = (Z_tr.T * sw) @ Z_tr + np.diag(penalty)
+    # the weighted Gram matrix and moment of the standardized training rows,
+    # accumulated over row blocks (no (n_train, p) standardized copy)
+    gram = np.zeros((p, p))
+    moment = np.zeros(p)
+    for start in range(0, X_tr.shape[0], _GRAM_BLOCK):
+        rows = slice(start, start + _GRAM_BLOCK)
+        Z = _standardized(X_tr[rows], center, scale, fit_intercept)
+        weighted = Z.T * sw[rows]
+        gram += weighted @ Z
+        moment += weighted @ y_tr[rows]
+        del Z, weighted
+    kkt[:p, :p] = gram + np.diag(penalty)
     kkt[:p, p] = c
     kkt[p, :p] = c
-    rhs = np.concatenate([(Z_tr.T * sw) @ y_tr, [d]])
+    rhs = np.concatenate([moment, [d]])
     sol = np.linalg.lstsq(kkt, rhs, rcond=None)[0]
     b = sol[:p]
     if fit_intercept:
@@ -172,16 +201,31 @@ class _ConstrainedArms:
 
 
 def _clearner_fitter(penalty, seed):
-    def fit(model, X_tr, y_tr, t_tr, X_ev, y_ev, t_ev, e_ev, sw_tr=None, sw_ev=None):
+    def fit(
+        model,
+        X_tr,
+        y_tr,
+        t_tr,
+        X_ev,
+        y_ev,
+        t_ev,
+        e_ev,
+        sw_tr=None,
+        sw_ev=None,
+        train=None,
+    ):
+        # train given: X_tr, y_tr, t_tr, sw_tr are the full arrays and train
+        # selects the training part (indexed once, with each arm's rows)
         arms, info = [], {}
         for arm in (0, 1):
             received = t_ev == arm
             w = received / (e_ev if arm == 1 else 1.0 - e_ev)
             if sw_ev is not None:
                 w = w * sw_ev
-            mask = t_tr == arm
+            mask = t_tr == arm if train is None else _arm_rows(t_tr, train, arm)
             sw = None if sw_tr is None else sw_tr[mask]
             args = (X_tr[mask], y_tr[mask], X_ev, y_ev, w)
+            del mask
             if isinstance(model, LinearRegression | Ridge):
                 fitted, arm_info = _constrained_linear(model, *args, sw)
             elif _is_lightgbm(model):

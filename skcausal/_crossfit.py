@@ -38,7 +38,8 @@ def _make_folds(t, cv, rng, sample_weight=None):
             f"treatment has one class only (all {n} units in arm "
             f"{int(present[0])}); both arms are needed to estimate an effect."
         )
-    arm = t.astype(np.intp)
+    # int8 labels (the values 0..3): StratifiedKFold's sorts then run on n bytes
+    arm = t.astype(np.int8)
     positive = np.ones(n, dtype=bool) if sample_weight is None else sample_weight > 0
     for a in (0, 1):
         if not np.any(positive[arm == a]):
@@ -78,7 +79,8 @@ def _make_folds(t, cv, rng, sample_weight=None):
         # each training part is the complement of its held-out part: only the
         # held-out parts are kept (train is None), the training parts are made
         # one fold at a time by _train_part
-        folds = [(None, test) for _, test in splitter.split(np.zeros((n, 1)), labels)]
+        # a 0-column X: the splitter reads only its length
+        folds = [(None, test) for _, test in splitter.split(np.empty((n, 0)), labels)]
     elif hasattr(cv, "split"):
         folds = list(cv.split(np.zeros((n, 1)), t))
     else:
@@ -118,10 +120,26 @@ def _make_folds(t, cv, rng, sample_weight=None):
 
 
 def _train_part(test, n):
-    """Indices of the ``n`` units outside ``test`` (a fold's training part)."""
+    """Boolean mask of the ``n`` units outside ``test`` (a fold's training part).
+
+    A mask (``n`` bytes) selects the same rows in the same order as their
+    indices (``8 n`` bytes).
+    """
     keep = np.ones(n, dtype=bool)
     keep[test] = False
-    return np.flatnonzero(keep)
+    return keep
+
+
+def _arm_rows(t, train, arm):
+    """Indices of the training units (``train``: mask or indices) in ``arm``.
+
+    The rows come in the order of ``X[train][t[train] == arm]``, so that one
+    fancy index gives the arm's training rows without the intermediate copy.
+    """
+    if train.dtype == bool:
+        return np.flatnonzero(train & (t == arm))
+    train = np.asarray(train)
+    return train[t[train] == arm]
 
 
 def _seed_random_states(model, seed):
@@ -162,6 +180,27 @@ def _weight_params(model):
     return None
 
 
+_PARAMETER_ATTRIBUTES = ("coef_", "intercept_")
+
+
+def _own_parameters(model):
+    """Give a fitted model's ``coef_`` / ``intercept_`` their own small buffers.
+
+    :class:`~sklearn.linear_model.LinearRegression` keeps ``coef_`` as a view
+    of the ``n_train``-long least-squares solution buffer, which holds about
+    ``8 * n_train`` bytes for the estimator's life. The copy has the same
+    values (predictions are unchanged bit for bit); the model and the steps
+    of a pipeline are handled in place, and any other model is left alone.
+    """
+    steps = [step for _, step in model.steps] if isinstance(model, Pipeline) else []
+    for est in (model, *steps):
+        for name in _PARAMETER_ATTRIBUTES:
+            value = getattr(est, name, None)
+            if isinstance(value, np.ndarray) and value.base is not None:
+                setattr(est, name, np.array(value, copy=True))
+    return model
+
+
 def _fit_weighted(model, X, y, sample_weight=None):
     """Fit ``model`` with frequency weights.
 
@@ -169,10 +208,10 @@ def _fit_weighted(model, X, y, sample_weight=None):
     integer weights become repeated rows, and other weights raise.
     """
     if sample_weight is None:
-        return model.fit(X, y)
+        return _own_parameters(model.fit(X, y))
     keys = _weight_params(model)
     if keys is not None:
-        return model.fit(X, y, **dict.fromkeys(keys, sample_weight))
+        return _own_parameters(model.fit(X, y, **dict.fromkeys(keys, sample_weight)))
     counts = np.rint(sample_weight)
     if not np.allclose(counts, sample_weight):
         raise TypeError(
@@ -181,7 +220,7 @@ def _fit_weighted(model, X, y, sample_weight=None):
             "rows); use a model that accepts sample_weight."
         )
     rows = np.repeat(np.arange(X.shape[0]), counts.astype(np.intp))
-    return model.fit(X[rows], y[rows])
+    return _own_parameters(model.fit(X[rows], y[rows]))
 
 
 def _predict_outcome(model, X):
@@ -227,15 +266,33 @@ class _SingleModel:
 def _plain_outcome_fitter(learner):
     """Return the unconstrained T- or S-learner outcome step."""
 
-    def fit(model, X_tr, y_tr, t_tr, X_ev, y_ev, t_ev, e_ev, sw_tr=None, sw_ev=None):
+    def fit(
+        model,
+        X_tr,
+        y_tr,
+        t_tr,
+        X_ev,
+        y_ev,
+        t_ev,
+        e_ev,
+        sw_tr=None,
+        sw_ev=None,
+        train=None,
+    ):
+        # train given: X_tr, y_tr, t_tr, sw_tr are the full arrays and train
+        # selects the training part (indexed once, with each arm's rows)
         if learner == "S":
+            if train is not None:
+                X_tr, y_tr, t_tr = X_tr[train], y_tr[train], t_tr[train]
+                sw_tr = None if sw_tr is None else sw_tr[train]
             Xa = np.column_stack([X_tr, t_tr])
             return _SingleModel(_fit_weighted(clone(model), Xa, y_tr, sw_tr)), {}
         fitted = []
         for arm in (0.0, 1.0):
-            mask = t_tr == arm
-            sw = None if sw_tr is None else sw_tr[mask]
-            fitted.append(_fit_weighted(clone(model), X_tr[mask], y_tr[mask], sw))
+            rows = t_tr == arm if train is None else _arm_rows(t_tr, train, arm)
+            sw = None if sw_tr is None else sw_tr[rows]
+            fitted.append(_fit_weighted(clone(model), X_tr[rows], y_tr[rows], sw))
+            del rows
         return _TwoModels(*fitted), {}
 
     return fit
@@ -266,19 +323,24 @@ def _fit_fold(X, y, t, sw, train, test, propensity_model, outcome_model, fitter,
         out["n_clipped"] = int(np.sum(e_ev != e_raw))
         out["n_extreme"] = int(extreme.sum())
     if fitter is not None:
+        # the fitter indexes the training rows itself (once per arm)
+        del sw_tr
+        X_ev = X[test]
         outcome, info = fitter(
             outcome_model,
-            X[train],
-            y[train],
-            t[train],
-            X[test],
+            X,
+            y,
+            t,
+            X_ev,
             y[test],
             t[test],
             e_ev,
-            sw_tr=sw_tr,
+            sw_tr=sw,
             sw_ev=sw_ev,
+            train=train,
         )
-        mu = outcome.predict_both(X[test])
+        mu = outcome.predict_both(X_ev)
+        del X_ev
         if not np.all(np.isfinite(mu)):
             raise ValueError("outcome_model predicted NaN or infinite outcomes.")
         out["outcome_model"] = outcome

@@ -413,6 +413,12 @@ class AIPW(_BaseCausalEstimator):
         return _mean_and_influence(phi, sw, overwrite=True)
 
 
+def _scaled_logit(q, lo, hi, bound=1e-4):
+    """``logit`` of ``q`` scaled to [0, 1] and clipped into [bound, 1 - bound]."""
+    out = np.clip((q - lo) / (hi - lo), bound, 1 - bound)
+    return logit(out, out=out)
+
+
 def _logistic_fluctuation(offset, h, target, max_iter, tol, weight=None):
     """Maximize the logistic likelihood of ``target`` over ``eps``.
 
@@ -425,8 +431,13 @@ def _logistic_fluctuation(offset, h, target, max_iter, tol, weight=None):
     w = np.ones_like(h) if weight is None else weight
 
     def nll(eps):
-        z = offset + eps * h
-        return float(w @ (np.logaddexp(0.0, z) - target * z))
+        # offset + eps * h, log(1 + e^z) - target * z, in two buffers
+        z = eps * h
+        z += offset
+        tz = target * z
+        np.logaddexp(0.0, z, out=z)
+        z -= tz
+        return float(w @ z)
 
     scale = float(w @ np.abs(h))
     eps = 0.0
@@ -612,31 +623,33 @@ class TMLE(_BaseCausalEstimator):
 
     def _estimate(self, y, t, nuisance, sw):
         e, mu = nuisance["e"], nuisance["mu"]
-        weight = np.ones_like(y) if sw is None else sw
-        h = np.column_stack([1.0 / (1.0 - e), 1.0 / e])
-        received = np.column_stack([1.0 - t, t])
         q_star = np.empty_like(mu)
         eps = np.zeros(2)
         lo, hi = float(y.min()), float(y.max())
+        # the clever covariate and the arm indicator are made one arm at a
+        # time (h_arm = 1 / P(arm | X), received = 1[t == arm])
         for arm in (0, 1):
-            mask = received[:, arm] == 1
+            h = 1.0 / (1.0 - e) if arm == 0 else 1.0 / e
+            mask = t == arm
+            wm = None if sw is None else sw[mask]
             if self.fluctuation == "linear" or hi <= lo:
                 resid = y[mask] - mu[mask, arm]
-                hm, wm = h[mask, arm], weight[mask]
-                eps[arm] = float(np.dot(wm * hm, resid) / np.dot(wm * hm, hm))
-                q_star[:, arm] = mu[:, arm] + eps[arm] * h[:, arm]
+                hm = h[mask]
+                whm = hm if wm is None else wm * hm
+                eps[arm] = float(np.dot(whm, resid) / np.dot(whm, hm))
+                del resid, hm, whm
+                q_star[:, arm] = mu[:, arm] + eps[arm] * h
                 continue
-            bound = 1e-4
-            q = np.clip((mu[:, arm] - lo) / (hi - lo), bound, 1 - bound)
-            offset = logit(q)
-            target = (y[mask] - lo) / (hi - lo)
+            # the fit sees only the arm's units; the full offset and h are
+            # made after it (elementwise, so the same values)
+            del h
             eps[arm], converged = _logistic_fluctuation(
-                offset[mask],
-                h[mask, arm],
-                target,
+                _scaled_logit(mu[mask, arm], lo, hi),
+                1.0 / (1.0 - e[mask]) if arm == 0 else 1.0 / e[mask],
+                (y[mask] - lo) / (hi - lo),
                 self.max_iter,
                 self.tol,
-                weight[mask],
+                wm,
             )
             if not converged:
                 warnings.warn(
@@ -646,15 +659,20 @@ class TMLE(_BaseCausalEstimator):
                     ConvergenceWarning,
                     stacklevel=4,
                 )
-            q_star[:, arm] = lo + (hi - lo) * expit(offset + eps[arm] * h[:, arm])
+            offset = _scaled_logit(mu[:, arm], lo, hi)
+            h = 1.0 / (1.0 - e) if arm == 0 else 1.0 / e
+            offset += eps[arm] * h
+            q_star[:, arm] = lo + (hi - lo) * expit(offset, out=offset)
+            del offset
+        del h, mask
         self.fluctuation_ = eps
         self.targeted_predictions_ = q_star
         # the correction received * h * (y - q_star), then phi, in place
         phi = np.subtract(y[:, None], q_star)
-        phi *= h
-        del h
-        phi *= received
-        del received
+        phi[:, 0] *= 1.0 / (1.0 - e)
+        phi[:, 0] *= 1.0 - t
+        phi[:, 1] *= 1.0 / e
+        phi[:, 1] *= t
         self._first_order = float(np.max(np.abs(_weighted_mean(phi, sw))))
         phi += q_star
         psi = _weighted_mean(q_star, sw)

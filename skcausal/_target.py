@@ -9,9 +9,8 @@ def _check_treatment(treatment, *, name="treatment"):
     """Return ``treatment`` as a float array of 0/1, or raise a clear error."""
     try:
         t = np.asarray(treatment)
-        if t.dtype == bool:
-            t = t.astype(np.float64)
-        t = t.astype(np.float64)
+        # no copy when already float64: the callers never write into it
+        t = t.astype(np.float64, copy=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"{name} must be a binary array of 0 and 1; got {exc}"
@@ -108,7 +107,9 @@ def _split_target(y, treatment):
                 f"with fit(..., treatment=t); got y of shape {y.shape} and no "
                 "treatment."
             )
-        return y[:, 0].copy(), _check_treatment(y[:, 1], name="y[:, 1] (treatment)")
+        # views of y's columns (0.5x the input not copied); nothing in skcausal
+        # writes into them, and no fitted attribute keeps them
+        return y[:, 0], _check_treatment(y[:, 1], name="y[:, 1] (treatment)")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
     if y.ndim != 1:
@@ -119,4 +120,4 @@ def _split_target(y, treatment):
         )
     t = _check_treatment(treatment)
     check_consistent_length(y, t)
-    return y.copy(), t
+    return y, t

@@ -362,17 +362,19 @@ def _refit_outcomes(fitter, model, X, y, t, folds, weights, keep):
             continue
         train = _train_part(test, X.shape[0])
         at = keep[rows]
+        # the fitter indexes each arm's training rows once (train=)
         outcome, _ = fitter(
             model,
-            X[train],
-            y[train],
-            t[train],
+            X,
+            y,
+            t,
             X[at],
             y[at],
             t[at],
             None,
-            sw_tr=weights[train],
+            sw_tr=weights,
             sw_ev=weights[at],
+            train=train,
         )
         out[rows] = outcome.predict_both(X[at])
         del outcome, train
@@ -800,9 +802,14 @@ class TrimmingSensitivity(_BaseCausalEstimator):
                 reused = np.repeat(sw[part], k) * phi[neighbors, arm]
                 np.add.at(credit, neighbors, sign * reused / k)
         # unit contributions, each weighted unit scaled back to one unit
-        total = own + np.divide(credit, sw, out=np.zeros(n), where=sw > 0)
+        # (in place: credit / sw, plus own, then centred)
+        total = np.divide(credit, sw, out=np.zeros(n), where=sw > 0)
+        del credit
+        total += own
+        del own
         estimate = float(sw @ total / sw.sum())
-        return estimate, total - estimate, mean_distance
+        total -= estimate
+        return estimate, total, mean_distance
 
     def _bootstrap(self, X, inside, rng):
         """Refit the nuisance models on stratified bootstrap draws.

@@ -16,7 +16,7 @@ from skcausal._base import (
     _influence_stderr,
     _normal_interval,
 )
-from skcausal._crossfit import _fit_weighted
+from skcausal._crossfit import _fit_weighted, _train_part
 from skcausal._estimators import _aipw_pseudo_outcomes, _mean_and_influence
 from skrobust.ambiguity import CVaR
 
@@ -257,18 +257,23 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         self._subgroup_columns = _columns(
             X_in, self.subgroup_features, self.n_features_in_
         )
-        Z = X[:, self._subgroup_columns]
+        cols = self._subgroup_columns
+        # all the features in order: X itself, not a copy
+        every = np.array_equal(cols, np.arange(X.shape[1]))
+        Z = X if every else X[:, cols]
         phi = self.pseudo_outcomes_
         model = LinearRegression() if self.effect_model is None else self.effect_model
         tau = np.empty_like(phi)
         self.effect_models_ = []
         for test in self.fold_indices_:
-            train = np.setdiff1d(np.arange(phi.shape[0]), test)
+            train = _train_part(test, phi.shape[0])
             fitted = _fit_weighted(
                 clone(model), Z[train], phi[train], None if sw is None else sw[train]
             )
             tau[test] = np.asarray(fitted.predict(Z[test]), dtype=np.float64)
             self.effect_models_.append(fitted)
+            del train, fitted
+        del Z
         self.effect_predictions_ = tau
         value, infl, plugin, eta, q = self._worst_case(float(self.mass))
         self.estimate_ = value
@@ -282,7 +287,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
     def _estimate(self, y, t, nuisance, sw):
         phi = _aipw_pseudo_outcomes(y, t, nuisance["e"], nuisance["mu"])
         self.pseudo_outcomes_ = phi[:, 1] - phi[:, 0]
-        return _mean_and_influence(phi, sw)
+        return _mean_and_influence(phi, sw, overwrite=True)
 
     def _worst_case(self, mass):
         tau, phi = self.effect_predictions_, self.pseudo_outcomes_
@@ -292,9 +297,14 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         risk, q = cvar.risk_and_weights(-tau, sample_weight=sw)
         eta = -float(cvar.dual_init(-tau, sample_weight=sw)[0])
         ratio = np.divide(q, p, out=np.zeros_like(q), where=p > 0)
-        psi = eta + ratio * (phi - eta)
+        # eta + ratio * (phi - eta), then its centring, in one buffer
+        psi = np.subtract(phi, eta)
+        psi *= ratio
+        del ratio
+        psi += eta
         value = float(p @ psi)
-        return value, psi - value, -float(risk), eta, q
+        psi -= value
+        return value, psi, -float(risk), eta, q
 
     def conf_int(self, alpha=0.05):
         """Normal confidence interval of the debiased worst-case effect.
