@@ -144,7 +144,8 @@ class CressieRead(AmbiguitySet):
             risk, t = _solve_all_active(z, mean, p, k, s, log_c)
             eta = mean - 1.0 / t
             if k != 2.0:
-                atom = _boundary_atom(z, p, s, c, eta)
+                # the optimum is at or below min z = 0 (clamp rounding above)
+                atom = _boundary_atom(z, p, s, c, min(eta, 0.0))
                 if atom is not None:
                     return atom
             # q = p (1 + t dev)_+^(s-1), scale-free, built in z
@@ -607,18 +608,20 @@ def _boundary_atom(z, p, s, c, eta):
         low += float(np.dot(p_block, y**eps))
         high += float(np.dot(p_block, y**s))
     mass_v = _masked_sum(p, z, np.equal, v)
-    u = (high ** (eps / s) / c - low) / mass_v
+    below = _masked_max(z, np.less, v)
+    u = (high ** (eps / s) / c - low) / mass_v if mass_v > 0.0 else 0.0
     if not 0.0 < u < 1.0:
-        return None
+        return _anchored_solve(z, p, s, c, v, below, v - eta, None)
     log_delta = np.log(top) + np.log(u) / eps
     gaps = [_masked_min(z, np.greater, v) - v]
-    below = _masked_max(z, np.less, v)
     if below > -np.inf:
         gaps.append(v - below)
     # neglecting delta next to the gaps moves the other weights by a factor
     # (1 + delta / gap)^eps: keep that below 1e-13
     if log_delta > np.log(1e-13 * min(gaps) / eps):
-        return None
+        # delta is not negligible next to the gaps; when it is still far
+        # below the resolution of the float eta, solve for it anchored at v
+        return _anchored_solve(z, p, s, c, v, below, v - eta, log_delta)
     delta = float(np.exp(log_delta))
     for block in blocks:
         z_block, p_block = z[block], p[block]
@@ -629,6 +632,91 @@ def _boundary_atom(z, p, s, c, eta):
         weights *= p_block
         at_v = z_block == v
         weights[at_v] = p_block[at_v] * u
+        np.copyto(z_block, weights)
+    z /= z.sum()
+    risk = top * c * high ** (1.0 / s) + v - delta
+    return float(risk), z, np.array([v - delta])
+
+
+def _anchored_solve(z, p, s, c, v, below, delta_float, log_guess):
+    """Solve for ``delta = v - eta`` directly when eta sits just below a loss.
+
+    ``v`` is the smallest loss at or above the float ``eta`` and ``below``
+    the largest loss under ``v`` (``-inf`` if none). When ``delta`` is tiny
+    next to ``v - below`` (and to the unit spread), the float ``eta`` (or
+    ``mean - 1/t`` in the all-active solve) resolves it only to ~1e-15 in
+    absolute terms, while the weight ``p_v delta^(s-1)`` at ``v`` needs it to
+    a relative accuracy. Here the excesses are formed as ``(z - v) + delta``,
+    exact to rounding for every ``delta`` in ``(0, v - below)``, where the
+    active set is ``{z >= v}``, and Brent's method finds ``log delta`` on the
+    decreasing derivative ``1 - c E[e^(s-1)] / E[e^s]^((s-1)/s)``. Returns
+    ``None`` (the caller keeps the float solution) when ``delta`` is not
+    small or no bracket is found; the weights, when returned, are built in
+    ``z``. Moments are summed over blocks.
+    """
+    gap = v - below  # inf when v is the smallest loss
+    if not delta_float <= 1e-4 * min(gap, 1.0):
+        return None
+    eps = s - 1.0
+    top = 1.0 - v  # the excesses are scaled by this (v < 1)
+    blocks = _blocks(z.shape[0])
+
+    def moments(delta):
+        low = high = 0.0
+        for block in blocks:
+            y = np.subtract(z[block], v)
+            active = y >= 0.0
+            y += delta
+            y /= top
+            y[~active] = 0.0
+            lower = y**eps
+            p_block = p[block]
+            low += float(np.dot(p_block, lower))
+            lower *= y
+            high += float(np.dot(p_block, lower))
+        return low, high
+
+    def derivative(log_delta):
+        low, high = moments(float(np.exp(log_delta)))
+        return 1.0 - c * low / high ** (eps / s)
+
+    # the derivative decreases in delta (increases in eta); bracket log delta
+    if delta_float > 0.0:
+        start = float(np.log(delta_float))
+    elif log_guess is not None:
+        start = float(log_guess)
+    else:
+        start = float(np.log(1e-4 * min(gap, 1.0)))
+    ceiling = float(np.log(gap)) if gap < np.inf else np.inf
+    high_x = min(start + 1.0, ceiling)
+    step = 1.0
+    while derivative(high_x) > 0.0:
+        if high_x >= ceiling:
+            return None
+        step *= 2.0
+        high_x = min(start + step, ceiling)
+    low_x = start - 1.0
+    step = 1.0
+    floor = float(np.log(np.finfo(np.float64).tiny))
+    while derivative(low_x) <= 0.0:
+        if low_x <= floor:
+            return None
+        step *= 2.0
+        low_x = max(start - step, floor)
+    if low_x >= high_x:
+        return None
+    log_delta = brentq(derivative, low_x, high_x, xtol=1e-13, rtol=8 * _EPS)
+    delta = float(np.exp(log_delta))
+    _, high = moments(delta)
+    for block in blocks:
+        z_block, p_block = z[block], p[block]
+        y = np.subtract(z_block, v)
+        active = y >= 0.0
+        y += delta
+        y /= top
+        y[~active] = 0.0
+        weights = y**eps
+        weights *= p_block
         np.copyto(z_block, weights)
     z /= z.sum()
     risk = top * c * high ** (1.0 / s) + v - delta
