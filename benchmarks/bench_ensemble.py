@@ -27,7 +27,14 @@ Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_ensemble.py``.
 
 import argparse
 import importlib.util
-import subprocess
+import os
+
+# Every fit here runs on one thread (n_jobs=1 / num_threads=1). OpenMP's pool
+# must not exist before the forked memory measurement (benchmarks/_measure.py):
+# a libgomp pool inherited by a fork deadlocks LightGBM's predict in the child.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import subprocess  # noqa: E402
 import sys
 import time
 from pathlib import Path

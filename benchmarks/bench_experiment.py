@@ -35,12 +35,18 @@ tables and writes no results file (a check that the script runs).
 
 import argparse
 import os
-import platform
-import time
-import warnings
-from pathlib import Path
 
-import numpy as np
+# the timings are single-threaded as the docstring says; and no OpenMP or
+# torch thread pool may exist before a forked memory measurement (a pool
+# inherited by a fork can deadlock the child)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import platform  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 from _measure import MEMORY_NOTE, memory_call, time_call
 
 from skbandit.experiment import (
