@@ -545,10 +545,15 @@ def _solve_lbfgs(problem, tol, max_iter):
 
 
 def _with_lower_bound(cert, lower):
-    """``cert`` with the lower bound ``lower`` if larger (any valid bound)."""
+    """``cert`` with the lower bound ``lower`` if larger (any valid bound).
+
+    A certificate whose objective is itself a dual value of an inner solve
+    (ConditionalCVaR's LP) carries that solve's own gap as ``lp_gap``, which
+    stays in the duality gap.
+    """
     if not np.isfinite(lower) or lower <= cert["lower_bound"]:
         return cert
-    gap = max(cert["objective"] - lower, 0.0)
+    gap = max(cert["objective"] + cert.get("lp_gap", 0.0) - lower, 0.0)
     return dict(
         cert,
         lower_bound=float(lower),
@@ -736,17 +741,37 @@ def _certificate(problem, w, tau, tol, scale, final=True):
             _, joint_grad = problem(w, 0.0)
             kkt = min(kkt, float(np.max(np.abs(joint_grad))))
         certified = kkt <= 100 * tol
-    return {
-        "objective": value,
+    return _certificate_info(
+        value,
+        lower,
+        gap,
+        kkt,
+        threshold,
+        scale,
+        certified=certified,
+        # (private) the exact risk and worst-case weights at w, for reuse
+        _risk_weights=(float(risk), q_exact),
+    )
+
+
+def _certificate_info(objective, lower, gap, kkt, threshold, scale, **extra):
+    """The certificate dict every certified solve reports (``solver_info_``).
+
+    ``certified`` defaults to a finite ``gap`` within ``threshold``; the
+    keys in ``extra`` (``certified``, ``method``, ``lp_gap``, ...) are added
+    or override.
+    """
+    info = {
+        "objective": float(objective),
         "lower_bound": float(lower),
         "duality_gap": float(max(gap, 0.0)) if np.isfinite(gap) else np.nan,
         "kkt_residual": kkt,
         "threshold": float(threshold),
         "scale": float(scale),
-        "certified": certified,
-        # (private) the exact risk and worst-case weights at w, for reuse
-        "_risk_weights": (float(risk), q_exact),
+        "certified": bool(np.isfinite(gap) and gap <= threshold),
     }
+    info.update(extra)
+    return info
 
 
 def _newton_dual_point(problem, w, tau):

@@ -22,6 +22,7 @@ from skrobust.linear_model._losses import (
     _Squared,
 )
 from skrobust.linear_model._solver import (
+    _certificate_info,
     _check_result,
     _cvxpy_fallback_allowed,
     _fenchel_lower,
@@ -29,6 +30,7 @@ from skrobust.linear_model._solver import (
     _lbfgs,
     _Mean,
     _Problem,
+    _with_lower_bound,
 )
 from skrobust.subpopulation._marginal import _power_of_two, _resolve_covariates
 from skrobust.utils import check_nonnegative_sample_weight
@@ -344,30 +346,15 @@ def _certificate(problem, w, tol, scale, candidates=(), refine=False):
             if bound is not None and bound > lower:
                 lower = bound
     gap = value + lp_gap - lower if np.isfinite(lower) else np.nan
-    return {
-        "objective": float(value),
-        "lower_bound": float(lower),
-        "duality_gap": float(max(gap, 0.0)) if np.isfinite(gap) else np.nan,
-        "kkt_residual": kkt,
-        "threshold": float(threshold),
-        "scale": float(scale),
-        "certified": bool(np.isfinite(gap) and gap <= threshold),
-        "lp_gap": float(lp_gap),
-        "_risk_weights": (float(risk), q_exact),
-    }
-
-
-def _with_lower(cert, lower):
-    """``cert`` with the lower bound ``lower`` if larger (any valid bound)."""
-    if not np.isfinite(lower) or lower <= cert["lower_bound"]:
-        return cert
-    # the LP's own gap stays in the duality gap
-    gap = max(cert["objective"] + cert["lp_gap"] - lower, 0.0)
-    return dict(
-        cert,
-        lower_bound=float(lower),
-        duality_gap=gap,
-        certified=cert["certified"] or gap <= cert["threshold"],
+    return _certificate_info(
+        value,
+        lower,
+        gap,
+        kkt,
+        threshold,
+        scale,
+        lp_gap=float(lp_gap),
+        _risk_weights=(float(risk), q_exact),
     )
 
 
@@ -435,7 +422,7 @@ def _solve_lbfgs(problem, tol, max_iter):
         best_lower = max(best_lower, stage["lower_bound"])
         if best is None or stage["objective"] <= best["objective"]:
             best_w, best, best_tau = w, stage, tau
-        cert = _with_lower(best, best_lower)
+        cert = _with_lower_bound(best, best_lower)
         # the smoothing error below tol (the coefficients then agree with the
         # exact solution's), and the gap certified
         if cert["certified"] and problem.smoothing_error(tau) <= tol:
@@ -453,7 +440,7 @@ def _solve_lbfgs(problem, tol, max_iter):
             [_smoothed_candidate(problem, best_w, best_tau)],
             refine=True,
         )
-        cert = _with_lower(final, best_lower)
+        cert = _with_lower_bound(final, best_lower)
     return best_w, n_iter, res, cert
 
 
@@ -576,7 +563,7 @@ def _cvxpy_certificate(problem, w, status, q, tol, scale):
         # Clarabel's claim, used only when consistent with the exact
         # objective (on perfect fits its primal value can sit above the
         # optimum by more than its gap, making the claim exceed it)
-        cert = _with_lower(cert, claimed)
+        cert = _with_lower_bound(cert, claimed)
     return cert
 
 
@@ -820,7 +807,7 @@ class _BaseConditionalCVaR(BaseEstimator):
                         cert_c = _cvxpy_certificate(
                             problem, wc, status, q, self.tol, scale
                         )
-                        cert_c = _with_lower(cert_c, cert["lower_bound"])
+                        cert_c = _with_lower_bound(cert_c, cert["lower_bound"])
                         if cert_c["objective"] <= cert["objective"]:
                             w, n_iter = wc, n_iter + it
                             info = dict(
@@ -828,7 +815,7 @@ class _BaseConditionalCVaR(BaseEstimator):
                             )
                         else:
                             info = dict(
-                                _with_lower(cert, cert_c["lower_bound"]),
+                                _with_lower_bound(cert, cert_c["lower_bound"]),
                                 method="lbfgs",
                                 solver_status=None,
                             )

@@ -31,7 +31,12 @@ from sklearn.utils.validation import (
 from skrobust.linear_model._classifier import _LogisticProbaMixin
 from skrobust.linear_model._dro_linear import _feature_scale
 from skrobust.linear_model._losses import _BinaryLogistic, _Multinomial, _Squared
-from skrobust.linear_model._solver import _Max, _Problem, solve_certified
+from skrobust.linear_model._solver import (
+    _certificate_info,
+    _Max,
+    _Problem,
+    solve_certified,
+)
 from skrobust.utils import check_nonnegative_sample_weight
 
 # The losses are those of skrobust.linear_model; this subpackage keeps its
@@ -233,16 +238,9 @@ def _chebyshev_fit(problem, tol, scale):
     lower = 0.5 * max(min(dual, float(np.max(resid))), 0.0) ** 2
     gap = max(objective - lower, 0.0)
     threshold = tol * max(objective, scale)
-    info = {
-        "objective": objective,
-        "lower_bound": lower,
-        "duality_gap": gap,
-        "kkt_residual": np.nan,
-        "threshold": threshold,
-        "scale": scale,
-        "certified": bool(gap <= threshold),
-        "method": "lbfgs+linprog",
-    }
+    info = _certificate_info(
+        objective, lower, gap, np.nan, threshold, scale, method="lbfgs+linprog"
+    )
     return W, b, int(getattr(res, "nit", 0) or 0), info
 
 

@@ -14,6 +14,7 @@ from sklearn.utils._param_validation import Interval
 from skrobust.ambiguity import ChiSquare
 from skrobust.linear_model._losses import _BinaryLogistic, _Multinomial, _Squared
 from skrobust.linear_model._solver import (
+    _certificate_info,
     _fenchel_lower,
     _fenchel_lower_multi,
     _lbfgs,
@@ -473,15 +474,7 @@ def _marginal_certificate(
             pass
         problem._mass, problem._link = saved
     gap = upper - lower if np.isfinite(lower) else np.nan
-    info = {
-        "objective": float(upper),
-        "lower_bound": float(lower),
-        "duality_gap": float(max(gap, 0.0)) if np.isfinite(gap) else np.nan,
-        "kkt_residual": kkt,
-        "threshold": float(threshold),
-        "scale": float(scale),
-        "certified": bool(np.isfinite(gap) and gap <= threshold),
-    }
+    info = _certificate_info(upper, lower, gap, kkt, threshold, scale)
     return info, q
 
 
