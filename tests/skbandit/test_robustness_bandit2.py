@@ -13,8 +13,6 @@ selection probability, the fit on explicitly repeated rows) or against the
 unblocked computation on the same random stream.
 """
 
-import tracemalloc
-
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -34,22 +32,10 @@ from skbandit import (
 from skbandit._random import standard_normal32
 from skbandit.experiment import BatchThompsonSampling, TopTwoThompsonSampling
 from skbandit.metrics import estimate_policy_value
+from tests._memory import traced_peak as _peak
 
 # the issue's bound: peak memory at most 3x the input
 MAX_RATIO = 3.0
-
-
-def _peak(fn):
-    """Peak bytes allocated (tracemalloc) while ``fn()`` runs, and its result."""
-    tracemalloc.start()
-    try:
-        start = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        out = fn()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return peak - start, out
 
 
 def _log(n, d, n_arms, seed=0):

@@ -9,9 +9,7 @@
   constant outcomes.
 """
 
-import gc
 import re
-import tracemalloc
 import warnings
 
 import numpy as np
@@ -31,19 +29,7 @@ from skcausal import (
     make_target,
 )
 from skcausal.datasets import make_limited_overlap
-
-
-def _peak(fn):
-    """tracemalloc peak (bytes) of one call of ``fn``, above its start."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        start = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        fn()
-        return tracemalloc.get_traced_memory()[1] - start
-    finally:
-        tracemalloc.stop()
+from tests._memory import peak_bytes as _peak
 
 
 def _fit_quietly(est, X, y, **kw):

@@ -9,8 +9,6 @@ TMLE builds its clever covariate one arm at a time; the C-Learner's
 constrained least squares accumulates its Gram matrix over row blocks.
 """
 
-import gc
-import tracemalloc
 import warnings
 
 import numpy as np
@@ -20,19 +18,7 @@ from sklearn.linear_model import LinearRegression
 
 from skcausal import AIPW, IPW, TMLE, CLearner, PlugIn, WorstCaseTreatmentEffect
 from skcausal.datasets import make_limited_overlap
-
-
-def _peak(fn):
-    """tracemalloc peak (bytes) of one call of ``fn``, above its start."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        start = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        fn()
-        return tracemalloc.get_traced_memory()[1] - start
-    finally:
-        tracemalloc.stop()
+from tests._memory import peak_bytes as _peak
 
 
 def _fit_quietly(est, X, y, **kw):

@@ -6,7 +6,6 @@ solves), a 60-digit mpmath bisection of the two-point problem, and closed forms
 (total variation at radius 1 is the largest loss).
 """
 
-import tracemalloc
 import warnings
 
 import mpmath
@@ -26,6 +25,7 @@ from skrobust.ambiguity import (
     Wasserstein,
     _cressie_read,
 )
+from tests._memory import peak_bytes
 
 cp = pytest.importorskip("cvxpy")
 
@@ -396,14 +396,7 @@ def test_two_point_risk_matches_brute_force(kind, log_param, p_high, log_scale):
 
 # -- section 6: memory ---------------------------------------------------------
 def _peak_ratio(func, losses, *args):
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    try:
-        func(losses, *args)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return peak / losses.nbytes
+    return peak_bytes(func, losses, *args) / losses.nbytes
 
 
 @pytest.mark.parametrize("radius", [1e-4, 1.0, 100.0])

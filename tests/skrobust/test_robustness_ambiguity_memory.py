@@ -14,12 +14,11 @@ dual_init); the dual objectives 4.0x-7.3x, CVaR.feasible_weights 4.0x and
 CVaR.risk_curve 7.1x.
 """
 
-import tracemalloc
-
 import numpy as np
 import pytest
 
 from skrobust.ambiguity import KL, ChiSquare, CressieRead, CVaR, TotalVariation
+from tests._memory import peak_bytes as _peak
 
 N = 20_000
 ALLOWANCE = 16 * 1024  # bytes: Python objects and block bookkeeping
@@ -53,18 +52,6 @@ def _data(weights):
     if weights == "zeros":
         w[rng.uniform(size=N) < 0.3] = 0.0
     return losses, w
-
-
-def _peak(func):
-    tracemalloc.start()
-    try:
-        start = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        func()
-        peak = tracemalloc.get_traced_memory()[1] - start
-    finally:
-        tracemalloc.stop()
-    return peak
 
 
 def _check(func, losses, what):

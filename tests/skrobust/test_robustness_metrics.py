@@ -11,7 +11,6 @@ sup_l l y - log((e^l - 1) / l), computed by quadrature as in
 tests/skrobust/test_shift_stability.py.
 """
 
-import tracemalloc
 import warnings
 
 import numpy as np
@@ -30,6 +29,7 @@ from sklearn.tree import DecisionTreeRegressor
 from skrobust.metrics import WorstSubpopulationEvaluator, worst_subpopulation_risk
 from skrobust.metrics._crossfit import default_regressor
 from skrobust.shift import kl_stability
+from tests._memory import peak_bytes as _peak
 
 ALPHA = 0.2
 TRUTH = 1 - ALPHA / 2  # closed form of the design below
@@ -381,15 +381,6 @@ def test_kl_stability_tiny_n(n, cv):
 
 
 # --- peak memory (issue 14, section 6) ----------------------------------------
-
-
-def _peak(function, *args, **kwargs):
-    tracemalloc.start()
-    try:
-        function(*args, **kwargs)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 def test_kl_stability_peak_memory():

@@ -17,7 +17,6 @@ early stopping is the same model as before while one copy of the training
 rows fewer is held (its validation rows are gathered once, as ``X_val``).
 """
 
-import tracemalloc
 import warnings
 
 import numpy as np
@@ -31,21 +30,11 @@ from sklearn.linear_model import LinearRegression
 from skrobust.metrics import WorstSubpopulationEvaluator, worst_subpopulation_risk
 from skrobust.metrics._crossfit import default_regressor, fit_first_stage
 from skrobust.shift import decompose_performance_shift, kl_stability
+from tests._memory import peak_bytes as _peak
 
 MEMORY_RATIO = 3.0  # issue 14, section 6
 N = 20_000  # every evaluator is above 3x before the fixes at this size
 D = 5
-
-
-def _peak(function):
-    tracemalloc.start()
-    try:
-        start = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        function()
-        return tracemalloc.get_traced_memory()[1] - start
-    finally:
-        tracemalloc.stop()
 
 
 def _design(n, seed=3):
