@@ -116,7 +116,23 @@ def _prepare_heap():
 
 
 def _child_measure(fn):
-    """In the forked child: the peak RSS growth of ``fn()`` in bytes."""
+    """In the forked child: the peak RSS growth of ``fn()`` in bytes.
+
+    The call runs with every native thread pool limited to one thread: an
+    OpenMP pool inherited through the fork (scikit-learn's histogram boosting,
+    LightGBM) has no threads in the child, and entering it deadlocks.
+    Memory, not time, is measured here, so one thread changes nothing that is
+    reported.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn depends on it
+        return _child_peak(fn)
+    with threadpool_limits(limits=1):
+        return _child_peak(fn)
+
+
+def _child_peak(fn):
     gc.collect()
     _prepare_heap()
     try:
