@@ -99,8 +99,8 @@ def _el_statistic(x, w, n, value):
 
 
 def _wdot(a, b, w):
-    """Weighted inner product ``sum_i w_i a_i b_i``."""
-    return float(np.dot(a, b)) if w is None else float(np.dot(a * w, b))
+    """Weighted inner product ``sum_i w_i a_i b_i`` (no temporary array)."""
+    return float(np.dot(a, b)) if w is None else float(np.einsum("i,i,i->", a, w, b))
 
 
 def _upper_offset(z, w, n, threshold):
@@ -126,19 +126,21 @@ def _upper_offset(z, w, n, threshold):
     v = np.sqrt(threshold / (n * var))  # the Wald endpoint, to first order
     if not v < hi:
         v = 0.5 * hi
+    # two work arrays of z's size (peak memory 3x the data with z itself)
+    ie, work = np.empty_like(z), np.empty_like(z)
     for _ in range(MAX_ITER):
-        e = z * (-v)
-        e += 1.0
-        ie = 1.0 / e
-        zie = z * ie
-        zie_ie = zie * ie
+        np.multiply(z, -v, out=ie)
+        ie += 1.0  # e = 1 - v z
+        np.divide(1.0, ie, out=ie)  # 1 / e
+        np.multiply(z, ie, out=work)  # z / e
         m1 = _wsum(ie, w) / n
-        mz1 = _wsum(zie, w) / n
-        mz2 = _wsum(zie_ie, w) / n
-        mzz2 = _wdot(zie, zie, w) / n
-        mzz3 = _wdot(zie_ie, zie, w) / n
-        np.log(e, out=e)
-        h = max(2.0 * (_wsum(e, w) + n * np.log1p(v * mz1)), 0.0)
+        mz1 = _wsum(work, w) / n
+        mz2 = _wdot(work, ie, w) / n
+        mzz2 = _wdot(work, work, w) / n
+        work *= work  # z^2 / e^2
+        mzz3 = _wdot(work, ie, w) / n
+        np.log(ie, out=work)  # log(1 / e) = -log(e)
+        h = max(2.0 * (n * np.log1p(v * mz1) - _wsum(work, w)), 0.0)
         dh = 2.0 * n * (mz2 / m1 - mz1)
         d2h = 2.0 * n * (2.0 * mzz3 / m1 - (mz2 / m1) ** 2 - mzz2)
         phi = np.sqrt(h)
@@ -354,18 +356,20 @@ def el_mean_interval(x, confidence=0.95, sample_weight=None, *, bartlett=False):
     x, w, n = _prepare(x, sample_weight)
     mean = _wsum(x, w) / n
     z = x - mean
-    if not z.min() < 0.0 < z.max():
+    z_min, z_max = float(z.min()), float(z.max())
+    if not z_min < 0.0 < z_max:
         raise ValueError(
             "x needs at least two distinct values (with positive weight) for "
             "an empirical likelihood interval."
         )
     # the interval is scale-equivariant: work on z / max|z| so that squares
     # of very small or very large data neither underflow nor overflow
-    scale = np.abs(z).max()
-    z = z / scale
+    scale = max(z_max, -z_min)
+    z /= scale  # (z is our own array: x is never modified)
     threshold = float(chdtri(1, 1.0 - confidence))  # chi2_1 quantile
     if bartlett:
         threshold *= 1.0 + _bartlett_factor(z, w, n) / n
     upper = mean + scale * _upper_offset(z, w, n, threshold)
-    lower = mean - scale * _upper_offset(-z, w, n, threshold)
+    np.negative(z, out=z)  # the lower endpoint is the upper one of -x
+    lower = mean - scale * _upper_offset(z, w, n, threshold)
     return float(lower), float(upper)

@@ -262,3 +262,22 @@ def test_coef_test_profile_warns_with_its_decrement(monkeypatch):
     y = X @ np.array([1.0, 0.5]) + rng.standard_t(3, size=40)
     with pytest.warns(ConvergenceWarning, match="Newton decrement"):
         el_coef_test(LinearRegression(), X, y, 0, 1.6)
+
+
+def test_el_mean_interval_peak_memory_three_times_the_data():
+    # before: 7.0x x's bytes unweighted, 9.0x weighted (temporaries of the
+    # endpoint iteration, a negated copy for the lower end, |z|); the bound is
+    # the 3x the input (x, and the weights when given) plus 16 KiB
+    from skrobust.inference import el_mean_interval
+    from tests._memory import peak_bytes
+
+    rng = np.random.default_rng(0)
+    x = rng.exponential(size=200_000)
+    w = rng.uniform(0.1, 2.0, size=x.size)
+    x0 = x.copy()
+    el_mean_interval(x[:100], sample_weight=w[:100])  # first-call imports and caches
+    assert peak_bytes(el_mean_interval, x) <= 3.0 * x.nbytes + 16384
+    assert peak_bytes(el_mean_interval, x, sample_weight=w) <= 3.0 * (
+        x.nbytes + w.nbytes
+    )
+    np.testing.assert_array_equal(x, x0)  # the in-place steps are on our copy
