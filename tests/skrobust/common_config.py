@@ -16,6 +16,9 @@ _NN_FAST = {
     "max_epochs": 20,
     "lr": 0.05,
     "batch_size": 64,
+    # seeded: an unseeded initialization at lr=0.05 diverged in one fresh-clone
+    # run (check_sample_weights_not_an_array: the overflow check fired)
+    "random_state": 0,
 }
 
 FAST_PARAMS = {

@@ -12,7 +12,7 @@ from pathlib import Path
 import cvxpy as cp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 from sklearn.exceptions import ConvergenceWarning
@@ -105,7 +105,10 @@ def _check_certificate(model, reference):
     assert info["lower_bound"] <= reference + slack
     # ... and the objective is within the certified gap of it
     assert info["objective"] <= reference + RTOL * scale + REF_ATOL
-    assert info["objective"] >= reference - slack
+    # below the reference only by the reference's own inaccuracy: on nearly
+    # perfect fits (n=5, collinear, zero weights: objective 5e-4) Clarabel's
+    # primal ended 3.8e-6 relative above our exactly evaluated objective
+    assert info["objective"] >= reference - RTOL * scale - REF_ATOL
 
 
 @settings(max_examples=25, deadline=None)
@@ -320,6 +323,10 @@ def _marginal_reference(X, y, p, Z, alpha, lipschitz, l2, kind):
     collinear=st.booleans(),
     zero_weights=st.booleans(),
     seed=st.integers(0, 2**16),
+)
+# found by a fresh-clone run: the reference sits 3.8e-6 relative above ours
+@example(
+    n=5, covariates=[1], lipschitz=1.0, collinear=True, zero_weights=True, seed=729
 )
 def test_marginal_regression_certified_against_primal(
     n, covariates, lipschitz, collinear, zero_weights, seed
