@@ -17,7 +17,7 @@ export OMP_NUM_THREADS ?= 1
 export MPLBACKEND ?= Agg
 comma := ,
 
-.PHONY: all install demo test test-latest slow lint format docs bench lock clean
+.PHONY: all install demo test test-fuzz test-latest slow lint format docs bench lock clean
 
 all: test
 
@@ -45,6 +45,12 @@ format: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 -q
+
+# The property tests with newly drawn examples (`make test` draws the same ones
+# each run, so that CI is reproducible): pin each failure found with @example.
+test-fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -n 2 -q \
+		$$(grep -rl "from hypothesis" tests)
 
 slow: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q -m slow tests
