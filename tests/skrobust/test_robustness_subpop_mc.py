@@ -121,7 +121,9 @@ def _check_certificate(model, reference):
     seed=st.integers(0, 2**16),
 )
 # HiGHS's simplex stopped with status "Unknown" (CI run of stop 22)
-@example(n=18, kind="absolute", controls=[0], collinear=False, zero_weights=False, seed=555)
+@example(
+    n=18, kind="absolute", controls=[0], collinear=False, zero_weights=False, seed=555
+)
 def test_conditional_regression_certified_against_primal(
     n, kind, controls, collinear, zero_weights, seed
 ):
