@@ -6,14 +6,20 @@ with its gradients used by joint primal-dual solvers, and a cvxpy formulation
 used as an exact reference.
 """
 
-from skrobust.ambiguity._base import AmbiguitySet, check_ambiguity
+from skrobust.ambiguity._base import AmbiguitySet
 from skrobust.ambiguity._cressie_read import ChiSquare, CressieRead
 from skrobust.ambiguity._cvar import CVaR
 from skrobust.ambiguity._kl import KL
 from skrobust.ambiguity._total_variation import TotalVariation
+from skrobust.ambiguity._validation import (
+    AMBIGUITY_SHORTCUTS,
+    ambiguity_constraint,
+    check_ambiguity,
+)
 from skrobust.ambiguity._wasserstein import Wasserstein
 
 __all__ = [
+    "AMBIGUITY_SHORTCUTS",
     "AmbiguitySet",
     "ChiSquare",
     "CressieRead",
@@ -21,5 +27,6 @@ __all__ = [
     "KL",
     "TotalVariation",
     "Wasserstein",
+    "ambiguity_constraint",
     "check_ambiguity",
 ]

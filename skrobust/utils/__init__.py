@@ -5,6 +5,14 @@ estimator of ``skrobust``, ``skcausal`` and ``skbandit`` so that the common
 scikit-learn checks run on each without anyone listing it.
 """
 
+from skrobust.utils._conventions import (
+    DEPRECATED,
+    LOSS_NAMES,
+    ConfidenceInterval,
+    resolve_confidence_level,
+    resolve_loss_name,
+    resolve_renamed_param,
+)
 from skrobust.utils._discovery import all_estimators
 from skrobust.utils._validation import (
     check_losses,
@@ -13,8 +21,14 @@ from skrobust.utils._validation import (
 )
 
 __all__ = [
+    "DEPRECATED",
+    "LOSS_NAMES",
+    "ConfidenceInterval",
     "all_estimators",
     "check_losses",
     "check_nonnegative_sample_weight",
     "check_probability_weights",
+    "resolve_confidence_level",
+    "resolve_loss_name",
+    "resolve_renamed_param",
 ]
