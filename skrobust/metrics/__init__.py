@@ -6,10 +6,10 @@ with the curve over the subpopulation mass and the members of the worst
 subpopulation, and a scorer for model selection.
 """
 
+from skrobust.metrics._evaluator import WorstSubpopulationEvaluator
+from skrobust.metrics._scorer import make_worst_subpopulation_scorer
 from skrobust.metrics._worst_subpopulation import (
-    WorstSubpopulationEvaluator,
     WorstSubpopulationResult,
-    make_worst_subpopulation_scorer,
     worst_subpopulation_risk,
 )
 

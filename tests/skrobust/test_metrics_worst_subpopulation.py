@@ -97,7 +97,7 @@ def test_brute_force_top_fraction():
     model = DummyRegressor().fit(X, y)
     evaluator = WorstSubpopulationEvaluator(
         model,
-        alpha=alpha,
+        subpopulation_size=alpha,
         loss="squared_error",
         regressor=LinearRegression(),
         bias_correction=False,
@@ -123,7 +123,7 @@ def test_curve_matches_per_level_computation():
     alphas = np.array([0.05, 0.13, 0.5, 0.77, 1.0])
     evaluator = WorstSubpopulationEvaluator(
         model,
-        alpha=0.13,
+        subpopulation_size=0.13,
         regressor=DecisionTreeRegressor(max_depth=3),
         bias_correction=False,
         random_state=0,
@@ -189,7 +189,7 @@ def test_dataframe_core_features_and_new_samples():
     model = DummyClassifier(strategy="constant", constant=0).fit(X, y)
     evaluator = WorstSubpopulationEvaluator(
         model,
-        alpha=0.3,
+        subpopulation_size=0.3,
         core_features=["age"],
         regressor=LinearRegression(),
         random_state=0,
@@ -208,7 +208,11 @@ def test_log_loss_uses_predict_proba():
     y = (X[:, 0] + rng.normal(size=600) > 0).astype(int)
     model = LogisticRegression().fit(X, y)
     evaluator = WorstSubpopulationEvaluator(
-        model, alpha=1.0, loss="log_loss", regressor=LinearRegression(), random_state=0
+        model,
+        subpopulation_size=1.0,
+        loss="log_loss",
+        regressor=LinearRegression(),
+        random_state=0,
     ).fit(X, y)
     proba = model.predict_proba(X)[np.arange(600), y]
     assert_allclose(evaluator.risk_, -np.log(proba).mean(), rtol=1e-10)
@@ -237,7 +241,7 @@ def test_scorer_in_grid_search_and_pickle():
     assert search.best_params_ == {"C": 1.0}
     restored = pickle.loads(pickle.dumps(scorer))
     assert_allclose(restored(model, X, y), scorer(model, X, y), rtol=RTOL)
-    assert "alpha=0.2" in repr(scorer)
+    assert "subpopulation_size=0.2" in repr(scorer)
 
 
 def test_evaluator_clone_and_pickle():
@@ -245,10 +249,10 @@ def test_evaluator_clone_and_pickle():
     y = y_pred.astype(int)
     model = DummyClassifier(strategy="constant", constant=0).fit(Z, y)
     evaluator = WorstSubpopulationEvaluator(
-        model, alpha=0.2, regressor=LinearRegression(), random_state=0
+        model, subpopulation_size=0.2, regressor=LinearRegression(), random_state=0
     )
     twin = clone(evaluator)
-    assert twin.get_params()["alpha"] == 0.2
+    assert twin.get_params()["subpopulation_size"] == 0.2
     fitted = evaluator.fit(Z, y)
     restored = pickle.loads(pickle.dumps(fitted))
     assert_allclose(restored.risk_curve([0.3]).risk, fitted.risk_curve([0.3]).risk)
@@ -308,7 +312,7 @@ def test_jackknife_variance_at_alpha_one():
     model = DummyClassifier(strategy="constant", constant=0).fit(Z, y)
     evaluator = WorstSubpopulationEvaluator(
         model,
-        alpha=1.0,
+        subpopulation_size=1.0,
         regressor=LinearRegression(),
         variance="jackknife",
         jackknife_groups=8,
@@ -409,7 +413,10 @@ def test_bias_correction_adds_the_misranking_term():
     model = DummyClassifier(strategy="constant", constant=0).fit(X, y)
     alphas = np.array([0.1, 0.2, 0.6])
     evaluator = WorstSubpopulationEvaluator(
-        model, alpha=0.2, regressor=DecisionTreeRegressor(max_depth=3), random_state=0
+        model,
+        subpopulation_size=0.2,
+        regressor=DecisionTreeRegressor(max_depth=3),
+        random_state=0,
     ).fit(X, y)
     curve = evaluator.risk_curve(alphas)
     # one repeat: two first stages fitted on disjoint halves of each training
@@ -450,10 +457,10 @@ def test_weighted_equals_repeated_rows():
             assert_allclose(
                 getattr(weighted, field), getattr(repeated, field), rtol=1e-10
             )
-    weighted = WorstSubpopulationEvaluator(model, alpha=0.2, **kwargs).fit(
+    weighted = WorstSubpopulationEvaluator(model, subpopulation_size=0.2, **kwargs).fit(
         Z, y, sample_weight=counts
     )
-    repeated = WorstSubpopulationEvaluator(model, alpha=0.2, **kwargs).fit(
+    repeated = WorstSubpopulationEvaluator(model, subpopulation_size=0.2, **kwargs).fit(
         Z[rows], y[rows]
     )
     assert_allclose(weighted.risk_, repeated.risk_, rtol=1e-10)

@@ -100,7 +100,7 @@ def test_evaluator_first_stage_is_not_constant_at_small_n():
     y = errors.astype(int)
     model = DummyRegressor(constant=0, strategy="constant").fit(Z, y)
     evaluator = WorstSubpopulationEvaluator(
-        model, alpha=ALPHA, loss="absolute_error", random_state=0
+        model, subpopulation_size=ALPHA, loss="absolute_error", random_state=0
     ).fit(Z, y)
     assert np.unique(evaluator.conditional_risk_).size > 10
     assert np.ptp(evaluator.conditional_risk(Z)) > 0.2

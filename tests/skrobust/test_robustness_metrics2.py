@@ -120,7 +120,9 @@ def test_evaluator_fit_peak_memory(design):
     Z, errors = design
     y = errors.astype(int)
     model = DummyClassifier(strategy="constant", constant=0).fit(Z, y)
-    evaluator = WorstSubpopulationEvaluator(model, alpha=0.2, random_state=0)
+    evaluator = WorstSubpopulationEvaluator(
+        model, subpopulation_size=0.2, random_state=0
+    )
     peak = _peak(lambda: evaluator.fit(Z, y))
     assert peak <= MEMORY_RATIO * (Z.nbytes + y.nbytes)
 
@@ -241,7 +243,9 @@ def test_jackknife_one_group_at_a_time_equals_the_evaluators(design):
     }
     r = worst_subpopulation_risk(np.zeros(3000), errors, Z, 0.2, **kwargs)
     model = DummyClassifier(strategy="constant", constant=0).fit(Z, y)
-    evaluator = WorstSubpopulationEvaluator(model, alpha=0.2, **kwargs).fit(Z, y)
+    evaluator = WorstSubpopulationEvaluator(
+        model, subpopulation_size=0.2, **kwargs
+    ).fit(Z, y)
     assert_allclose(r.risk, evaluator.risk_, rtol=1e-12)
     assert_allclose(r.std_error, evaluator.std_error_, rtol=1e-12)
     curve = evaluator.risk_curve([0.2])
