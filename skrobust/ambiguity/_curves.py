@@ -18,12 +18,14 @@ import numpy as np
 
 from skrobust.ambiguity._base import _blocks
 from skrobust.ambiguity._kl import _tilt
-from skrobust.utils._validation import check_losses, check_probability_weights
+from skrobust.utils._validation import check_losses, check_nonnegative_sample_weight
 
 #: relative slack of the mass condition, as in ``CVaR``'s value at risk
 _SLACK = 1e-12
 #: number of blocks the sorted order is walked in (memory: a few blocks)
-_BLOCKS = 32
+_BLOCKS = 16
+#: smallest block, in samples
+_MIN_STEP = 2048
 
 CVaRLevelSums = namedtuple(
     "CVaRLevelSums",
@@ -86,9 +88,9 @@ def cvar_level_sums(
     sample whose cumulative mass reaches :math:`\\alpha`, with CVaR's slack),
     the second the prefix sums of the nominal mass, of ``rank_by`` and of the
     powers of each column at the two ends of each level's tie group. Peak
-    memory: the order (one integer vector of the sample size), the
-    probability weights when ``sample_weight`` is given, and blocks of a
-    32nd of the sample size; the columns are read, never copied.
+    memory: the order (one integer vector of the sample size) and a buffer of
+    blocks within half a vector of the sample size; the columns and the
+    weights are read, never copied.
 
     Parameters
     ----------
@@ -126,125 +128,182 @@ def cvar_level_sums(
     rank_by = check_losses(rank_by, name="rank_by")
     n = rank_by.shape[0]
     alphas = _check_levels(alphas)
+    parts = []
     for column in columns:
-        for part in column if isinstance(column, tuple) else (column,):
-            if np.shape(part) != (n,):
+        pair = column if isinstance(column, tuple) else (column,)
+        pair = tuple(np.asarray(part, dtype=np.float64) for part in pair)
+        for part in pair:
+            if part.shape != (n,):
                 raise ValueError(
-                    f"every column must have shape ({n},); got {np.shape(part)}."
+                    f"every column must have shape ({n},); got {part.shape}."
                 )
+        parts.append(pair)
     uniform = sample_weight is None
-    p = None if uniform else check_probability_weights(sample_weight, n)
-    order = np.argsort(rank_by)[::-1]  # decreasing (a view of the argsort)
+    weights, total = None, float(n)
+    if not uniform:
+        # validated frequency weights, read a block at a time and divided by
+        # their total there (no vector of probabilities is made)
+        weights = check_nonnegative_sample_weight(sample_weight, rank_by)
+        total = float(np.sum(weights))
+    order = _decreasing_order(rank_by)
     targets = alphas * (1.0 - _SLACK)
-    crossing = _crossing_positions(order, p, targets)
+    blocks = _level_blocks(n, (0 if uniform else 1) + 1 + len(parts) * len(powers))
+    step = blocks[0].stop - blocks[0].start
+    crossing = _crossing_positions(order, weights, total, targets, blocks, step)
     eta = rank_by[order[crossing]]
-    n_cols = len(columns)
+    # in order of decreasing value at risk, the levels' tie groups start (and
+    # end) in increasing sorted positions: the pending ones are a suffix
+    by_eta = np.argsort(-eta, kind="stable")
+    eta_sorted = eta[by_eta]
+    n_levels = alphas.shape[0]
     n_pow = len(powers)
-    # prefix sums at the start and the end of each tie group: mass, rank_by,
-    # then column c to power r at 2 + c * n_pow + r
-    n_sums = 2 + n_cols * n_pow
-    starts = np.empty((n_sums, alphas.shape[0]))
-    ends = np.empty_like(starts)
-    open_start = np.ones(alphas.shape[0], dtype=bool)
-    open_end = np.ones(alphas.shape[0], dtype=bool)
-    carry = np.zeros(n_sums)
-    blocks = _blocks(n, count=_BLOCKS)
+    # rows of the block buffer: the mass (weighted only), rank_by, then the
+    # powers of each column; column 0 of the buffer is 0 for the prefix sums
+    first_row = 0 if uniform else 1
+    n_rows = first_row + 1 + len(parts) * n_pow
+    buffer = np.empty((n_rows, step + 1))
+    buffer[:, 0] = 0.0
+    bounds = [np.empty((n_rows, n_levels)), np.empty((n_rows, n_levels))]
+    counts = [np.empty(n_levels), np.empty(n_levels)]
+    pending = [0, 0]  # first level (in by_eta order) not yet resolved
+    carry = np.zeros(n_rows)
+    position = 0
     for b, block in enumerate(blocks):
-        index = order[block]
-        values = rank_by[index]
-        weights = np.ones(values.shape[0]) if uniform else p[index]
-        terms = [weights, values * weights]
-        for column in columns:
-            if isinstance(column, tuple):
-                scaled = np.subtract(column[0][index], column[1][index])
+        size = block.stop - block.start
+        # contiguous indices and mode="clip": np.take then writes straight
+        # into the buffer (with a view of the reversed order, or the default
+        # mode, it would copy the indices or buffer the output)
+        index = np.ascontiguousarray(order[block])
+        rows = buffer[:, 1 : size + 1]
+        values = rows[first_row]
+        np.take(rank_by, index, out=values, mode="clip")
+        # where each pending level's tie group starts ("right": the count of
+        # values above eta) and ends ("left": of values at or above it), for
+        # the levels whose group starts / ends in this block
+        ascending = values[::-1]
+        found = []
+        sides = zip(("right", "left"), enumerate(pending), strict=True)
+        for side, (kind, first) in sides:
+            if first == n_levels:
+                continue
+            count = size - np.searchsorted(ascending, eta_sorted[first:], side=side)
+            stop = n_levels
+            if b < len(blocks) - 1:
+                stop = first + int(np.searchsorted(count, size, side="left"))
+            if stop > first:
+                found.append((kind, by_eta[first:stop], count[: stop - first]))
+                pending[kind] = stop
+        del ascending
+        if not uniform:
+            p = rows[0]
+            np.take(weights, index, out=p, mode="clip")
+            p /= total
+        row = first_row + 1
+        for pair in parts:
+            scaled = rows[row]
+            np.take(pair[0], index, out=scaled, mode="clip")
+            if len(pair) == 2:
+                scaled -= pair[1][index]
+            if scale != 1.0:
                 scaled /= scale
-            else:
-                scaled = np.divide(column[index], scale, dtype=np.float64)
-            for power in powers:
-                term = scaled**power if power != 1 else scaled.copy()
-                term *= weights
-                terms.append(term)
-            del scaled
+            for j in range(n_pow - 1, -1, -1):
+                if powers[j] != 1:
+                    np.power(scaled, powers[j], out=rows[row + j])
+                elif j:
+                    rows[row + j] = scaled
+            row += n_pow
         del index
-        last = b == len(blocks) - 1
-        # decreasing values: the samples above eta come first
-        negated = np.negative(values, out=values)
-        prefixes = None
-        for side, open_, out in (
-            ("left", open_start, starts),
-            ("right", open_end, ends),
-        ):
-            pending = np.flatnonzero(open_)
-            if pending.size == 0:
-                continue
-            count = np.searchsorted(negated, -eta[pending], side=side)
-            done = slice(None) if last else count < negated.shape[0]
-            levels, count = pending[done], count[done]
-            if levels.size == 0:
-                continue
-            if prefixes is None:
-                # prefix sums of the block, one term at a time
-                prefixes = []
-                for term in terms:
-                    prefix = np.empty(term.shape[0] + 1)
-                    prefix[0] = 0.0
-                    np.cumsum(term, out=prefix[1:])
-                    prefixes.append(prefix)
-            for k, prefix in enumerate(prefixes):
-                out[k, levels] = carry[k] + prefix[count]
-            open_[levels] = False
-        del prefixes, negated, values, weights
+        if not uniform:
+            rows[1:] *= rows[0]
         # carried with pairwise sums: the rounding grows with the block length
-        carry += [float(np.sum(term)) for term in terms]
-        del terms
+        block_sums = rows.sum(axis=1)
+        if found:
+            np.cumsum(rows, axis=1, out=rows)  # prefix sums, in place
+            for kind, levels, count in found:
+                bounds[kind][:, levels] = carry[:, None] + buffer[:, count]
+                counts[kind][levels] = position + count
+        carry += block_sums
+        position += size
+    starts, ends = bounds
     if uniform:
-        # masses are counts over n: exact
+        # masses are counts over n (exact); sums over n
         starts /= n
         ends /= n
         carry /= n
-    mass_above = starts[0]
-    mass_tie = ends[0] - starts[0]
+        mass_above = counts[0] / n
+        mass_tie = (counts[1] - counts[0]) / n
+    else:
+        mass_above = starts[0]
+        mass_tie = ends[0] - starts[0]
     share = np.clip((alphas - mass_above) / mass_tie, 0.0, 1.0)
-    risk = (starts[1] + (alphas - mass_above) * eta) / alphas
+    sum_above = starts[first_row]
+    risk = (sum_above + (alphas - mass_above) * eta) / alphas
     top = float(rank_by[order[0]])
-    risk = np.clip(risk, min(float(carry[1]), top), top)
-    above = starts[2:].reshape(n_cols, n_pow, -1)
-    tie = (ends[2:] - starts[2:]).reshape(n_cols, n_pow, -1)
+    risk = np.clip(risk, min(float(carry[first_row]), top), top)
+    first_column = first_row + 1
+    above = starts[first_column:].reshape(len(parts), n_pow, -1)
+    tie = (ends[first_column:] - starts[first_column:]).reshape(len(parts), n_pow, -1)
     return CVaRLevelSums(eta, share, mass_above, mass_tie, risk, above, tie)
 
 
-def _crossing_positions(order, p, targets):
+def _decreasing_order(values):
+    """Indices sorting ``values`` in decreasing order (ties in any order):
+    a reversed view of the argsort."""
+    return np.argsort(values)[::-1]
+
+
+def _level_blocks(n, n_rows):
+    """Blocks of the sorted order for a buffer of ``n_rows`` rows.
+
+    At least ``_MIN_STEP`` samples (fewer numpy calls per sample) or a
+    ``_BLOCKS``-th of them, whichever is larger, as long as the buffer stays
+    within half a vector of the sample size (memory).
+    """
+    step = max(_MIN_STEP, -(-n // _BLOCKS))
+    step = min(step, max(n // (2 * n_rows), 1))
+    return _blocks(n, count=max(1, -(-n // step)))
+
+
+def _crossing_positions(order, weights, total, targets, blocks, step):
     """Sorted position of each level's value at risk.
 
     The first sample, in decreasing order of the ranked vector, whose
-    cumulative mass reaches the target; targets that rounding leaves unmet
-    go to the last sample of positive weight.
+    cumulative mass (``weights / total``; uniform for ``None``) reaches the
+    target; targets that rounding leaves unmet go to the last sample of
+    positive weight.
     """
     n = order.shape[0]
-    if p is None:
+    if weights is None:
         # cumulative mass (k + 1) / n: the first k with (k + 1) / n >= target
         return np.clip(np.ceil(targets * n).astype(np.intp) - 1, 0, n - 1)
-    crossing = np.full(targets.shape[0], -1, dtype=np.intp)
-    pending = np.ones(targets.shape[0], dtype=bool)
+    by_target = np.argsort(targets, kind="stable")
+    sorted_targets = targets[by_target]
+    crossing = np.empty(targets.shape[0], dtype=np.intp)
+    first = 0  # levels by_target[first:] are pending
     carry = 0.0
     last_positive = 0
-    for block in _blocks(n, count=_BLOCKS):
-        weights = p[order[block]]
-        positive = np.flatnonzero(weights > 0)
+    buffer = np.empty(step)
+    for block in blocks:
+        size = block.stop - block.start
+        p = buffer[:size]
+        np.take(weights, np.ascontiguousarray(order[block]), out=p, mode="clip")
+        positive = np.flatnonzero(p)
         if positive.size:
             last_positive = block.start + int(positive[-1])
-        cum = np.cumsum(weights)
+        del positive
+        p /= total
+        block_sum = float(np.sum(p))
+        cum = np.cumsum(p, out=p)
         cum += carry
-        todo = np.flatnonzero(pending)
-        if todo.size:
+        if first < sorted_targets.shape[0]:
             # zero weights repeat the cumulative mass: "left" finds the
             # positive weight that reached it
-            count = np.searchsorted(cum, targets[todo], side="left")
-            hit = count < weights.shape[0]
-            crossing[todo[hit]] = block.start + count[hit]
-            pending[todo[hit]] = False
-        carry += float(np.sum(weights))
-    crossing[pending] = last_positive
+            count = np.searchsorted(cum, sorted_targets[first:], side="left")
+            stop = first + int(np.searchsorted(count, size, side="left"))
+            crossing[by_target[first:stop]] = block.start + count[: stop - first]
+            first = stop
+        carry += block_sum
+    crossing[by_target[first:]] = last_positive
     return crossing
 
 
