@@ -10,11 +10,11 @@ left-out groups) and tabulates the second stage
 
 import warnings
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from sklearn.utils import _safe_indexing, check_random_state
-from sklearn.utils._param_validation import HasMethods, Hidden, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _num_samples, has_fit_parameter
 
 from skrobust.metrics._crossfit import (
@@ -26,8 +26,8 @@ from skrobust.metrics._crossfit import (
     index_dtype,
 )
 from skrobust.metrics._losses import LOSSES
+from skrobust.metrics._names import _LEVEL, _OLD_LEVEL
 from skrobust.metrics._second_stage import _curve_table
-from skrobust.utils._conventions import DEPRECATED, resolve_renamed_param
 from skrobust.utils._validation import check_nonnegative_sample_weight
 
 _COMMON_CONSTRAINTS = {
@@ -38,48 +38,12 @@ _COMMON_CONSTRAINTS = {
     "bias_correction": ["boolean"],
     "variance": [StrOptions({"influence", "jackknife"})],
     "jackknife_groups": [Interval(Integral, 2, None, closed="left")],
-    "confidence_level": [Interval(Real, 0, 1, closed="neither")],
-    "confidence": [
-        Interval(Real, 0, 1, closed="neither"),
-        Hidden(StrOptions({DEPRECATED})),
-    ],
+    "confidence_level": [_LEVEL],
+    "confidence": _OLD_LEVEL,
     "n_jobs": [Integral, None],
     "verbose": ["verbose"],
     "random_state": ["random_state"],
 }
-
-#: constraints of the subpopulation mass (and of its deprecated name alpha)
-_SIZE = Interval(Real, 0, 1, closed="right")
-_OLD_SIZE = [_SIZE, Hidden(StrOptions({DEPRECATED}))]
-
-
-def _renamed_argument(owner, old, new, old_value, new_value):
-    """The value of a renamed argument of a function (see
-    :func:`~skrobust.utils.resolve_renamed_param`): the new one, or the old one
-    with a ``FutureWarning`` if the caller set it."""
-    holder = type(owner, (), {})()
-    setattr(holder, old, old_value)
-    setattr(holder, new, new_value)
-    return resolve_renamed_param(holder, old, new)
-
-
-def _subpopulation_size(owner, subpopulation_size, alpha):
-    """``subpopulation_size``, from the old ``alpha`` if given (FutureWarning)."""
-    size = _renamed_argument(
-        owner, "alpha", "subpopulation_size", alpha, subpopulation_size
-    )
-    if size is None:
-        raise TypeError(f"{owner}() missing the argument 'subpopulation_size'.")
-    return float(size)
-
-
-def _confidence_level(owner, confidence_level, confidence):
-    """``confidence_level``, from the old ``confidence`` if given (FutureWarning)."""
-    return float(
-        _renamed_argument(
-            owner, "confidence", "confidence_level", confidence, confidence_level
-        )
-    )
 
 
 def _as_core(Z, n_samples):

@@ -12,16 +12,14 @@ from skrobust.ambiguity._curves import _check_levels
 from skrobust.metrics._crossfit import default_regressor, fold_labels
 from skrobust.metrics._estimate import (
     _COMMON_CONSTRAINTS,
-    _OLD_SIZE,
-    _SIZE,
     _evaluate,
     _loss_scale,
-    _renamed_argument,
     _scaled,
     _select_core,
     _weights,
 )
 from skrobust.metrics._losses import model_losses
+from skrobust.metrics._names import _OLD_SIZE, _SIZE, _renamed_argument
 from skrobust.metrics._second_stage import _curve_table, _result
 from skrobust.utils._conventions import DEPRECATED, resolve_renamed_param
 

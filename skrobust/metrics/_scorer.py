@@ -7,15 +7,13 @@ from sklearn.utils._param_validation import validate_params
 
 from skrobust.metrics._estimate import (
     _COMMON_CONSTRAINTS,
-    _OLD_SIZE,
-    _SIZE,
     _as_core,
     _evaluate,
     _select_core,
-    _subpopulation_size,
     _weights,
 )
 from skrobust.metrics._losses import model_losses
+from skrobust.metrics._names import _OLD_SIZE, _SIZE, _subpopulation_size
 from skrobust.utils._conventions import DEPRECATED
 
 

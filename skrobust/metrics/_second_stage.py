@@ -8,7 +8,6 @@ level at once. Every worst case here is CVaR's, through
 weights of the conditional risks at every level, applied to the losses).
 """
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,23 +16,8 @@ from scipy.stats import t as t_dist
 
 from skrobust.ambiguity._base import _blocks
 from skrobust.ambiguity._curves import cvar_level_sums, cvar_weighted_means
+from skrobust.metrics._names import _deprecated_field
 from skrobust.utils._conventions import ConfidenceInterval
-
-
-def _deprecated_field(old, new, owner):
-    """A read-only property ``old`` returning ``new`` with a FutureWarning."""
-
-    def getter(self):
-        warnings.warn(
-            f"{owner}.{old} is deprecated and will be removed in the next "
-            f"release; use {owner}.{new} instead.",
-            FutureWarning,
-            stacklevel=2,
-        )
-        return getattr(self, new)
-
-    getter.__doc__ = f"Deprecated alias of ``{new}`` (one release)."
-    return property(getter)
 
 
 @dataclass(frozen=True)

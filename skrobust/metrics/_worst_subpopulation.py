@@ -14,15 +14,17 @@ from sklearn.utils._param_validation import validate_params
 
 from skrobust.metrics._estimate import (
     _COMMON_CONSTRAINTS,
-    _OLD_SIZE,
-    _SIZE,
     _as_core,
-    _confidence_level,
     _evaluate,
-    _subpopulation_size,
     _weights,
 )
 from skrobust.metrics._losses import per_sample_loss
+from skrobust.metrics._names import (
+    _OLD_SIZE,
+    _SIZE,
+    _confidence_level,
+    _subpopulation_size,
+)
 from skrobust.metrics._second_stage import (
     WorstSubpopulationResult,
     _misranking_correction,

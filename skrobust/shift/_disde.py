@@ -5,7 +5,7 @@ shift" (2023).
 """
 
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -24,6 +24,13 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from skrobust.metrics._crossfit import default_regressor, fit_first_stage
 from skrobust.metrics._losses import LOSSES, model_losses
+from skrobust.metrics._names import (
+    _LEVEL,
+    _OLD_LEVEL,
+    _confidence_level,
+    _deprecated_field,
+)
+from skrobust.utils._conventions import DEPRECATED, ConfidenceInterval
 
 _CLIP = 1e-6
 
@@ -60,9 +67,11 @@ class ShiftDecomposition:
     std_errors : dict
         Standard error of ``total`` and of each term.
     intervals : dict
-        ``(lower, upper)`` interval of ``total`` and of each term.
-    confidence : float
-        Level of the intervals.
+        Interval of ``total`` and of each term, as
+        :class:`~skrobust.utils.ConfidenceInterval` ``(low, high)``.
+    confidence_level : float
+        Level of the intervals (``confidence`` before; the old name is an
+        alias for one release, with a ``FutureWarning``).
     source_shared_weights, target_shared_weights : ndarray
         Cross-fitted overlap weights :math:`\\hat\\pi` on the source samples
         and :math:`1 - \\hat\\pi` on the target samples,
@@ -79,9 +88,13 @@ class ShiftDecomposition:
     x_shift_unseen: float
     std_errors: dict = field(repr=False)
     intervals: dict = field(repr=False)
-    confidence: float = field(repr=False)
+    confidence_level: float = field(repr=False)
     source_shared_weights: np.ndarray = field(repr=False)
     target_shared_weights: np.ndarray = field(repr=False)
+
+    confidence = _deprecated_field(
+        "confidence", "confidence_level", "ShiftDecomposition"
+    )
 
     def plot(self, ax=None, labels=None):
         """Bar plot of the drop and its three terms, with interval bars.
@@ -251,7 +264,8 @@ def _ratio_mean(weights, losses):
         "method": [StrOptions({"one_step", "weighting"})],
         "regressor": [HasMethods(["fit", "predict"]), None],
         "cv": [Interval(Integral, 2, None, closed="left")],
-        "confidence": [Interval(Real, 0, 1, closed="neither")],
+        "confidence_level": [_LEVEL],
+        "confidence": _OLD_LEVEL,
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
@@ -270,10 +284,11 @@ def decompose_performance_shift(
     method="one_step",
     regressor=None,
     cv=5,
-    confidence=0.95,
+    confidence_level=0.95,
     n_jobs=None,
     verbose=0,
     random_state=None,
+    confidence=DEPRECATED,
 ):
     """Split a model's performance drop from source to target data (DISDE).
 
@@ -328,7 +343,7 @@ callable, default="zero_one"
         :func:`~skrobust.metrics.worst_subpopulation_risk`.
     cv : int, default=5
         Cross-fitting folds, stratified by domain.
-    confidence : float, default=0.95
+    confidence_level : float, default=0.95
         Level of the two-sided intervals.
     n_jobs : int, default=None
         Jobs fitting the domain classifier in parallel (joblib).
@@ -336,6 +351,9 @@ callable, default="zero_one"
         Verbosity of the parallel fits (joblib).
     random_state : int, RandomState instance or None, default=None
         Seeds the folds.
+    confidence : float, default="deprecated"
+        Deprecated name of ``confidence_level``, kept for one release
+        (setting it warns with a ``FutureWarning``).
 
     Returns
     -------
@@ -533,10 +551,13 @@ callable, default="zero_one"
         "y_given_x_shift": shared_target - shared_source,
         "x_shift_unseen": target_risk - shared_target,
     }
+    confidence = _confidence_level(
+        "decompose_performance_shift", confidence_level, confidence
+    )
     z = norm.ppf(0.5 + confidence / 2)
     std_errors = {key: float(np.sqrt(v)) for key, v in var.items()}
     intervals = {
-        key: (
+        key: ConfidenceInterval(
             estimates[key] - z * std_errors[key],
             estimates[key] + z * std_errors[key],
         )
@@ -553,7 +574,7 @@ callable, default="zero_one"
         x_shift_unseen=float(estimates["x_shift_unseen"]),
         std_errors=std_errors,
         intervals=intervals,
-        confidence=float(confidence),
+        confidence_level=float(confidence),
         source_shared_weights=w_source,
         target_shared_weights=w_target,
     )

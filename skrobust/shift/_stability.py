@@ -10,11 +10,15 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.optimize import brentq
 from scipy.stats import norm
-from sklearn.utils._param_validation import HasMethods, Interval, validate_params
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    validate_params,
+)
 from sklearn.utils.validation import _num_samples
 
+from skrobust.ambiguity._curves import kl_radius_at_risk
 from skrobust.metrics._crossfit import (
     crossfit_subsets,
     default_regressor,
@@ -22,6 +26,13 @@ from skrobust.metrics._crossfit import (
     fit_size,
     fold_labels,
 )
+from skrobust.metrics._names import (
+    _LEVEL,
+    _OLD_LEVEL,
+    _confidence_level,
+    _deprecated_field,
+)
+from skrobust.utils._conventions import DEPRECATED, ConfidenceInterval
 from skrobust.utils._validation import check_losses
 
 
@@ -48,8 +59,9 @@ class StabilityResult:
         conditional version (equal to ``stability`` without ``Z``).
     threshold : float
         The loss level the shift has to reach.
-    confidence : float
-        Level of the interval.
+    confidence_level : float
+        Level of the interval (``confidence`` before; the old name is an alias
+        for one release, with a ``FutureWarning``).
     """
 
     stability: float
@@ -59,63 +71,14 @@ class StabilityResult:
     multiplier: float
     plug_in_stability: float
     threshold: float
-    confidence: float
+    confidence_level: float
 
     @property
     def confidence_interval(self):
-        """``(lower, upper)``."""
-        return self.lower, self.upper
+        """:class:`~skrobust.utils.ConfidenceInterval` ``(low, high)``."""
+        return ConfidenceInterval(self.lower, self.upper)
 
-
-def _tilt_solve(values, threshold):
-    """Solve ``sup_{lambda >= 0} lambda y - log mean exp(lambda x)``.
-
-    Returns ``(value, lambda, w)`` with ``w = n q`` the tilted weights times
-    ``n`` (``q_i`` proportional to ``exp(lambda x_i)``). The optimality
-    condition ``E_q[x] = y`` is monotone in ``lambda`` and solved by Brent's
-    method on values rescaled to [0, 1], with exponentials shifted by their
-    largest exponent, which never overflow. ``values`` is overwritten with
-    its rescaled copy (the callers pass arrays they own) and one more vector
-    holds the exponentials, so the memory is two vectors of the sample size.
-    """
-    n = values.shape[0]
-    mean = float(values.mean())
-    top = float(values.max())
-    if threshold <= mean:
-        return 0.0, 0.0, np.ones(n)
-    on_top = values >= top
-    if threshold > top:
-        return np.inf, np.inf, on_top * (n / np.sum(on_top))
-    if threshold == top:
-        return float(-np.log(on_top.mean())), np.inf, on_top * (n / on_top.sum())
-    del on_top
-    lo = float(values.min())
-    scale = top - lo
-    z = values
-    z -= lo
-    z /= scale
-    target = (threshold - lo) / scale
-    buffer = np.empty_like(z)
-
-    def exponentials(t):
-        # exp(t (z - 1)) in place: its largest value is exp(0) = 1
-        np.subtract(z, 1.0, out=buffer)
-        np.multiply(buffer, t, out=buffer)
-        return np.exp(buffer, out=buffer)
-
-    def tilted_mean_gap(t):
-        w = exponentials(t)
-        return np.dot(w, z) / w.sum() - target
-
-    hi = 1.0
-    while tilted_mean_gap(hi) < 0:
-        hi *= 2.0
-    t = brentq(tilted_mean_gap, 0.0, hi, xtol=1e-14, rtol=4 * np.finfo(float).eps)
-    w = exponentials(t)
-    total = w.sum()  # >= 1: the largest value contributes exp(0)
-    value = t * (target - 1.0) - (np.log(total) - np.log(n))
-    w *= n / total
-    return max(float(value), 0.0), t / scale, w
+    confidence = _deprecated_field("confidence", "confidence_level", "StabilityResult")
 
 
 @validate_params(
@@ -126,7 +89,8 @@ def _tilt_solve(values, threshold):
         "regressor": [HasMethods(["fit", "predict"]), None],
         "cv": [Interval(Integral, 2, None, closed="left")],
         "n_repeats": [Interval(Integral, 1, None, closed="left")],
-        "confidence": [Interval(Real, 0, 1, closed="neither")],
+        "confidence_level": [_LEVEL],
+        "confidence": _OLD_LEVEL,
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
@@ -141,10 +105,11 @@ def kl_stability(
     regressor=None,
     cv=5,
     n_repeats=1,
-    confidence=0.95,
+    confidence_level=0.95,
     n_jobs=None,
     verbose=0,
     random_state=None,
+    confidence=DEPRECATED,
 ):
     """Smallest KL shift that raises the expected loss to ``threshold``.
 
@@ -182,7 +147,7 @@ def kl_stability(
         Cross-fitting folds (with ``Z``).
     n_repeats : int, default=1
         Cross-fitting splits whose conditional risks are averaged.
-    confidence : float, default=0.95
+    confidence_level : float, default=0.95
         Level of the two-sided interval.
     n_jobs : int, default=None
         Jobs fitting the first stage in parallel (joblib).
@@ -190,12 +155,16 @@ def kl_stability(
         Verbosity of the parallel fits (joblib).
     random_state : int, RandomState instance or None, default=None
         Seeds the cross-fitting splits.
+    confidence : float, default="deprecated"
+        Deprecated name of ``confidence_level``, kept for one release
+        (setting it warns with a ``FutureWarning``).
 
     Returns
     -------
     result : StabilityResult
         ``stability``, ``lower``, ``upper``, ``std_error``, ``multiplier``,
-        ``plug_in_stability``, ``threshold`` and ``confidence``.
+        ``plug_in_stability``, ``threshold`` and ``confidence_level``;
+        ``confidence_interval`` gives ``(low, high)``.
 
     Warns
     -----
@@ -225,7 +194,10 @@ def kl_stability(
     -----
     The estimator is the plug-in dual
     :math:`\\hat I(y) = \\sup_{\\lambda \\ge 0} \\lambda y - \\log P_n
-    e^{\\lambda X}`, solved exactly in one dimension. The optimal distribution
+    e^{\\lambda X}`, solved exactly in one dimension: it is the radius at
+    which the worst case of :class:`~skrobust.ambiguity.KL` reaches the
+    threshold (:func:`skrobust.ambiguity._curves.kl_radius_at_risk`, Brent's
+    method on the tilted mean). The optimal distribution
     is the exponential tilt :math:`q_i \\propto e^{\\hat\\lambda X_i}`, and
     the influence values are :math:`-(w_i - 1)` with :math:`w_i = n q_i`,
     which give the normal interval. With ``Z``, the plug-in value on the
@@ -291,6 +263,7 @@ def kl_stability(
     n = losses.shape[0]
     if n < 2:
         raise ValueError("kl_stability needs at least 2 samples.")
+    confidence = _confidence_level("kl_stability", confidence_level, confidence)
     z_crit = norm.ppf(0.5 + confidence / 2)
     if Z is None:
         values = losses
@@ -345,7 +318,10 @@ def kl_stability(
         # the residuals overwrite the losses (a copy owned here)
         residual = np.subtract(losses, values, out=losses)
     top = float(values.max())
-    plug_in, lam, w = _tilt_solve(values, threshold)
+    # the KL ball's worst case at the radius where it reaches the threshold
+    # (values are ours: the solve rescales them in place); w = n q
+    plug_in, lam, w = kl_radius_at_risk(values, threshold, overwrite=True)
+    w *= n
     if not np.isfinite(plug_in) or not np.isfinite(lam):
         if not np.isfinite(plug_in):
             warnings.warn(
@@ -388,5 +364,5 @@ def kl_stability(
         multiplier=float(lam),
         plug_in_stability=float(plug_in),
         threshold=threshold,
-        confidence=float(confidence),
+        confidence_level=float(confidence),
     )
