@@ -500,7 +500,7 @@ def _function_cases():
                     "y_true": y,
                     "y_pred": 0 * y,
                     "Z": X,
-                    "alpha": 0.3,
+                    "subpopulation_size": 0.3,
                     "loss": "squared_error",
                     "cv": 2,
                 },
@@ -508,7 +508,13 @@ def _function_cases():
             ),
             "worst_subpopulation_risk_zero_one": (
                 worst_subpopulation_risk,
-                {"y_true": yc, "y_pred": 1 - yc, "Z": X, "alpha": 0.3, "cv": 2},
+                {
+                    "y_true": yc,
+                    "y_pred": 1 - yc,
+                    "Z": X,
+                    "subpopulation_size": 0.3,
+                    "cv": 2,
+                },
                 ["y_true", "y_pred", "Z"],
             ),
             "kl_stability": (

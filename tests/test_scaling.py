@@ -148,7 +148,7 @@ def test_worst_subpopulation_on_dask(client):
             y_true,
             y_pred,
             Z,
-            alpha=0.2,
+            subpopulation_size=0.2,
             loss="squared_error",
             cv=2,
             n_jobs=n_jobs,

@@ -42,7 +42,7 @@ model = HistGradientBoostingClassifier(random_state=0).fit(X_train, y_train)
 # %%
 # Evaluate on the held-out data; columns 0 and 1 are the core attributes.
 evaluator = WorstSubpopulationEvaluator(
-    model, alpha=0.1, core_features=[0, 1], random_state=0
+    model, subpopulation_size=0.1, core_features=[0, 1], random_state=0
 ).fit(X_test, y_test)
 low, high = evaluator.confidence_interval_
 print(f"average error {evaluator.losses_.mean():.3f}")

@@ -241,8 +241,9 @@ def cvar_level_sums(
     top = float(rank_by[order[0]])
     risk = np.clip(risk, min(float(carry[first_row]), top), top)
     first_column = first_row + 1
-    above = starts[first_column:].reshape(len(parts), n_pow, -1)
-    tie = (ends[first_column:] - starts[first_column:]).reshape(len(parts), n_pow, -1)
+    shape = (len(parts), n_pow, n_levels)
+    above = starts[first_column:].reshape(shape)
+    tie = (ends[first_column:] - starts[first_column:]).reshape(shape)
     return CVaRLevelSums(eta, share, mass_above, mass_tie, risk, above, tie)
 
 

@@ -19,7 +19,12 @@ from skrobust.metrics._estimate import (
     _weights,
 )
 from skrobust.metrics._losses import model_losses
-from skrobust.metrics._names import _OLD_SIZE, _SIZE, _renamed_argument
+from skrobust.metrics._names import (
+    _DEPRECATED_DEFAULT,
+    _OLD_SIZE,
+    _SIZE,
+    _renamed_argument,
+)
 from skrobust.metrics._second_stage import _curve_table, _result
 from skrobust.utils._conventions import DEPRECATED, resolve_renamed_param
 
@@ -196,8 +201,8 @@ callable, default="zero_one"
         n_jobs=None,
         verbose=0,
         random_state=None,
-        alpha=DEPRECATED,
-        confidence=DEPRECATED,
+        alpha=_DEPRECATED_DEFAULT,
+        confidence=_DEPRECATED_DEFAULT,
     ):
         self.estimator = estimator
         self.subpopulation_size = subpopulation_size

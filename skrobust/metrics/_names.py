@@ -13,6 +13,11 @@ from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 
 from skrobust.utils._conventions import DEPRECATED, resolve_renamed_param
 
+#: default of a deprecated estimator parameter: a plain str equal to
+#: DEPRECATED (the sentinel is a str subclass, whose type scikit-learn's
+#: check_parameters_default_constructible rejects)
+_DEPRECATED_DEFAULT = str(DEPRECATED)
+
 #: constraints of the subpopulation mass (and of its deprecated name alpha)
 _SIZE = Interval(Real, 0, 1, closed="right")
 _OLD_SIZE = [_SIZE, Hidden(StrOptions({DEPRECATED}))]
