@@ -364,7 +364,7 @@ def timing_study():
         model = DummyClassifier(strategy="constant", constant=0).fit(Z, y)
         evaluator = WorstSubpopulationEvaluator(
             model,
-            alpha=0.2,
+            subpopulation_size=0.2,
             regressor=LinearRegression(),
             bias_correction=False,
             random_state=0,

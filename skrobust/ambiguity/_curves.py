@@ -282,16 +282,11 @@ def _crossing_positions(order, weights, total, targets, blocks, step):
     crossing = np.empty(targets.shape[0], dtype=np.intp)
     first = 0  # levels by_target[first:] are pending
     carry = 0.0
-    last_positive = 0
     buffer = np.empty(step)
     for block in blocks:
         size = block.stop - block.start
         p = buffer[:size]
         np.take(weights, np.ascontiguousarray(order[block]), out=p, mode="clip")
-        positive = np.flatnonzero(p)
-        if positive.size:
-            last_positive = block.start + int(positive[-1])
-        del positive
         p /= total
         block_sum = float(np.sum(p))
         cum = np.cumsum(p, out=p)
@@ -304,7 +299,11 @@ def _crossing_positions(order, weights, total, targets, blocks, step):
             crossing[by_target[first:stop]] = block.start + count[: stop - first]
             first = stop
         carry += block_sum
-    crossing[by_target[first:]] = last_positive
+    if first < sorted_targets.shape[0]:
+        # rounding left these targets unmet: the last sample of positive
+        # weight (rare, so looked up afterwards)
+        positive = np.flatnonzero(np.take(weights, order) > 0)
+        crossing[by_target[first:]] = positive[-1]
     return crossing
 
 

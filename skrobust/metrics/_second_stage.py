@@ -11,13 +11,20 @@ weights of the conditional risks at every level, applied to the losses).
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
+from scipy.special import ndtri
 from scipy.stats import t as t_dist
 
 from skrobust.ambiguity._base import _blocks
 from skrobust.ambiguity._curves import cvar_level_sums, cvar_weighted_means
 from skrobust.metrics._names import _deprecated_field
 from skrobust.utils._conventions import ConfidenceInterval
+
+
+def _normal_quantile(level):
+    """``scipy.stats.norm.ppf(level)`` (the same numbers: SciPy's ``norm.ppf``
+    is ``ndtri``), without its argument checks, which took a fifth of the
+    time of a risk curve at n = 1e4."""
+    return float(ndtri(level))
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,7 @@ def _debiased_cvar_curve(
     else:
         variance = np.zeros_like(estimate)
     std_error = np.sqrt(variance / total)
-    z = norm.ppf(0.5 + confidence / 2)
+    z = _normal_quantile(0.5 + confidence / 2)
     return np.column_stack([estimate, std_error, sums.risk, eta, z * std_error])
 
 
@@ -165,7 +172,7 @@ def _corrected_curve(predictions, losses, weights, alphas, confidence, scale=1.0
     table = tables.mean(axis=0)
     spread = np.mean((tables[:, :, 0] - table[:, 0]) ** 2, axis=0)
     table[:, 1] = np.sqrt(np.mean(tables[:, :, 1] ** 2, axis=0) + spread)
-    table[:, 4] = norm.ppf(0.5 + confidence / 2) * table[:, 1]
+    table[:, 4] = _normal_quantile(0.5 + confidence / 2) * table[:, 1]
     return table
 
 
@@ -184,7 +191,7 @@ def _curve_table(predictions, losses, weights, alphas, confidence, jackknife, sc
     """
     table = _corrected_curve(predictions, losses, weights, alphas, confidence, scale)
     mean, mean_std_error = _mean_and_std_error(losses, weights, scale)
-    quantile = norm.ppf(0.5 + confidence / 2)
+    quantile = _normal_quantile(0.5 + confidence / 2)
     if not isinstance(jackknife, list) or jackknife:
         # a list of (subset, predictions), or a generator of them consumed
         # one group at a time
