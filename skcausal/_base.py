@@ -19,52 +19,26 @@ from sklearn.utils.validation import (
 
 from skcausal._crossfit import _crossfit, _plain_outcome_fitter
 from skcausal._target import _split_target
+from skrobust import _crossfit as _engine
+from skrobust._crossfit import normal_interval
 
 _PROBA_FLOOR = 1e-15
 
+# the engine's influence-function helpers under their old names (the
+# estimators of skcausal import them from here)
+_influence_stderr = _engine.influence_stderr
+_weighted_mean = _engine.weighted_mean
+
 
 def _normal_interval(estimate, stderr, alpha):
-    z = stats.norm.ppf(1.0 - alpha / 2.0)
-    return estimate - z * stderr, estimate + z * stderr
+    """The engine's normal interval at level ``1 - alpha`` (old signature)."""
+    return normal_interval(estimate, stderr, 1.0 - alpha)
 
 
 def _check_alpha(alpha):
     if not isinstance(alpha, Real) or not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be a float in (0, 1); got {alpha!r}.")
     return float(alpha)
-
-
-def _influence_stderr(infl, sample_weight=None, axis=None):
-    """Standard error ``sqrt(sum(w * infl**2)) / sum(w)`` of an influence function.
-
-    The weights are frequency weights (a unit of weight 2 counts as two
-    units); ``None`` gives ``sqrt(mean(infl**2) / n)``.
-    """
-    # max |infl| without an |infl| temporary
-    top = float(np.maximum(np.max(infl), -np.min(infl))) if infl.size else 0.0
-    if top > 0 and np.isfinite(top) and not 1e-100 < top < 1e100:
-        # squares of values beyond 1e+-150 over- or underflow: work in the
-        # units of the largest value (a temporary, at extreme scales only)
-        return top * _influence_stderr(infl / top, sample_weight, axis)
-    if infl.ndim == 1 or (infl.ndim == 2 and axis == 0):
-        # sums of squares without an (n,)-sized temporary
-        spec = "i,i->" if infl.ndim == 1 else "ij,ij->j"
-        if sample_weight is None:
-            return np.sqrt(np.einsum(spec, infl, infl)) / infl.shape[0]
-        spec = "i," + spec
-        squares = np.einsum(spec, sample_weight, infl, infl)
-        return np.sqrt(squares) / np.sum(sample_weight)
-    if sample_weight is None:
-        return np.sqrt(np.mean(infl**2, axis=axis) / infl.shape[0])
-    w = sample_weight if infl.ndim == 1 else sample_weight[:, None]
-    return np.sqrt(np.sum(w * infl**2, axis=axis)) / np.sum(sample_weight)
-
-
-def _weighted_mean(values, sample_weight):
-    """Mean over units (axis 0) under frequency weights (``None``: plain)."""
-    if sample_weight is None:
-        return values.mean(axis=0)
-    return np.tensordot(sample_weight, values, axes=1) / sample_weight.sum()
 
 
 def _inverse_weights(t, e):

@@ -9,6 +9,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from skcausal._base import _BaseCausalEstimator, _inverse_weights, _weighted_mean
+from skrobust._crossfit import mean_and_influence as _mean_and_influence
 
 
 def _aipw_pseudo_outcomes(y, t, e, mu):
@@ -17,18 +18,6 @@ def _aipw_pseudo_outcomes(y, t, e, mu):
     phi *= _inverse_weights(t, e)
     phi += mu
     return phi
-
-
-def _mean_and_influence(phi, sw=None, overwrite=False):
-    """Means of the columns of ``phi`` and its centred columns.
-
-    ``overwrite=True`` centres ``phi`` in place (the caller's array).
-    """
-    psi = _weighted_mean(phi, sw)
-    if overwrite:
-        phi -= psi
-        return psi, phi
-    return psi, phi - psi
 
 
 class PlugIn(_BaseCausalEstimator):
