@@ -1,5 +1,6 @@
 """Shared base of the cross-fitted treatment-effect estimators."""
 
+import warnings
 from abc import abstractmethod
 from numbers import Integral, Real
 
@@ -11,7 +12,6 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
-    _check_sample_weight,
     check_consistent_length,
     check_is_fitted,
     validate_data,
@@ -21,6 +21,12 @@ from skcausal._crossfit import _crossfit, _plain_outcome_fitter
 from skcausal._target import _split_target
 from skrobust import _crossfit as _engine
 from skrobust._crossfit import normal_interval
+from skrobust.utils import (
+    DEPRECATED,
+    ConfidenceInterval,
+    check_nonnegative_sample_weight,
+    resolve_confidence_level,
+)
 
 _PROBA_FLOOR = 1e-15
 
@@ -33,6 +39,32 @@ _weighted_mean = _engine.weighted_mean
 def _normal_interval(estimate, stderr, alpha):
     """The engine's normal interval at level ``1 - alpha`` (old signature)."""
     return normal_interval(estimate, stderr, 1.0 - alpha)
+
+
+def _old_positional_alpha(confidence_level, owner):
+    """``1 - confidence_level`` for a value below 0.5, with a FutureWarning.
+
+    The first positional argument of ``conf_int`` and ``summary`` was ``alpha``
+    (``conf_int(0.05)``: a 95% interval); for one release such a call keeps
+    its meaning. A level of at least 0.5, the only ones in use, is returned
+    unchanged; anything that is not a number in (0, 0.5) is left to
+    :func:`~skrobust.utils.resolve_confidence_level` to check.
+    """
+    if (
+        isinstance(confidence_level, Real)
+        and not isinstance(confidence_level, bool)
+        and 0.0 < confidence_level < 0.5
+    ):
+        level = 1.0 - float(confidence_level)
+        warnings.warn(
+            f"{owner}: {confidence_level!r} is read as the old alpha (one minus "
+            "the confidence level), which is deprecated and will be removed in "
+            f"the next release; use confidence_level={level!r} instead.",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return level
+    return confidence_level
 
 
 def _check_alpha(alpha):
@@ -126,11 +158,9 @@ class _BaseCausalEstimator(BaseEstimator):
         outcome, t = _split_target(y, treatment)
         sw = None
         if sample_weight is not None:
-            sw = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
-            if not sw.sum() > 0:
-                raise ValueError("sample_weight must have a positive sum.")
+            sw = check_nonnegative_sample_weight(sample_weight, X)
+            # float32 weights are kept as float32 by the checker
+            sw = sw.astype(np.float64, copy=False)
         self._sample_weight = sw
         rng = check_random_state(self.random_state)
         nuisance = _crossfit(
@@ -193,31 +223,51 @@ class _BaseCausalEstimator(BaseEstimator):
         return diag
 
     # -- inference ---------------------------------------------------------
-    def conf_int(self, alpha=0.05):
+    def conf_int(self, confidence_level=0.95, *, alpha=DEPRECATED):
         """Normal confidence interval for the average treatment effect.
 
         Parameters
         ----------
-        alpha : float, default=0.05
-            One minus the confidence level.
+        confidence_level : float in (0, 1), default=0.95
+            Confidence level of the interval. For one release a value below
+            0.5 is read as the old ``alpha`` (``conf_int(0.05)`` meant a 95%
+            interval), with a ``FutureWarning``.
+        alpha : float in (0, 1), default="deprecated"
+            Deprecated: ``1 - confidence_level``. Kept for one release, with
+            a ``FutureWarning``.
 
         Returns
         -------
-        lower, upper : float
-            ``estimate_ -/+ z_{1 - alpha/2} * stderr_``.
+        interval : skrobust.utils.ConfidenceInterval
+            ``(low, high) = estimate_ -/+ z * stderr_``, ``z`` the
+            ``(1 + confidence_level) / 2`` normal quantile; it unpacks as
+            ``lower, upper``.
         """
         check_is_fitted(self)
-        alpha = _check_alpha(alpha)
-        lower, upper = _normal_interval(self.estimate_, self.stderr_, alpha)
-        return float(lower), float(upper)
+        owner = f"{type(self).__name__}.conf_int"
+        confidence_level = _old_positional_alpha(confidence_level, owner)
+        level = resolve_confidence_level(confidence_level, alpha, owner=owner)
+        return self._normal_conf_int(level)
 
-    def summary(self, alpha=0.05):
+    def _normal_conf_int(self, confidence_level):
+        """``conf_int`` at a checked level, without deprecation handling.
+
+        For subclasses whose own ``conf_int`` adds parameters.
+        """
+        low, high = normal_interval(self.estimate_, self.stderr_, confidence_level)
+        return ConfidenceInterval(float(low), float(high))
+
+    def summary(self, confidence_level=0.95, *, alpha=DEPRECATED):
         """Estimates, standard errors and intervals as a DataFrame.
 
         Parameters
         ----------
-        alpha : float, default=0.05
-            One minus the confidence level of the intervals.
+        confidence_level : float in (0, 1), default=0.95
+            Confidence level of the intervals. For one release a value below
+            0.5 is read as the old ``alpha``, with a ``FutureWarning``.
+        alpha : float in (0, 1), default="deprecated"
+            Deprecated: ``1 - confidence_level``. Kept for one release, with
+            a ``FutureWarning``.
 
         Returns
         -------
@@ -227,14 +277,20 @@ class _BaseCausalEstimator(BaseEstimator):
             ``ci_lower``, ``ci_upper``.
         """
         check_is_fitted(self)
-        alpha = _check_alpha(alpha)
+        owner = f"{type(self).__name__}.summary"
+        confidence_level = _old_positional_alpha(confidence_level, owner)
+        level = resolve_confidence_level(confidence_level, alpha, owner=owner)
+        return self._summary_table(level)
+
+    def _summary_table(self, confidence_level):
+        """``summary`` at a checked level, without deprecation handling."""
         est = np.array(
             [self.estimate_, *self.potential_outcome_means_[::-1]], dtype=float
         )
         se = np.array([self.stderr_, *self.potential_outcome_stderr_[::-1]])
         with np.errstate(divide="ignore", invalid="ignore"):
             z = est / se
-        lower, upper = _normal_interval(est, se, alpha)
+        lower, upper = normal_interval(est, se, confidence_level)
         return pd.DataFrame(
             {
                 "estimate": est,

@@ -365,7 +365,7 @@ class AIPW(_BaseCausalEstimator):
     >>> est = AIPW(random_state=0).fit(X, y)
     >>> round(est.estimate_, 1)
     1.0
-    >>> lower, upper = est.conf_int(alpha=0.05)
+    >>> lower, upper = est.conf_int(confidence_level=0.95)
     >>> bool(lower < 1.0 < upper)
     True
     """
