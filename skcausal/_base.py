@@ -1,4 +1,23 @@
-"""Shared base of the cross-fitted treatment-effect estimators."""
+"""Shared base of the cross-fitted treatment-effect estimators.
+
+The nuisances come from the cross-fitting engine (:mod:`skrobust._crossfit`).
+Helpers for subclasses (stable names):
+
+- ``conf_int(confidence_level=0.95, *, alpha=DEPRECATED)`` and
+  ``summary(confidence_level=0.95, *, alpha=DEPRECATED)``: public; resolve
+  the level (old ``alpha`` keyword, or a positional value < 0.5, read as the
+  old alpha with a ``FutureWarning``), then call
+- ``_normal_conf_int(level) -> ConfidenceInterval`` and
+  ``_summary_table(level) -> DataFrame``: no deprecation handling, for a
+  subclass whose own ``conf_int`` / ``summary`` adds parameters.
+- ``_old_positional_alpha(value, owner)``: that positional rule, for a
+  subclass's own methods (call it, then
+  :func:`skrobust.utils.resolve_confidence_level`).
+- ``_check_alpha``, ``_normal_interval(estimate, stderr, alpha)``,
+  ``_influence_stderr``, ``_weighted_mean``: unchanged (the last two are the
+  engine's ``influence_stderr`` / ``weighted_mean``; ``_normal_interval``
+  now returns a ``ConfidenceInterval``, which unpacks as before).
+"""
 
 import warnings
 from abc import abstractmethod
