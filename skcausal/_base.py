@@ -10,9 +10,8 @@ Helpers for subclasses (stable names):
 - ``_normal_conf_int(level) -> ConfidenceInterval`` and
   ``_summary_table(level) -> DataFrame``: no deprecation handling, for a
   subclass whose own ``conf_int`` / ``summary`` adds parameters.
-- ``_old_positional_alpha(value, owner)``: that positional rule, for a
-  subclass's own methods (call it, then
-  :func:`skrobust.utils.resolve_confidence_level`).
+- ``_resolve_level(confidence_level, alpha, owner) -> float``: that rule
+  (keyword and positional alpha), for a subclass's own methods.
 - ``_check_alpha``, ``_normal_interval(estimate, stderr, alpha)``,
   ``_influence_stderr``, ``_weighted_mean``: unchanged (the last two are the
   engine's ``influence_stderr`` / ``weighted_mean``; ``_normal_interval``
@@ -60,14 +59,15 @@ def _normal_interval(estimate, stderr, alpha):
     return normal_interval(estimate, stderr, 1.0 - alpha)
 
 
-def _old_positional_alpha(confidence_level, owner):
-    """``1 - confidence_level`` for a value below 0.5, with a FutureWarning.
+def _resolve_level(confidence_level, alpha, owner):
+    """The checked confidence level of a ``conf_int`` / ``summary`` call.
 
-    The first positional argument of ``conf_int`` and ``summary`` was ``alpha``
-    (``conf_int(0.05)``: a 95% interval); for one release such a call keeps
-    its meaning. A level of at least 0.5, the only ones in use, is returned
-    unchanged; anything that is not a number in (0, 0.5) is left to
-    :func:`~skrobust.utils.resolve_confidence_level` to check.
+    The old ``alpha`` keyword goes to
+    :func:`~skrobust.utils.resolve_confidence_level` (``FutureWarning``). The
+    first positional argument of these methods was ``alpha``
+    (``conf_int(0.05)``: a 95% interval); for one release a value in
+    (0, 0.5) keeps that meaning, with a ``FutureWarning``: a level of at least
+    0.5 is the only kind in use, so no call is read wrongly in silence.
     """
     if (
         isinstance(confidence_level, Real)
@@ -82,8 +82,8 @@ def _old_positional_alpha(confidence_level, owner):
             FutureWarning,
             stacklevel=3,
         )
-        return level
-    return confidence_level
+        confidence_level = level
+    return resolve_confidence_level(confidence_level, alpha, owner=owner)
 
 
 def _check_alpha(alpha):
@@ -263,9 +263,9 @@ class _BaseCausalEstimator(BaseEstimator):
             ``lower, upper``.
         """
         check_is_fitted(self)
-        owner = f"{type(self).__name__}.conf_int"
-        confidence_level = _old_positional_alpha(confidence_level, owner)
-        level = resolve_confidence_level(confidence_level, alpha, owner=owner)
+        level = _resolve_level(
+            confidence_level, alpha, f"{type(self).__name__}.conf_int"
+        )
         return self._normal_conf_int(level)
 
     def _normal_conf_int(self, confidence_level):
@@ -296,9 +296,9 @@ class _BaseCausalEstimator(BaseEstimator):
             ``ci_lower``, ``ci_upper``.
         """
         check_is_fitted(self)
-        owner = f"{type(self).__name__}.summary"
-        confidence_level = _old_positional_alpha(confidence_level, owner)
-        level = resolve_confidence_level(confidence_level, alpha, owner=owner)
+        level = _resolve_level(
+            confidence_level, alpha, f"{type(self).__name__}.summary"
+        )
         return self._summary_table(level)
 
     def _summary_table(self, confidence_level):

@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import Interval
 
 from skcausal._base import _BaseCausalEstimator, _inverse_weights, _weighted_mean
 from skcausal._crossfit import _arm_rows, _fit_weighted, _predict_outcome
+from skcausal._docstrings import fill_doc
 from skcausal._estimators import _aipw_pseudo_outcomes
 
 
@@ -243,6 +244,7 @@ def _clearner_fitter(penalty, seed):
     return fit
 
 
+@fill_doc
 class CLearner(_BaseCausalEstimator):
     """C-Learner: plug-in estimation with a constrained outcome model.
 
@@ -273,52 +275,24 @@ class CLearner(_BaseCausalEstimator):
           the constraint hold exactly.
         - any other regressor: fit, then the constant shift that satisfies
           the constraint (the exact solution within ``{f + c}``).
-    propensity_model : classifier, default=None
-        Model of :math:`P(A = 1 | X)` with ``predict_proba``, cloned for every
-        fold. ``None`` means :class:`~sklearn.linear_model.LogisticRegression`.
+    <<propensity_model>>
     penalty : float, default=1.0
         Weight :math:`\\rho` of the squared-constraint penalty of the
         LightGBM and neural-net backbones (relative to the mean squared
         loss); the final constraint is exact whatever its value.
-    clip : float in [0, 0.5), default=1e-3
-        Estimated propensities are clipped into ``[clip, 1 - clip]``, with a
-        warning when any unit is clipped. With ``clip=0`` a propensity of
-        exactly 0 or 1 raises a ``ValueError``.
-    cv : int, cross-validation generator or iterable, default=5
-        Cross-fitting folds. An int gives a shuffled
-        :class:`~sklearn.model_selection.StratifiedKFold` on the treatment,
-        seeded by ``random_state``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the folds and every unset ``random_state`` of the nuisance
-        models.
-    n_jobs : int, default=None
-        Folds fit in parallel with joblib (``-1``: all cores).
-    verbose : int, default=0
-        Progress messages of the joblib loop over folds.
+    <<clip cv random_state n_jobs verbose>>
 
     Attributes
     ----------
-    estimate_ : float
-        Estimated average treatment effect.
+    <<estimate_>>
     stderr_ : float
         Standard error from the influence function of the stacked
         out-of-fold predictions.
-    influence_function_ : ndarray of shape (n_samples,)
-        Estimated influence function of ``estimate_``.
-    potential_outcome_means_ : ndarray of shape (2,)
-        Estimates of :math:`E[Y(0)]` and :math:`E[Y(1)]`.
-    potential_outcome_stderr_ : ndarray of shape (2,)
-        Their standard errors.
-    potential_outcome_influence_ : ndarray of shape (n_samples, 2)
-        Their influence functions.
-    propensity_ : ndarray of shape (n_samples,)
-        Out-of-fold (clipped) propensities.
+    <<influence_function_ potential_outcome_means_ potential_outcome_stderr_>>
+    <<potential_outcome_influence_ propensity_>>
     outcome_predictions_ : ndarray of shape (n_samples, 2)
         Out-of-fold predictions of the constrained outcome models.
-    propensity_models_ : list of estimators
-        The propensity model fitted on each fold's training part.
-    fold_indices_ : list of ndarray
-        Held-out indices of each fold.
+    <<propensity_models_ fold_indices_>>
     diagnostics_ : dict
         As :class:`AIPW`, plus ``constraint_residual`` (the largest absolute
         held-out :math:`P_k[w (Y - \\hat\\mu_a)]` over folds and arms after
@@ -326,10 +300,7 @@ class CLearner(_BaseCausalEstimator):
         (the largest normalized violation :math:`P_k[w (Y - f)] / P_k[w]`
         before the final shift of the LightGBM, neural-net and generic
         backbones; NaN for the linear backbone, which is exact).
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during fit (only when ``X`` has string names).
+    <<n_features_in_ feature_names_in_>>
 
     See Also
     --------
