@@ -92,6 +92,22 @@ def _check_alpha(alpha):
     return float(alpha)
 
 
+# rows per block of the in-place products with the inverse weights
+_WEIGHT_BLOCK = 1024
+
+
+def _times_inverse_weights(values, t, e):
+    """``values *= _inverse_weights(t, e)`` in place, one block of rows at a time.
+
+    The same values as the full product, with an (n, 2) weight temporary of
+    ``_WEIGHT_BLOCK`` rows instead of ``n``.
+    """
+    for start in range(0, values.shape[0], _WEIGHT_BLOCK):
+        rows = slice(start, start + _WEIGHT_BLOCK)
+        values[rows] *= _inverse_weights(t[rows], e[rows])
+    return values
+
+
 def _inverse_weights(t, e):
     """Inverse-propensity weights of the control and treated arms, (n, 2)."""
     w = np.empty((t.shape[0], 2))
@@ -232,8 +248,11 @@ class _BaseCausalEstimator(BaseEstimator):
             diag["n_clipped"] = int(nuisance["n_clipped"])
             w = t / e
             diag["ess_treated"] = _effective_sample_size(w)
-            np.subtract(1.0, t, out=w)
-            w /= 1.0 - e
+            # (1 - t) / (1 - e) in the same buffer, without a (1 - e) temporary
+            # (t is 0 or 1: the same values)
+            np.subtract(1.0, e, out=w)
+            np.divide(1.0, w, out=w)
+            w[t != 0] = 0.0
             diag["ess_control"] = _effective_sample_size(w)
             del w
             diag["propensity_log_loss"] = _log_loss(t, e)
@@ -426,7 +445,8 @@ def _observed_arm_mse(y, t, mu):
     """Mean squared error of ``mu`` on the arm each unit received."""
     resid = np.where(t == 1, mu[:, 1], mu[:, 0])
     np.subtract(y, resid, out=resid)
-    top = float(np.max(np.abs(resid))) if resid.size else 0.0
+    # max |resid| without an |resid| temporary
+    top = float(max(resid.max(), -resid.min())) if resid.size else 0.0
     if top > 0 and np.isfinite(top) and not 1e-100 < top < 1e100:
         # the squares of residuals beyond 1e+-150 over- or underflow
         resid /= top

@@ -30,8 +30,16 @@ class _LinearArm:
         return X @ self.coef_ + self.intercept_
 
 
-# rows per block of the constrained least-squares Gram matrix
-_GRAM_BLOCK = 2048
+# rows per block of the constrained least-squares sums: every (rows, p)
+# temporary is a block, a small fixed size whatever the number of units
+_GRAM_BLOCK = 512
+
+
+def _row_blocks(n_rows):
+    """Slices of at most ``_GRAM_BLOCK`` consecutive rows covering ``n_rows``."""
+    return (
+        slice(start, start + _GRAM_BLOCK) for start in range(0, n_rows, _GRAM_BLOCK)
+    )
 
 
 def _standardized(X, center, scale, fit_intercept):
@@ -49,43 +57,55 @@ def _standardized(X, center, scale, fit_intercept):
     return Z
 
 
+def _weighted_sum(values, weights):
+    """``sum_i weights_i values_i`` over rows (``weights`` None: plain sum)."""
+    return values.sum(axis=0) if weights is None else weights @ values
+
+
 def _constrained_linear(model, X_tr, y_tr, X_ev, y_ev, w, sw_tr=None):
     """Closed-form KKT solution of least squares under one linear constraint.
 
     Minimize ``sum_tr sw (y_tr - X_tr b - b0)^2 + alpha ||b||^2`` subject to
     ``sum_ev w (y_ev - X_ev b - b0) = 0``. Columns are centered and scaled
     for conditioning; the penalty is transformed so the problem is unchanged.
+    Every sum runs over row blocks of the data: no standardized or centred
+    copy of the rows is made.
     """
     alpha = float(getattr(model, "alpha", 0.0))
     fit_intercept = bool(getattr(model, "fit_intercept", True))
-    sw = np.ones(X_tr.shape[0]) if sw_tr is None else sw_tr
-    mean = np.average(X_tr, axis=0, weights=sw)
+    n_tr = X_tr.shape[0]
+    total = float(n_tr) if sw_tr is None else float(sw_tr.sum())
+    mean = _weighted_sum(X_tr, sw_tr) / total
     center = mean if fit_intercept else np.zeros(X_tr.shape[1])
-    dev = np.subtract(X_tr, mean)
-    np.square(dev, out=dev)
-    scale = np.sqrt(np.average(dev, axis=0, weights=sw))
-    del dev
+    # the weighted variance about the mean (two passes, as np.average)
+    var = np.zeros(X_tr.shape[1])
+    for rows in _row_blocks(n_tr):
+        dev = np.subtract(X_tr[rows], mean)
+        np.square(dev, out=dev)
+        var += _weighted_sum(dev, None if sw_tr is None else sw_tr[rows])
+        del dev
+    scale = np.sqrt(var / total)
     scale[scale == 0] = 1.0
-    Z_ev = _standardized(X_ev, center, scale, fit_intercept)
-    p = Z_ev.shape[1]
+    p = X_tr.shape[1] + fit_intercept
     penalty = np.full(p, alpha)
     penalty[fit_intercept:] = alpha / scale**2 if alpha else 0.0
     if fit_intercept:
         penalty[0] = 0.0
-    c = Z_ev.T @ w
+    # the constraint row c = Z_ev' w of the standardized held-out rows
+    c = np.zeros(p)
+    for rows in _row_blocks(X_ev.shape[0]):
+        c += w[rows] @ _standardized(X_ev[rows], center, scale, fit_intercept)
     d = float(np.dot(w, y_ev))
-    kkt = np.zeros((p + 1, p + 1))
-    # the weighted Gram matrix and moment of the standardized training rows,
-    # accumulated over row blocks (no (n_train, p) standardized copy)
+    # the weighted Gram matrix and moment of the standardized training rows
     gram = np.zeros((p, p))
     moment = np.zeros(p)
-    for start in range(0, X_tr.shape[0], _GRAM_BLOCK):
-        rows = slice(start, start + _GRAM_BLOCK)
+    for rows in _row_blocks(n_tr):
         Z = _standardized(X_tr[rows], center, scale, fit_intercept)
-        weighted = Z.T * sw[rows]
+        weighted = Z.T if sw_tr is None else Z.T * sw_tr[rows]
         gram += weighted @ Z
         moment += weighted @ y_tr[rows]
         del Z, weighted
+    kkt = np.zeros((p + 1, p + 1))
     kkt[:p, :p] = gram + np.diag(penalty)
     kkt[:p, p] = c
     kkt[p, :p] = c
@@ -375,13 +395,13 @@ class CLearner(_BaseCausalEstimator):
 
     def _estimate(self, y, t, nuisance, sw):
         e, mu = nuisance["e"], nuisance["mu"]
-        phi = _aipw_pseudo_outcomes(y, t, e, mu)
         residual, before = 0.0, []
-        w = _inverse_weights(t, e)
+        # the held-out correction of each fold, from that fold's weights only
         for (_, test), res in zip(
             nuisance["folds"], nuisance["fold_results"], strict=True
         ):
-            r = w[test] * (y[test, None] - mu[test])
+            r = np.subtract(y[test, None], mu[test])
+            r *= _inverse_weights(t[test], e[test])
             r = _weighted_mean(r, None if sw is None else sw[test])
             residual = max(residual, float(np.max(np.abs(r))))
             for arm in (0, 1):
@@ -390,7 +410,9 @@ class CLearner(_BaseCausalEstimator):
         self._constraint = (residual, before)
         # the correction is zero by construction: phi's mean is the plug-in
         psi = _weighted_mean(mu, sw)
-        return psi, phi - psi
+        phi = _aipw_pseudo_outcomes(y, t, e, mu)
+        phi -= psi
+        return psi, phi
 
     def _diagnostics(self, y, t, nuisance):
         diag = super()._diagnostics(y, t, nuisance)

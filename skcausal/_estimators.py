@@ -8,7 +8,12 @@ from scipy.special import expit, logit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from skcausal._base import _BaseCausalEstimator, _inverse_weights, _weighted_mean
+from skcausal._base import (
+    _BaseCausalEstimator,
+    _inverse_weights,
+    _times_inverse_weights,
+    _weighted_mean,
+)
 from skcausal._docstrings import fill_doc
 from skrobust._crossfit import mean_and_influence as _mean_and_influence
 
@@ -16,7 +21,7 @@ from skrobust._crossfit import mean_and_influence as _mean_and_influence
 def _aipw_pseudo_outcomes(y, t, e, mu):
     """Per-arm AIPW pseudo-outcomes, shape (n, 2)."""
     phi = np.subtract(y[:, None], mu)
-    phi *= _inverse_weights(t, e)
+    _times_inverse_weights(phi, t, e)
     phi += mu
     return phi
 

@@ -66,8 +66,13 @@ def treatment_folds(t, cv, rng, sample_weight=None):
         # each training part is the complement of its held-out part: only the
         # held-out parts are kept (train is None), the training parts are made
         # one fold at a time by train_part
-        # a 0-column X: the splitter reads only its length
-        folds = [(None, test) for _, test in splitter.split(np.empty((n, 0)), labels)]
+        # a 0-column X: the splitter reads only its length; the held-out
+        # indices are kept as int32 below 2**31 units (half of int64's bytes)
+        dtype = index_dtype(n)
+        folds = [
+            (None, test.astype(dtype, copy=False))
+            for _, test in splitter.split(np.empty((n, 0)), labels)
+        ]
     elif hasattr(cv, "split"):
         folds = list(cv.split(np.zeros((n, 1)), t))
     else:
