@@ -90,18 +90,19 @@ The debiased CVaR step (``_cvar.py``)
     One level, through :class:`skrobust.ambiguity.CVaR`; ``tail="lower"``
     is the worst-case (smallest) effect.
 ``debiased_cvar_curve(conditional_risk, losses, alphas, confidence,
-weights=None) -> (n_levels, 5)``
-    All levels from one sort: estimate, stderr, plug-in, value at risk,
-    half-width. ``level_sums``, ``ranked_sum``, ``misranking_correction``
-    (the second-order correction of two half-sample fits).
+weights=None, scale=1.0) -> (n_levels, 5)``
+    All levels from one sort (``losses / scale`` enter, read in blocks):
+    estimate, stderr, plug-in, value at risk, half-width.
+    ``misranking_correction(first, second, weights, alphas)``: the
+    second-order correction of two half-sample fits. Both on
+    :func:`skrobust.ambiguity._curves.cvar_level_sums` (CVaR's worst-case
+    weights at every level).
 """
 
 from skrobust._crossfit._cvar import (
     debiased_cvar,
     debiased_cvar_curve,
-    level_sums,
     misranking_correction,
-    ranked_sum,
 )
 from skrobust._crossfit._fitting import (
     default_regressor,
@@ -165,7 +166,6 @@ __all__ = [
     "fold_labels",
     "index_dtype",
     "influence_stderr",
-    "level_sums",
     "map_folds",
     "mean_and_influence",
     "misranking_correction",
@@ -174,7 +174,6 @@ __all__ = [
     "plain_outcome_fitter",
     "predict_outcome",
     "predict_propensity",
-    "ranked_sum",
     "seed_random_states",
     "train_part",
     "treatment_folds",

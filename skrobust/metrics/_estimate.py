@@ -17,7 +17,7 @@ from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _num_samples, has_fit_parameter
 
-from skrobust.metrics._crossfit import (
+from skrobust._crossfit import (
     crossfit_subsets,
     default_regressor,
     first_stage_r2,

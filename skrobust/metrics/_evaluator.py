@@ -7,9 +7,9 @@ from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skrobust._crossfit import default_regressor, fold_labels
 from skrobust.ambiguity import CVaR
 from skrobust.ambiguity._curves import _check_levels
-from skrobust.metrics._crossfit import default_regressor, fold_labels
 from skrobust.metrics._estimate import (
     _COMMON_CONSTRAINTS,
     _evaluate,

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from numbers import Integral
 
 import numpy as np
-from joblib import Parallel, delayed
 from scipy.stats import norm
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
@@ -22,7 +21,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from skrobust.metrics._crossfit import default_regressor, fit_first_stage
+from skrobust._crossfit import default_regressor, fit_first_stage, map_folds
 from skrobust.metrics._losses import LOSSES, model_losses
 from skrobust.metrics._names import (
     _LEVEL,
@@ -495,17 +494,22 @@ callable, default="zero_one"
     del _, test  # the splitter's last index arrays
     index = np.int32 if domain.shape[0] < np.iinfo(np.int32).max else np.int64
     # results are consumed as they come: never all held at once
-    results = Parallel(n_jobs=n_jobs, verbose=verbose, return_as="generator")(
-        delayed(_fold_fit)(
-            classifier,
-            regressor,
-            X_source,
-            X_target,
-            losses,
-            np.flatnonzero(folds != k).astype(index),
-            np.flatnonzero(folds == k).astype(index),
-        )
-        for k in range(cv)
+    results = map_folds(
+        _fold_fit,
+        (
+            (
+                classifier,
+                regressor,
+                X_source,
+                X_target,
+                losses,
+                np.flatnonzero(folds != k).astype(index),
+                np.flatnonzero(folds == k).astype(index),
+            )
+            for k in range(cv)
+        ),
+        n_jobs=n_jobs,
+        verbose=verbose,
     )
     pi = np.empty(domain.shape[0])
     mu = np.empty((2, domain.shape[0])) if one_step else np.empty((2, 0))

@@ -18,14 +18,14 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import _num_samples
 
-from skrobust.ambiguity._curves import kl_radius_at_risk
-from skrobust.metrics._crossfit import (
+from skrobust._crossfit import (
     crossfit_subsets,
     default_regressor,
     first_stage_r2,
     fit_size,
     fold_labels,
 )
+from skrobust.ambiguity._curves import kl_radius_at_risk
 from skrobust.metrics._names import (
     _LEVEL,
     _OLD_LEVEL,
