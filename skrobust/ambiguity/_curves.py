@@ -141,8 +141,8 @@ def cvar_level_sums(
     uniform = sample_weight is None
     weights, total = None, float(n)
     if not uniform:
-        # validated frequency weights, read a block at a time and divided by
-        # their total there (no vector of probabilities is made)
+        # validated frequency weights, read a block at a time; the sums are
+        # divided by their total at the end (no vector of probabilities)
         weights = check_nonnegative_sample_weight(sample_weight, rank_by)
         total = float(np.sum(weights))
     order = _decreasing_order(rank_by)
@@ -197,7 +197,6 @@ def cvar_level_sums(
         if not uniform:
             p = rows[0]
             np.take(weights, index, out=p, mode="clip")
-            p /= total
         row = first_row + 1
         for pair in parts:
             scaled = rows[row]
@@ -225,11 +224,12 @@ def cvar_level_sums(
         carry += block_sums
         position += size
     starts, ends = bounds
+    # sums over the total weight; for uniform weights the masses are counts
+    # over n (exact)
+    starts /= total
+    ends /= total
+    carry /= total
     if uniform:
-        # masses are counts over n (exact); sums over n
-        starts /= n
-        ends /= n
-        carry /= n
         mass_above = counts[0] / n
         mass_tie = (counts[1] - counts[0]) / n
     else:
@@ -269,7 +269,8 @@ def _crossing_positions(order, weights, total, targets, blocks, step):
     """Sorted position of each level's value at risk.
 
     The first sample, in decreasing order of the ranked vector, whose
-    cumulative mass (``weights / total``; uniform for ``None``) reaches the
+    cumulative mass (``weights / total``, compared in the units of the weights;
+    uniform for ``None``) reaches the
     target; targets that rounding leaves unmet go to the last sample of
     positive weight.
     """
@@ -278,7 +279,7 @@ def _crossing_positions(order, weights, total, targets, blocks, step):
         # cumulative mass (k + 1) / n: the first k with (k + 1) / n >= target
         return np.clip(np.ceil(targets * n).astype(np.intp) - 1, 0, n - 1)
     by_target = np.argsort(targets, kind="stable")
-    sorted_targets = targets[by_target]
+    sorted_targets = targets[by_target] * total
     crossing = np.empty(targets.shape[0], dtype=np.intp)
     first = 0  # levels by_target[first:] are pending
     carry = 0.0
@@ -287,7 +288,6 @@ def _crossing_positions(order, weights, total, targets, blocks, step):
         size = block.stop - block.start
         p = buffer[:size]
         np.take(weights, np.ascontiguousarray(order[block]), out=p, mode="clip")
-        p /= total
         block_sum = float(np.sum(p))
         cum = np.cumsum(p, out=p)
         cum += carry
