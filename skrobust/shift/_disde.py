@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from numbers import Integral
 
 import numpy as np
-from scipy.stats import norm
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
@@ -21,7 +20,12 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from skrobust._crossfit import default_regressor, fit_first_stage, map_folds
+from skrobust._crossfit import (
+    default_regressor,
+    fit_first_stage,
+    map_folds,
+    normal_interval,
+)
 from skrobust.metrics._losses import LOSSES, model_losses
 from skrobust.metrics._names import (
     _LEVEL,
@@ -29,7 +33,7 @@ from skrobust.metrics._names import (
     _confidence_level,
     _deprecated_field,
 )
-from skrobust.utils._conventions import DEPRECATED, ConfidenceInterval
+from skrobust.utils._conventions import DEPRECATED
 
 _CLIP = 1e-6
 
@@ -558,13 +562,9 @@ callable, default="zero_one"
     confidence = _confidence_level(
         "decompose_performance_shift", confidence_level, confidence
     )
-    z = norm.ppf(0.5 + confidence / 2)
     std_errors = {key: float(np.sqrt(v)) for key, v in var.items()}
     intervals = {
-        key: ConfidenceInterval(
-            estimates[key] - z * std_errors[key],
-            estimates[key] + z * std_errors[key],
-        )
+        key: normal_interval(estimates[key], std_errors[key], confidence)
         for key in estimates
     }
     return ShiftDecomposition(

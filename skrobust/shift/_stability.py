@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.stats import norm
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
@@ -24,6 +23,7 @@ from skrobust._crossfit import (
     first_stage_r2,
     fit_size,
     fold_labels,
+    normal_interval,
 )
 from skrobust.ambiguity._curves import kl_radius_at_risk
 from skrobust.metrics._names import (
@@ -264,7 +264,6 @@ def kl_stability(
     if n < 2:
         raise ValueError("kl_stability needs at least 2 samples.")
     confidence = _confidence_level("kl_stability", confidence_level, confidence)
-    z_crit = norm.ppf(0.5 + confidence / 2)
     if Z is None:
         values = losses
     else:
@@ -355,11 +354,11 @@ def kl_stability(
         del residual
     w -= w.mean()
     std_error = float(np.sqrt(np.dot(w, w) / (n - 1)) / np.sqrt(n))
-    half = z_crit * std_error
+    interval = normal_interval(estimate, std_error, confidence)
     return StabilityResult(
         stability=float(estimate),
-        lower=float(max(estimate - half, 0.0)),
-        upper=float(estimate + half),
+        lower=float(max(interval.low, 0.0)),
+        upper=float(interval.high),
         std_error=std_error,
         multiplier=float(lam),
         plug_in_stability=float(plug_in),
