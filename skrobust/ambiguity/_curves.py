@@ -83,11 +83,15 @@ def cvar_level_sums(
 ):
     """CVaR worst-case weights of ``rank_by`` at every level, applied to columns.
 
-    One sort of ``rank_by``; then two passes over the sorted order, a block at
-    a time: the first finds the value at risk of every level (the first sorted
-    sample whose cumulative mass reaches :math:`\\alpha`, with CVaR's slack),
-    the second the prefix sums of the nominal mass, of ``rank_by`` and of the
-    powers of each column at the two ends of each level's tie group. Peak
+    One sort of ``rank_by``; the value at risk of every level is the first
+    sorted sample whose cumulative mass reaches :math:`\\alpha` (with CVaR's
+    slack; from counts for uniform weights, from one pass over blocks of the
+    sorted weights otherwise); one more pass over blocks of the sorted order
+    sums the nominal mass, ``rank_by`` and the powers of each column up to
+    the two ends of each level's tie group (values found by binary search in
+    each block, sums as prefix sums of a reused buffer). The result equals
+    ``CVaR(alpha).worst_case_weights`` level by level, ties at the value at
+    risk sharing the remaining mass in proportion to their weights. Peak
     memory: the order (one integer vector of the sample size) and a buffer of
     blocks within half a vector of the sample size; the columns and the
     weights are read, never copied.
