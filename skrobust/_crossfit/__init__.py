@@ -87,22 +87,15 @@ The debiased CVaR step (``_cvar.py``)
 -------------------------------------
 ``debiased_cvar(rank_by, values, alpha, *, sample_weight=None, tail="upper")
 -> (estimate, influence, plug_in, value_at_risk, weights)``
-    One level, through :class:`skrobust.ambiguity.CVaR`; ``tail="lower"``
-    is the worst-case (smallest) effect.
-``debiased_cvar_curve(conditional_risk, losses, alphas, confidence,
-weights=None) -> (n_levels, 5)``
-    All levels from one sort: estimate, stderr, plug-in, value at risk,
-    half-width. ``level_sums``, ``ranked_sum``, ``misranking_correction``
-    (the second-order correction of two half-sample fits).
+    One level, through :class:`skrobust.ambiguity.CVaR` (its worst-case
+    weights, risk and ``dual_init`` value at risk; nothing re-derived);
+    ``tail="lower"`` is the worst-case (smallest) effect of
+    :class:`skcausal.WorstCaseTreatmentEffect`. Many levels at once from one
+    sort: the ambiguity protocol's CVaR level sums, which the
+    worst-subpopulation evaluator's second stage uses.
 """
 
-from skrobust._crossfit._cvar import (
-    debiased_cvar,
-    debiased_cvar_curve,
-    level_sums,
-    misranking_correction,
-    ranked_sum,
-)
+from skrobust._crossfit._cvar import debiased_cvar
 from skrobust._crossfit._fitting import (
     default_regressor,
     early_stopping_split,
@@ -154,7 +147,6 @@ __all__ = [
     "crossfit_predict",
     "crossfit_subsets",
     "debiased_cvar",
-    "debiased_cvar_curve",
     "default_regressor",
     "early_stopping_split",
     "fit_first_stage",
@@ -165,16 +157,13 @@ __all__ = [
     "fold_labels",
     "index_dtype",
     "influence_stderr",
-    "level_sums",
     "map_folds",
     "mean_and_influence",
-    "misranking_correction",
     "normal_interval",
     "own_parameters",
     "plain_outcome_fitter",
     "predict_outcome",
     "predict_propensity",
-    "ranked_sum",
     "seed_random_states",
     "train_part",
     "treatment_folds",
