@@ -61,8 +61,12 @@ clip, random_state, n_jobs, verbose, sample_weight=None) -> dict``
     ``outcome_model``, ``n_clipped``, ``n_extreme``, ``info``), ``e`` (n,)
     clipped propensities and ``n_clipped`` (when ``propensity_model``),
     ``mu`` (n, 2) outcome predictions of both arms (when ``fitter``).
-    ``fitter`` is ``plain_outcome_fitter("T" | "S")`` or a constrained
-    step (C-Learner) with the same signature. ``fit_fold(...)`` is one fold
+    ``fitter`` is ``plain_outcome_fitter("T" | "S")`` or another outcome
+    step made by ``outcome_step(fit_part, combine, *, pooled=False)`` from a
+    fit of one arm's training part (the C-Learner's constrained fit sees the
+    fold's held-out units); its signature is ``step(model, X_tr, y_tr, t_tr,
+    X_ev, y_ev, t_ev, e_ev, sw_tr=None, sw_ev=None, train=None) -> (model
+    with predict_both, info)``. ``fit_fold(...)`` is one fold
     of it (for callers that run their own tasks through ``map_folds``).
     ``predict_outcome(model, X)``, ``predict_propensity(model, X)``.
 ``crossfit_subsets(regressor, Z, target, folds, subsets, *, halves=None,
@@ -126,6 +130,7 @@ from skrobust._crossfit._nuisance import (
     TwoModels,
     crossfit_nuisances,
     fit_fold,
+    outcome_step,
     plain_outcome_fitter,
     predict_outcome,
     predict_propensity,
@@ -160,6 +165,7 @@ __all__ = [
     "map_folds",
     "mean_and_influence",
     "normal_interval",
+    "outcome_step",
     "own_parameters",
     "plain_outcome_fitter",
     "predict_outcome",
