@@ -9,9 +9,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
 from skcausal._base import _BaseCausalEstimator, _inverse_weights, _weighted_mean
-from skcausal._crossfit import _arm_rows, _fit_weighted, _predict_outcome
+from skcausal._crossfit import _fit_weighted, _predict_outcome
 from skcausal._docstrings import fill_doc
 from skcausal._estimators import _aipw_pseudo_outcomes
+from skrobust._crossfit import outcome_step as _outcome_step
 
 
 def _violation(w, y, f):
@@ -222,46 +223,26 @@ class _ConstrainedArms:
 
 
 def _clearner_fitter(penalty, seed):
-    def fit(
-        model,
-        X_tr,
-        y_tr,
-        t_tr,
-        X_ev,
-        y_ev,
-        t_ev,
-        e_ev,
-        sw_tr=None,
-        sw_ev=None,
-        train=None,
-    ):
-        # train given: X_tr, y_tr, t_tr, sw_tr are the full arrays and train
-        # selects the training part (indexed once, with each arm's rows)
-        arms, info = [], {}
-        for arm in (0, 1):
-            received = t_ev == arm
-            w = received / (e_ev if arm == 1 else 1.0 - e_ev)
-            if sw_ev is not None:
-                w = w * sw_ev
-            mask = t_tr == arm if train is None else _arm_rows(t_tr, train, arm)
-            sw = None if sw_tr is None else sw_tr[mask]
-            args = (X_tr[mask], y_tr[mask], X_ev, y_ev, w)
-            del mask
-            if isinstance(model, LinearRegression | Ridge):
-                fitted, arm_info = _constrained_linear(model, *args, sw)
-            elif _is_lightgbm(model):
-                fitted, arm_info = _constrained_lightgbm(model, *args, penalty, sw)
-            elif _is_skorch_net(model):
-                from skcausal._torch_nets import _constrained_skorch
+    """The C-Learner's outcome step: each arm fit under its held-out constraint."""
 
-                fitted, arm_info = _constrained_skorch(model, *args, penalty, seed, sw)
-            else:
-                fitted, arm_info = _constrained_shift(model, *args, sw)
-            arms.append(fitted)
-            info[arm] = arm_info
-        return _ConstrainedArms(arms), info
+    def fit_arm(model, arm, X_arm, y_arm, sw, held_out):
+        X_ev, y_ev, t_ev, e_ev, sw_ev = held_out
+        received = t_ev == arm
+        w = received / (e_ev if arm == 1 else 1.0 - e_ev)
+        if sw_ev is not None:
+            w = w * sw_ev
+        args = (X_arm, y_arm, X_ev, y_ev, w)
+        if isinstance(model, LinearRegression | Ridge):
+            return _constrained_linear(model, *args, sw)
+        if _is_lightgbm(model):
+            return _constrained_lightgbm(model, *args, penalty, sw)
+        if _is_skorch_net(model):
+            from skcausal._torch_nets import _constrained_skorch
 
-    return fit
+            return _constrained_skorch(model, *args, penalty, seed, sw)
+        return _constrained_shift(model, *args, sw)
+
+    return _outcome_step(fit_arm, _ConstrainedArms)
 
 
 @fill_doc

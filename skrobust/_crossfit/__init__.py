@@ -61,8 +61,12 @@ clip, random_state, n_jobs, verbose, sample_weight=None) -> dict``
     ``outcome_model``, ``n_clipped``, ``n_extreme``, ``info``), ``e`` (n,)
     clipped propensities and ``n_clipped`` (when ``propensity_model``),
     ``mu`` (n, 2) outcome predictions of both arms (when ``fitter``).
-    ``fitter`` is ``plain_outcome_fitter("T" | "S")`` or a constrained
-    step (C-Learner) with the same signature. ``fit_fold(...)`` is one fold
+    ``fitter`` is ``plain_outcome_fitter("T" | "S")`` or another outcome
+    step made by ``outcome_step(fit_part, combine, *, pooled=False)`` from a
+    fit of one arm's training part (the C-Learner's constrained fit sees the
+    fold's held-out units); its signature is ``step(model, X_tr, y_tr, t_tr,
+    X_ev, y_ev, t_ev, e_ev, sw_tr=None, sw_ev=None, train=None) -> (model
+    with predict_both, info)``. ``fit_fold(...)`` is one fold
     of it (for callers that run their own tasks through ``map_folds``).
     ``predict_outcome(model, X)``, ``predict_propensity(model, X)``.
 ``crossfit_subsets(regressor, Z, target, folds, subsets, *, halves=None,
@@ -87,23 +91,15 @@ The debiased CVaR step (``_cvar.py``)
 -------------------------------------
 ``debiased_cvar(rank_by, values, alpha, *, sample_weight=None, tail="upper")
 -> (estimate, influence, plug_in, value_at_risk, weights)``
-    One level, through :class:`skrobust.ambiguity.CVaR`; ``tail="lower"``
-    is the worst-case (smallest) effect.
-``debiased_cvar_curve(conditional_risk, losses, alphas, confidence,
-weights=None, scale=1.0) -> (n_levels, 5)``
-    All levels from one sort (``losses / scale`` enter, read in blocks):
-    estimate, stderr, plug-in, value at risk, half-width.
-    ``misranking_correction(first, second, weights, alphas)``: the
-    second-order correction of two half-sample fits. Both on
-    :func:`skrobust.ambiguity._curves.cvar_level_sums` (CVaR's worst-case
-    weights at every level).
+    One level, through :class:`skrobust.ambiguity.CVaR` (its worst-case
+    weights, risk and ``dual_init`` value at risk; nothing re-derived);
+    ``tail="lower"`` is the worst-case (smallest) effect of
+    :class:`skcausal.WorstCaseTreatmentEffect`. Many levels at once from one
+    sort: the ambiguity protocol's CVaR level sums, which the
+    worst-subpopulation evaluator's second stage uses.
 """
 
-from skrobust._crossfit._cvar import (
-    debiased_cvar,
-    debiased_cvar_curve,
-    misranking_correction,
-)
+from skrobust._crossfit._cvar import debiased_cvar
 from skrobust._crossfit._fitting import (
     default_regressor,
     early_stopping_split,
@@ -134,6 +130,7 @@ from skrobust._crossfit._nuisance import (
     TwoModels,
     crossfit_nuisances,
     fit_fold,
+    outcome_step,
     plain_outcome_fitter,
     predict_outcome,
     predict_propensity,
@@ -155,7 +152,6 @@ __all__ = [
     "crossfit_predict",
     "crossfit_subsets",
     "debiased_cvar",
-    "debiased_cvar_curve",
     "default_regressor",
     "early_stopping_split",
     "fit_first_stage",
@@ -168,8 +164,8 @@ __all__ = [
     "influence_stderr",
     "map_folds",
     "mean_and_influence",
-    "misranking_correction",
     "normal_interval",
+    "outcome_step",
     "own_parameters",
     "plain_outcome_fitter",
     "predict_outcome",

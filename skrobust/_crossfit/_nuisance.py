@@ -50,10 +50,37 @@ class SingleModel:
         return np.column_stack(cols)
 
 
-def plain_outcome_fitter(learner):
-    """Return the unconstrained T- or S-learner outcome step."""
+def outcome_step(fit_part, combine, *, pooled=False):
+    """An outcome step of :func:`crossfit_nuisances` from a fit of one part.
 
-    def fit(
+    The step fits the outcome model(s) of one fold: one part per arm (the
+    arm's training units), or with ``pooled`` one part of all training
+    units with the treatment appended as the last feature.
+
+    Parameters
+    ----------
+    fit_part : callable
+        ``fit_part(model, arm, X_part, y_part, sw_part, held_out) -> (fitted,
+        info)``: ``arm`` is 0 or 1 (``None`` when pooled), ``sw_part`` the
+        part's weights or ``None``, ``held_out`` the tuple ``(X_ev, y_ev,
+        t_ev, e_ev, sw_ev)`` of the fold's held-out units (for a constrained
+        fit such as the C-Learner's); ``info`` is kept under ``arm`` unless
+        it is ``None``.
+    combine : callable
+        ``combine(list of fitted) -> model with predict_both(X)``.
+    pooled : bool, default=False
+        One pooled part instead of one part per arm.
+
+    Returns
+    -------
+    step : callable
+        ``step(model, X_tr, y_tr, t_tr, X_ev, y_ev, t_ev, e_ev, sw_tr=None,
+        sw_ev=None, train=None) -> (model with predict_both, info)``. With
+        ``train`` (mask or indices), ``X_tr``, ``y_tr``, ``t_tr`` and
+        ``sw_tr`` are the full arrays and each part's rows are gathered once.
+    """
+
+    def step(
         model,
         X_tr,
         y_tr,
@@ -66,23 +93,40 @@ def plain_outcome_fitter(learner):
         sw_ev=None,
         train=None,
     ):
-        # train given: X_tr, y_tr, t_tr, sw_tr are the full arrays and train
-        # selects the training part (indexed once, with each arm's rows)
-        if learner == "S":
-            if train is not None:
-                X_tr, y_tr, t_tr = X_tr[train], y_tr[train], t_tr[train]
-                sw_tr = None if sw_tr is None else sw_tr[train]
-            Xa = np.column_stack([X_tr, t_tr])
-            return SingleModel(fit_weighted(clone(model), Xa, y_tr, sw_tr)), {}
-        fitted = []
-        for arm in (0.0, 1.0):
-            rows = t_tr == arm if train is None else arm_rows(t_tr, train, arm)
+        held_out = (X_ev, y_ev, t_ev, e_ev, sw_ev)
+        fitted, info = [], {}
+        for arm in (None,) if pooled else (0, 1):
+            if arm is None:
+                rows = slice(None) if train is None else train
+                X_part = np.column_stack([X_tr[rows], t_tr[rows]])
+            else:
+                rows = t_tr == arm if train is None else arm_rows(t_tr, train, arm)
+                X_part = X_tr[rows]
             sw = None if sw_tr is None else sw_tr[rows]
-            fitted.append(fit_weighted(clone(model), X_tr[rows], y_tr[rows], sw))
+            y_part = y_tr[rows]
             del rows
-        return TwoModels(*fitted), {}
+            part, part_info = fit_part(model, arm, X_part, y_part, sw, held_out)
+            del X_part, y_part, sw
+            fitted.append(part)
+            if part_info is not None:
+                info[arm] = part_info
+        return combine(fitted), info
 
-    return fit
+    return step
+
+
+def _fit_plain_part(model, arm, X_part, y_part, sw_part, held_out):
+    """The unconstrained fit of one part: the model, cloned, with weights."""
+    return fit_weighted(clone(model), X_part, y_part, sw_part), None
+
+
+def plain_outcome_fitter(learner):
+    """Return the unconstrained T- or S-learner outcome step."""
+    if learner == "S":
+        return outcome_step(
+            _fit_plain_part, lambda fitted: SingleModel(fitted[0]), pooled=True
+        )
+    return outcome_step(_fit_plain_part, lambda fitted: TwoModels(*fitted))
 
 
 def fit_fold(X, y, t, sw, train, test, propensity_model, outcome_model, fitter, clip):

@@ -12,7 +12,6 @@ and :mod:`skrobust.metrics._scorer` hold the evaluator and the scorer.
 import numpy as np
 from sklearn.utils._param_validation import validate_params
 
-from skrobust._crossfit import misranking_correction as _misranking_correction
 from skrobust.metrics._estimate import (
     _COMMON_CONSTRAINTS,
     _as_core,
@@ -28,6 +27,7 @@ from skrobust.metrics._names import (
 )
 from skrobust.metrics._second_stage import (
     WorstSubpopulationResult,
+    _misranking_correction,
     _result,
 )
 from skrobust.utils._conventions import DEPRECATED

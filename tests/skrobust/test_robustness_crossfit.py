@@ -43,25 +43,43 @@ def test_debiased_cvar_matches_the_sorted_closed_form(tail, seed, n):
     assert abs(infl.mean()) < 1e-10
 
 
-def test_debiased_cvar_agrees_with_the_curve():
-    # two implementations of the same step: CVaR's weights, one sort
+@pytest.mark.parametrize("tail", ["upper", "lower"])
+def test_zero_weight_samples_are_absent_from_debiased_cvar(tail):
+    # reference: the same call without the zero-weight samples
     rng = np.random.default_rng(3)
-    n = 500
+    n = 200
     mu = rng.normal(size=n)
     losses = mu + rng.normal(size=n)
     w = rng.integers(0, 4, n).astype(float)
-    alphas = np.array([0.1, 0.37, 1.0])
-    table = engine.debiased_cvar_curve(mu, losses, alphas, 0.9, weights=w)
-    for row, alpha in zip(table, alphas, strict=True):
-        value, infl, plug_in, eta, _ = engine.debiased_cvar(
-            mu, losses, alpha, sample_weight=w
-        )
-        assert row[0] == pytest.approx(value, rel=1e-10)
-        assert row[2] == pytest.approx(plug_in, rel=1e-10)
-        se = engine.influence_stderr(infl, w)
-        total = w.sum()
-        # the curve's variance has the n / (n - 1) correction
-        assert row[1] == pytest.approx(se * np.sqrt(total / (total - 1)), rel=1e-8)
+    keep = w > 0
+    got = engine.debiased_cvar(mu, losses, 0.37, sample_weight=w, tail=tail)
+    ref = engine.debiased_cvar(
+        mu[keep], losses[keep], 0.37, sample_weight=w[keep], tail=tail
+    )
+    assert got[0] == pytest.approx(ref[0], rel=1e-12)
+    assert got[2] == pytest.approx(ref[2], rel=1e-12)
+    assert got[3] == ref[3]
+    np.testing.assert_allclose(got[4][keep], ref[4], atol=1e-15)
+    assert np.all(got[4][~keep] == 0)
+    se = engine.influence_stderr(got[1], w)
+    assert se == pytest.approx(engine.influence_stderr(ref[1], w[keep]), rel=1e-10)
+
+
+def test_debiased_cvar_with_ties_at_the_value_at_risk():
+    # reference by hand: values 5 (1 sample), 3 (2), 1 (2), each of mass 0.2;
+    # alpha = 0.4 takes the 5 (mass 0.2) and half of the tied 3-group's mass
+    # 0.4, shared equally: q / alpha per unit = (0.5, 0.25, 0.25, 0, 0)
+    mu = np.array([5.0, 3.0, 3.0, 1.0, 1.0])
+    phi = np.array([6.0, 2.0, 4.0, 0.0, 1.0])
+    value, infl, plug_in, eta, q = engine.debiased_cvar(mu, phi, 0.4)
+    np.testing.assert_allclose(q.sum(), 1.0)
+    assert eta == 3.0
+    assert plug_in == pytest.approx((5.0 + 3.0) / 2)
+    # psi = eta + 5 q (phi - eta): the tie group shares its mass equally
+    psi = eta + 5 * q * (phi - eta)
+    assert value == pytest.approx(psi.mean(), rel=1e-12)
+    np.testing.assert_allclose(q, [0.5, 0.25, 0.25, 0.0, 0.0], atol=1e-12)
+    assert value == pytest.approx(0.5 * 6.0 + 0.25 * 2.0 + 0.25 * 4.0)
 
 
 def test_debiased_cvar_rejects_an_unknown_tail():
