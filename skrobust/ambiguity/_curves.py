@@ -150,27 +150,36 @@ def cvar_level_sums(
         weights = check_nonnegative_sample_weight(sample_weight, rank_by)
         total = float(np.sum(weights))
     order = _decreasing_order(rank_by)
-    targets = alphas * (1.0 - _SLACK)
-    blocks = _level_blocks(n, (0 if uniform else 1) + 1 + len(parts) * len(powers))
-    step = blocks[0].stop - blocks[0].start
-    crossing = _crossing_positions(order, weights, total, targets, blocks, step)
-    eta = rank_by[order[crossing]]
-    # in order of decreasing value at risk, the levels' tie groups start (and
-    # end) in increasing sorted positions: the pending ones are a suffix
-    by_eta = np.argsort(-eta, kind="stable")
-    eta_sorted = eta[by_eta]
     n_levels = alphas.shape[0]
+    targets = alphas * (1.0 - _SLACK)
+    # the levels by increasing target: their values at risk do not increase,
+    # so the pending levels are always a suffix of this order
+    by_level = np.argsort(targets, kind="stable")
     n_pow = len(powers)
-    # rows of the block buffer: the mass (weighted only), rank_by, then the
+    # rows of the block buffer: the weights (weighted only), rank_by, then the
     # powers of each column; column 0 of the buffer is 0 for the prefix sums
     first_row = 0 if uniform else 1
     n_rows = first_row + 1 + len(parts) * n_pow
+    # (weighted: one more block, the cumulative mass)
+    blocks = _level_blocks(n, n_rows + (0 if uniform else 1))
+    step = blocks[0].stop - blocks[0].start
+    if uniform:
+        # cumulative mass (k + 1) / n: the first k with (k + 1) / n >= target
+        crossing = np.clip(np.ceil(targets * n).astype(np.intp) - 1, 0, n - 1)
+        crossing = crossing[by_level]
+    else:
+        level_mass = targets[by_level] * total  # in the units of the weights
+    reuse = any(part is rank_by for pair in parts for part in pair)
     buffer = np.empty((n_rows, step + 1))
     buffer[:, 0] = 0.0
+    eta = np.empty(n_levels)  # in by_level order until the end
     bounds = [np.empty((n_rows, n_levels)), np.empty((n_rows, n_levels))]
     counts = [np.empty(n_levels), np.empty(n_levels)]
-    pending = [0, 0]  # first level (in by_eta order) not yet resolved
+    crossed = ended = 0  # levels by_level[:crossed] have their value at risk
     carry = np.zeros(n_rows)
+    # the trailing run of equal values of the blocks seen: its value, and the
+    # prefix sums and position where it starts (a tie group across blocks)
+    run_value, run_bounds, run_position = np.nan, carry.copy(), 0
     position = 0
     for b, block in enumerate(blocks):
         size = block.stop - block.start
@@ -181,32 +190,56 @@ def cvar_level_sums(
         rows = buffer[:, 1 : size + 1]
         values = rows[first_row]
         np.take(rank_by, index, out=values, mode="clip")
-        # where each pending level's tie group starts ("right": the count of
-        # values above eta) and ends ("left": of values at or above it), for
-        # the levels whose group starts / ends in this block
-        ascending = values[::-1]
-        found = []
-        sides = zip(("right", "left"), enumerate(pending), strict=True)
-        for side, (kind, first) in sides:
-            if first == n_levels:
-                continue
-            count = size - np.searchsorted(ascending, eta_sorted[first:], side=side)
-            stop = n_levels
-            if b < len(blocks) - 1:
-                stop = first + int(np.searchsorted(count, size, side="left"))
-            if stop > first:
-                found.append((kind, by_eta[first:stop], count[: stop - first]))
-                pending[kind] = stop
-        del ascending
         if not uniform:
-            p = rows[0]
-            np.take(weights, index, out=p, mode="clip")
+            np.take(weights, index, out=rows[0], mode="clip")
+        # 1. the levels whose value at risk falls in this block
+        new = crossed
+        if crossed < n_levels:
+            if uniform:
+                local = crossing[crossed:] - position
+            else:
+                cum = np.cumsum(rows[0])
+                cum += carry[0]
+                # zero weights repeat the cumulative mass: "left" finds the
+                # positive weight that reached it
+                local = np.searchsorted(cum, level_mass[crossed:], side="left")
+                del cum
+            new = crossed + int(np.searchsorted(local, size, side="left"))
+            eta[crossed:new] = values[local[: new - crossed]]
+        # 2. where their tie groups start (count of values above eta), where
+        # the pending groups end (count at or above it) and where the
+        # trailing run starts: the values decrease, so they are searched in
+        # the reversed view
+        ascending = values[::-1]
+        above = size - np.searchsorted(ascending, eta[crossed:new], side="right")
+        from_run = (above == 0) & (eta[crossed:new] == run_value)
+        at_or_above = size - np.searchsorted(ascending, eta[ended:new], side="left")
+        finished = ended + int(np.searchsorted(at_or_above, size, side="left"))
+        if b == len(blocks) - 1:
+            finished = new
+        last = values[-1]
+        last_above = size - int(np.searchsorted(ascending, last, side="right"))
+        run_goes_on = last_above == 0 and last == run_value
+        del ascending
+        # the block's values of rank_by, if a column needs them (the row is
+        # overwritten by its prefix sums, and weighted, below)
+        ranked = values.copy() if reuse else None
+        # 3. the block's terms, their sums and prefix sums
         row = first_row + 1
         for pair in parts:
+            # a part that is rank_by itself is copied from the block's values
+            # (kept aside above), not gathered again: random gathers are
+            # most of the time at large n
             scaled = rows[row]
-            np.take(pair[0], index, out=scaled, mode="clip")
+            if pair[0] is rank_by:
+                np.copyto(scaled, ranked)
+            else:
+                np.take(pair[0], index, out=scaled, mode="clip")
             if len(pair) == 2:
-                scaled -= pair[1][index]
+                if pair[1] is rank_by:
+                    scaled -= ranked
+                else:
+                    scaled -= pair[1][index]
             if scale != 1.0:
                 scaled /= scale
             for j in range(n_pow - 1, -1, -1):
@@ -220,14 +253,48 @@ def cvar_level_sums(
             rows[1:] *= rows[0]
         # carried with pairwise sums: the rounding grows with the block length
         block_sums = rows.sum(axis=1)
-        if found:
-            np.cumsum(rows, axis=1, out=rows)  # prefix sums, in place
-            for kind, levels, count in found:
-                bounds[kind][:, levels] = carry[:, None] + buffer[:, count]
-                counts[kind][levels] = position + count
+        np.cumsum(rows, axis=1, out=rows)  # prefix sums, in place
+        # 4. the bounds found in this block
+        levels = slice(crossed, new)
+        bounds[0][:, levels] = carry[:, None] + buffer[:, above]
+        counts[0][levels] = position + above
+        if from_run.any():
+            bounds[0][:, crossed:new][:, from_run] = run_bounds[:, None]
+            counts[0][crossed:new][from_run] = run_position
+        levels = slice(ended, finished)
+        bounds[1][:, levels] = (
+            carry[:, None] + buffer[:, at_or_above[: finished - ended]]
+        )
+        counts[1][levels] = position + at_or_above[: finished - ended]
+        if not run_goes_on:
+            run_value = last
+            run_bounds = carry + buffer[:, last_above]
+            run_position = position + last_above
         carry += block_sums
         position += size
-    starts, ends = bounds
+        crossed, ended = new, finished
+    if crossed < n_levels:
+        # rounding left these targets above the cumulated mass: the worst
+        # case is all of it, its value at risk the smallest value of positive
+        # weight, whose tie group ends the sorted order (rare)
+        _all_mass_levels(
+            rank_by,
+            weights,
+            parts,
+            scale,
+            powers,
+            carry,
+            slice(crossed, None),
+            eta,
+            bounds,
+            first_row,
+        )
+    # back from by_level order to the order of alphas
+    unsorted = np.empty_like(by_level)
+    unsorted[by_level] = np.arange(n_levels)
+    eta = eta[unsorted]
+    starts, ends = bounds[0][:, unsorted], bounds[1][:, unsorted]
+    counts = [c[unsorted] for c in counts]
     # sums over the total weight; for uniform weights the masses are counts
     # over n (exact)
     starts /= total
@@ -269,46 +336,35 @@ def _level_blocks(n, n_rows):
     return _blocks(n, count=max(1, -(-n // step)))
 
 
-def _crossing_positions(order, weights, total, targets, blocks, step):
-    """Sorted position of each level's value at risk.
+def _all_mass_levels(
+    rank_by, weights, parts, scale, powers, carry, levels, eta, bounds, first_row
+):
+    """Bounds of levels whose target rounding left above the cumulated mass.
 
-    The first sample, in decreasing order of the ranked vector, whose
-    cumulative mass (``weights / total``, compared in the units of the weights;
-    uniform for ``None``) reaches the
-    target; targets that rounding leaves unmet go to the last sample of
-    positive weight.
+    Their worst case holds every sample of positive weight: the value at
+    risk is the smallest value of positive weight, its tie group ends the
+    sorted order (the end bounds are the totals ``carry``), and the start
+    bounds are the totals less the sums over that group, summed a block at a
+    time in the original order.
     """
-    n = order.shape[0]
-    if weights is None:
-        # cumulative mass (k + 1) / n: the first k with (k + 1) / n >= target
-        return np.clip(np.ceil(targets * n).astype(np.intp) - 1, 0, n - 1)
-    by_target = np.argsort(targets, kind="stable")
-    sorted_targets = targets[by_target] * total
-    crossing = np.empty(targets.shape[0], dtype=np.intp)
-    first = 0  # levels by_target[first:] are pending
-    carry = 0.0
-    buffer = np.empty(step)
-    for block in blocks:
-        size = block.stop - block.start
-        p = buffer[:size]
-        np.take(weights, np.ascontiguousarray(order[block]), out=p, mode="clip")
-        block_sum = float(np.sum(p))
-        cum = np.cumsum(p, out=p)
-        cum += carry
-        if first < sorted_targets.shape[0]:
-            # zero weights repeat the cumulative mass: "left" finds the
-            # positive weight that reached it
-            count = np.searchsorted(cum, sorted_targets[first:], side="left")
-            stop = first + int(np.searchsorted(count, size, side="left"))
-            crossing[by_target[first:stop]] = block.start + count[: stop - first]
-            first = stop
-        carry += block_sum
-    if first < sorted_targets.shape[0]:
-        # rounding left these targets unmet: the last sample of positive
-        # weight (rare, so looked up afterwards)
-        positive = np.flatnonzero(np.take(weights, order) > 0)
-        crossing[by_target[first:]] = positive[-1]
-    return crossing
+    positive = weights > 0
+    value = float(np.min(rank_by, where=positive, initial=np.inf))
+    del positive
+    group = np.zeros_like(carry)
+    for block in _blocks(rank_by.shape[0]):
+        mask = rank_by[block] == value
+        w = weights[block][mask]
+        terms = [w, rank_by[block][mask] * w]
+        for pair in parts:
+            column = pair[0][block][mask]
+            if len(pair) == 2:
+                column = column - pair[1][block][mask]
+            column = column / scale
+            terms.extend(column**power * w for power in powers)
+        group += [float(np.sum(term)) for term in terms]
+    eta[levels] = value
+    bounds[1][:, levels] = carry[:, None]
+    bounds[0][:, levels] = (carry - group)[:, None]
 
 
 def cvar_weighted_means(rank_by, alphas, columns, *, sample_weight=None):

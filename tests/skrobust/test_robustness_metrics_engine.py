@@ -104,6 +104,28 @@ def test_level_sums_difference_columns_and_blocks():
         assert_allclose(got[k], q @ (a - b), rtol=1e-9, atol=1e-12)
 
 
+def test_level_sums_when_rounding_leaves_a_target_unmet(monkeypatch):
+    # a negative slack puts the target of alpha = 1 above the cumulated
+    # mass, as rounding can: the worst case is then all of the mass.
+    # Reference: the weighted mean (CVaR at alpha = 1).
+    import skrobust.ambiguity._curves as curves
+
+    monkeypatch.setattr(curves, "_SLACK", -1e-9)
+    rng = np.random.default_rng(7)
+    for n in (3, 50, 5000):
+        rank_by = np.round(rng.uniform(size=n), 1)
+        column = rng.normal(size=n)
+        weights = rng.integers(0, 3, n).astype(float)
+        weights[0] = 1.0
+        sums = cvar_level_sums(
+            rank_by, [1.0, 0.5], [column], sample_weight=weights, powers=(1, 2)
+        )
+        p = weights / weights.sum()
+        got = sums.above[0, :, 0] + sums.tie_share[0] * sums.tie[0, :, 0]
+        assert_allclose(got, [p @ column, p @ column**2], rtol=RTOL)
+        assert_allclose(sums.risk[0], p @ rank_by, rtol=RTOL)
+
+
 def test_level_sums_do_not_modify_inputs():
     rank_by = np.array([3.0, 1.0, 2.0, 2.0])
     column = np.array([1.0, -1.0, 4.0, 0.5])
