@@ -380,7 +380,7 @@ def cvar_weighted_means(rank_by, alphas, columns, *, sample_weight=None):
     return (sums.above[:, 0] + sums.tie_share * sums.tie[:, 0]) / alphas
 
 
-def kl_radius_at_risk(losses, level, *, overwrite=False):
+def kl_radius_at_risk(losses, level, *, overwrite=False, check_input=True, q_sum=1.0):
     """Smallest KL radius whose worst-case risk reaches ``level`` (uniform P_n).
 
     The inverse of ``KL(radius).risk`` in the radius:
@@ -410,6 +410,12 @@ def kl_radius_at_risk(losses, level, *, overwrite=False):
         The risk the worst case has to reach.
     overwrite : bool, default=False
         Whether ``losses`` (a float64 array) may be overwritten.
+    check_input : bool, default=True
+        Whether to validate ``losses``; ``False`` for a finite 1-d float64
+        array the caller has validated (two passes fewer).
+    q_sum : float, default=1.0
+        What the returned weights sum to (``n`` gives ``n q``, the likelihood
+        ratio), in the same pass as their normalization.
 
     Returns
     -------
@@ -420,8 +426,8 @@ def kl_radius_at_risk(losses, level, *, overwrite=False):
         The optimal :math:`\\lambda` in the losses' units (``inf`` when
         ``level`` is at least the largest loss).
     q : ndarray of shape (n_samples,)
-        The maximizing tilt, summing to one (all mass on the largest losses
-        when ``level`` is at least the largest loss).
+        The maximizing tilt, summing to ``q_sum`` (all mass on the largest
+        losses when ``level`` is at least the largest loss).
 
     Examples
     --------
@@ -433,7 +439,7 @@ def kl_radius_at_risk(losses, level, *, overwrite=False):
     >>> bool(np.isclose(KL(radius=radius).risk(losses), 2.0))
     True
     """
-    values = check_losses(losses)
+    values = check_losses(losses) if check_input else losses
     if not overwrite and values is losses:
         values = values.copy()  # check_losses returned the caller's array
     level = float(level)
@@ -441,12 +447,12 @@ def kl_radius_at_risk(losses, level, *, overwrite=False):
     mean = float(values.mean())
     top = float(values.max())
     if level <= mean:
-        return 0.0, 0.0, np.full(n, 1.0 / n)
+        return 0.0, 0.0, np.full(n, q_sum / n)
     if level >= top:
         on_top = values >= top
         count = int(np.count_nonzero(on_top))
         radius = np.inf if level > top else float(np.log(n / count))
-        return radius, np.inf, on_top / float(count)
+        return radius, np.inf, on_top * (q_sum / count)
     lo = float(values.min())
     scale = top - lo
     z = values
@@ -472,5 +478,5 @@ def kl_radius_at_risk(losses, level, *, overwrite=False):
     q = exponentials(t)
     total = q.sum()  # >= 1: the largest value contributes exp(0)
     radius = t * (target - 1.0) - (np.log(total) - np.log(n))
-    q /= total
+    q *= q_sum / total
     return max(float(radius), 0.0), t / scale, q

@@ -30,6 +30,8 @@ def _renamed_argument(owner, old, new, old_value, new_value):
     """The value of a renamed argument of a function (see
     :func:`~skrobust.utils.resolve_renamed_param`): the new one, or the old one
     with a ``FutureWarning`` if the caller set it."""
+    if isinstance(old_value, str) and old_value == DEPRECATED:
+        return new_value  # not set: no object to build
     holder = type(owner, (), {})()
     setattr(holder, old, old_value)
     setattr(holder, new, new_value)

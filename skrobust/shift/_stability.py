@@ -319,8 +319,9 @@ def kl_stability(
     top = float(values.max())
     # the KL ball's worst case at the radius where it reaches the threshold
     # (values are ours: the solve rescales them in place); w = n q
-    plug_in, lam, w = kl_radius_at_risk(values, threshold, overwrite=True)
-    w *= n
+    plug_in, lam, w = kl_radius_at_risk(
+        values, threshold, overwrite=True, check_input=False, q_sum=n
+    )
     if not np.isfinite(plug_in) or not np.isfinite(lam):
         if not np.isfinite(plug_in):
             warnings.warn(
