@@ -8,6 +8,7 @@ from scipy.special import chdtrc, chdtri
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, validate_params
 
+from skrobust.inference import _dual
 from skrobust.inference._validation import check_frequency_weights, check_sample_1d
 
 EPS = np.finfo(np.float64).eps
@@ -16,7 +17,12 @@ MAX_ITER = 200
 
 def _wsum(values, w):
     """Weighted sum (plain sum when ``w`` is None)."""
-    return float(values.sum()) if w is None else float(np.dot(w, values))
+    return float(_dual.wsum(values, w))
+
+
+def _wdot(a, b, w):
+    """Weighted inner product ``sum_i w_i a_i b_i`` (no temporary array)."""
+    return float(_dual.wdot(a, b, w))
 
 
 def _prepare(x, sample_weight):
@@ -42,65 +48,27 @@ def _bartlett_factor(z, w, n):
     return 0.5 * m4 / m2**2 - m3**2 / (3.0 * m2**3)
 
 
-def _solve_lambda(z, w):
-    """Lagrange multiplier of the mean constraint, to machine precision.
-
-    Solves ``g(lam) = sum_i w_i z_i / (1 + lam z_i) = 0`` on the open interval
-    where every ``1 + lam z_i > 0`` (needs ``min z < 0 < max z``). ``g`` is
-    decreasing, so each evaluation shrinks a bracket; Newton steps that leave
-    the bracket are replaced by bisection.
-    """
-    lo, hi = -1.0 / z.max(), -1.0 / z.min()
-    # one Newton step from lam = 0
-    lam = _wsum(z, w) / _wsum(z * z, w)
-    if not lo < lam < hi:
-        lam = 0.5 * (lo + hi)
-    for _ in range(MAX_ITER):
-        r = z / (1.0 + lam * z)
-        g = _wsum(r, w)
-        if g == 0.0:
-            return lam
-        if g > 0:
-            lo = lam
-        else:
-            hi = lam
-        step = g / _wsum(r * r, w)
-        if abs(step) <= 4.0 * EPS * abs(lam) or abs(g) <= 4.0 * EPS * _wsum(
-            np.abs(r), w
-        ):
-            return lam + step
-        lam += step
-        if not lo < lam < hi:
-            lam = 0.5 * (lo + hi)
-    r = z / (1.0 + lam * z)
-    residual = abs(_wsum(r, w)) / _wsum(np.abs(r), w)
-    warnings.warn(
-        "Newton's method for the empirical-likelihood multiplier did not "
-        "converge: the relative residual of its equation (the certificate) "
-        f"is {residual:.3g}, above {4.0 * EPS:.3g}, and the bracket is "
-        f"[{lo:.17g}, {hi:.17g}]; the statistic may be inaccurate.",
-        ConvergenceWarning,
-        stacklevel=3,
-    )
-    return lam
-
-
 def _el_statistic(x, w, n, value):
-    """``-2 log R(value)`` for the mean; ``inf`` outside the convex hull."""
+    """``-2 log R(value)`` for the mean; ``inf`` outside the convex hull.
+
+    The one-moment case ``g_i = x_i - value`` of the shared dual solver
+    (:func:`skrobust.inference._dual.solve_dual`).
+    """
     lo, hi = x.min(), x.max()
     if lo == hi:
         return 0.0 if value == lo else np.inf
     if not lo < value < hi:
         return np.inf
     z = x - value
-    z = z / np.abs(z).max()  # scale-free: no under/overflow of z**2
-    lam = _solve_lambda(z, w)
-    return max(2.0 * _wsum(np.log1p(lam * z), w), 0.0)
-
-
-def _wdot(a, b, w):
-    """Weighted inner product ``sum_i w_i a_i b_i`` (no temporary array)."""
-    return float(np.dot(a, b)) if w is None else float(np.einsum("i,i,i->", a, w, b))
+    z /= np.abs(z).max()  # scale-free: no under/overflow of z**2
+    evaluate = _dual.vector_evaluate(z, w, _dual.pseudo_eps(w, n))
+    lam, half, _ = _dual.solve_dual(evaluate, n, None, 1, MAX_ITER, stacklevel=4)
+    if not np.isfinite(half):
+        return np.inf
+    # the dual at the final (full Newton) step, exactly: its error is of the
+    # fourth order in that step, below rounding
+    z *= lam[0]
+    return max(2.0 * _wsum(np.log1p(z, out=z), w), 0.0)
 
 
 def _upper_offset(z, w, n, threshold):

@@ -14,7 +14,9 @@ from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.validation import column_or_1d
 
 from skrobust.ambiguity import check_ambiguity
-from skrobust.inference._estimating import _pseudo_eps, _pseudo_log, _solve_dual
+from skrobust.inference._dual import pseudo_eps as _pseudo_eps
+from skrobust.inference._dual import pseudo_log as _pseudo_log
+from skrobust.inference._dual import solve_dual as _solve_dual
 from skrobust.inference._validation import check_frequency_weights
 from skrobust.linear_model import DROLinearRegression, DROLogisticRegression
 
