@@ -147,6 +147,146 @@ def _upper_offset(z, w, n, threshold):
     return mz1 / m1
 
 
+#: truncation error allowed in the series path, relative to the threshold
+#: (statistic) and to the endpoint offset: the offset is then exact to about
+#: 1e-14 of itself, as the Halley iteration's last first-order move leaves it
+SERIES_TOL = 1e-14
+#: even orders of the power sums the series path may use
+SERIES_ORDERS = (6, 8, 10, 12, 14, 16)
+#: rows per block of the power-sum pass
+SERIES_BLOCK = 16384
+
+
+def _series_order(x, n, mean, scale, threshold):
+    """Order of power sums that makes the series exact, or None (use Halley).
+
+    Estimated from a strided subsample (no pass over ``x``): the multiplier
+    at the endpoint is near the Wald value ``sqrt(threshold / S_2)``; 1.25 times
+    that is the guess, and ten times the subsample's estimate of ``S_top``
+    (at least 1: the point at ``|z| = 1``) the guess of the truncation
+    error. The exact certificate is checked after the solve.
+    """
+    sub = (x[:: max(1, x.shape[0] // 4096)] - mean) / scale
+    factor = n / sub.shape[0]
+    s2 = factor * float(np.dot(sub, sub))
+    if not s2 > 0:
+        return None
+    v = 1.25 * np.sqrt(threshold / s2)
+    if not v < 0.5:
+        return None
+    sub *= sub
+    power, k = sub.copy(), 2  # z^k
+    for order in SERIES_ORDERS:
+        while k < order:
+            power *= sub
+            k += 2
+        s_top = 10.0 * max(1.0, factor * float(power.sum()))
+        if 5.0 * s_top * v ** (order + 1) / (1.0 - v) <= SERIES_TOL * threshold:
+            return order
+    return None
+
+
+def _power_sums(x, w, mean, scale, order):
+    """Power sums ``S_k = sum_i w_i z_i^k``, ``k <= order``, ``z = (x - mean) / scale``.
+
+    One pass over ``x`` by blocks of rows: the powers ``z^0..z^(order/2)`` of
+    a block (a small buffer) and two matrix-vector products give every sum,
+    ``S_(a+b) = sum_i w_i z_i^a z_i^b``. No array of ``x``'s size is formed.
+    """
+    n_rows = x.shape[0]
+    half = order // 2
+    block = min(n_rows, max(1024, min(SERIES_BLOCK, n_rows // 16)))
+    buffer = np.empty((half + 1, block))
+    low, high = np.zeros(half + 1), np.zeros(half + 1)
+    buffer[0] = 1.0
+    for start in range(0, n_rows, block):
+        stop = min(start + block, n_rows)
+        P = buffer[:, : stop - start]
+        np.subtract(x[start:stop], mean, out=P[1])
+        P[1] /= scale
+        for k in range(2, half + 1):
+            np.multiply(P[k - 1], P[1], out=P[k])
+        if w is None:
+            low += P @ P[1]
+            high += P @ P[half]
+        else:
+            wb = w[start:stop]
+            low += P @ (wb * P[1])
+            high += P @ (wb * P[half])
+    # low holds S_1..S_(half+1), high S_half..S_order
+    n = float(n_rows if w is None else w.sum())
+    return np.concatenate([[n], low[:half], high[1:]])
+
+
+def _horner(coef, v):
+    """``sum_k coef[k] v^k``."""
+    total = 0.0
+    for c in coef[::-1]:
+        total = total * v + c
+    return total
+
+
+def _series_offset(S, n, threshold):
+    """Upper endpoint minus the mean (scaled units) from the power sums ``S``.
+
+    With ``e_i = 1 - v z_i`` and ``|v z_i| < 1`` every quantity of
+    :func:`_upper_offset` is a power series in ``v`` whose coefficients are
+    the power sums: ``sum_i w_i z_i / e_i = sum_k v^k S_(k+1)``, ``sum_i w_i
+    log e_i = -sum_k v^k S_k / k`` and ``sum_i w_i z_i / e_i^2 = sum_k (k + 1)
+    v^k S_(k+1)``. Truncated at ``S_top`` (``top`` even), each tail is at most
+    ``S_top v^(top+1) / (1 - v)`` up to a factor ``v^-1`` (``|z_i| <= 1``, so
+    ``|S_j| <= S_top`` for ``j >= top``): the statistic is known to within
+    ``5 S_top v^(top+1) / (1 - v)``, the certificate checked against
+    ``SERIES_TOL``. The root of ``sqrt(h(v)) = sqrt(threshold)`` is then
+    found by scalar Newton steps inside a bracket. Returns None when the
+    certificate fails (the exact iteration is used instead).
+    """
+    order = S.shape[0] - 1
+    k = np.arange(1, order + 1)
+    coef = S[1:]
+    coef_log = S[1:] / k
+    coef_d = S[1:] * k
+
+    def parts(v):
+        nmz1 = _horner(coef, v)
+        m1 = 1.0 + v * nmz1 / n
+        h = max(2.0 * (n * np.log1p(v * nmz1 / n) - v * _horner(coef_log, v)), 0.0)
+        dh = 2.0 * (_horner(coef_d, v) / m1 - nmz1)
+        return h, dh, nmz1 / n, m1
+
+    target = np.sqrt(threshold)
+    lo, hi = 0.0, 1.0
+    v = min(np.sqrt(threshold / S[2]), 0.5)
+    for _ in range(100):
+        h, dh, mz1, m1 = parts(v)
+        phi = np.sqrt(h)
+        if phi < target:
+            lo = v
+        else:
+            hi = v
+        new = np.nan
+        if phi > 0 and dh > 0:
+            new = v - (phi - target) * 2.0 * phi / dh
+        if not lo < new < hi:
+            new = 0.5 * (lo + hi)
+        if abs(new - v) <= 4.0 * EPS * v or hi - lo <= 4.0 * EPS * hi:
+            v = new
+            break
+        v = new
+    else:
+        return None
+    h, dh, mz1, m1 = parts(v)
+    if not v < 0.5:
+        return None
+    tail = S[order] * v**order / (1.0 - v)
+    offset = mz1 / m1
+    if 5.0 * v * tail > SERIES_TOL * threshold or 4.0 * tail / n > SERIES_TOL * abs(
+        offset
+    ):
+        return None
+    return offset
+
+
 @validate_params(
     {
         "x": ["array-like"],
@@ -323,8 +463,8 @@ def el_mean_interval(x, confidence=0.95, sample_weight=None, *, bartlett=False):
     """
     x, w, n = _prepare(x, sample_weight)
     mean = _wsum(x, w) / n
-    z = x - mean
-    z_min, z_max = float(z.min()), float(z.max())
+    # min(x - mean) is min(x) - mean exactly (rounding is monotone)
+    z_min, z_max = float(x.min()) - mean, float(x.max()) - mean
     if not z_min < 0.0 < z_max:
         raise ValueError(
             "x needs at least two distinct values (with positive weight) for "
@@ -333,8 +473,22 @@ def el_mean_interval(x, confidence=0.95, sample_weight=None, *, bartlett=False):
     # the interval is scale-equivariant: work on z / max|z| so that squares
     # of very small or very large data neither underflow nor overflow
     scale = max(z_max, -z_min)
-    z /= scale  # (z is our own array: x is never modified)
     threshold = float(chdtri(1, 1.0 - confidence))  # chi2_1 quantile
+    # large n: one pass of power sums makes both endpoints scalar problems
+    order = _series_order(x, n, mean, scale, threshold)
+    if order is not None:
+        S = _power_sums(x, w, mean, scale, order)
+        if bartlett:
+            m2, m3, m4 = S[2] / n, S[3] / n, S[4] / n
+            threshold *= 1.0 + (0.5 * m4 / m2**2 - m3**2 / (3.0 * m2**3)) / n
+        upper = _series_offset(S, n, threshold)
+        S[1::2] *= -1.0  # the lower endpoint is the upper one of -x
+        lower = _series_offset(S, n, threshold)
+        if upper is not None and lower is not None:
+            return float(mean - scale * lower), float(mean + scale * upper)
+        threshold = float(chdtri(1, 1.0 - confidence))
+    z = x - mean
+    z /= scale  # (z is our own array: x is never modified)
     if bartlett:
         threshold *= 1.0 + _bartlett_factor(z, w, n) / n
     upper = mean + scale * _upper_offset(z, w, n, threshold)
