@@ -155,6 +155,9 @@ SERIES_TOL = 1e-14
 SERIES_ORDERS = (6, 8, 10, 12, 14, 16)
 #: rows per block of the power-sum pass
 SERIES_BLOCK = 16384
+#: below this many observations the Halley iteration is as fast (the series
+#: pays Python overhead per block) and is used alone
+SERIES_MIN_N = 65536
 
 
 def _series_order(x, n, mean, scale, threshold):
@@ -172,8 +175,9 @@ def _series_order(x, n, mean, scale, threshold):
     if not s2 > 0:
         return None
     v = 1.25 * np.sqrt(threshold / s2)
-    if not v < 0.5:
-        return None
+    top = SERIES_ORDERS[-1]
+    if not v < 0.5 or 50.0 * v ** (top + 1) / (1.0 - v) > SERIES_TOL * threshold:
+        return None  # not even the highest order with S_top = 1 would do
     sub *= sub
     power, k = sub.copy(), 2  # z^k
     for order in SERIES_ORDERS:
@@ -195,7 +199,7 @@ def _power_sums(x, w, mean, scale, order):
     """
     n_rows = x.shape[0]
     half = order // 2
-    block = min(n_rows, max(1024, min(SERIES_BLOCK, n_rows // 16)))
+    block = min(n_rows, max(1024, min(SERIES_BLOCK, n_rows // 8)))
     buffer = np.empty((half + 1, block))
     low, high = np.zeros(half + 1), np.zeros(half + 1)
     buffer[0] = 1.0
@@ -475,7 +479,9 @@ def el_mean_interval(x, confidence=0.95, sample_weight=None, *, bartlett=False):
     scale = max(z_max, -z_min)
     threshold = float(chdtri(1, 1.0 - confidence))  # chi2_1 quantile
     # large n: one pass of power sums makes both endpoints scalar problems
-    order = _series_order(x, n, mean, scale, threshold)
+    order = None
+    if x.shape[0] >= SERIES_MIN_N:
+        order = _series_order(x, n, mean, scale, threshold)
     if order is not None:
         S = _power_sums(x, w, mean, scale, order)
         if bartlett:
