@@ -6,10 +6,16 @@ from numbers import Real
 import numpy as np
 from scipy.special import chdtrc, chdtri
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils._param_validation import validate_params
 
 from skrobust.inference import _dual
-from skrobust.inference._validation import check_frequency_weights, check_sample_1d
+from skrobust.inference._validation import (
+    check_frequency_weights,
+    check_sample_1d,
+    level_constraint,
+    resolve_level,
+)
+from skrobust.utils._conventions import DEPRECATED, ConfidenceInterval
 
 EPS = np.finfo(np.float64).eps
 MAX_ITER = 200
@@ -392,13 +398,20 @@ def el_mean_test(x, mean, *, sample_weight=None, bartlett=False):
 @validate_params(
     {
         "x": ["array-like"],
-        "confidence": [Interval(Real, 0, 1, closed="neither")],
+        **level_constraint(),
         "sample_weight": ["array-like", None],
         "bartlett": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
-def el_mean_interval(x, confidence=0.95, sample_weight=None, *, bartlett=False):
+def el_mean_interval(
+    x,
+    confidence_level=0.95,
+    sample_weight=None,
+    *,
+    bartlett=False,
+    confidence=DEPRECATED,
+):
     """Empirical likelihood confidence interval for a population mean.
 
     Read more in the :ref:`User Guide <empirical_likelihood>`.
@@ -407,23 +420,25 @@ def el_mean_interval(x, confidence=0.95, sample_weight=None, *, bartlett=False):
     ----------
     x : array-like of shape (n_samples,)
         Observations; at least two distinct values.
-    confidence : float, default=0.95
-        Nominal coverage, in (0, 1).
+    confidence_level : float, default=0.95
+        Nominal coverage, in (0, 1) (SciPy's name).
     sample_weight : array-like of shape (n_samples,), default=None
         Nonnegative frequency weights: an integer weight is equivalent to
         repeating the observation, and the effective sample size is
         ``sum(sample_weight)``.
     bartlett : bool, default=False
         Use the Bartlett-corrected threshold
-        :math:`\\chi^2_{1, \\text{confidence}} (1 + a / n)`, which widens the
+        :math:`\\chi^2_{1, \\text{confidence\\_level}} (1 + a / n)`, which widens the
         interval and improves small-sample coverage on skewed data.
+    confidence : float, default="deprecated"
+        The old name of ``confidence_level``; it wins when given, with a
+        ``FutureWarning``, and will be removed in the next release.
 
     Returns
     -------
-    lower : float
-        Lower endpoint.
-    upper : float
-        Upper endpoint.
+    interval : ConfidenceInterval
+        The endpoints as ``(low, high)``, a 2-tuple with named fields (it
+        unpacks as ``lower, upper``), as SciPy's ``ConfidenceInterval``.
 
     Warns
     -----
@@ -440,7 +455,7 @@ def el_mean_interval(x, confidence=0.95, sample_weight=None, *, bartlett=False):
     Notes
     -----
     The interval is :math:`\\{\\mu : -2 \\log R(\\mu) \\le
-    \\chi^2_{1,\\text{confidence}}\\}`, always inside the range of the data.
+    \\chi^2_{1,\\text{confidence\\_level}}\\}`, always inside the range of the data.
     Each endpoint is found through the multiplier parametrization of the
     EL weights, :math:`p_i \\propto w_i / (\\gamma - x_i)` with
     :math:`\\gamma` outside the data range (Owen, 2001, section 2.9): the
@@ -461,10 +476,11 @@ def el_mean_interval(x, confidence=0.95, sample_weight=None, *, bartlett=False):
     >>> import numpy as np
     >>> from skrobust.inference import el_mean_interval
     >>> x = np.array([1.2, 0.4, 2.5, 1.9, 0.7, 1.1, 3.0, 0.2])
-    >>> lower, upper = el_mean_interval(x, confidence=0.95)
+    >>> lower, upper = el_mean_interval(x, confidence_level=0.95)
     >>> round(lower, 4), round(upper, 4)
     (0.8055, 2.0593)
     """
+    confidence = resolve_level(confidence_level, confidence, "el_mean_interval")
     x, w, n = _prepare(x, sample_weight)
     mean = _wsum(x, w) / n
     # min(x - mean) is min(x) - mean exactly (rounding is monotone)
@@ -491,7 +507,9 @@ def el_mean_interval(x, confidence=0.95, sample_weight=None, *, bartlett=False):
         S[1::2] *= -1.0  # the lower endpoint is the upper one of -x
         lower = _series_offset(S, n, threshold)
         if upper is not None and lower is not None:
-            return float(mean - scale * lower), float(mean + scale * upper)
+            return ConfidenceInterval(
+                float(mean - scale * lower), float(mean + scale * upper)
+            )
         threshold = float(chdtri(1, 1.0 - confidence))
     z = x - mean
     z /= scale  # (z is our own array: x is never modified)
@@ -500,4 +518,4 @@ def el_mean_interval(x, confidence=0.95, sample_weight=None, *, bartlett=False):
     upper = mean + scale * _upper_offset(z, w, n, threshold)
     np.negative(z, out=z)  # the lower endpoint is the upper one of -x
     lower = mean - scale * _upper_offset(z, w, n, threshold)
-    return float(lower), float(upper)
+    return ConfidenceInterval(float(lower), float(upper))

@@ -6,20 +6,18 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 from scipy.stats import chi2
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import (
-    HasMethods,
-    Interval,
-    StrOptions,
-    validate_params,
-)
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from skrobust.inference._gel import (
+from skrobust.inference._gel import AMBIGUITY
+from skrobust.inference._gel_risk import (
     FIT_GAP_TOL,
     _certified_risk,
     _divergence_set,
     _warn_gap,
 )
 from skrobust.inference._result import CertifiedInterval
+from skrobust.inference._validation import level_constraint, resolve_level
+from skrobust.utils._conventions import DEPRECATED
 
 
 def _sqrt_precision(cov):
@@ -115,11 +113,11 @@ def _upper_bound(Y, ball, p):
 @validate_params(
     {
         "Y": ["array-like"],
-        "confidence": [Interval(Real, 0, 1, closed="neither")],
+        **level_constraint(),
         "calibration": [StrOptions({"bootstrap", "chi2"})],
         "n_bootstraps": [Interval(Integral, 1, None, closed="left")],
         "tie_threshold": [Interval(Real, 0, None, closed="left"), None],
-        "ambiguity": [StrOptions({"chi2", "kl"}), HasMethods(["risk", "set_params"])],
+        "ambiguity": AMBIGUITY,
         "random_state": ["random_state"],
         "return_threshold": ["boolean"],
     },
@@ -127,7 +125,7 @@ def _upper_bound(Y, ball, p):
 )
 def el_max_mean_interval(
     Y,
-    confidence=0.95,
+    confidence_level=0.95,
     *,
     calibration="bootstrap",
     n_bootstraps=2000,
@@ -135,6 +133,7 @@ def el_max_mean_interval(
     ambiguity="chi2",
     random_state=None,
     return_threshold=False,
+    confidence=DEPRECATED,
 ):
     """Bootstrap empirical likelihood interval for the best of K expected values.
 
@@ -150,8 +149,8 @@ def el_max_mean_interval(
     Y : array-like of shape (n_samples, n_options)
         Outcome of every option on each sample (e.g. rewards of K policies
         evaluated on the same units, or per-sample value estimates).
-    confidence : float, default=0.95
-        Nominal coverage.
+    confidence_level : float, default=0.95
+        Nominal coverage (SciPy's name).
     calibration : {"bootstrap", "chi2"}, default="bootstrap"
         ``"bootstrap"``: the corrected multiplier bootstrap quantile of the
         limit law on the estimated set of near-best options. ``"chi2"``: the
@@ -172,6 +171,9 @@ def el_max_mean_interval(
     return_threshold : bool, default=False
         Also return the calibrated threshold :math:`q` (the ball radius is
         :math:`q / (2n)`).
+    confidence : float, default="deprecated"
+        The old name of ``confidence_level``; it wins when given, with a
+        ``FutureWarning``, and will be removed in the next release.
 
     Returns
     -------
@@ -209,7 +211,7 @@ def el_max_mean_interval(
     under-covers. The corrected multiplier bootstrap estimates :math:`S` by
     the options within ``tie_threshold`` standard errors of the best (the
     ordinary bootstrap keeps the estimated gaps, which is not consistent)
-    and takes :math:`q` as the ``confidence`` quantile of that distance for
+    and takes :math:`q` as the ``confidence_level`` quantile of that distance for
     :math:`Z^* = n^{-1/2} \\sum_i \\xi_i (Y_i - \\bar Y)` with Gaussian
     multipliers :math:`\\xi_i`, i.e. :math:`Z^* \\sim N(0, \\hat\\Sigma_S)`
     given the data. The lower bound is
@@ -235,6 +237,7 @@ def el_max_mean_interval(
     >>> bool(lower < 0.0 < upper)
     True
     """
+    confidence = resolve_level(confidence_level, confidence, "el_max_mean_interval")
     Y = check_array(Y, dtype=np.float64, ensure_min_samples=2, input_name="Y")
     n, K = Y.shape
     means = Y.mean(axis=0)

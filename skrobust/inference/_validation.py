@@ -50,7 +50,7 @@ def check_frequency_weights(sample_weight, n_samples):
 
 
 def level_constraint():
-    """``validate_params`` entries of ``confidence_level`` and the old ``confidence``."""
+    """``validate_params`` entries of ``confidence_level`` and old ``confidence``."""
     level = Interval(Real, 0, 1, closed="neither")
     return {
         "confidence_level": [level],
