@@ -118,10 +118,7 @@ def _upper_offset(z, w, n, threshold):
         dh = 2.0 * n * (mz2 / m1 - mz1)
         d2h = 2.0 * n * (2.0 * mzz3 / m1 - (mz2 / m1) ** 2 - mzz2)
         phi = np.sqrt(h)
-        if phi < target:
-            lo = v
-        else:
-            hi = v
+        lo, hi = (v, hi) if phi < target else (lo, v)
         step = np.nan
         if phi > 0 and dh > 0:
             f = phi - target
@@ -270,10 +267,7 @@ def _series_offset(S, n, threshold):
     for _ in range(100):
         h, dh, mz1, m1 = parts(v)
         phi = np.sqrt(h)
-        if phi < target:
-            lo = v
-        else:
-            hi = v
+        lo, hi = (v, hi) if phi < target else (lo, v)
         new = np.nan
         if phi > 0 and dh > 0:
             new = v - (phi - target) * 2.0 * phi / dh
