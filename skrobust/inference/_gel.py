@@ -148,14 +148,22 @@ def gel_risk_interval(
     w = check_frequency_weights(sample_weight, losses.shape[0])
     n = float(losses.shape[0] if w is None else w.sum())
     ball = _divergence_set(ambiguity, _gel_radius(confidence, sided, n))
-    p = np.full(losses.shape[0], 1.0 / losses.shape[0]) if w is None else w / n
-    tol = GAP_TOL * float(np.ptp(losses[p > 0]))
+    p = None if w is None else w / n  # None: uniform, no array
+    if p is None:
+        tol = GAP_TOL * float(np.ptp(losses))
+    else:
+        on = p > 0
+        span = np.max(losses, where=on, initial=-np.inf) - np.min(
+            losses, where=on, initial=np.inf
+        )
+        tol = GAP_TOL * float(span)
+        del on
     lower, upper, low_gap, high_gap = -np.inf, np.inf, 0.0, 0.0
     if sided in ("two-sided", "upper"):
-        upper, high_gap, _ = _certified_risk(ball, losses, p)
+        upper, high_gap, _ = _certified_risk(ball, losses, p, weights=False)
         _warn_gap(high_gap, tol, "upper bound")
     if sided in ("two-sided", "lower"):
-        neg, low_gap, _ = _certified_risk(ball, -losses, p)
+        neg, low_gap, _ = _certified_risk(ball, losses, p, sign=-1.0, weights=False)
         lower = -neg
         _warn_gap(low_gap, tol, "lower bound")
     return CertifiedInterval(lower, upper, low_gap, high_gap, tol)
