@@ -122,10 +122,13 @@ def solve_dual(evaluate, n, lam, n_moments, max_iter=MAX_ITER, stacklevel=3):
     obj, grad, neg_hess = evaluate(lam)
     decrement = np.inf
     for _ in range(max_iter):
-        try:
-            step = cho_solve(cho_factor(neg_hess), grad)
-        except (LinAlgError, ValueError):
-            step = np.linalg.lstsq(neg_hess, grad, rcond=None)[0]
+        if n_moments == 1 and neg_hess[0, 0] > 0:
+            step = grad / neg_hess[0, 0]  # (a 1 x 1 system)
+        else:
+            try:
+                step = cho_solve(cho_factor(neg_hess), grad)
+            except (LinAlgError, ValueError):
+                step = np.linalg.lstsq(neg_hess, grad, rcond=None)[0]
         decrement = float(grad @ step)
         if obj > OBJ_CAP * n or not np.isfinite(decrement):
             # the dual grows without bound along a direction that separates
@@ -183,12 +186,29 @@ def dense_evaluate(G, w, eps):
 def vector_evaluate(z, w, eps):
     """``evaluate`` of :func:`solve_dual` for one moment ``g_i = z_i``.
 
-    Inner products instead of matrix products, and one work array.
+    Inner products instead of matrix products; where every ``1 + lam z_i``
+    is above ``eps`` (the logarithm itself) the derivatives come from the
+    single ratio ``r = z / (1 + lam z)``: ``l' = sum w r``, ``-l'' = sum w
+    r^2``.
     """
 
     def evaluate(lam):
+        if lam[0] == 0.0:  # the start: d = 1, r = z
+            grad, neg_hess = float(wsum(z, w)), float(wdot(z, z, w))
+            return 0.0, np.array([grad]), np.array([[neg_hess]])
         d = z * lam[0]
         d += 1.0
+        if d.min() >= eps:
+            r = np.divide(z, d)
+            np.log(d, out=d)
+            total = float(wsum(d, w))
+            grad = float(wsum(r, w))
+            if w is not None:
+                d = np.multiply(r, w, out=d)
+                neg_hess = float(np.dot(d, r))
+            else:
+                neg_hess = float(np.dot(r, r))
+            return total, np.array([grad]), np.array([[neg_hess]])
         total, psi1, psi2 = pseudo_log(d, eps, w)
         grad = float(wdot(psi1, z, w))
         psi2 *= z
