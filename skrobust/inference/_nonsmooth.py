@@ -75,7 +75,9 @@ def _lower_bound(Y, ball, p):
     the exact maximum.
     """
     K = Y.shape[1]
-    vertex = np.array([-_certified_risk(ball, -Y[:, k], p)[0] for k in range(K)])
+    vertex = np.array(
+        [-_certified_risk(ball, Y[:, k], p, sign=-1.0)[0] for k in range(K)]
+    )
     best = int(np.argmax(vertex))
     pi = np.zeros(K)
     pi[best] = 1.0
@@ -96,9 +98,9 @@ def _lower_bound(Y, ball, p):
         )
         mix = np.clip(res.x, 0.0, None)
         mix /= mix.sum()
-        if -_certified_risk(ball, -(Y @ mix), p)[0] > vertex[best]:
+        if -_certified_risk(ball, Y @ mix, p, sign=-1.0)[0] > vertex[best]:
             pi = mix
-    risk, risk_gap, q = _certified_risk(ball, -(Y @ pi), p)
+    risk, risk_gap, q = _certified_risk(ball, Y @ pi, p, sign=-1.0)
     value = -risk
     ceiling = float(np.max(Y.T @ q))
     return value, max(ceiling - value, 0.0) + risk_gap
@@ -106,7 +108,9 @@ def _lower_bound(Y, ball, p):
 
 def _upper_bound(Y, ball, p):
     """``max_k R(Y_k)`` and its certificate, the largest gap of the K solves."""
-    results = [_certified_risk(ball, Y[:, k], p) for k in range(Y.shape[1])]
+    results = [
+        _certified_risk(ball, Y[:, k], p, weights=False) for k in range(Y.shape[1])
+    ]
     return max(r[0] for r in results), max(r[1] for r in results)
 
 
@@ -257,7 +261,7 @@ def el_max_mean_interval(
         stats = np.array([_distance_to_level_set(z, M) for z in draws])
         threshold = float(np.quantile(stats, confidence))
     ball = _divergence_set(ambiguity, threshold / (2.0 * n))
-    p = np.full(n, 1.0 / n)
+    p = None  # uniform (a broadcast view inside, no array)
     # both bounds are equivariant under Y -> a + s Y (s > 0): they are
     # solved on Y shifted to the best mean and scaled to unit range, where
     # SLSQP's absolute tolerances mean what they say (before, at Y * 1e100
