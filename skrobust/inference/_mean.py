@@ -458,6 +458,17 @@ def el_mean_interval(
     bracket solves :math:`\\sqrt{-2 \\log R} = \\sqrt{\\chi^2}` to machine
     precision, with :math:`O(n)` work per step.
 
+    From 65536 observations on, where the multiplier is small
+    (:math:`|v z_i| < 1` for the data scaled to :math:`\\max |z_i| = 1`),
+    every sum the statistic needs is a power series in :math:`v` whose
+    coefficients are the power sums :math:`S_k = \\sum_i w_i z_i^k`; one
+    blocked pass computes :math:`S_0, \\dots, S_{16}` at most, both endpoints
+    are then scalar root-finds, and the truncation error, at most
+    :math:`5 S_{top} v^{top+1} / (1 - v)` in the statistic, is checked
+    against ``1e-14`` of the threshold (the Halley iteration is used where it
+    fails: small samples, heavy tails). The peak memory is then a block of
+    powers, below the size of ``x``.
+
     References
     ----------
     .. [1] Owen, A. B. (1988). "Empirical likelihood ratio confidence
