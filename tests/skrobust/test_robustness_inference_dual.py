@@ -283,3 +283,19 @@ def test_certified_risk_matches_the_protocol(kind, weighted):
         # q is a distribution (feasible weights) whose mean is the risk
         assert_allclose(q.sum(), 1.0, rtol=1e-12)
         assert_allclose(np.dot(q, sign * x), risk, rtol=1e-8)
+
+
+def test_coef_interval_accepts_both_squared_loss_names():
+    # reference: LinearRegression's interval (the same estimating equations)
+    from sklearn.linear_model import LinearRegression
+
+    from skrobust.linear_model import DROLinearRegression
+
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(60, 2))
+    y = X[:, 0] + rng.normal(size=60)
+    ref = el_coef_interval(LinearRegression(), X, y)
+    for name in ("squared", "squared_error"):
+        model = DROLinearRegression(ambiguity="erm")
+        model.loss = name  # set directly: the name the model was built with
+        assert_allclose(el_coef_interval(model, X, y), ref, rtol=1e-12)
