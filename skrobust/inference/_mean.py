@@ -38,7 +38,8 @@ def _prepare(x, sample_weight):
     if w is None:
         return x, None, float(x.shape[0])
     keep = w > 0
-    x, w = x[keep], w[keep]
+    if not keep.all():  # (x and w are only read: no copy when all count)
+        x, w = x[keep], w[keep]
     return x, w, float(w.sum())
 
 
