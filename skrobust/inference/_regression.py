@@ -10,13 +10,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.utils._param_validation import validate_params
 
-from skrobust.inference._coef_score import (  # noqa: F401 (re-exported)
-    _check_rank,
-    _Design,
+from skrobust.inference._coef_score import (
     _feature_index,
     _perfect_fit_warning,
     _rounding_radius,
-    _Score,
     _setup,
 )
 from skrobust.inference._validation import level_constraint, resolve_level
