@@ -167,8 +167,17 @@ def solve_dual(evaluate, n, lam, n_moments, max_iter=MAX_ITER, stacklevel=3):
     return lam, obj, decrement
 
 
+#: rows per block of the Gram products (at most an eighth of G's rows above
+#: 4096 rows, one block below, so a block stays small next to G)
+GRAM_ROWS = 8192
+
+
 def dense_evaluate(G, w, eps):
-    """``evaluate`` of :func:`solve_dual` for an explicit matrix ``G``."""
+    """``evaluate`` of :func:`solve_dual` for an explicit matrix ``G``.
+
+    The Hessian ``G' diag(-psi'') G`` is accumulated over blocks of rows, so
+    no weighted copy of ``G`` is formed.
+    """
 
     def evaluate(lam):
         d = G @ lam
@@ -178,7 +187,12 @@ def dense_evaluate(G, w, eps):
             psi1 *= w
             psi2 *= w
         psi2 *= -1.0
-        return total, G.T @ psi1, (G * psi2[:, None]).T @ G
+        neg_hess = np.zeros((G.shape[1], G.shape[1]))
+        rows = G.shape[0] if G.shape[0] <= 4096 else min(GRAM_ROWS, G.shape[0] // 8)
+        for start in range(0, G.shape[0], rows):
+            block = G[start : start + rows]
+            neg_hess += (block * psi2[start : start + rows, None]).T @ block
+        return total, G.T @ psi1, neg_hess
 
     return evaluate
 
