@@ -300,3 +300,14 @@ def test_coef_interval_accepts_both_squared_loss_names():
         model = DROLinearRegression(ambiguity="erm")
         model.loss = name  # set directly: the name the model was built with
         assert_allclose(el_coef_interval(model, X, y), ref, rtol=1e-12)
+
+
+def test_el_moment_test_peak_memory():
+    # before: 3.5x G at n = 1e4 (a weighted copy of G for the Hessian)
+    from skrobust.inference import el_moment_test
+    from tests._memory import peak_bytes
+
+    x = np.random.default_rng(0).exponential(size=20_000)
+    G = np.column_stack([x - 1.0, x * x - 2.0])
+    el_moment_test(G[:100])
+    assert peak_bytes(el_moment_test, G) <= 2.6 * G.nbytes
