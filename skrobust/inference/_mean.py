@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import validate_params
 from skrobust.inference import _dual
 from skrobust.inference._validation import (
     check_frequency_weights,
-    check_sample_1d,
+    check_sample_range,
     level_constraint,
     resolve_level,
 )
@@ -32,15 +32,20 @@ def _wdot(a, b, w):
 
 
 def _prepare(x, sample_weight):
-    """Validated data, frequency weights (None for unit) and effective size."""
-    x = check_sample_1d(x)
+    """Validated data, frequency weights (None for unit), effective size, range.
+
+    Returns ``(x, w, n, lo, hi)`` with ``lo, hi`` the extremes of the
+    observations with positive weight.
+    """
+    x, lo, hi = check_sample_range(x)
     w = check_frequency_weights(sample_weight, x.shape[0])
     if w is None:
-        return x, None, float(x.shape[0])
+        return x, None, float(x.shape[0]), lo, hi
     keep = w > 0
     if not keep.all():  # (x and w are only read: no copy when all count)
         x, w = x[keep], w[keep]
-    return x, w, float(w.sum())
+        lo, hi = float(x.min()), float(x.max())
+    return x, w, float(w.sum()), lo, hi
 
 
 def _bartlett_factor(z, w, n):
@@ -55,19 +60,20 @@ def _bartlett_factor(z, w, n):
     return 0.5 * m4 / m2**2 - m3**2 / (3.0 * m2**3)
 
 
-def _el_statistic(x, w, n, value):
+def _el_statistic(x, w, n, value, lo, hi):
     """``-2 log R(value)`` for the mean; ``inf`` outside the convex hull.
 
     The one-moment case ``g_i = x_i - value`` of the shared dual solver
-    (:func:`skrobust.inference._dual.solve_dual`).
+    (:func:`skrobust.inference._dual.solve_dual`); ``lo, hi`` is the range
+    of ``x``.
     """
-    lo, hi = x.min(), x.max()
     if lo == hi:
         return 0.0 if value == lo else np.inf
     if not lo < value < hi:
         return np.inf
     z = x - value
-    z /= np.abs(z).max()  # scale-free: no under/overflow of z**2
+    # max|x - value| is max(hi - value, value - lo) exactly (monotone rounding)
+    z /= max(hi - value, value - lo)  # scale-free: no under/overflow of z**2
     evaluate = _dual.vector_evaluate(z, w, _dual.pseudo_eps(w, n))
     lam, half, _ = _dual.solve_dual(evaluate, n, None, 1, MAX_ITER, stacklevel=4)
     if not np.isfinite(half):
@@ -381,8 +387,8 @@ def el_mean_test(x, mean, *, sample_weight=None, bartlett=False):
             f"mean must be a finite number; got {mean!r} (a NaN or infinite "
             "hypothesized mean has no empirical likelihood)."
         )
-    x, w, n = _prepare(x, sample_weight)
-    statistic = _el_statistic(x, w, n, float(mean))
+    x, w, n, lo, hi = _prepare(x, sample_weight)
+    statistic = _el_statistic(x, w, n, float(mean), lo, hi)
     if bartlett and np.isfinite(statistic) and statistic > 0:
         z = x - _wsum(x, w) / n
         z = z / np.abs(z).max()
@@ -487,10 +493,10 @@ def el_mean_interval(
     (0.8055, 2.0593)
     """
     confidence = resolve_level(confidence_level, confidence, "el_mean_interval")
-    x, w, n = _prepare(x, sample_weight)
+    x, w, n, lo, hi = _prepare(x, sample_weight)
     mean = _wsum(x, w) / n
     # min(x - mean) is min(x) - mean exactly (rounding is monotone)
-    z_min, z_max = float(x.min()) - mean, float(x.max()) - mean
+    z_min, z_max = lo - mean, hi - mean
     if not z_min < 0.0 < z_max:
         raise ValueError(
             "x needs at least two distinct values (with positive weight) for "

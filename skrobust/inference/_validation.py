@@ -13,12 +13,13 @@ from skrobust.utils._validation import (
 )
 
 
-def check_sample_1d(x, name="x"):
-    """Return ``x`` as a finite 1-d float64 array (a copy when converted).
+def check_sample_range(x, name="x"):
+    """``x`` as a finite 1-d float64 array, with its minimum and maximum.
 
     The checks of :func:`skrobust.utils.check_losses`, with the finiteness
     read off the extremes (a NaN or an infinity makes the range non-finite),
-    which saves a pass and a mask of ``x``'s size on the valid case.
+    which saves a pass and a mask of ``x``'s size on the valid case; the
+    extremes are returned for the caller to reuse. Returns ``(x, lo, hi)``.
     """
     try:
         arr = np.asarray(x, dtype=np.float64)
@@ -26,10 +27,12 @@ def check_sample_1d(x, name="x"):
         arr = None
     if arr is not None and arr.ndim == 1 and arr.shape[0] > 0:
         with np.errstate(invalid="ignore", over="ignore"):
-            spread = arr.max() - arr.min()
+            lo, hi = arr.min(), arr.max()
+            spread = hi - lo
         if np.isfinite(spread):
-            return arr
-    return check_losses(x, name=name)  # raises the message
+            return arr, float(lo), float(hi)
+    arr = check_losses(x, name=name)  # raises the message
+    return arr, float(arr.min()), float(arr.max())
 
 
 def check_frequency_weights(sample_weight, n_samples):
