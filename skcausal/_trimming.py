@@ -1154,7 +1154,7 @@ class TrimmingSensitivity(_BaseCausalEstimator):
         lower, upper : float
         """
         if lipschitz is None:
-            return super().conf_int(alpha)
+            return self._normal_conf_int(1.0 - _check_alpha(alpha))
         check_is_fitted(self)
         value = float(_check_lipschitz(lipschitz).reshape(-1)[0])
         row = self._curve([value], _check_alpha(alpha))[0]

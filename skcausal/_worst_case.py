@@ -318,7 +318,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         -------
         lower, upper : float
         """
-        return super().conf_int(alpha)
+        return self._normal_conf_int(1.0 - _check_alpha(alpha))
 
     def worst_case_curve(self, masses, alpha=0.05):
         """Debiased worst-case effect and its interval over subpopulation masses.
@@ -373,7 +373,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
             Rows ``"worst-case effect"``, ``"ATE"``, ``"E[Y(1)]"``,
             ``"E[Y(0)]"``; columns as in :meth:`AIPW.summary`.
         """
-        table = super().summary(alpha)
+        table = self._summary_table(1.0 - _check_alpha(alpha))
         infl = self.potential_outcome_influence_
         ate_if = infl[:, 1] - infl[:, 0]
         ate = float(np.diff(self.potential_outcome_means_)[0])
