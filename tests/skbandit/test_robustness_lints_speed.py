@@ -72,7 +72,7 @@ def test_factors_follow_every_update():
     y = make_feedback(actions, rng.normal(size=50))
     policy = LinearThompsonSampling(random_state=0).fit(X[:20], y[:20])
     Xt = rng.normal(size=(2500, 4))
-    policy.predict(Xt)  # factors of the first posterior cached
+    assert policy._triangular_factors() is not None  # cached for this posterior
     # one row: a low-rank (Woodbury) update of one arm
     for rows in (slice(20, 21), slice(21, 50)):
         policy.partial_fit(X[rows], y[rows])
@@ -89,10 +89,11 @@ def test_large_batch_decisions_same_as_dense_path(monkeypatch):
     # the same normal draws: the triangular and the dense float32 paths
     # choose the same arms except at float32 near-ties
     rng = np.random.default_rng(1)
-    X = rng.normal(size=(300, 5))
+    d = linear_module._TRIANGULAR_MIN_DIM  # with the intercept: above it
+    X = rng.normal(size=(300, d))
     actions = rng.integers(0, 4, 300)
     y = make_feedback(actions, X[:, 0] * actions + rng.normal(size=300))
-    Xt = rng.normal(size=(4000, 5))
+    Xt = rng.normal(size=(4000, d))
     tri = LinearThompsonSampling(random_state=3).fit(X, y).predict(Xt)
     monkeypatch.setattr(linear_module, "_TRIANGULAR_ROWS", 10**9)
     dense = LinearThompsonSampling(random_state=3).fit(X, y).predict(Xt)
@@ -101,13 +102,15 @@ def test_large_batch_decisions_same_as_dense_path(monkeypatch):
 
 def test_unfactorable_gram_falls_back_to_dense(monkeypatch):
     rng = np.random.default_rng(2)
-    X = rng.normal(size=(30, 3))
+    d = linear_module._TRIANGULAR_MIN_DIM
+    X = rng.normal(size=(30, d))
     y = make_feedback(rng.integers(0, 2, 30), rng.normal(size=30))
     policy = LinearThompsonSampling(random_state=5).fit(X, y)
     reference = LinearThompsonSampling(random_state=5).fit(X, y)
     policy._gram = policy._gram.copy()
     policy._gram[0, 0, 0] = np.inf  # the factor is not computable
     assert policy._triangular_factors() is None
-    Xt = rng.normal(size=(3000, 3))
+    Xt = rng.normal(size=(3000, d))
+    fallback = policy.predict(Xt)  # a large batch: falls back to dense
     monkeypatch.setattr(linear_module, "_TRIANGULAR_ROWS", 10**9)
-    assert_array_equal(policy.predict(Xt), reference.predict(Xt))
+    assert_array_equal(fallback, reference.predict(Xt))
