@@ -327,8 +327,8 @@ class _BaseDROLGBM(BaseEstimator):
         start = self._init_score(target, weight)
         if ambiguity.is_trivial():
             return start
-        loss, encoded = self._engine_loss(target)
-        return _robust_constant(ambiguity, loss, encoded, weight, start)
+        loss, encoded, mass = self._engine_loss(target, weight)
+        return _robust_constant(ambiguity, loss, encoded, mass, start)
 
     @staticmethod
     def _raw_predict_booster(booster, X, init):

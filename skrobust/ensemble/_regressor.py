@@ -137,13 +137,23 @@ class DROLGBMRegressor(RegressorMixin, _BaseDROLGBM):
             return np.array([target[order][index]])
         return np.array([np.dot(weight, target) / weight.sum()])
 
-    def _engine_loss(self, target):
-        """The linear engine's regression loss (same scale) and the target."""
+    def _engine_loss(self, target, weight):
+        """The linear engine's regression loss (same scale), on the distinct targets.
+
+        A constant score gives equal targets equal losses, and the robust
+        risk of the sets of :mod:`skrobust.ambiguity` depends only on the
+        distribution of the losses: the constant's problem is solved on the
+        distinct target values, weighted by their total sample weight.
+        """
+        values, inverse = np.unique(target, return_inverse=True)
+        mass = np.bincount(inverse, weights=weight, minlength=values.shape[0])
+        present = mass > 0
+        values, mass = values[present], mass[present]
         if self.loss == "squared_error":
-            return _Squared(), target
+            return _Squared(), values, mass
         if self.loss == "absolute_error":
-            return _Absolute(), target
-        return _Huber(float(self.huber_delta)), target
+            return _Absolute(), values, mass
+        return _Huber(float(self.huber_delta)), values, mass
 
     def _loss_grad_hess(self, raw, target):
         residual = raw[:, 0] - target

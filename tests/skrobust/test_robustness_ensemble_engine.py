@@ -115,3 +115,30 @@ def test_one_ambiguity_constraint(Est, bad):
     y = np.arange(20) % 2
     with pytest.raises(InvalidParameterError, match="ambiguity"):
         Est(bad).fit(X, y)
+
+
+@pytest.mark.parametrize("ambiguity", SETS)
+def test_tied_losses_robust_constant(ambiguity):
+    # balanced binary labels and a two-valued regression target: every loss
+    # of the constant ties within a class (the engine's problem is solved on
+    # one atom per class / distinct target); reference: 1-d Brent search on
+    # the full sample
+    n = 2000
+    X = np.random.default_rng(0).normal(size=(n, 2))
+    y = np.arange(n) % 2
+    model = DROLGBMClassifier(ambiguity, n_estimators=1).fit(X, y)
+    sign = 2.0 * y - 1.0
+
+    def risk_of(c):
+        return ambiguity.risk(-log_expit(sign * c))
+
+    reference = _reference_constant(risk_of, -20.0, 20.0)
+    assert_allclose(risk_of(model.init_score_[0]), reference, rtol=1e-7)
+    yr = 3.0 * y
+    reg = DROLGBMRegressor(ambiguity, n_estimators=1).fit(X, yr)
+
+    def reg_risk(c):
+        return ambiguity.risk(0.5 * (c - yr) ** 2)
+
+    reference = _reference_constant(reg_risk, 0.0, 3.0)
+    assert_allclose(reg_risk(reg.init_score_[0]), reference, rtol=1e-7)
