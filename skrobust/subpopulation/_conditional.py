@@ -5,8 +5,6 @@ from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.linalg import qr
-from scipy.optimize import linprog
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model._base import LinearClassifierMixin
@@ -14,7 +12,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-from skrobust.ambiguity import CVaR
+from skrobust.ambiguity._conditional_cvar import (  # noqa: F401 (tests import them)
+    _LP_FULL,
+    ConditionalCVaR,
+    _conditional_cvar,
+    _conditional_lp,
+    _Controls,
+)
 from skrobust.linear_model._classifier import _encode_classes, _LogisticProbaMixin
 from skrobust.linear_model._losses import (
     _Absolute,
@@ -51,13 +55,15 @@ class _ConditionalProblem:
         self.target = target
         self.p = p
         self.loss = loss
-        self.C = _Controls(X, controls, p)
+        self.ambiguity = ConditionalCVaR(
+            alpha=float(alpha), controls=X, columns=controls
+        )
+        self.C = self.ambiguity.controls_for(p)
         self.center, self.scale, self.keep = (
             self.C.all_center,
             self.C.all_scale,
             self.C.keep,
         )
-        self.cvar = CVaR(alpha=float(alpha))
         self.alpha = float(alpha)
         self.l2 = float(l2_reg)
         self.fit_intercept = fit_intercept
@@ -65,11 +71,13 @@ class _ConditionalProblem:
         self.n_coef = X.shape[1] * self.n_outputs
         self.n_intercept = self.n_outputs if fit_intercept else 0
         self.n_controls = self.C.shape[1]
-        self.trivial = self.cvar.is_trivial()
+        self.trivial = self.ambiguity.is_trivial()
         self._last_eta = None
         # the linear engine's problem on the same data, for its Fenchel bound
         # (no copy; its ``alpha`` is the ridge strength)
-        self.engine = _Problem(X, target, p, loss, self.cvar, self.l2, fit_intercept)
+        self.engine = _Problem(
+            X, target, p, loss, self.ambiguity._cvar(), self.l2, fit_intercept
+        )
 
     def control_coef(self, beta):
         """``beta`` in the units of the original control columns."""
@@ -98,15 +106,10 @@ class _ConditionalProblem:
             value, g_loss = float(self.p @ sample_loss), self.p
             g_beta = np.zeros_like(beta)
         else:
-            shifted = sample_loss - self.C @ beta
-            eta = self.cvar.dual_argmin(
-                shifted, self.p, smoothing=tau, start=self._last_eta
+            eta, value, g_loss, g_beta = self.ambiguity.profile_intercept(
+                beta, sample_loss, self.p, smoothing=tau, start=self._last_eta
             )
             self._last_eta = eta
-            value, g_loss, _ = self.cvar.dual_objective(
-                eta, shifted, self.p, smoothing=tau
-            )
-            g_beta = -(self.C.T @ g_loss)
         G = dZ * g_loss[:, None]
         grad_W = self.X.T @ G
         if self.l2:
@@ -120,159 +123,19 @@ class _ConditionalProblem:
 
     def eta_intercept(self, W, b, beta):
         """Exact optimal beta_0 (value at risk of the shifted losses)."""
-        shifted = self.losses(W, b) - self.C @ beta
-        return float(self.cvar.dual_argmin(shifted, self.p)[0])
+        eta = self.ambiguity.profile_intercept(beta, self.losses(W, b), self.p)[0]
+        return float(eta[0])
 
     def smoothing_error(self, tau):
         """Bound on the objective error caused by the temperature ``tau``."""
-        cvar = 0.0 if self.trivial else np.log(2.0) / self.alpha
-        return tau * (self.loss.smooth_bound + cvar)
-
-
-# Rows per block when the controls are read from X block by block.
-_BLOCK = 1024
-
-
-class _Controls:
-    """The standardized controls ``(X[:, idx] - center) / scale``.
-
-    Stored as a matrix when there are at most half as many controls as
-    features; otherwise products and row blocks are computed from ``X``
-    itself (no copy of the columns): ``C @ v``, ``C.T @ u``, ``C[rows]`` (a
-    dense copy of those rows) and the weighted Gram matrix. Columns that are
-    constant under ``p`` (zero spread) constrain nothing and are dropped, as
-    are columns in the span of the others (collinear controls).
-    """
-
-    def __init__(self, X, columns, p):
-        self.X = X
-        n, d = X.shape
-        columns = np.asarray(columns, dtype=np.intp)
-        self.n_features = d
-        # by blocks copied in C order: the same arithmetic whatever the
-        # memory layout of X
-        center = np.zeros(columns.size)
-        for start in range(0, n, _BLOCK):
-            center += p[start : start + _BLOCK] @ X[start : start + _BLOCK][:, columns]
-        spread = np.zeros(columns.size)
-        size = np.zeros(columns.size)
-        for start in range(0, n, _BLOCK):
-            B = X[start : start + _BLOCK][:, columns] - center
-            spread += p[start : start + _BLOCK] @ (B * B)
-            np.maximum(size, np.max(np.abs(B + center), axis=0, initial=0.0), out=size)
-        scale = np.sqrt(spread)
-        self.keep = scale > 1e-10 * size
-        if np.count_nonzero(self.keep) > 1:
-            # collinear controls constrain nothing more than their span:
-            # keep a basis (pivoted QR of their correlation matrix)
-            idx = np.flatnonzero(self.keep)
-            G = np.zeros((idx.size, idx.size))
-            for start in range(0, n, _BLOCK):
-                B = (X[start : start + _BLOCK][:, columns[idx]] - center[idx]) / scale[
-                    idx
-                ]
-                G += B.T @ (B * p[start : start + _BLOCK, None])
-            _, R, pivot = qr(G, pivoting=True)
-            rank = int(np.count_nonzero(np.abs(np.diag(R)) > 1e-10 * abs(R[0, 0])))
-            self.keep[idx[np.sort(pivot[rank:])]] = False
-        self.all_center = center
-        self.all_scale = np.where(self.keep, scale, 1.0)
-        self.columns = columns[self.keep]
-        self.center = center[self.keep]
-        self.scale = self.all_scale[self.keep]
-        self.shape = (n, int(self.columns.size))
-        # a few controls are kept as a matrix (at most half the size of X):
-        # products with it cost n k, not n d
-        self._matrix = None
-        if 2 * self.shape[1] <= d:
-            self._matrix = np.ascontiguousarray(self[:])
-
-    @property
-    def T(self):
-        return _Transposed(self)
-
-    def __matmul__(self, v):
-        if self._matrix is not None:
-            return self._matrix @ v
-        v = np.asarray(v, dtype=np.float64) / self.scale
-        full = np.zeros(self.n_features)
-        full[self.columns] = v
-        return self.X @ full - float(self.center @ v)
-
-    def rmatvec(self, u):
-        if self._matrix is not None:
-            return self._matrix.T @ u
-        u = np.asarray(u, dtype=np.float64)
-        return ((self.X.T @ u)[self.columns] - self.center * u.sum()) / self.scale
-
-    def __getitem__(self, rows):
-        if getattr(self, "_matrix", None) is not None:
-            return self._matrix[rows]
-        return (self.X[rows][:, self.columns] - self.center) / self.scale
-
-    def gram(self, weights):
-        """``[C 1]^T diag(weights) [C 1]`` (the constant last), by blocks."""
-        k = self.shape[1]
-        H = np.zeros((k + 1, k + 1))
-        for start in range(0, self.shape[0], _BLOCK):
-            B = self[start : start + _BLOCK]
-            H[:k, :k] += B.T @ (B * weights[start : start + _BLOCK, None])
-        H[:k, k] = H[k, :k] = self.rmatvec(weights)
-        H[k, k] = weights.sum()
-        return H
-
-    def dense(self):
-        """The matrix itself (for the cvxpy reference, small samples)."""
-        return self[:]
-
-
-class _Transposed:
-    def __init__(self, controls):
-        self.controls = controls
-
-    def __matmul__(self, u):
-        return self.controls.rmatvec(u)
-
-
-def _feasible_weights(q, problem):
-    """Map weights near the set into it: ``0 <= q <= p / alpha``, ``sum q =
-    1``, ``C^T q = 0``.
-
-    The equality residual is removed by the least change in the metric
-    ``sum delta^2 / room`` (``room`` the distance to the nearest bound,
-    scaled), and what that leaves outside the box by mixing with ``p`` (in
-    the set, strictly inside the box). ``None`` if that fails.
-    """
-    p, C = problem.p, problem.C
-    cap = p / problem.alpha
-    q = np.clip(np.asarray(q, dtype=np.float64), 0.0, cap)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        room = np.where(cap > 0, q * (cap - q) / cap, 0.0)
-    H = C.gram(room)
-    for _ in range(2):  # one step of iterative refinement
-        resid = np.append(C.T @ q, q.sum() - 1.0)
-        lam = np.linalg.lstsq(H, resid, rcond=1e-13)[0]
-        q = q - room * (C @ lam[:-1] + lam[-1])
-    # mix with p until the box holds: (1 - t) q + t p
-    with np.errstate(divide="ignore", invalid="ignore"):
-        over = np.where(q > cap, (q - cap) / (q - p), 0.0)
-        under = np.where(q < 0, -q / (p - q), 0.0)
-    t = float(max(np.max(over, initial=0.0), np.max(under, initial=0.0)))
-    if not 0.0 <= t < 1.0:
-        return None
-    q = np.clip((1.0 - t) * q + t * p, 0.0, cap)
-    # the equalities must hold (collinear controls can leave the projection
-    # short): a weight vector outside the set gives no valid bound
-    resid = np.append(C.T @ q, q.sum() - 1.0)
-    if not float(np.max(np.abs(resid))) <= 1e-12:
-        return None
-    return q
+        cvar = 0.0 if self.trivial else self.ambiguity.smoothing_error(tau)
+        return tau * self.loss.smooth_bound + cvar
 
 
 def _certificate(problem, w, tol, scale, candidates=(), refine=False):
     """Duality gap of the exact objective at ``w`` (a dict, as the engine's).
 
-    The objective is evaluated exactly by the LP (:func:`_conditional_lp`);
+    The objective is evaluated exactly by the LP (:meth:`ConditionalCVaR.solve`);
     the lower bound is the linear engine's Fenchel bound
     (:func:`skrobust.linear_model._solver._fenchel_lower`): for every ``q``
     in the set (``0 <= q <= p / alpha``, ``sum q = 1``, ``C^T q = 0``, the
@@ -280,7 +143,7 @@ def _certificate(problem, w, tol, scale, candidates=(), refine=False):
     loss duals ``u``, ``min_theta sum_i q_i l_i(theta) + l2 / 2 ||W||^2 >=
     -sum_i q_i l_i*(u_i) - ||X^T (q u)||^2 / (2 l2)``. ``candidates`` are
     pairs ``(q, u)`` (the smoothed solution's, cvxpy's duals), mapped into
-    the set by :func:`_feasible_weights`; the LP's worst case at ``w`` is
+    the set by :meth:`ConditionalCVaR.feasible_weights`; the LP's worst case at ``w`` is
     always tried. The gap includes the LP's own gap.
     """
     W, b, beta = problem.unpack(w)
@@ -291,9 +154,7 @@ def _certificate(problem, w, tol, scale, candidates=(), refine=False):
         risk, q_exact, lp_gap = float(p @ losses), p, 0.0
     else:
         eta = problem.eta_intercept(W, b, beta) + problem.C @ beta
-        risk, q_exact, _, lp_gap = _conditional_lp(
-            losses, problem.C, p, problem.alpha, eta
-        )
+        risk, q_exact, _, lp_gap = problem.ambiguity._solve(losses, p, eta)
     value = risk + 0.5 * problem.l2 * float(np.sum(W * W))
     threshold = tol * max(abs(value), scale)
     multi = problem.n_outputs > 1
@@ -306,7 +167,7 @@ def _certificate(problem, w, tol, scale, candidates=(), refine=False):
     lower = -np.inf
     tried = [(q_exact, u_exact)]
     for q, u in candidates:
-        q = p if problem.trivial else _feasible_weights(q, problem)
+        q = p if problem.trivial else problem.ambiguity.feasible_weights(q, p)
         if q is not None:
             tried.insert(0, (q, u))
     del candidates
@@ -365,9 +226,9 @@ def _smoothed_candidate(problem, w, tau):
     smooth_losses, u = problem.loss.value_grad(Z, problem.target, tau)
     if problem.trivial:
         return problem.p, u
-    shifted = smooth_losses - problem.C @ beta
-    eta = problem.cvar.dual_argmin(shifted, problem.p, smoothing=tau)
-    _, q, _ = problem.cvar.dual_objective(eta, shifted, problem.p, smoothing=tau)
+    _, _, q, _ = problem.ambiguity.profile_intercept(
+        beta, smooth_losses, problem.p, smoothing=tau
+    )
     return q, u
 
 
@@ -464,17 +325,7 @@ def _solve_cvxpy(problem, tol=None):
         b = cp.Variable(K)
         Z = Z + np.ones((n, 1)) @ cp.reshape(b, (1, K), order="C")
     loss_expr = problem.loss.cvxpy(Z, problem.target)
-    beta = cp.Variable(problem.n_controls) if problem.n_controls else None
-    eta0 = cp.Variable()
-    eta = eta0 + problem.C.dense() @ beta if beta is not None else eta0
-    constraints = []
-    if problem.trivial:
-        risk = problem.p @ loss_expr
-    else:
-        # the controls are centered under p, so E_p[eta] = eta0
-        slack = cp.Variable(n, nonneg=True)
-        constraints = [loss_expr - eta <= slack]
-        risk = eta0 + (problem.p / problem.alpha) @ slack
+    risk, constraints, _, beta = problem.ambiguity.cvxpy_parts(loss_expr, problem.p)
     objective = risk + 0.5 * problem.l2 * cp.sum_squares(W)
     cvx_problem = cp.Problem(cp.Minimize(objective), constraints)
     options = {}
@@ -565,185 +416,6 @@ def _cvxpy_certificate(problem, w, status, q, tol, scale):
         # optimum by more than its gap, making the claim exceed it)
         cert = _with_lower_bound(cert, claimed)
     return cert
-
-
-# Below this many samples the LP is solved in one piece; above, on a working
-# set around the threshold (see _conditional_lp).
-_LP_FULL = 1024
-
-
-_LP_ATTEMPTS = (("highs", 1e-10), ("highs-ipm", 1e-10), ("highs", 1e-9))
-
-
-def _lp_on(losses, C, p, cap, rhs):
-    """``max q.l`` over ``0 <= q <= cap``, ``[1 C]^T q = rhs``: (q, eta) or None.
-
-    ``eta = y_0 + C y`` is the threshold given by the equality duals.
-    """
-    A_eq = np.empty((C.shape[1] + 1, losses.shape[0]))
-    A_eq[0] = 1.0
-    A_eq[1:] = C.T
-    bounds = np.column_stack([np.zeros_like(cap), cap])
-    # HiGHS's dual simplex sometimes stops with model status "Unknown" at
-    # the tight tolerances (n=18, one control, seed 555 of the certificate
-    # test); its interior-point method with crossover, then the simplex at
-    # 1e-9, solve those. The certificate downstream checks whatever is found.
-    for method, tol in _LP_ATTEMPTS:
-        result = linprog(
-            -losses,
-            A_eq=A_eq,
-            b_eq=rhs,
-            bounds=bounds,
-            method=method,
-            options={
-                "primal_feasibility_tolerance": tol,
-                "dual_feasibility_tolerance": tol,
-            },
-        )
-        if result.status == 0:
-            break
-    else:
-        return None, result.message
-    y = -np.asarray(result.eqlin.marginals, dtype=np.float64)
-    return (np.clip(result.x, 0.0, cap), y), None
-
-
-def _conditional_lp(losses, C, p, alpha, eta=None):
-    """Exact worst case ``max q.l`` over the conditional CVaR set.
-
-    ``C`` (n, k) holds the controls centered under ``p`` and scaled; the set
-    is ``0 <= q <= p / alpha``, ``sum q = 1``, ``C^T q = 0``. Returns
-    ``(risk, q, eta, gap)``: ``risk`` the dual value ``E_p[eta + (l -
-    eta)_+ / alpha]`` at the threshold ``eta = y_0 + C y`` from the LP duals
-    (an upper bound on the risk for any threshold affine in the controls),
-    ``q`` the worst-case weights, and ``gap`` the difference between
-    ``risk`` and ``q.l`` (a lower bound, up to HiGHS's feasibility tolerance
-    1e-10): the LP's own certificate.
-
-    Above ``_LP_FULL`` samples the LP runs on a working set: every sample
-    whose loss is clearly above (below) the threshold ``eta`` (the one
-    given, or that of the LP on a subsample) has its weight fixed at the cap
-    (at 0), and the LP is solved over the rest; its duals give a new
-    threshold, and the samples on the wrong side of it join the working set
-    until none is left (then the fixed weights satisfy the LP's optimality
-    conditions, so the solution is the LP's). Memory: O(n) beyond ``C``.
-    """
-    n = losses.shape[0]
-    k = C.shape[1]
-    if k == 0:
-        # no controls: the ordinary CVaR, exactly by sorting
-        risk, q = CVaR(alpha=alpha).risk_and_weights(losses, p)
-        eta = CVaR(alpha=alpha).dual_argmin(losses, p)
-        return float(risk), q, np.full(n, float(np.ravel(eta)[0])), 0.0
-    shift = float(p @ losses)
-    l = losses - shift
-    cap = p / alpha
-    rhs = np.zeros(k + 1)
-    rhs[0] = 1.0
-    if n <= _LP_FULL:
-        solved, message = _lp_on(l, C.dense(), p, cap, rhs)
-        if solved is None:
-            raise RuntimeError(
-                "conditional CVaR: the linear-programming solver (HiGHS) found "
-                f"no solution ({message})."
-            )
-        q, y = solved
-        eta = y[0] + C @ y[1:]
-    else:
-        if eta is None:
-            # the threshold of the LP on a subsample (reweighted)
-            rng = np.random.default_rng(0)
-            sub = np.sort(rng.choice(n, size=_LP_FULL, replace=False))
-            ps = p[sub] / p[sub].sum()
-            Cs = C[sub]
-            mean = ps @ Cs
-            solved, _ = _lp_on(l[sub], Cs - mean, ps, ps / alpha, rhs)
-            if solved is None:
-                eta = np.full(n, float(np.quantile(l, 1.0 - alpha)))
-            else:
-                y = solved[1]
-                eta = (y[0] - float(mean @ y[1:])) + C @ y[1:]
-        else:
-            eta = np.asarray(eta, dtype=np.float64) - shift
-        size = min(n, max(512, 40 * (k + 1)))
-        q = None
-        forced = np.zeros(n, dtype=bool)
-        for _ in range(60):
-            r = l - eta
-            work = forced.copy()
-            if size < n:
-                work[np.argpartition(np.abs(r), size - 1)[:size]] = True
-            else:
-                work[:] = True
-            fixed = np.where(r > 0, cap, 0.0)
-            fixed[work] = 0.0
-            rest = rhs.copy()
-            rest[0] -= fixed.sum()
-            rest[1:] -= C.T @ fixed
-            solved, message = _lp_on(l[work], C[work], p[work], cap[work], rest)
-            if solved is None:
-                if work.all():
-                    raise RuntimeError(
-                        "conditional CVaR: the linear-programming solver (HiGHS) "
-                        f"found no solution ({message})."
-                    )
-                size = min(n, 2 * size)
-                continue
-            x, y = solved
-            eta = y[0] + C @ y[1:]
-            r = l - eta
-            # fixed samples on the wrong side of the new threshold
-            slack = 1e-12 * (1.0 + float(np.max(np.abs(l))))
-            wrong = ~work & (p > 0) & np.where(fixed > 0, r < -slack, r > slack)
-            fixed[work] = x
-            q = fixed
-            n_wrong = int(np.count_nonzero(wrong))
-            if n_wrong == 0:
-                break
-            forced |= wrong
-            size = min(n, 2 * size)
-    primal = float(q @ l)
-    dual = float(p @ eta) + float(p @ np.maximum(l - eta, 0.0)) / alpha
-    gap = max(dual - primal, 0.0)
-    total = q.sum()
-    # the dual value is an upper bound on the risk whatever the LP's
-    # accuracy (any threshold affine in the controls gives one); the
-    # weights' value, within the LP's tolerances of feasible, is within gap
-    return dual + shift, q / total, eta + shift, gap
-
-
-def _conditional_cvar(losses, controls, alpha, sample_weight=None):
-    """Robust risk and worst-case weights of fixed losses, by linear programming.
-
-    The value of :math:`\\inf_{\\beta_0, \\beta} E_p[\\eta + (\\ell - \\eta)_+ /
-    \\alpha]` with :math:`\\eta = \\beta_0 + \\beta^\\top c`, computed from its
-    dual: :math:`\\max_q \\sum_i q_i \\ell_i` over :math:`0 \\le q_i \\le
-    p_i / \\alpha`, :math:`\\sum_i q_i = 1`, :math:`\\sum_i q_i c_i = \\sum_i
-    p_i c_i` (HiGHS, on a working set for large samples: see
-    :func:`_conditional_lp`). Used for the fitted attributes, to evaluate a
-    model on new data, and by the benchmarks.
-
-    Returns
-    -------
-    risk : float
-    weights : ndarray of shape (n_samples,)
-    """
-    losses = np.asarray(losses, dtype=np.float64)
-    controls = np.asarray(controls, dtype=np.float64).reshape(losses.shape[0], -1)
-    p = np.ones_like(losses) if sample_weight is None else np.asarray(sample_weight)
-    p = np.asarray(p, dtype=np.float64) / np.sum(p)
-    alpha = float(alpha)
-    if alpha >= 1.0:
-        return float(p @ losses), p.copy()
-    if controls.shape[1] == 0:
-        return CVaR(alpha=alpha).risk_and_weights(losses, p)
-    # the controls centered and scaled (computed from them, not copied) for a
-    # well-scaled LP
-    C = _Controls(controls, np.arange(controls.shape[1]), p)
-    if C.shape[1] == 0:
-        return CVaR(alpha=alpha).risk_and_weights(losses, p)
-    risk, q, _, _ = _conditional_lp(losses, C, p, alpha)
-    return risk, q
 
 
 class _BaseConditionalCVaR(BaseEstimator):

@@ -1,0 +1,764 @@
+"""Conditional CVaR: the worst case over reweightings that hold the controls' means.
+
+The set of Sahoo, Lei and Wager's biased-sampling model with the threshold of
+the CVaR affine in chosen control covariates :math:`c`: weights
+:math:`0 \\le q_i \\le p_i / \\alpha` summing to one with
+:math:`\\sum_i q_i c_i = \\sum_i p_i c_i`. Its worst case is a linear program
+(HiGHS), solved in one piece for small samples and on a working set around
+the threshold for large ones; its dual is the Rockafellar-Uryasev problem
+with the threshold :math:`\\eta(c) = \\beta_0 + \\beta^\\top c`.
+"""
+
+from numbers import Real
+
+import numpy as np
+from scipy.linalg import qr
+from scipy.optimize import linprog
+from sklearn.utils._param_validation import Interval
+
+from skrobust.ambiguity._base import AmbiguitySet
+from skrobust.ambiguity._cvar import CVaR
+from skrobust.utils._validation import check_losses, check_probability_weights
+
+# Rows per block when the controls are read from X block by block.
+_BLOCK = 1024
+
+
+class _Controls:
+    """The standardized controls ``(X[:, idx] - center) / scale``.
+
+    Stored as a matrix when there are at most half as many controls as
+    features; otherwise products and row blocks are computed from ``X``
+    itself (no copy of the columns): ``C @ v``, ``C.T @ u``, ``C[rows]`` (a
+    dense copy of those rows) and the weighted Gram matrix. Columns that are
+    constant under ``p`` (zero spread) constrain nothing and are dropped, as
+    are columns in the span of the others (collinear controls).
+    """
+
+    def __init__(self, X, columns, p):
+        self.X = X
+        n, d = X.shape
+        columns = np.asarray(columns, dtype=np.intp)
+        self.n_features = d
+        # by blocks copied in C order: the same arithmetic whatever the
+        # memory layout of X
+        center = np.zeros(columns.size)
+        for start in range(0, n, _BLOCK):
+            center += p[start : start + _BLOCK] @ X[start : start + _BLOCK][:, columns]
+        spread = np.zeros(columns.size)
+        size = np.zeros(columns.size)
+        for start in range(0, n, _BLOCK):
+            B = X[start : start + _BLOCK][:, columns] - center
+            spread += p[start : start + _BLOCK] @ (B * B)
+            np.maximum(size, np.max(np.abs(B + center), axis=0, initial=0.0), out=size)
+        scale = np.sqrt(spread)
+        self.keep = scale > 1e-10 * size
+        if np.count_nonzero(self.keep) > 1:
+            # collinear controls constrain nothing more than their span:
+            # keep a basis (pivoted QR of their correlation matrix)
+            idx = np.flatnonzero(self.keep)
+            G = np.zeros((idx.size, idx.size))
+            for start in range(0, n, _BLOCK):
+                B = (X[start : start + _BLOCK][:, columns[idx]] - center[idx]) / scale[
+                    idx
+                ]
+                G += B.T @ (B * p[start : start + _BLOCK, None])
+            _, R, pivot = qr(G, pivoting=True)
+            rank = int(np.count_nonzero(np.abs(np.diag(R)) > 1e-10 * abs(R[0, 0])))
+            self.keep[idx[np.sort(pivot[rank:])]] = False
+        self.all_center = center
+        self.all_scale = np.where(self.keep, scale, 1.0)
+        self.columns = columns[self.keep]
+        self.center = center[self.keep]
+        self.scale = self.all_scale[self.keep]
+        self.shape = (n, int(self.columns.size))
+        # a few controls are kept as a matrix (at most half the size of X):
+        # products with it cost n k, not n d
+        self._matrix = None
+        if 2 * self.shape[1] <= d:
+            self._matrix = np.ascontiguousarray(self[:])
+
+    @property
+    def T(self):
+        return _Transposed(self)
+
+    def __matmul__(self, v):
+        if self._matrix is not None:
+            return self._matrix @ v
+        v = np.asarray(v, dtype=np.float64) / self.scale
+        full = np.zeros(self.n_features)
+        full[self.columns] = v
+        return self.X @ full - float(self.center @ v)
+
+    def rmatvec(self, u):
+        if self._matrix is not None:
+            return self._matrix.T @ u
+        u = np.asarray(u, dtype=np.float64)
+        return ((self.X.T @ u)[self.columns] - self.center * u.sum()) / self.scale
+
+    def __getitem__(self, rows):
+        if getattr(self, "_matrix", None) is not None:
+            return self._matrix[rows]
+        return (self.X[rows][:, self.columns] - self.center) / self.scale
+
+    def gram(self, weights):
+        """``[C 1]^T diag(weights) [C 1]`` (the constant last), by blocks."""
+        k = self.shape[1]
+        H = np.zeros((k + 1, k + 1))
+        for start in range(0, self.shape[0], _BLOCK):
+            B = self[start : start + _BLOCK]
+            H[:k, :k] += B.T @ (B * weights[start : start + _BLOCK, None])
+        H[:k, k] = H[k, :k] = self.rmatvec(weights)
+        H[k, k] = weights.sum()
+        return H
+
+    def dense(self):
+        """The matrix itself (for the cvxpy reference, small samples)."""
+        return self[:]
+
+
+class _Transposed:
+    def __init__(self, controls):
+        self.controls = controls
+
+    def __matmul__(self, u):
+        return self.controls.rmatvec(u)
+
+
+def _feasible_weights(q, p, C, alpha):
+    """Map weights near the set into it: ``0 <= q <= p / alpha``, ``sum q =
+    1``, ``C^T q = 0``.
+
+    The equality residual is removed by the least change in the metric
+    ``sum delta^2 / room`` (``room`` the distance to the nearest bound,
+    scaled), and what that leaves outside the box by mixing with ``p`` (in
+    the set, strictly inside the box). ``None`` if that fails.
+    """
+    cap = p / alpha
+    q = np.clip(np.asarray(q, dtype=np.float64), 0.0, cap)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(cap > 0, q * (cap - q) / cap, 0.0)
+    H = C.gram(room)
+    for _ in range(2):  # one step of iterative refinement
+        resid = np.append(C.T @ q, q.sum() - 1.0)
+        lam = np.linalg.lstsq(H, resid, rcond=1e-13)[0]
+        q = q - room * (C @ lam[:-1] + lam[-1])
+    # mix with p until the box holds: (1 - t) q + t p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        over = np.where(q > cap, (q - cap) / (q - p), 0.0)
+        under = np.where(q < 0, -q / (p - q), 0.0)
+    t = float(max(np.max(over, initial=0.0), np.max(under, initial=0.0)))
+    if not 0.0 <= t < 1.0:
+        return None
+    q = np.clip((1.0 - t) * q + t * p, 0.0, cap)
+    # the equalities must hold (collinear controls can leave the projection
+    # short): a weight vector outside the set gives no valid bound
+    resid = np.append(C.T @ q, q.sum() - 1.0)
+    if not float(np.max(np.abs(resid))) <= 1e-12:
+        return None
+    return q
+
+
+# Below this many samples the LP is solved in one piece; above, on a working
+# set around the threshold (see _conditional_lp).
+_LP_FULL = 1024
+
+
+_LP_ATTEMPTS = (("highs", 1e-10), ("highs-ipm", 1e-10), ("highs", 1e-9))
+
+
+def _lp_on(losses, C, p, cap, rhs):
+    """``max q.l`` over ``0 <= q <= cap``, ``[1 C]^T q = rhs``: (q, eta) or None.
+
+    ``eta = y_0 + C y`` is the threshold given by the equality duals.
+    """
+    A_eq = np.empty((C.shape[1] + 1, losses.shape[0]))
+    A_eq[0] = 1.0
+    A_eq[1:] = C.T
+    bounds = np.column_stack([np.zeros_like(cap), cap])
+    # HiGHS's dual simplex sometimes stops with model status "Unknown" at
+    # the tight tolerances (n=18, one control, seed 555 of the certificate
+    # test); its interior-point method with crossover, then the simplex at
+    # 1e-9, solve those. The certificate downstream checks whatever is found.
+    for method, tol in _LP_ATTEMPTS:
+        result = linprog(
+            -losses,
+            A_eq=A_eq,
+            b_eq=rhs,
+            bounds=bounds,
+            method=method,
+            options={
+                "primal_feasibility_tolerance": tol,
+                "dual_feasibility_tolerance": tol,
+            },
+        )
+        if result.status == 0:
+            break
+    else:
+        return None, result.message
+    y = -np.asarray(result.eqlin.marginals, dtype=np.float64)
+    return (np.clip(result.x, 0.0, cap), y), None
+
+
+def _conditional_lp(losses, C, p, alpha, eta=None):
+    """``(risk, q, eta, gap)`` of :func:`_conditional_lp_coef`."""
+    return _conditional_lp_coef(losses, C, p, alpha, eta)[:4]
+
+
+def _conditional_lp_coef(losses, C, p, alpha, eta=None):
+    """Exact worst case ``max q.l`` over the conditional CVaR set.
+
+    ``C`` (n, k) holds the controls centered under ``p`` and scaled; the set
+    is ``0 <= q <= p / alpha``, ``sum q = 1``, ``C^T q = 0``. Returns
+    ``(risk, q, eta, gap, y)``: ``risk`` the dual value ``E_p[eta + (l -
+    eta)_+ / alpha]`` at the threshold ``eta = y_0 + C y`` from the LP duals
+    (an upper bound on the risk for any threshold affine in the controls),
+    ``q`` the worst-case weights, and ``gap`` the difference between
+    ``risk`` and ``q.l`` (a lower bound, up to HiGHS's feasibility tolerance
+    1e-10): the LP's own certificate, and ``y`` the coefficients of the
+    threshold ``eta = y_0 + C y`` (in loss units).
+
+    Above ``_LP_FULL`` samples the LP runs on a working set: every sample
+    whose loss is clearly above (below) the threshold ``eta`` (the one
+    given, or that of the LP on a subsample) has its weight fixed at the cap
+    (at 0), and the LP is solved over the rest; its duals give a new
+    threshold, and the samples on the wrong side of it join the working set
+    until none is left (then the fixed weights satisfy the LP's optimality
+    conditions, so the solution is the LP's). Memory: O(n) beyond ``C``.
+    """
+    n = losses.shape[0]
+    k = C.shape[1]
+    if k == 0:
+        # no controls: the ordinary CVaR, exactly by sorting
+        risk, q = CVaR(alpha=alpha).risk_and_weights(losses, p)
+        eta = CVaR(alpha=alpha).dual_argmin(losses, p)
+        eta = float(np.ravel(eta)[0])
+        return float(risk), q, np.full(n, eta), 0.0, np.array([eta])
+    shift = float(p @ losses)
+    l = losses - shift
+    cap = p / alpha
+    rhs = np.zeros(k + 1)
+    rhs[0] = 1.0
+    if n <= _LP_FULL:
+        solved, message = _lp_on(l, C.dense(), p, cap, rhs)
+        if solved is None:
+            raise RuntimeError(
+                "conditional CVaR: the linear-programming solver (HiGHS) found "
+                f"no solution ({message})."
+            )
+        q, y = solved
+        eta = y[0] + C @ y[1:]
+    else:
+        if eta is None:
+            # the threshold of the LP on a subsample (reweighted)
+            rng = np.random.default_rng(0)
+            sub = np.sort(rng.choice(n, size=_LP_FULL, replace=False))
+            ps = p[sub] / p[sub].sum()
+            Cs = C[sub]
+            mean = ps @ Cs
+            solved, _ = _lp_on(l[sub], Cs - mean, ps, ps / alpha, rhs)
+            if solved is None:
+                eta = np.full(n, float(np.quantile(l, 1.0 - alpha)))
+            else:
+                y = solved[1]
+                eta = (y[0] - float(mean @ y[1:])) + C @ y[1:]
+        else:
+            eta = np.asarray(eta, dtype=np.float64) - shift
+        size = min(n, max(512, 40 * (k + 1)))
+        q = None
+        forced = np.zeros(n, dtype=bool)
+        for _ in range(60):
+            r = l - eta
+            work = forced.copy()
+            if size < n:
+                work[np.argpartition(np.abs(r), size - 1)[:size]] = True
+            else:
+                work[:] = True
+            fixed = np.where(r > 0, cap, 0.0)
+            fixed[work] = 0.0
+            rest = rhs.copy()
+            rest[0] -= fixed.sum()
+            rest[1:] -= C.T @ fixed
+            solved, message = _lp_on(l[work], C[work], p[work], cap[work], rest)
+            if solved is None:
+                if work.all():
+                    raise RuntimeError(
+                        "conditional CVaR: the linear-programming solver (HiGHS) "
+                        f"found no solution ({message})."
+                    )
+                size = min(n, 2 * size)
+                continue
+            x, y = solved
+            eta = y[0] + C @ y[1:]
+            r = l - eta
+            # fixed samples on the wrong side of the new threshold
+            slack = 1e-12 * (1.0 + float(np.max(np.abs(l))))
+            wrong = ~work & (p > 0) & np.where(fixed > 0, r < -slack, r > slack)
+            fixed[work] = x
+            q = fixed
+            n_wrong = int(np.count_nonzero(wrong))
+            if n_wrong == 0:
+                break
+            forced |= wrong
+            size = min(n, 2 * size)
+    primal = float(q @ l)
+    dual = float(p @ eta) + float(p @ np.maximum(l - eta, 0.0)) / alpha
+    gap = max(dual - primal, 0.0)
+    total = q.sum()
+    # the dual value is an upper bound on the risk whatever the LP's
+    # accuracy (any threshold affine in the controls gives one); the
+    # weights' value, within the LP's tolerances of feasible, is within gap
+    y = np.array(y, dtype=np.float64)
+    y[0] += shift
+    return dual + shift, q / total, eta + shift, gap, y
+
+
+class ConditionalCVaR(AmbiguitySet):
+    """CVaR of the loss given control covariates, with an affine threshold.
+
+    The set holds the weights :math:`q` with :math:`0 \\le q_i \\le p_i /
+    \\alpha`, :math:`\\sum_i q_i = 1` and :math:`\\sum_i q_i c_i = \\sum_i
+    p_i c_i` for the controls :math:`c_i` (a row of ``controls``): the
+    reweightings of the sample by likelihood ratios at most :math:`1 /
+    \\alpha` that keep the means of the controls. Its robust risk is the
+    linear program :math:`\\max_q \\sum_i q_i \\ell_i`, whose dual is the
+    Rockafellar-Uryasev problem with a threshold affine in the controls,
+
+    .. math::
+
+        R(\\ell) = \\inf_{\\beta_0, \\beta} E_{P_n}\\Big[\\eta_i +
+        \\frac{(\\ell_i - \\eta_i)_+}{\\alpha}\\Big], \\quad
+        \\eta_i = \\beta_0 + \\beta^\\top c_i,
+
+    an upper bound of the average conditional CVaR of the loss given the
+    controls (Sahoo, Lei and Wager). With no controls it is :class:`CVaR`;
+    with ``alpha=1`` the mean.
+
+    The linear program is solved by HiGHS, in one piece up to 1024 samples
+    and above that on a working set around the threshold (every sample
+    clearly above or below it has its weight fixed at the cap or at zero),
+    which keeps the memory O(n) beyond ``controls``. Controls constant under
+    the nominal weights, or in the span of the others, constrain nothing and
+    are dropped (their coefficients in the dual are zero). The dual value is
+    the reported risk, an upper bound for any accuracy of the LP; the LP's
+    own duality gap is reported by :meth:`certificate`.
+
+    Parameters
+    ----------
+    alpha : float, default=0.2
+        Largest likelihood ratio is ``1 / alpha``, in (0, 1].
+    controls : array-like of shape (n_samples, n_columns) or None, default=None
+        The control covariates, one row per loss. ``None`` means none (the
+        ordinary CVaR). Read, never copied, when ``columns`` selects some of
+        its columns.
+    columns : array-like of int or None, default=None
+        The columns of ``controls`` that are controls; ``None`` means all.
+
+    See Also
+    --------
+    CVaR : The same set without controls.
+
+    References
+    ----------
+    .. [1] Sahoo, R., Lei, L. and Wager, S. (2022). "Learning from a biased
+       sample." arXiv:2209.01754.
+    .. [2] Rockafellar, R. T. and Uryasev, S. (2000). "Optimization of
+       conditional value-at-risk." Journal of Risk 2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrobust.ambiguity._conditional_cvar import ConditionalCVaR
+    >>> c = np.array([[0.0], [0.0], [1.0], [1.0]])
+    >>> losses = np.array([0.0, 1.0, 0.0, 3.0])
+    >>> # each half keeps its mass 1/2: the worst case within each half
+    >>> float(ConditionalCVaR(alpha=0.5, controls=c).risk(losses))
+    2.0
+    """
+
+    _parameter_constraints = {
+        "alpha": [Interval(Real, 0, 1, closed="right")],
+        "controls": ["array-like", None],
+        "columns": ["array-like", None],
+    }
+
+    def __init__(self, alpha=0.2, controls=None, columns=None):
+        self.alpha = alpha
+        self.controls = controls
+        self.columns = columns
+
+    # -- the controls --------------------------------------------------------
+    def _matrix_and_columns(self):
+        if self.controls is None:
+            return np.zeros((0, 0)), np.zeros(0, dtype=np.intp)
+        A = np.asarray(self.controls, dtype=np.float64)
+        if A.ndim == 1:
+            A = A.reshape(-1, 1)
+        if A.ndim != 2:
+            raise ValueError(
+                f"ConditionalCVaR: controls must be 2-dimensional; got shape {A.shape}."
+            )
+        if self.columns is None:
+            columns = np.arange(A.shape[1], dtype=np.intp)
+        else:
+            columns = np.asarray(self.columns, dtype=np.intp).reshape(-1)
+            if columns.size and (columns.min() < 0 or columns.max() >= A.shape[1]):
+                raise ValueError(
+                    "ConditionalCVaR: columns must index the columns of controls "
+                    f"(0 to {A.shape[1] - 1}); got {columns.tolist()}."
+                )
+        return A, columns
+
+    @property
+    def n_dual(self):
+        """Number of dual variables: the intercept and one per control column."""
+        return 1 + int(self._matrix_and_columns()[1].size)
+
+    def controls_for(self, p):
+        """The controls centered and scaled under ``p`` (cached for this ``p``).
+
+        Parameters
+        ----------
+        p : ndarray of shape (n_samples,)
+            Probability weights of the nominal distribution.
+
+        Returns
+        -------
+        controls : object
+            The standardized controls (products ``C @ v``, ``C.T @ u``, row
+            blocks), with constant and collinear columns dropped; its
+            ``shape`` is ``(n_samples, n_kept)``.
+        """
+        cached = getattr(self, "_cache", None)
+        if cached is not None and cached[0] is p:
+            return cached[1]
+        A, columns = self._matrix_and_columns()
+        if columns.size and A.shape[0] != p.shape[0]:
+            raise ValueError(
+                f"ConditionalCVaR: controls has {A.shape[0]} rows for "
+                f"{p.shape[0]} losses."
+            )
+        if columns.size == 0:
+            A = np.zeros((p.shape[0], 0))
+        C = _Controls(A, columns, p)
+        self._cache = (p, C)
+        return C
+
+    def _cvar(self):
+        return CVaR(alpha=float(self.alpha))
+
+    # -- the protocol ----------------------------------------------------------
+    @property
+    def needs_smoothing(self):
+        return True
+
+    def is_trivial(self):
+        return float(self.alpha) == 1.0
+
+    def smoothing_error(self, smoothing, p=None):
+        return float(smoothing) * np.log(2.0) / float(self.alpha)
+
+    def _prepare(self, losses, sample_weight):
+        self._validate_params()
+        losses = check_losses(losses)
+        p = check_probability_weights(sample_weight, losses.shape[0])
+        return losses, p
+
+    def solve(self, losses, sample_weight=None, threshold=None):
+        """The linear program's solution: ``(risk, q, dual, gap)``.
+
+        Parameters
+        ----------
+        losses : array-like of shape (n_samples,)
+            Per-sample losses.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Nonnegative weights of the nominal distribution.
+        threshold : ndarray of shape (n_samples,), default=None
+            A guess of the optimal threshold :math:`\\eta_i` (large samples
+            start their working set from it).
+
+        Returns
+        -------
+        risk : float
+            The dual value at the LP's threshold: an upper bound on the
+            worst case, within ``gap`` of it.
+        q : ndarray of shape (n_samples,)
+            Worst-case weights.
+        dual : ndarray of shape (n_dual,)
+            :math:`(\\beta_0, \\beta)` in the units of ``controls``.
+        gap : float
+            ``risk - q @ losses``: the LP's duality gap.
+        """
+        losses, p = self._prepare(losses, sample_weight)
+        return self._solve(losses, p, threshold)
+
+    def _solve(self, losses, p, threshold=None):
+        n_dual = self.n_dual
+        if self.is_trivial():
+            dual = np.zeros(n_dual)
+            dual[0] = float(np.min(losses[p > 0]))
+            return float(p @ losses), p.copy(), dual, 0.0
+        C = self.controls_for(p)
+        risk, q, _, gap, y = _conditional_lp_coef(
+            losses, C, p, float(self.alpha), threshold
+        )
+        return float(risk), q, self.to_control_units(y, p), float(gap)
+
+    def to_control_units(self, y, p):
+        """``(beta_0, beta)`` of the threshold ``y_0 + C y`` (standardized ``C``).
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_kept + 1,)
+            Intercept and coefficients of the standardized kept controls.
+        p : ndarray of shape (n_samples,)
+            Probability weights of the nominal distribution.
+
+        Returns
+        -------
+        dual : ndarray of shape (n_dual,)
+        """
+        C = self.controls_for(p)
+        _, columns = self._matrix_and_columns()
+        beta = np.zeros(columns.size)
+        beta[C.keep] = np.asarray(y[1:], dtype=np.float64) / C.scale
+        dual = np.empty(1 + columns.size)
+        dual[0] = float(y[0]) - float(C.center @ beta[C.keep])
+        dual[1:] = beta
+        return dual
+
+    def risk_and_weights(self, losses, sample_weight=None):
+        """Return ``(risk, worst_case_weights)`` from one linear program.
+
+        Parameters
+        ----------
+        losses : array-like of shape (n_samples,)
+            Per-sample losses.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Nonnegative weights defining :math:`P_n`.
+
+        Returns
+        -------
+        risk : float
+        q : ndarray of shape (n_samples,)
+        """
+        risk, q, _, _ = self.solve(losses, sample_weight)
+        return risk, q
+
+    def dual_init(self, losses, sample_weight=None):
+        """Optimal :math:`(\\beta_0, \\beta)` for fixed ``losses``.
+
+        Parameters
+        ----------
+        losses : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        dual : ndarray of shape (n_dual,)
+        """
+        return self.solve(losses, sample_weight)[2]
+
+    def dual_argmin(self, losses, p, smoothing=0.0, start=None):
+        """The exact minimizer of the dual (the LP's threshold).
+
+        The smoothed dual is minimized only over the intercept
+        (:meth:`profile_intercept`); the full minimizer is the LP's.
+
+        Parameters
+        ----------
+        losses : ndarray of shape (n_samples,)
+        p : ndarray of shape (n_samples,)
+        smoothing : float, default=0.0
+            Ignored: the exact minimizer is returned.
+        start : ndarray of shape (n_dual,), default=None
+            Ignored.
+
+        Returns
+        -------
+        dual : ndarray of shape (n_dual,)
+        """
+        return self._solve(np.asarray(losses, dtype=np.float64), p)[2]
+
+    def certificate(self, losses, sample_weight=None):
+        """The LP's own certificate: ``(risk, lower, gap)``.
+
+        Parameters
+        ----------
+        losses : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        risk : float
+            The dual value (an upper bound on the worst case).
+        lower : float
+            ``q @ losses`` for the LP's weights (a lower bound, up to the
+            LP's feasibility tolerance 1e-10).
+        gap : float
+            ``risk - lower``.
+        """
+        risk, _, _, gap = self.solve(losses, sample_weight)
+        return risk, risk - gap, gap
+
+    def threshold(self, dual, n_samples):
+        """The threshold :math:`\\eta_i = \\beta_0 + \\beta^\\top c_i`.
+
+        Parameters
+        ----------
+        dual : ndarray of shape (n_dual,)
+        n_samples : int
+
+        Returns
+        -------
+        eta : ndarray of shape (n_samples,)
+        """
+        dual = np.asarray(dual, dtype=np.float64)
+        A, columns = self._matrix_and_columns()
+        if columns.size == 0:
+            return np.full(n_samples, float(dual[0]))
+        full = np.zeros(A.shape[1])
+        np.add.at(full, columns, dual[1:])
+        return A @ full + float(dual[0])
+
+    def dual_objective(self, dual, losses, p, smoothing=0.0):
+        """Dual objective :math:`E_p[\\eta + (\\ell - \\eta)_+ / \\alpha]`.
+
+        Parameters
+        ----------
+        dual : ndarray of shape (n_dual,)
+            :math:`(\\beta_0, \\beta)` in the units of ``controls``.
+        losses : ndarray of shape (n_samples,)
+        p : ndarray of shape (n_samples,)
+        smoothing : float, default=0.0
+            Softplus temperature (see :class:`CVaR`).
+
+        Returns
+        -------
+        value : float
+        grad_losses : ndarray of shape (n_samples,)
+        grad_dual : ndarray of shape (n_dual,)
+        """
+        eta = self.threshold(dual, losses.shape[0])
+        value, g, _ = self._cvar().dual_objective(
+            np.zeros(1), losses - eta, p, smoothing=smoothing
+        )
+        value += float(p @ eta)
+        A, columns = self._matrix_and_columns()
+        grad = np.empty(1 + columns.size)
+        resid = p - g
+        grad[0] = float(resid.sum())
+        if columns.size:
+            grad[1:] = (A.T @ resid)[columns]
+        return float(value), g, grad
+
+    def profile_intercept(self, beta, losses, p, smoothing=0.0, start=None):
+        """The (smoothed) dual minimized over the intercept, for a slope ``beta``.
+
+        ``beta`` holds the coefficients of the standardized kept controls
+        (:meth:`controls_for`); the intercept of a centered threshold is
+        CVaR's own dual variable, solved exactly (warm-started at
+        ``start``).
+
+        Parameters
+        ----------
+        beta : ndarray of shape (n_kept,)
+        losses : ndarray of shape (n_samples,)
+        p : ndarray of shape (n_samples,)
+        smoothing : float, default=0.0
+        start : ndarray of shape (1,), default=None
+
+        Returns
+        -------
+        intercept : ndarray of shape (1,)
+        value : float
+        grad_losses : ndarray of shape (n_samples,)
+        grad_beta : ndarray of shape (n_kept,)
+        """
+        C = self.controls_for(p)
+        shifted = losses - C @ beta if C.shape[1] else losses
+        cvar = self._cvar()
+        eta = cvar.dual_argmin(shifted, p, smoothing=smoothing, start=start)
+        value, g, _ = cvar.dual_objective(eta, shifted, p, smoothing=smoothing)
+        grad_beta = -(C.T @ g) if C.shape[1] else np.zeros(0)
+        return eta, float(value), g, grad_beta
+
+    def feasible_weights(self, q, p):
+        """Map weights near the set into it, or ``None`` when that fails.
+
+        The equality residual (total mass, means of the controls) is removed
+        by the least change in the metric :math:`\\sum \\delta^2 / room`,
+        and what that leaves outside the box by mixing with ``p``.
+
+        Parameters
+        ----------
+        q : ndarray of shape (n_samples,)
+        p : ndarray of shape (n_samples,)
+
+        Returns
+        -------
+        q : ndarray of shape (n_samples,) or None
+        """
+        if self.is_trivial():
+            return p.copy()
+        return _feasible_weights(q, p, self.controls_for(p), float(self.alpha))
+
+    def cvxpy_parts(self, loss_expr, p):
+        """The LP's dual as cvxpy: ``(risk, constraints, intercept, beta)``.
+
+        ``beta`` (``None`` without kept controls) multiplies the
+        standardized kept controls; the dual value of ``constraints[0]`` is
+        the worst-case weights.
+
+        Parameters
+        ----------
+        loss_expr : cvxpy.Expression of shape (n_samples,)
+        p : ndarray of shape (n_samples,)
+
+        Returns
+        -------
+        risk, constraints, intercept, beta
+        """
+        import cvxpy as cp
+
+        C = self.controls_for(p)
+        intercept = cp.Variable()
+        beta = cp.Variable(C.shape[1]) if C.shape[1] else None
+        if self.is_trivial():
+            return p @ loss_expr, [], intercept, beta
+        eta = intercept + C.dense() @ beta if beta is not None else intercept
+        slack = cp.Variable(p.shape[0], nonneg=True)
+        # the controls are centered under p, so E_p[eta] is the intercept
+        risk = intercept + (p / float(self.alpha)) @ slack
+        return risk, [loss_expr - eta <= slack], intercept, beta
+
+    def cvxpy_risk(self, loss_expr, p):
+        risk, constraints, _, _ = self.cvxpy_parts(loss_expr, p)
+        return risk, constraints
+
+    def _solve_unit(self, z, p):
+        risk, q, dual, _ = self._solve(z, np.asarray(p, dtype=np.float64))
+        return risk, q, dual
+
+    def _dual_to_loss_units(self, dual_z, lo, scale):
+        dual = np.asarray(dual_z, dtype=np.float64) * scale
+        dual[0] += lo
+        return dual
+
+
+def _conditional_cvar(losses, controls, alpha, sample_weight=None):
+    """Robust risk and worst-case weights of fixed losses (see ConditionalCVaR).
+
+    Used for the fitted attributes, to evaluate a model on new data, and by
+    the benchmarks.
+
+    Returns
+    -------
+    risk : float
+    weights : ndarray of shape (n_samples,)
+    """
+    losses = np.asarray(losses, dtype=np.float64)
+    controls = np.asarray(controls, dtype=np.float64).reshape(losses.shape[0], -1)
+    return ConditionalCVaR(alpha=float(alpha), controls=controls).risk_and_weights(
+        losses, sample_weight
+    )
