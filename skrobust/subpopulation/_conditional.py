@@ -37,15 +37,27 @@ from skrobust.subpopulation._conditional_solver import (
     _solve_cvxpy,
     _solve_lbfgs,
 )
-from skrobust.subpopulation._marginal import _power_of_two, _resolve_covariates
-from skrobust.utils import check_nonnegative_sample_weight
+from skrobust.subpopulation._marginal import (
+    _DEPRECATED,
+    _power_of_two,
+    _resolve_covariates,
+)
+from skrobust.utils import (
+    check_nonnegative_sample_weight,
+    resolve_loss_name,
+    resolve_renamed_param,
+)
+
+# scikit-learn's names; the old "squared" and "absolute" warn (one release)
+_REGRESSION_LOSSES = {"squared_error", "absolute_error", "huber"}
 
 
 class _BaseConditionalCVaR(BaseEstimator):
     """Shared parameters and fitting of the conditional CVaR linear models."""
 
     _parameter_constraints = {
-        "alpha": [Interval(Real, 0, 1, closed="right")],
+        "subpopulation_size": [Interval(Real, 0, 1, closed="right")],
+        "alpha": [Interval(Real, 0, 1, closed="right"), StrOptions({_DEPRECATED})],
         "control_features": [list, tuple, np.ndarray, str, Integral, None],
         "l2_reg": [Interval(Real, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
@@ -85,7 +97,7 @@ class _BaseConditionalCVaR(BaseEstimator):
             p,
             loss,
             controls,
-            self.alpha,
+            resolve_renamed_param(self, "alpha", "subpopulation_size"),
             l2,
             self.fit_intercept,
         )
@@ -180,10 +192,10 @@ class _BaseConditionalCVaR(BaseEstimator):
         return tags
 
 
-_PARAMS = """    alpha : float, default=0.2
-        Level of the conditional CVaR, in (0, 1]: the worst case reweights
-        the conditional law of Y given X by likelihood ratios of at most
-        ``1 / alpha``. ``alpha=1`` gives ERM.
+_PARAMS = """    subpopulation_size : float, default=0.2
+        Level :math:`\\alpha` of the conditional CVaR, in (0, 1]: the worst
+        case reweights the conditional law of Y given X by likelihood ratios
+        of at most ``1 / subpopulation_size``. ``1`` gives ERM.
     control_features : list of str or int, str, int or None, default=None
         The control columns :math:`C` of ``X`` (names of a DataFrame's
         columns or indices) on which the threshold :math:`\\eta(x) = \\beta_0
@@ -215,7 +227,10 @@ _COMMON_TAIL = """    tol : float, default=1e-6
         by Clarabel (through cvxpy); a ConvergenceWarning naming the gap is
         raised only if that also fails.
     max_iter : int, default=1000
-        Maximum number of L-BFGS iterations per smoothing stage."""
+        Maximum number of L-BFGS iterations per smoothing stage.
+    alpha : float, default="deprecated"
+        The old name of ``subpopulation_size``; when given it is used, with
+        a FutureWarning. Removed in the next release."""
 
 _ATTRS = """    control_features_ : ndarray of int
         Column indices of the controls in ``X``.
@@ -235,7 +250,7 @@ _ATTRS = """    control_features_ : ndarray of int
         Average training loss.
     worst_case_weights_ : ndarray of shape (n_samples,)
         The worst-case distribution over the training samples: at most
-        ``p_i / alpha``, with the same mean of every control as the data.
+        ``p_i / subpopulation_size``, with the same mean of every control as the data.
     n_iter_ : int
         Number of solver iterations (summed over the smoothing stages).
     optimality_gap_ : float
@@ -304,8 +319,8 @@ class ConditionalCVaRLogisticRegression(
     Minimizes a bound on the average over X of the conditional value at
     risk of the log-loss given X: the worst case over distributions with the
     data's X-marginal whose law of Y given X has a likelihood ratio at most
-    ``1 / alpha``. The threshold of the CVaR is an affine function of chosen
-    control columns. Two classes use the logistic loss, more the
+    ``1 / subpopulation_size``. The threshold of the CVaR is an affine
+    function of chosen control columns. Two classes use the logistic loss, more the
     multinomial cross-entropy.
 
     Read more in the :ref:`User Guide <conditional_cvar>`.
@@ -328,7 +343,7 @@ class ConditionalCVaRLogisticRegression(
     See Also
     --------
     ConditionalCVaRLinearRegression : The regression counterpart.
-    skrobust.linear_model.DROLogisticRegression : With ``CVaR(alpha)``, the
+    skrobust.linear_model.DROLogisticRegression : With ``CVaR(subpopulation_size)``, the
         marginal CVaR (``control_features=[]`` here).
     MarginalDROLogisticRegression : Shifts of the covariates instead.
 
@@ -345,7 +360,9 @@ class ConditionalCVaRLogisticRegression(
     >>> from sklearn.datasets import make_classification
     >>> from skrobust.subpopulation import ConditionalCVaRLogisticRegression
     >>> X, y = make_classification(n_samples=200, n_features=4, random_state=0)
-    >>> clf = ConditionalCVaRLogisticRegression(alpha=0.2, control_features=[0])
+    >>> clf = ConditionalCVaRLogisticRegression(
+    ...     subpopulation_size=0.2, control_features=[0]
+    ... )
     >>> clf = clf.fit(X, y)
     >>> bool(clf.train_loss_ < clf.robust_risk_)
     True
@@ -355,7 +372,7 @@ class ConditionalCVaRLogisticRegression(
 
     def __init__(
         self,
-        alpha=0.2,
+        subpopulation_size=0.2,
         *,
         control_features=None,
         l2_reg=1e-4,
@@ -363,14 +380,16 @@ class ConditionalCVaRLogisticRegression(
         solver="lbfgs",
         tol=1e-6,
         max_iter=1000,
+        alpha=_DEPRECATED,
     ):
-        self.alpha = alpha
+        self.subpopulation_size = subpopulation_size
         self.control_features = control_features
         self.l2_reg = l2_reg
         self.fit_intercept = fit_intercept
         self.solver = solver
         self.tol = tol
         self.max_iter = max_iter
+        self.alpha = alpha
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -405,7 +424,7 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
     Minimizes a bound on the average over X of the conditional value at
     risk of the loss given X: the worst case over distributions with the
     data's X-marginal whose law of Y given X has a likelihood ratio at most
-    ``1 / alpha``, which protects the regions of X where the noise is
+    ``1 / subpopulation_size``, which protects the regions of X where the noise is
     largest. The threshold of the CVaR is an affine function of chosen
     control columns.
 
@@ -414,10 +433,12 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
     Parameters
     ----------
     %(params)s
-    loss : {"squared", "absolute", "huber"}, default="squared"
+    loss : {"squared_error", "absolute_error", "huber"}, default="squared_error"
         Per-sample loss of the residual :math:`r`: :math:`r^2/2`,
         :math:`|r|`, or Huber's (as in
-        :class:`skrobust.linear_model.DROLinearRegression`).
+        :class:`skrobust.linear_model.DROLinearRegression`); scikit-learn's
+        names. The old names ``"squared"`` and ``"absolute"`` still work for
+        one release, with a FutureWarning.
     epsilon : float, default=1.0
         Threshold of the Huber loss, in the units of ``y``.
     %(tail)s
@@ -433,7 +454,7 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
     See Also
     --------
     ConditionalCVaRLogisticRegression : The classification counterpart.
-    skrobust.linear_model.DROLinearRegression : With ``CVaR(alpha)``, the
+    skrobust.linear_model.DROLinearRegression : With ``CVaR(subpopulation_size)``, the
         marginal CVaR (``control_features=[]`` here).
     MarginalDROLinearRegression : Shifts of the covariates instead.
 
@@ -452,7 +473,9 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
     >>> rng = np.random.default_rng(0)
     >>> X = rng.uniform(-1, 1, size=(300, 2))
     >>> y = X @ np.array([1.0, -1.0]) + (0.1 + (X[:, 0] > 0)) * rng.normal(size=300)
-    >>> reg = ConditionalCVaRLinearRegression(alpha=0.2, control_features=[0])
+    >>> reg = ConditionalCVaRLinearRegression(
+    ...     subpopulation_size=0.2, control_features=[0]
+    ... )
     >>> reg = reg.fit(X, y)
     >>> bool(reg.train_loss_ < reg.robust_risk_)
     True
@@ -462,24 +485,25 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
 
     _parameter_constraints = {
         **_BaseConditionalCVaR._parameter_constraints,
-        "loss": [StrOptions({"squared", "absolute", "huber"})],
+        "loss": [StrOptions(_REGRESSION_LOSSES | {"squared", "absolute"})],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
         self,
-        alpha=0.2,
+        subpopulation_size=0.2,
         *,
         control_features=None,
         l2_reg=0.0,
         fit_intercept=True,
-        loss="squared",
+        loss="squared_error",
         epsilon=1.0,
         solver="lbfgs",
         tol=1e-6,
         max_iter=1000,
+        alpha=_DEPRECATED,
     ):
-        self.alpha = alpha
+        self.subpopulation_size = subpopulation_size
         self.control_features = control_features
         self.l2_reg = l2_reg
         self.fit_intercept = fit_intercept
@@ -488,11 +512,12 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
         self.solver = solver
         self.tol = tol
         self.max_iter = max_iter
+        self.alpha = alpha
 
-    def _loss(self):
-        if self.loss == "squared":
+    def _loss(self, name):
+        if name == "squared_error":
             return _Squared()
-        if self.loss == "absolute":
+        if name == "absolute_error":
             return _Absolute()
         return _Huber(self.epsilon)
 
@@ -516,8 +541,11 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
             The fitted estimator.
         """
         X, y = validate_data(self, X, y, dtype=np.float64, order="C", y_numeric=True)
-        loss = self._loss()
-        degree = 1 if self.loss == "absolute" else 2
+        name = resolve_loss_name(
+            self.loss, owner=type(self).__name__, allowed=_REGRESSION_LOSSES
+        )
+        loss = self._loss(name)
+        degree = 1 if name == "absolute_error" else 2
         W, b = self._fit_problem(X, loss.encode(y), sample_weight, loss, degree)
         self.coef_ = W[:, 0].copy()
         self.intercept_ = float(b[0])

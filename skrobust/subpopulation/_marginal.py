@@ -6,7 +6,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from skrobust.subpopulation._linear import (
     _cvxpy_losses,
@@ -23,6 +23,12 @@ from skrobust.subpopulation._marginal_solver import (  # noqa: F401
     _MarginalProblem,
     _solve_problem,
 )
+from skrobust.utils import DEPRECATED, resolve_renamed_param
+
+# Default of a renamed parameter: the conventions layer's DEPRECATED as a
+# plain str (scikit-learn's check_parameters_default_constructible rejects
+# the str subclass); resolve_renamed_param treats both alike.
+_DEPRECATED = str(DEPRECATED)
 
 
 def _power_of_two(A):
@@ -79,7 +85,8 @@ def _resolve_covariates(
 
 class _MarginalMixin:
     _parameter_constraints = {
-        "alpha": [Interval(Real, 0, 1, closed="right")],
+        "subpopulation_size": [Interval(Real, 0, 1, closed="right")],
+        "alpha": [Interval(Real, 0, 1, closed="right"), StrOptions({_DEPRECATED})],
         "covariates": [list, tuple, np.ndarray, str, Integral, None],
         "lipschitz": [Interval(Real, 0, None, closed="both")],
         "holder_exponent": [Interval(Real, 0, 1, closed="right")],
@@ -100,7 +107,7 @@ class _MarginalMixin:
         problem = _MarginalProblem(
             Xs[:, self.covariates_],
             p,
-            self.alpha,
+            resolve_renamed_param(self, "alpha", "subpopulation_size"),
             self.lipschitz,
             self.holder_exponent,
             self.n_neighbors,
@@ -195,9 +202,9 @@ class _MarginalMixin:
         del self._solution
 
 
-_PARAMS = """    alpha : float, default=0.2
-        Smallest mass of the subpopulations protected, in (0, 1].
-        ``alpha=1`` gives ERM.
+_PARAMS = """    subpopulation_size : float, default=0.2
+        Smallest mass :math:`\\alpha` of the subpopulations protected, in
+        (0, 1]. ``1`` gives ERM.
     covariates : list of str or int, str, int or None, default=None
         The covariates Z defining the subpopulations: column names of a
         DataFrame ``X`` or column indices. ``None`` uses every column.
@@ -233,7 +240,10 @@ _PARAMS = """    alpha : float, default=0.2
         mean loss at zero coefficients)``. If the interior-point solution at
         Clarabel's default tolerances is not certified, the problem is solved
         again with Clarabel's tolerances at ``1e-4 * tol``; if that fails
-        too, a ConvergenceWarning names the gap."""
+        too, a ConvergenceWarning names the gap.
+    alpha : float, default="deprecated"
+        The old name of ``subpopulation_size``; when given it is used, with
+        a FutureWarning. Removed in the next release."""
 
 _ATTRS = """    covariates_ : ndarray of int
         Column indices of Z in ``X``.
@@ -333,14 +343,14 @@ _REFS = """    .. [1] Duchi, J. C., Hashimoto, T. and Namkoong, H. (2022).
 
 
 class MarginalDROLogisticRegression(_MarginalMixin, _LinearClassifier):
-    """Logistic regression robust to every subpopulation of Z of mass >= alpha.
+    """Logistic regression robust to every large enough subpopulation of Z.
 
     Minimizes the smooth marginal robust risk of Duchi, Hashimoto and
     Namkoong over the covariates Z (chosen columns of ``X``): an upper bound
     on the worst average log-loss over all subpopulations of mass at least
-    ``alpha`` defined by Z, under a smoothness assumption on the conditional
-    risk given Z. Two classes use the logistic loss, more the multinomial
-    cross-entropy.
+    ``subpopulation_size`` defined by Z, under a smoothness assumption on
+    the conditional risk given Z. Two classes use the logistic loss, more
+    the multinomial cross-entropy.
 
     Read more in the :ref:`User Guide <group_and_marginal_dro>`.
 
@@ -377,7 +387,7 @@ class MarginalDROLogisticRegression(_MarginalMixin, _LinearClassifier):
     >>> from sklearn.datasets import make_classification
     >>> from skrobust.subpopulation import MarginalDROLogisticRegression
     >>> X, y = make_classification(n_samples=100, n_features=4, random_state=0)
-    >>> clf = MarginalDROLogisticRegression(alpha=0.2, covariates=[0]).fit(X, y)
+    >>> clf = MarginalDROLogisticRegression(0.2, covariates=[0]).fit(X, y)
     >>> bool(clf.robust_risk_ > clf.train_loss_)
     True
     >>> bool(np.isclose(clf.worst_case_weights_.sum(), 1.0))
@@ -392,7 +402,7 @@ class MarginalDROLogisticRegression(_MarginalMixin, _LinearClassifier):
 
     def __init__(
         self,
-        alpha=0.2,
+        subpopulation_size=0.2,
         *,
         covariates=None,
         lipschitz=1.0,
@@ -401,8 +411,9 @@ class MarginalDROLogisticRegression(_MarginalMixin, _LinearClassifier):
         fit_intercept=True,
         l2_reg=1e-4,
         tol=1e-6,
+        alpha=_DEPRECATED,
     ):
-        self.alpha = alpha
+        self.subpopulation_size = subpopulation_size
         self.covariates = covariates
         self.lipschitz = lipschitz
         self.holder_exponent = holder_exponent
@@ -410,6 +421,7 @@ class MarginalDROLogisticRegression(_MarginalMixin, _LinearClassifier):
         self.fit_intercept = fit_intercept
         self.l2_reg = l2_reg
         self.tol = tol
+        self.alpha = alpha
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -433,13 +445,14 @@ class MarginalDROLogisticRegression(_MarginalMixin, _LinearClassifier):
 
 
 class MarginalDROLinearRegression(_MarginalMixin, _LinearRegressor):
-    """Least squares robust to every subpopulation of Z of mass >= alpha.
+    """Least squares robust to every large enough subpopulation of Z.
 
     Minimizes the smooth marginal robust risk of Duchi, Hashimoto and
     Namkoong over the covariates Z (chosen columns of ``X``) for the squared
     error :math:`(Y - \\theta^\\top X)^2`: an upper bound on the worst mean
-    squared error over all subpopulations of mass at least ``alpha`` defined
-    by Z, under a smoothness assumption on the conditional risk given Z.
+    squared error over all subpopulations of mass at least
+    ``subpopulation_size`` defined by Z, under a smoothness assumption on
+    the conditional risk given Z.
 
     Read more in the :ref:`User Guide <group_and_marginal_dro>`.
 
@@ -475,7 +488,7 @@ class MarginalDROLinearRegression(_MarginalMixin, _LinearRegressor):
     >>> rng = np.random.default_rng(0)
     >>> X = rng.uniform(-1, 1, size=(150, 2))
     >>> y = X[:, 0] + (X[:, 1] > 0.6) * 2.0 + 0.1 * rng.normal(size=150)
-    >>> reg = MarginalDROLinearRegression(alpha=0.2, covariates=[1]).fit(X, y)
+    >>> reg = MarginalDROLinearRegression(0.2, covariates=[1]).fit(X, y)
     >>> bool(reg.robust_risk_ > reg.train_loss_)
     True
     """
@@ -488,7 +501,7 @@ class MarginalDROLinearRegression(_MarginalMixin, _LinearRegressor):
 
     def __init__(
         self,
-        alpha=0.2,
+        subpopulation_size=0.2,
         *,
         covariates=None,
         lipschitz=1.0,
@@ -497,8 +510,9 @@ class MarginalDROLinearRegression(_MarginalMixin, _LinearRegressor):
         fit_intercept=True,
         l2_reg=0.0,
         tol=1e-6,
+        alpha=_DEPRECATED,
     ):
-        self.alpha = alpha
+        self.subpopulation_size = subpopulation_size
         self.covariates = covariates
         self.lipschitz = lipschitz
         self.holder_exponent = holder_exponent
@@ -506,6 +520,7 @@ class MarginalDROLinearRegression(_MarginalMixin, _LinearRegressor):
         self.fit_intercept = fit_intercept
         self.l2_reg = l2_reg
         self.tol = tol
+        self.alpha = alpha
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
