@@ -226,8 +226,15 @@ def _conditional_lp_coef(losses, C, p, alpha, eta=None):
         eta = CVaR(alpha=alpha).dual_argmin(losses, p)
         eta = float(np.ravel(eta)[0])
         return float(risk), q, np.full(n, eta), 0.0, np.array([eta])
+    # the LP runs on losses centered at their mean and scaled to unit size
+    # (HiGHS's tolerances are absolute: at 1e150 it found no solution, at
+    # 1e-150 every loss was within them); the solution scales back exactly
     shift = float(p @ losses)
     l = losses - shift
+    unit = float(np.max(np.abs(l)))
+    if not unit > 0:
+        unit = 1.0
+    l /= unit
     cap = p / alpha
     rhs = np.zeros(k + 1)
     rhs[0] = 1.0
@@ -255,7 +262,7 @@ def _conditional_lp_coef(losses, C, p, alpha, eta=None):
                 y = solved[1]
                 eta = (y[0] - float(mean @ y[1:])) + C @ y[1:]
         else:
-            eta = np.asarray(eta, dtype=np.float64) - shift
+            eta = (np.asarray(eta, dtype=np.float64) - shift) / unit
         size = min(n, max(512, 40 * (k + 1)))
         q = None
         forced = np.zeros(n, dtype=bool)
@@ -301,5 +308,6 @@ def _conditional_lp_coef(losses, C, p, alpha, eta=None):
     # accuracy (any threshold affine in the controls gives one); the
     # weights' value, within the LP's tolerances of feasible, is within gap
     y = np.array(y, dtype=np.float64)
+    y *= unit
     y[0] += shift
-    return dual + shift, q / total, eta + shift, gap, y
+    return dual * unit + shift, q / total, eta * unit + shift, gap * unit, y
