@@ -7,7 +7,6 @@ bounds of the certificate from the linear engine
 """
 
 import warnings
-from functools import partial
 
 import numpy as np
 
@@ -26,6 +25,7 @@ from skrobust.linear_model._solver import (
     _Mean,
     _Problem,
     _with_lower_bound,
+    solve_lbfgs,
 )
 
 
@@ -44,10 +44,8 @@ class _ConditionalProblem:
         self.target = target
         self.p = p
         self.loss = loss
-        self.ambiguity = ConditionalCVaR(
-            alpha=float(alpha), controls=X, columns=controls
-        )
-        self.C = self.ambiguity.controls_for(p)
+        self.set = ConditionalCVaR(alpha=float(alpha), controls=X, columns=controls)
+        self.C = self.set.controls_for(p)
         self.center, self.scale, self.keep = (
             self.C.all_center,
             self.C.all_scale,
@@ -60,12 +58,12 @@ class _ConditionalProblem:
         self.n_coef = X.shape[1] * self.n_outputs
         self.n_intercept = self.n_outputs if fit_intercept else 0
         self.n_controls = self.C.shape[1]
-        self.trivial = self.ambiguity.is_trivial()
+        self.trivial = self.set.is_trivial()
         self._last_eta = None
         # the linear engine's problem on the same data, for its Fenchel bound
         # (no copy; its ``alpha`` is the ridge strength)
         self.engine = _Problem(
-            X, target, p, loss, self.ambiguity._cvar(), self.l2, fit_intercept
+            X, target, p, loss, self.set._cvar(), self.l2, fit_intercept
         )
 
     def control_coef(self, beta):
@@ -95,7 +93,7 @@ class _ConditionalProblem:
             value, g_loss = float(self.p @ sample_loss), self.p
             g_beta = np.zeros_like(beta)
         else:
-            eta, value, g_loss, g_beta = self.ambiguity.profile_intercept(
+            eta, value, g_loss, g_beta = self.set.profile_intercept(
                 beta, sample_loss, self.p, smoothing=tau, start=self._last_eta
             )
             self._last_eta = eta
@@ -112,12 +110,12 @@ class _ConditionalProblem:
 
     def eta_intercept(self, W, b, beta):
         """Exact optimal beta_0 (value at risk of the shifted losses)."""
-        eta = self.ambiguity.profile_intercept(beta, self.losses(W, b), self.p)[0]
+        eta = self.set.profile_intercept(beta, self.losses(W, b), self.p)[0]
         return float(eta[0])
 
     def smoothing_error(self, tau):
         """Bound on the objective error caused by the temperature ``tau``."""
-        cvar = 0.0 if self.trivial else self.ambiguity.smoothing_error(tau)
+        cvar = 0.0 if self.trivial else self.set.smoothing_error(tau)
         return tau * self.loss.smooth_bound + cvar
 
 
@@ -143,7 +141,7 @@ def _certificate(problem, w, tol, scale, candidates=(), refine=False):
         risk, q_exact, lp_gap = float(p @ losses), p, 0.0
     else:
         eta = problem.eta_intercept(W, b, beta) + problem.C @ beta
-        risk, q_exact, _, lp_gap = problem.ambiguity._solve(losses, p, eta)
+        risk, q_exact, _, lp_gap = problem.set._solve(losses, p, eta)
     value = risk + 0.5 * problem.l2 * float(np.sum(W * W))
     threshold = tol * max(abs(value), scale)
     multi = problem.n_outputs > 1
@@ -156,7 +154,7 @@ def _certificate(problem, w, tol, scale, candidates=(), refine=False):
     lower = -np.inf
     tried = [(q_exact, u_exact)]
     for q, u in candidates:
-        q = p if problem.trivial else problem.ambiguity.feasible_weights(q, p)
+        q = p if problem.trivial else problem.set.feasible_weights(q, p)
         if q is not None:
             tried.insert(0, (q, u))
     del candidates
@@ -208,19 +206,6 @@ def _certificate(problem, w, tol, scale, candidates=(), refine=False):
     )
 
 
-def _smoothed_candidate(problem, w, tau):
-    """The smoothed problem's dual point ``(q, u)`` at ``w``."""
-    W, b, beta = problem.unpack(w)
-    Z = problem.predictions(W, b)
-    smooth_losses, u = problem.loss.value_grad(Z, problem.target, tau)
-    if problem.trivial:
-        return problem.p, u
-    _, _, q, _ = problem.ambiguity.profile_intercept(
-        beta, smooth_losses, problem.p, smoothing=tau
-    )
-    return q, u
-
-
 def _objective_scale(problem):
     """Floor of the relative tolerance: 1e-3 times the mean loss at zero."""
     Z = np.zeros((problem.X.shape[0], problem.n_outputs))
@@ -228,70 +213,116 @@ def _objective_scale(problem):
     return max(1e-3 * abs(float(problem.p @ losses)), 1e-300)
 
 
-def _solve_lbfgs(problem, tol, max_iter):
-    """ERM warm start, then a continuation in the softplus temperature.
+class _EngineHead:
+    """The conditional CVaR set as the risk head of the linear engine.
 
-    Once the bound on the smoothing error is below ``tol``, each stage ends
-    with a certificate (:func:`_certificate`); the continuation stops when
-    the gap is certified, or when the smoothing error is far below what the
-    tolerance resolves. Returns ``(w, n_iter,
-    res, cert)`` with the best stage's point and certificate.
+    The engine's dual variables are the slopes ``beta`` of the threshold
+    on the standardized controls, optimized jointly with the model; the
+    intercept ``beta_0`` is profiled out exactly for each evaluation
+    (:meth:`ConditionalCVaR.profile_intercept`). The exact risk is the
+    set's LP, started from the current threshold; the weights of the
+    smoothed head are mapped into the set by
+    :meth:`ConditionalCVaR.feasible_weights` for the engine's Fenchel bound.
     """
-    n_params = problem.n_coef + problem.n_intercept
-    w = np.zeros(n_params + problem.n_controls)
-    scale = _objective_scale(problem)
-    tau_erm = 1e-2 if problem.loss.smooth_bound else 0.0
-    res = _lbfgs(partial(problem, mean_only=True), w, tau_erm, max(tol, 1e-3), max_iter)
-    w, n_iter = res.x, int(res.nit)
-    if not problem.smoothing_error(1.0):
-        res = _lbfgs(problem, w, 0.0, tol, max_iter)
-        w = res.x
-        cert = _certificate(
-            problem, w, tol, scale, [_smoothed_candidate(problem, w, 0.0)]
+
+    needs_smoothing = True
+
+    def __init__(self, problem, engine):
+        self.problem = problem
+        self.engine = engine
+
+    def is_trivial(self):
+        return self.problem.trivial
+
+    def smoothing_error(self, tau, p=None):
+        return self.problem.set.smoothing_error(tau)
+
+    def dual_init(self, losses, p):
+        return np.zeros(self.problem.n_controls)
+
+    def risk_and_weights(self, losses, p):
+        problem = self.problem
+        beta = self.engine.current_beta
+        eta0 = problem.set.profile_intercept(beta, losses, p)[0]
+        threshold = float(eta0[0]) + (problem.C @ beta if beta.size else 0.0)
+        risk, q, _, _ = problem.set._solve(losses, p, threshold)
+        return risk, q
+
+    def risk(self, losses, p):
+        return self.risk_and_weights(losses, p)[0]
+
+    def feasible_weights(self, q, p):
+        return self.problem.set.feasible_weights(q, p)
+
+    def cvxpy_risk(self, loss_expr, p):
+        return self.problem.set.cvxpy_risk(loss_expr, p)
+
+
+class _EngineProblem(_Problem):
+    """:class:`_ConditionalProblem` as a problem of the linear engine.
+
+    The objective and gradient over ``[W.ravel(), b, beta]`` are the
+    conditional problem's; the engine's loop (warm start, continuation in
+    the temperature, certificate at each stage) runs it unchanged. The head
+    counts as profiled (the intercept is), so the engine's certificate maps
+    the smoothed head's weights into the set at the current ``beta``.
+    """
+
+    def __init__(self, problem):
+        self.conditional = problem
+        self.current_beta = np.zeros(problem.n_controls)
+        super().__init__(
+            problem.X,
+            problem.target,
+            problem.p,
+            problem.loss,
+            _EngineHead(problem, self),
+            problem.l2,
+            problem.fit_intercept,
         )
-        return w, n_iter + int(res.nit), res, cert
-    W, b, _ = problem.unpack(w)
-    losses = problem.losses(W, b)
-    spread = float(np.sqrt(problem.p @ (losses - problem.p @ losses) ** 2))
-    if spread <= 1e-8 * (1.0 + abs(float(problem.p @ losses))):
-        spread = 1.0
-    tau = 0.01 * spread
-    best_w, best, best_lower, best_tau = None, None, -np.inf, tau
-    cert = None
-    for stage_index in range(30):
-        res = _lbfgs(problem, w, tau, tol, max_iter)
-        w, n_iter = res.x, n_iter + int(res.nit)
-        if problem.smoothing_error(tau) > tol and stage_index < 29:
-            # the continuation stops only once the smoothing error is below
-            # tol: no certificate (an LP) before that
-            tau /= 10.0
-            continue
-        stage = _certificate(
-            problem, w, tol, scale, [_smoothed_candidate(problem, w, tau)]
+        self.n_dual = 0 if self.trivial else problem.n_controls
+
+    def unpack(self, w):
+        W, b, dual = super().unpack(w)
+        if dual.size == self.current_beta.size:
+            self.current_beta = dual
+        return W, b, dual
+
+    def __call__(self, w, tau):
+        return self.conditional(w, tau)
+
+    def _profile(self, sample_loss, tau):
+        eta, value, g, _ = self.conditional.set.profile_intercept(
+            self.current_beta, sample_loss, self.p, smoothing=tau
         )
-        best_lower = max(best_lower, stage["lower_bound"])
-        if best is None or stage["objective"] <= best["objective"]:
-            best_w, best, best_tau = w, stage, tau
-        cert = _with_lower_bound(best, best_lower)
-        # the smoothing error below tol (the coefficients then agree with the
-        # exact solution's), and the gap certified
-        if cert["certified"] and problem.smoothing_error(tau) <= tol:
-            break
-        if problem.smoothing_error(tau) <= 1e-3 * min(tol, cert["threshold"]):
-            break
-        tau /= 10.0
-    if not cert["certified"]:
-        # once more with the weighted fit's loss duals (one more L-BFGS run)
-        final = _certificate(
-            problem,
-            best_w,
-            tol,
-            scale,
-            [_smoothed_candidate(problem, best_w, best_tau)],
-            refine=True,
-        )
-        cert = _with_lower_bound(final, best_lower)
-    return best_w, n_iter, res, cert
+        return eta, value, g
+
+
+def _solve_lbfgs(problem, tol, max_iter):
+    """The linear engine's certified L-BFGS loop: ``(w, n_iter, res, cert)``.
+
+    Without controls the set is :class:`skrobust.ambiguity.CVaR`, solved by
+    the engine as it is (its dual profiled, preconditioned); with controls,
+    :class:`_EngineProblem`. ``cert`` is the engine's certificate plus
+    ``lp_gap``, the LP's own duality gap at the solution (the objective is
+    the LP's dual value, an upper bound: the gap needs no more).
+    """
+    if problem.n_controls == 0 and not problem.trivial:
+        engine = problem.engine
+    else:
+        engine = _EngineProblem(problem)
+    W, b, dual, n_iter, cert, res = solve_lbfgs(engine, tol, max_iter)
+    parts = [W.ravel()]
+    if b is not None:
+        parts.append(b)
+    beta = dual if problem.n_controls and not problem.trivial else np.empty(0)
+    parts.append(np.zeros(problem.n_controls) if beta.size == 0 else beta)
+    w = np.concatenate(parts)
+    lp_gap = 0.0
+    if problem.n_controls and not problem.trivial:
+        eta = problem.eta_intercept(W, b, beta) + problem.C @ beta
+        lp_gap = problem.set._solve(problem.losses(W, b), problem.p, eta)[3]
+    return w, int(n_iter), res, dict(cert, lp_gap=float(lp_gap))
 
 
 def _solve_cvxpy(problem, tol=None):
@@ -314,7 +345,7 @@ def _solve_cvxpy(problem, tol=None):
         b = cp.Variable(K)
         Z = Z + np.ones((n, 1)) @ cp.reshape(b, (1, K), order="C")
     loss_expr = problem.loss.cvxpy(Z, problem.target)
-    risk, constraints, _, beta = problem.ambiguity.cvxpy_parts(loss_expr, problem.p)
+    risk, constraints, _, beta = problem.set.cvxpy_parts(loss_expr, problem.p)
     objective = risk + 0.5 * problem.l2 * cp.sum_squares(W)
     cvx_problem = cp.Problem(cp.Minimize(objective), constraints)
     options = {}
