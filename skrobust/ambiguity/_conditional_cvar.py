@@ -160,16 +160,16 @@ class ConditionalCVaR(AmbiguitySet):
     def _cvar(self):
         return CVaR(alpha=float(self.alpha))
 
-    # -- the protocol ----------------------------------------------------------
+    # -- the protocol: the kink and its smoothing are CVaR's ------------------
     @property
     def needs_smoothing(self):
-        return True
+        return self._cvar().needs_smoothing
 
     def is_trivial(self):
-        return float(self.alpha) == 1.0
+        return self._cvar().is_trivial()
 
     def smoothing_error(self, smoothing, p=None):
-        return float(smoothing) * np.log(2.0) / float(self.alpha)
+        return self._cvar().smoothing_error(smoothing, p)
 
     def _prepare(self, losses, sample_weight):
         self._validate_params()

@@ -6,8 +6,6 @@ bounds of the certificate from the linear engine
 (:mod:`skrobust.linear_model._solver`).
 """
 
-import warnings
-
 import numpy as np
 
 from skrobust.ambiguity._conditional_cvar import (  # noqa: F401 (tests import them)
@@ -26,6 +24,11 @@ from skrobust.linear_model._solver import (
     _Problem,
     _with_lower_bound,
     solve_lbfgs,
+)
+from skrobust.subpopulation._marginal_solver import (
+    _clarabel_options,
+    _cvxpy_linear,
+    _solve_problem,
 )
 
 
@@ -336,40 +339,18 @@ def _solve_cvxpy(problem, tol=None):
     """
     import cvxpy as cp
 
-    n, d = problem.X.shape
-    K = problem.n_outputs
-    W = cp.Variable((d, K))
-    Z = problem.X @ W
-    b = None
-    if problem.fit_intercept:
-        b = cp.Variable(K)
-        Z = Z + np.ones((n, 1)) @ cp.reshape(b, (1, K), order="C")
+    W, b, Z = _cvxpy_linear(problem.X, problem.n_outputs, problem.fit_intercept)
     loss_expr = problem.loss.cvxpy(Z, problem.target)
     risk, constraints, _, beta = problem.set.cvxpy_parts(loss_expr, problem.p)
     objective = risk + 0.5 * problem.l2 * cp.sum_squares(W)
     cvx_problem = cp.Problem(cp.Minimize(objective), constraints)
-    options = {}
-    if tol is not None:
-        # 1e-4 * tol: Clarabel's defaults (1e-8) leave nearly perfect fits
-        # short of a certificate at tol
-        gap_tol = max(1e-4 * float(tol), 1e-12)
-        options = dict(
-            tol_gap_abs=gap_tol * _objective_scale(problem),
-            tol_gap_rel=gap_tol,
-            tol_feas=gap_tol,
-            max_iter=400,
-        )
-    try:
-        with warnings.catch_warnings():
-            # the status is read below; the certificate decides
-            warnings.simplefilter("ignore", UserWarning)
-            cvx_problem.solve(solver=cp.CLARABEL, **options)
-    except cp.error.SolverError as exc:
-        raise RuntimeError(f"the conic solver failed: {exc}") from exc
-    if cvx_problem.status not in cp.settings.SOLUTION_PRESENT or W.value is None:
-        raise RuntimeError(
-            f"cvxpy ended with status {cvx_problem.status!r} and no solution"
-        )
+    # 1e-4 * tol: Clarabel's defaults (1e-8) leave nearly perfect fits short
+    # of a certificate at tol
+    scale = _objective_scale(problem)
+    options = _clarabel_options(tol, scale)
+    _solve_problem(cvx_problem, "conditional CVaR", tol, scale)
+    if W.value is None:
+        raise RuntimeError("conditional CVaR: the conic solver gave no solution")
     parts = [np.asarray(W.value, dtype=float).ravel()]
     if b is not None:
         parts.append(np.asarray(b.value, dtype=float))

@@ -16,6 +16,7 @@ from skrobust.subpopulation._linear import (
 )
 from skrobust.subpopulation._marginal_solver import (  # noqa: F401
     _MAX_PAIRS,
+    _cvxpy_linear,
     _gap_message,
     _marginal_certificate,
     _marginal_risk,
@@ -127,14 +128,7 @@ class _MarginalMixin:
         if l2:
             l2 = float(np.ldexp(l2, 2 * (ky - kx) - degree * ky))
         n_features = X.shape[1]
-        coef = cp.Variable((n_features, n_outputs))
-        raw = Xs @ coef
-        intercept = None
-        if self.fit_intercept:
-            intercept = cp.Variable(n_outputs)
-            raw = raw + np.ones((Xs.shape[0], 1)) @ cp.reshape(
-                intercept, (1, n_outputs), order="C"
-            )
+        coef, intercept, raw = _cvxpy_linear(Xs, n_outputs, self.fit_intercept)
         risk, constraints = problem.risk_expression(_cvxpy_losses(kind, raw, ts))
         penalty = 0.5 * l2 * cp.sum_squares(coef)
         prob = cp.Problem(cp.Minimize(risk + penalty), constraints)

@@ -226,6 +226,37 @@ class _MarginalProblem:
         return float(self.ball.risk(shifted, self.p)) + transport
 
 
+def _clarabel_options(tol, scale=1.0):
+    """Clarabel's options for an exact solve at tolerance ``tol``.
+
+    ``None`` keeps its defaults (gaps 1e-8); otherwise its gap and
+    feasibility tolerances are ``1e-4 * tol`` (at least 1e-12), the absolute
+    gap in units of ``scale``, at most 400 iterations.
+    """
+    if tol is None:
+        return {}
+    gap_tol = max(1e-4 * float(tol), 1e-12)
+    return dict(
+        tol_gap_abs=gap_tol * scale,
+        tol_gap_rel=gap_tol,
+        tol_feas=gap_tol,
+        max_iter=400,
+    )
+
+
+def _cvxpy_linear(X, n_outputs, fit_intercept):
+    """cvxpy coefficients ``W``, intercept ``b`` (or None) and ``X W + b``."""
+    import cvxpy as cp
+
+    W = cp.Variable((X.shape[1], n_outputs))
+    Z = X @ W
+    b = None
+    if fit_intercept:
+        b = cp.Variable(n_outputs)
+        Z = Z + np.ones((X.shape[0], 1)) @ cp.reshape(b, (1, n_outputs), order="C")
+    return W, b, Z
+
+
 def _solve_problem(problem, owner, tol=None, scale=1.0):
     """Solve with Clarabel: its status (``tol`` tightens its tolerances).
 
@@ -238,15 +269,7 @@ def _solve_problem(problem, owner, tol=None, scale=1.0):
     """
     import cvxpy as cp
 
-    options = {}
-    if tol is not None:
-        gap_tol = max(1e-4 * float(tol), 1e-12)
-        options = dict(
-            tol_gap_abs=gap_tol * scale,
-            tol_gap_rel=gap_tol,
-            tol_feas=gap_tol,
-            max_iter=400,
-        )
+    options = _clarabel_options(tol, scale)
     try:
         with warnings.catch_warnings():
             # the status is read below; the certificate decides
