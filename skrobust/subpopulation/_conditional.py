@@ -210,17 +210,18 @@ _PARAMS = """    subpopulation_size : float, default=0.2
     fit_intercept : bool, default=True
         Whether to fit an intercept.
     solver : {"lbfgs", "cvxpy"}, default="lbfgs"
-        ``"lbfgs"``: L-BFGS jointly over the coefficients and :math:`\\beta`,
-        with :math:`\\beta_0` profiled out exactly and the kink
-        :math:`(\\cdot)_+` smoothed by a softplus whose temperature is
-        shrunk until the bound on the resulting error is below ``tol``.
+        ``"lbfgs"``: the certified solver of :mod:`skrobust.linear_model`
+        (the engine of :class:`~skrobust.linear_model.DROLinearRegression`):
+        L-BFGS jointly over the coefficients and :math:`\\beta`, with
+        :math:`\\beta_0` profiled out exactly and the kink :math:`(\\cdot)_+`
+        smoothed by a softplus whose temperature is shrunk until the
+        duality gap is certified.
         ``"cvxpy"``: the same problem as one conic program solved by
         Clarabel (exact; small data)."""
 
 _COMMON_TAIL = """    tol : float, default=1e-6
-        Tolerance on the largest gradient entry (L-BFGS), bound on the
-        objective error allowed by smoothing, and relative duality gap
-        accepted: the solution is certified when the gap (see
+        Tolerance on the largest gradient entry (L-BFGS) and relative
+        duality gap accepted: the solution is certified when the gap (see
         ``solver_info_``) is at most ``tol * max(|objective_|, 1e-3 * mean
         loss at zero coefficients)``. If it is not, a problem of at most
         ``n_samples * n_parameters = 2e5`` entries is solved again exactly
@@ -261,10 +262,12 @@ _ATTRS = """    control_features_ : ndarray of int
     solver_info_ : dict
         The certificate, with the keys of
         :class:`skrobust.linear_model.DROLinearRegression`'s: ``objective``
-        (exact: the robust risk by the linear program, plus the penalty),
-        ``lower_bound`` (a Fenchel bound from worst-case weights mapped
-        exactly into the set and the loss derivatives: the optimum is at
-        least this), ``duality_gap`` (their difference plus ``lp_gap``),
+        (the robust risk by the linear program, as its dual value, an upper
+        bound whatever the LP's accuracy, plus the penalty), ``lower_bound``
+        (a Fenchel bound from worst-case weights mapped exactly into the set
+        and the loss derivatives: the optimum is at least this),
+        ``duality_gap`` (their difference; after an interior-point solve,
+        plus ``lp_gap``),
         ``kkt_residual`` (largest entry of the gradient with the worst-case
         weights, in the units of the solved problem), ``threshold`` (``tol``
         times the objective's scale), ``scale``, ``certified`` (gap below
