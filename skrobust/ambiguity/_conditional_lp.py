@@ -126,23 +126,38 @@ def _feasible_weights(q, p, C, alpha):
     scaled), and what that leaves outside the box by mixing with ``p`` (in
     the set, strictly inside the box). ``None`` if that fails.
     """
+    # in place and by blocks: peak memory three arrays of n beyond q and p
     cap = p / alpha
     q = np.clip(np.asarray(q, dtype=np.float64), 0.0, cap)
+    room = np.subtract(cap, q)
+    room *= q
     with np.errstate(divide="ignore", invalid="ignore"):
-        room = np.where(cap > 0, q * (cap - q) / cap, 0.0)
+        room /= cap
+    room[~(cap > 0)] = 0.0
     H = C.gram(room)
     for _ in range(2):  # one step of iterative refinement
         resid = np.append(C.T @ q, q.sum() - 1.0)
         lam = np.linalg.lstsq(H, resid, rcond=1e-13)[0]
-        q = q - room * (C @ lam[:-1] + lam[-1])
+        step = C @ lam[:-1]
+        step += lam[-1]
+        step *= room
+        q -= step
+        del step
+    del room
     # mix with p until the box holds: (1 - t) q + t p
+    t = 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        over = np.where(q > cap, (q - cap) / (q - p), 0.0)
-        under = np.where(q < 0, -q / (p - q), 0.0)
-    t = float(max(np.max(over, initial=0.0), np.max(under, initial=0.0)))
+        for start in range(0, q.shape[0], _BLOCK):
+            qb, cb, pb = (a[start : start + _BLOCK] for a in (q, cap, p))
+            over = np.where(qb > cb, (qb - cb) / (qb - pb), 0.0)
+            under = np.where(qb < 0, -qb / (pb - qb), 0.0)
+            t = max(t, float(np.max(over, initial=0.0)))
+            t = max(t, float(np.max(under, initial=0.0)))
     if not 0.0 <= t < 1.0:
         return None
-    q = np.clip((1.0 - t) * q + t * p, 0.0, cap)
+    q *= 1.0 - t
+    q += t * p
+    np.clip(q, 0.0, cap, out=q)
     # the equalities must hold (collinear controls can leave the projection
     # short): a weight vector outside the set gives no valid bound
     resid = np.append(C.T @ q, q.sum() - 1.0)
