@@ -391,8 +391,12 @@ class ConditionalCVaR(AmbiguitySet):
         C = self.controls_for(p)
         shifted = losses - C @ beta if C.shape[1] else losses
         cvar = self._cvar()
-        eta = cvar.dual_argmin(shifted, p, smoothing=smoothing, start=start)
-        value, g, _ = cvar.dual_objective(eta, shifted, p, smoothing=smoothing)
+        if smoothing > 0 and start is not None:
+            # CVaR's warm-started profile (the same numbers, fewer passes)
+            eta, value, g = cvar._profiled(shifted, p, smoothing, start=start)
+        else:
+            eta = cvar.dual_argmin(shifted, p, smoothing=smoothing, start=start)
+            value, g, _ = cvar.dual_objective(eta, shifted, p, smoothing=smoothing)
         grad_beta = -(C.T @ g) if C.shape[1] else np.zeros(0)
         return eta, float(value), g, grad_beta
 
