@@ -27,6 +27,7 @@ from skrobust.linear_model._solver import (
 from skrobust.subpopulation._linear import (
     _loss_and_derivative,
 )
+from skrobust.utils._validation import check_losses, check_probability_weights
 
 # all ordered pairs of n samples are n * (n - 1) transport variables; above
 # this many the pairwise structure needs n_neighbors
@@ -318,9 +319,8 @@ def _marginal_risk(
     """
     import cvxpy as cp
 
-    losses = np.asarray(losses, dtype=np.float64)
-    p = np.asarray(sample_weight, dtype=np.float64)
-    p = p / p.sum()
+    losses = check_losses(losses)
+    p = check_probability_weights(sample_weight, losses.shape[0])
     problem = _MarginalProblem(
         np.asarray(Z, dtype=np.float64),
         p,

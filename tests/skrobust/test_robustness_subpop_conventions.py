@@ -272,3 +272,22 @@ def test_conditional_logistic_memory_on_the_engine():
     assert model.solver_info_["method"] == "lbfgs"
     assert model.solver_info_["certified"]
     assert peak <= 3.0 * X.nbytes, peak / X.nbytes
+
+
+def test_marginal_risk_checks_its_weights_and_losses():
+    # Before: the weights were only divided by their sum (a negative
+    # weight, or all zero, gave a silent number or a division by zero); the
+    # one weight checker of skrobust.utils now names the problem.
+    from skrobust.subpopulation._marginal import _marginal_risk
+
+    losses, controls, p = _case(4, n=20, k=1)
+    bad = p.copy()
+    bad[0] = -bad[0]
+    with pytest.raises(ValueError, match="sample_weight"):
+        _marginal_risk(losses, controls, bad, 0.2, 1.0)
+    with pytest.raises(ValueError, match="sample_weight"):
+        _marginal_risk(losses, controls, np.zeros(20), 0.2, 1.0)
+    nan = losses.copy()
+    nan[3] = np.nan
+    with pytest.raises(ValueError, match="losses"):
+        _marginal_risk(nan, controls, p, 0.2, 1.0)
