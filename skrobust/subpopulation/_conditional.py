@@ -1,6 +1,7 @@
 """Conditional CVaR DRO: shifts of Y given X with the X-marginal held fixed."""
 
 import warnings
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -103,7 +104,10 @@ class _BaseConditionalCVaR(BaseEstimator):
         )
         owner = type(self).__name__
         scale = _objective_scale(problem)
-        with threadpool_limits(limits=1, user_api="blas"):
+        # BLAS single-threaded (small dense steps contend with the thread
+        # pool); the engine's L-BFGS loop sets it itself
+        lbfgs = self.solver != "cvxpy"
+        with nullcontext() if lbfgs else threadpool_limits(1, user_api="blas"):
             if self.solver == "cvxpy":
                 w, n_iter, status, q = _cvxpy_or_raise(problem, self.tol, owner)
                 info = dict(
