@@ -14,7 +14,7 @@ from skrobust.linear_model._fenchel import (
     _fenchel_lower_multi,
     _stationary_weights,
 )
-from skrobust.linear_model._heads import _membership, _smoothed_weights
+from skrobust.linear_model._heads import _into_set, _smoothed_weights
 from skrobust.linear_model._problem import _MAX_PRECONDITIONED
 
 # Floor of the objective's scale, as a fraction of the mean loss at zero.
@@ -283,20 +283,7 @@ def _newton_dual_point(problem, w, tau):
     dl = u * dz
     q_new = np.maximum(q + diag * dl - vec * float(vec @ dl), 0.0)
     q_feasible = _smoothed_weights(problem, smooth_losses, tau)
-    if hasattr(problem.ambiguity, "feasible_weights"):
-        q_new = problem.ambiguity.feasible_weights(q_new, p)
-    else:
-        q_new = q_new / q_new.sum()
-        inside = _membership(problem.ambiguity, p)
-        if inside is None or q_feasible is None:
-            return None
-        if not inside(q_new):
-            lo, hi = 0.0, 1.0
-            for _ in range(40):
-                mid = 0.5 * (lo + hi)
-                if inside(q_feasible + mid * (q_new - q_feasible)):
-                    lo = mid
-                else:
-                    hi = mid
-            q_new = q_feasible + lo * (q_new - q_feasible)
+    q_new = _into_set(problem, q_new, q_feasible)
+    if q_new is None:
+        return None
     return q_new, u_new

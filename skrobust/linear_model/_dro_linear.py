@@ -21,7 +21,7 @@ from skrobust.linear_model._losses import (
     _Squared,
 )
 from skrobust.linear_model._solver import (
-    _certificate,
+    _cvxpy_certificate,
     _objective_scale,
     _Problem,
     solve_certified,
@@ -141,17 +141,24 @@ class _BaseDROLinear(BaseEstimator):
                 coef_penalty=s_penalty,
             )
         if self.solver == "cvxpy":
-            W, b, n_iter, status = solve_cvxpy(solved)
+            W, b, n_iter, status, duals = solve_cvxpy(solved, weights=True)
             if status != "optimal":
                 warnings.warn(
                     "cvxpy reported an inaccurate solution.",
                     ConvergenceWarning,
                     stacklevel=3,
                 )
-            w = np.concatenate([W.ravel(), b if b is not None else np.empty(0)])
-            w = np.concatenate([w, np.zeros(solved.n_dual)])
+            # proven by the engine's bound at Clarabel's dual point
             info = dict(
-                _certificate(solved, w, 0.0, self.tol, _objective_scale(solved)),
+                _cvxpy_certificate(
+                    solved,
+                    W,
+                    b,
+                    status,
+                    self.tol,
+                    _objective_scale(solved),
+                    weights=duals,
+                ),
                 method="cvxpy",
             )
         else:

@@ -9,7 +9,7 @@ stationary weights at tied losses.
 
 import numpy as np
 
-from skrobust.linear_model._heads import _membership
+from skrobust.linear_model._heads import _bisect_into, _membership
 from skrobust.linear_model._problem import _MAX_PRECONDITIONED, _weighted_gram
 
 
@@ -58,23 +58,57 @@ def _fenchel_lower(problem, q, u, w, products=None):
         n_params = problem.n_coef + problem.n_intercept
         if n_params > _MAX_PRECONDITIONED:
             return None
-        room = _room(u, bounds)
-        H = _weighted_gram(X, q * room, problem.fit_intercept)
-        u = _project_null(X, q, u, H, problem.fit_intercept, room)
-        u = _scale_into(u, bounds)
-        # what rounding leaves of X^T (q u) enters through the coefficients:
-        # charge it at twice the current ones (a bounded-region argument)
-        r = X.T @ (q * u)
+        # the projection weighted by the room each u_i has in its domain
+        # first; if the movable duals cannot cancel X^T (q u) (saturated
+        # samples of a kinked loss), the plain projection, scaled into the
+        # domains (valid, if weaker)
+        u0, projected = u, None
+        if not (np.all(np.isfinite(u0)) and np.all(np.isfinite(q))):
+            return None
+        for room in (_room(u0, bounds), np.ones_like(u0)):
+            try:
+                u = _project_into_box(X, q, u0, bounds, problem.fit_intercept, room)
+            except np.linalg.LinAlgError:
+                continue
+            r = X.T @ (q * u)
+            r_icpt = float(q @ u) if problem.fit_intercept else 0.0
+            if _null_residual_ok(X, q, u, r, r_icpt, problem.fit_intercept):
+                projected = u
+                break
+        if projected is None:
+            # u = 0 lies in every conjugate domain here and cancels X^T (q u)
+            # exactly: the bound sum_i q_i min_z l_i(z) (exact for a perfect
+            # fit, where the projected duals are rounding noise)
+            u, r, r_icpt = np.zeros_like(u0), np.zeros(X.shape[1]), 0.0
+        # what rounding leaves of X^T (q u) (at most 1e-9 of its scale)
+        # enters through the coefficients, charged at twice the current ones
         theta = np.abs(w[: problem.n_coef])
         correction = 2.0 * float(np.abs(r) @ theta)
         if problem.fit_intercept:
-            correction += 2.0 * abs(float(q @ u)) * abs(float(w[problem.n_coef]))
+            correction += 2.0 * abs(r_icpt) * abs(float(w[problem.n_coef]))
         quad = 0.0
     support = q > 0
     conj = loss.conjugate(u[support], target[support])
     if not np.all(np.isfinite(conj)):
         return None
     return -float(q[support] @ conj) - quad - correction
+
+
+def _null_residual_ok(X, q, u, r, r_icpt, fit_intercept):
+    """Whether ``[X 1]^T (q u) = (r, r_icpt)`` vanishes up to rounding.
+
+    Without a ridge the Fenchel bound is ``-inf`` unless ``[X 1]^T (q u) =
+    0``: a residual is accepted only at rounding level, ``1e-9`` of the
+    magnitude ``|X|^T (q |u|)`` of the sums it comes from. (A larger one was
+    charged at twice the current coefficients before, which is no bound: at
+    a poor iterate the bound then exceeded the optimum.)
+    """
+    qa = q * np.abs(u)
+    size = np.abs(X).T @ qa
+    ok = bool(np.all(np.abs(r) <= 1e-9 * size + 1e-300))
+    if fit_intercept:
+        ok = ok and abs(r_icpt) <= 1e-9 * float(qa.sum()) + 1e-300
+    return ok
 
 
 def _fenchel_lower_penalized(problem, q, u, bounds):
@@ -146,14 +180,37 @@ def _fenchel_lower_multi(problem, q, U, w=None):
         if w is None:
             return None
         W, b, _ = problem.unpack(w)
+        icpt = problem.fit_intercept
+        R, R_icpt, ok = _multi_residual(X, q, U, icpt)
+        if not ok:
+            # cancel the residual by moving U (q stays in the set): each
+            # class's column projected as in _fenchel_lower; the moves sum
+            # to zero over classes (so do the residuals), keeping the rows
+            # of U + e_y on the simplex's hyperplane, and the result is
+            # used only if those rows stay nonnegative
+            if X.shape[1] + int(icpt) > _MAX_PRECONDITIONED:
+                return None
+            ones = np.ones(X.shape[0])
+            H = _weighted_gram(X, q, icpt)
+            try:
+                U = np.column_stack(
+                    [
+                        _project_null(X, q, U[:, k], H, icpt, ones)
+                        for k in range(U.shape[1])
+                    ]
+                )
+            except np.linalg.LinAlgError:
+                return None
+            R, R_icpt, ok = _multi_residual(X, q, U, icpt)
+            if not ok:
+                return None  # not stationary: no bound (see _null_residual_ok)
         support = q > 0
         conj = problem.loss.conjugate(U[support], target[support])
         if not np.all(np.isfinite(conj)):
             return None
-        qU = U * q[:, None]
-        correction = 2.0 * float(np.sum(np.abs(X.T @ qU) * np.abs(W)))
+        correction = 2.0 * float(np.sum(np.abs(R) * np.abs(W)))
         if problem.fit_intercept:
-            correction += 2.0 * float(np.abs(qU.sum(axis=0)) @ np.abs(b))
+            correction += 2.0 * float(np.abs(R_icpt) @ np.abs(b))
         return -float(q[support] @ conj) - correction
     n, K = U.shape
     E = np.zeros((n, K))
@@ -179,6 +236,20 @@ def _fenchel_lower_multi(problem, q, U, w=None):
         return None
     quad = float(np.sum(xt_qu * xt_qu)) / (2.0 * problem.alpha)
     return -float(q[support] @ conj) - quad
+
+
+def _multi_residual(X, q, U, fit_intercept):
+    """``X^T (q U)``, ``sum_i q_i U_i`` and whether both vanish up to rounding."""
+    qU = U * q[:, None]
+    R = X.T @ qU
+    R_icpt = qU.sum(axis=0)
+    size = np.abs(X).T @ np.abs(qU)
+    ok = bool(np.all(np.abs(R) <= 1e-9 * size + 1e-300))
+    if fit_intercept:
+        ok = ok and bool(
+            np.all(np.abs(R_icpt) <= 1e-9 * np.abs(qU).sum(axis=0) + 1e-300)
+        )
+    return R, R_icpt, ok
 
 
 def _balance_intercept(u, q, bounds):
@@ -248,6 +319,30 @@ def _project_null(X, q, u, H, fit_intercept, room):
         if fit_intercept:
             r = np.append(r, qu.sum())
     return u
+
+
+def _project_into_box(X, q, u, bounds, fit_intercept, room, rounds=4):
+    """``u`` projected onto ``[X 1]^T (q u) = 0`` inside the domains.
+
+    An active-set loop: project (:func:`_project_null`, metric ``room``),
+    clip what left its domain to the bound and fix it there (room 0), and
+    project again, at most ``rounds`` times; what still sticks out is scaled
+    back (:func:`_scale_into`: valid, if weaker). One O(n d^2) pass per
+    round; a second round only when the first left the domain.
+    """
+    room = np.asarray(room, dtype=float)
+    for _ in range(rounds):
+        H = _weighted_gram(X, q * room, fit_intercept)
+        u = _project_null(X, q, u, H, fit_intercept, room)
+        if bounds is None:
+            return u
+        lo, hi = bounds
+        out = (u < lo) | (u > hi)
+        if not np.any(out):
+            return u
+        u = np.clip(u, lo, hi)
+        room = np.where(out, 0.0, room)
+    return _scale_into(u, bounds)
 
 
 def _scale_into(u, bounds):
@@ -368,14 +463,5 @@ def _stationary_weights(problem, q0, u, W):
     total = q.sum()
     if not total > 0:
         return None
-    q = q / total
-    if inside(q):
-        return q
-    lo, hi = 0.0, 1.0  # the segment from q0 (inside) to q; the set is convex
-    for _ in range(40):
-        mid = 0.5 * (lo + hi)
-        if inside(q0 + mid * (q - q0)):
-            lo = mid
-        else:
-            hi = mid
-    return q0 + lo * (q - q0)
+    # the segment from q0 (inside) to q; the set is convex
+    return _bisect_into(inside, q / total, q0)

@@ -181,3 +181,35 @@ def _softmax_on_support(losses, p, tau):
     scaled -= scaled.max()
     e = np.exp(scaled)
     return e / e.sum()
+
+
+def _into_set(problem, q, q_inside):
+    """Weights ``q`` moved into the ambiguity set (or ``None``).
+
+    The set's own mapping when it has one (CVaR, the maximum); otherwise
+    ``q`` normalized and, if outside, moved towards ``q_inside`` (a point of
+    the set; the set is convex) by bisection on the membership test.
+    """
+    amb, p = problem.ambiguity, problem.p
+    if hasattr(amb, "feasible_weights"):
+        return amb.feasible_weights(q, p)
+    total = float(q.sum())
+    inside = _membership(amb, p)
+    if inside is None or q_inside is None or not total > 0:
+        return None
+    return _bisect_into(inside, q / total, q_inside)
+
+
+def _bisect_into(inside, q, q_inside):
+    """``q`` if ``inside(q)``, else the last point of the segment from
+    ``q_inside`` (in the convex set) to ``q`` that is inside (bisection)."""
+    if inside(q):
+        return q
+    lo, hi = 0.0, 1.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if inside(q_inside + mid * (q - q_inside)):
+            lo = mid
+        else:
+            hi = mid
+    return q_inside + lo * (q - q_inside)
