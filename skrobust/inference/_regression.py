@@ -624,7 +624,7 @@ def _setup(estimator, X, y, sample_weight):
     elif isinstance(estimator, DROLinearRegression | DROLogisticRegression):
         family = "linear" if isinstance(estimator, DROLinearRegression) else "logistic"
         trivial = check_ambiguity(estimator.ambiguity).is_trivial()
-        squared = family == "logistic" or estimator.loss == "squared"
+        squared = family == "logistic" or estimator.loss in ("squared_error", "squared")
         if not (trivial and estimator.alpha == 0 and squared):
             raise ValueError(
                 "For a DRO linear model the estimating equations are those of "

@@ -19,6 +19,7 @@ from skrobust.linear_model import DROLinearRegression, DROLogisticRegression, _s
 from skrobust.linear_model._cvxpy_path import _cvxpy_certificate, solve_cvxpy
 from skrobust.linear_model._problem import _Problem
 from skrobust.linear_model._solver import _objective_scale
+from skrobust.utils import LOSS_NAMES
 from tests.skrobust.test_robustness_linear import _cvxpy_optimum
 
 TOL = 1e-6
@@ -67,7 +68,7 @@ TRUNCATED = [
 def test_truncated_lbfgs_bound_is_a_bound(monkeypatch, seed, head, loss):
     monkeypatch.setattr(_solver, "_CVXPY_MAX_SIZE", 0)  # the L-BFGS bound alone
     X, y = _data(seed)
-    est = DROLinearRegression(head, loss=loss, max_iter=1)
+    est = DROLinearRegression(head, loss=LOSS_NAMES[loss], max_iter=1)
     _fit(est, X, y)
     _check_bound(est, _cvxpy_optimum(X, y, loss, head))
 
@@ -76,7 +77,7 @@ def test_truncated_lbfgs_bound_is_a_bound(monkeypatch, seed, head, loss):
 def test_truncated_solve_is_rescued_and_proven(seed, head, loss):
     # with the exact fallback the same fits end certified at the optimum
     X, y = _data(seed)
-    est = DROLinearRegression(head, loss=loss, max_iter=1)
+    est = DROLinearRegression(head, loss=LOSS_NAMES[loss], max_iter=1)
     assert not _fit(est, X, y)
     ref = _cvxpy_optimum(X, y, loss, head)
     assert est.solver_info_["certified"]
@@ -146,6 +147,43 @@ def test_fallback_certificates_hold_against_the_primal(seed, head, loss):
             return
         est, alpha = DROLogisticRegression(head, alpha=1e-3, max_iter=1), 1e-3
     else:
-        est, alpha = DROLinearRegression(head, loss=loss, max_iter=1), 0.0
+        est, alpha = DROLinearRegression(head, loss=LOSS_NAMES[loss], max_iter=1), 0.0
     _fit(est, X, y)
     _check_bound(est, _cvxpy_optimum(X, y, loss, head, alpha=alpha))
+
+
+# -- conventions (issue 15, D) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "old, new", [("squared", "squared_error"), ("absolute", "absolute_error")]
+)
+def test_old_loss_names_work_with_a_future_warning(old, new):
+    X, y = _data(4)
+    with pytest.warns(FutureWarning, match=new):
+        before = DROLinearRegression(CVaR(0.3), loss=old).fit(X, y)
+    after = DROLinearRegression(CVaR(0.3), loss=new).fit(X, y)
+    np.testing.assert_array_equal(before.coef_, after.coef_)
+    assert before.loss == old  # the parameter is not rewritten
+
+
+def test_default_loss_is_squared_error():
+    assert DROLinearRegression().loss == "squared_error"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        DROLinearRegression().fit(*_data(4))
+
+
+@pytest.mark.parametrize("ambiguity", ["chi3", 0.5, None])
+def test_ambiguity_parameter_is_checked(ambiguity):
+    X, y = _data(4)
+    with pytest.raises((ValueError, TypeError), match="ambiguity"):
+        DROLinearRegression(ambiguity).fit(X, y)
+
+
+def test_bad_sample_weight_is_rejected():
+    X, y = _data(4)
+    with pytest.raises(ValueError, match="(?i)sample.weight"):
+        DROLinearRegression().fit(X, y, sample_weight=-np.ones(len(y)))
+    with pytest.raises(ValueError, match="(?i)sample.weight"):
+        DROLinearRegression().fit(X, y, sample_weight=np.zeros(len(y)))
