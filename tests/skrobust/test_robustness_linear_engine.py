@@ -187,3 +187,20 @@ def test_bad_sample_weight_is_rejected():
         DROLinearRegression().fit(X, y, sample_weight=-np.ones(len(y)))
     with pytest.raises(ValueError, match="(?i)sample.weight"):
         DROLinearRegression().fit(X, y, sample_weight=np.zeros(len(y)))
+
+
+def test_fast_logistic_matches_the_exact_form():
+    # the solver's inner loop uses fast_value_grad; reference: logaddexp and
+    # expit (scipy), at margins from 1e-300 to 1e300 of both signs
+    from scipy.special import expit
+
+    from skrobust.linear_model._losses import _BinaryLogistic
+
+    mags = np.concatenate([[0.0], np.logspace(-300, 300, 61)])
+    Z = np.concatenate([mags, -mags])[:, None]
+    target = np.where(np.arange(Z.shape[0]) % 3 == 0, 1.0, -1.0)
+    loss, grad = _BinaryLogistic().fast_value_grad(Z, target)
+    margin = target * Z[:, 0]
+    np.testing.assert_allclose(loss, np.logaddexp(0.0, -margin), rtol=1e-15)
+    np.testing.assert_allclose(grad[:, 0], -target * expit(-margin), rtol=1e-15)
+    assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad))
