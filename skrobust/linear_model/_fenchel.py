@@ -10,7 +10,11 @@ stationary weights at tied losses.
 import numpy as np
 
 from skrobust.linear_model._heads import _bisect_into, _membership
-from skrobust.linear_model._problem import _MAX_PRECONDITIONED, _weighted_gram
+from skrobust.linear_model._problem import (
+    _MAX_PRECONDITIONED,
+    _ROWS_PER_CHUNK,
+    _weighted_gram,
+)
 
 
 def _bound_columns(problem, q):
@@ -104,7 +108,7 @@ def _null_residual_ok(X, q, u, r, r_icpt, fit_intercept):
     a poor iterate the bound then exceeded the optimum.)
     """
     qa = q * np.abs(u)
-    size = np.abs(X).T @ qa
+    size = _abs_products(X, qa)
     ok = bool(np.all(np.abs(r) <= 1e-9 * size + 1e-300))
     if fit_intercept:
         ok = ok and abs(r_icpt) <= 1e-9 * float(qa.sum()) + 1e-300
@@ -238,12 +242,21 @@ def _fenchel_lower_multi(problem, q, U, w=None):
     return -float(q[support] @ conj) - quad
 
 
+def _abs_products(X, V):
+    """``|X|^T V`` in row blocks (no copy of ``X``)."""
+    out = np.zeros((X.shape[1],) + V.shape[1:])
+    for start in range(0, X.shape[0], _ROWS_PER_CHUNK):
+        rows = slice(start, start + _ROWS_PER_CHUNK)
+        out += np.abs(X[rows]).T @ V[rows]
+    return out
+
+
 def _multi_residual(X, q, U, fit_intercept):
     """``X^T (q U)``, ``sum_i q_i U_i`` and whether both vanish up to rounding."""
     qU = U * q[:, None]
     R = X.T @ qU
     R_icpt = qU.sum(axis=0)
-    size = np.abs(X).T @ np.abs(qU)
+    size = _abs_products(X, np.abs(qU))
     ok = bool(np.all(np.abs(R) <= 1e-9 * size + 1e-300))
     if fit_intercept:
         ok = ok and bool(
