@@ -215,14 +215,30 @@ class _Problem:
 
 
 def _weighted_gram(X, weights, fit_intercept):
-    """``[X 1]^T diag(weights) [X 1]`` for weights >= 0, in row chunks."""
+    """``[X 1]^T diag(weights) [X 1]`` for weights >= 0, in row chunks.
+
+    The ``X^T diag(w) X`` block leaves out rows of weight below ``1e-14``
+    of the largest (relative change of ``H`` below about ``1e-14``).
+    """
     n, d = X.shape
     size = d + 1 if fit_intercept else d
     H = np.zeros((size, size))
     root = np.sqrt(np.maximum(weights, 0.0))
+    # rows whose weight is below 1e-14 of the largest (a smoothed CVaR
+    # head's weights below the value at risk: most rows) change H by less
+    # than rounding; the product skips them. Callers use H to precondition
+    # or to project, and check the result.
+    floor = 1e-7 * float(root.max()) if root.size else 0.0
     for start in range(0, n, _ROWS_PER_CHUNK):
         rows = slice(start, start + _ROWS_PER_CHUNK)
-        scaled = X[rows] * root[rows, None]
+        r = root[rows]
+        keep = r > floor
+        if not keep.any():
+            continue
+        if keep.mean() < 0.75:
+            scaled = X[rows][keep] * r[keep, None]
+        else:
+            scaled = X[rows] * r[:, None]
         H[:d, :d] += scaled.T @ scaled
     if fit_intercept:
         H[:d, d] = H[d, :d] = X.T @ weights
