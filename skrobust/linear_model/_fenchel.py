@@ -74,6 +74,8 @@ def _fenchel_lower(problem, q, u, w, products=None):
                 u = _project_into_box(X, q, u0, bounds, problem.fit_intercept, room)
             except np.linalg.LinAlgError:
                 continue
+            if u is None:
+                continue
             r = X.T @ (q * u)
             r_icpt = float(q @ u) if problem.fit_intercept else 0.0
             if _null_residual_ok(X, q, u, r, r_icpt, problem.fit_intercept):
@@ -344,18 +346,23 @@ def _project_into_box(X, q, u, bounds, fit_intercept, room, rounds=4):
     round; a second round only when the first left the domain.
     """
     room = np.asarray(room, dtype=float)
-    for _ in range(rounds):
+    for k in range(rounds):
+        if not np.any(room > 0):
+            return None  # nothing can move
         H = _weighted_gram(X, q * room, fit_intercept)
-        u = _project_null(X, q, u, H, fit_intercept, room)
+        v = _project_null(X, q, u, H, fit_intercept, room)
         if bounds is None:
-            return u
+            return v
         lo, hi = bounds
-        out = (u < lo) | (u > hi)
+        out = (v < lo) | (v > hi)
         if not np.any(out):
-            return u
-        u = np.clip(u, lo, hi)
+            return v
+        if k == rounds - 1:
+            break
+        u = np.clip(v, lo, hi)
         room = np.where(out, 0.0, room)
-    return _scale_into(u, bounds)
+    # (a scaling keeps [X 1]^T (q v) = 0; a clip would not)
+    return _scale_into(v, bounds)
 
 
 def _scale_into(u, bounds):
