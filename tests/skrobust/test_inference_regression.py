@@ -152,7 +152,7 @@ def test_dro_linear_models_in_their_erm_case():
     with pytest.raises(ValueError, match="erm"):
         el_coef_interval(DROLinearRegression(), X, y)
     with pytest.raises(ValueError, match="erm"):
-        el_coef_interval(DROLinearRegression("erm", loss="absolute"), X, y)
+        el_coef_interval(DROLinearRegression("erm", loss="absolute_error"), X, y)
 
 
 def test_no_intercept_model():
