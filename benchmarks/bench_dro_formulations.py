@@ -266,7 +266,7 @@ def main():
             else:
                 ours_t, ours = _timed_ours(
                     lambda ball=ball: DROLinearRegression(
-                        ball, alpha=0.0, loss="absolute"
+                        ball, alpha=0.0, loss="absolute_error"
                     ).fit(Xr, yr),
                     args.repeats,
                 )

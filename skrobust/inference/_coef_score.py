@@ -389,7 +389,7 @@ def _setup(estimator, X, y, sample_weight):
                 "For a DRO linear model the estimating equations are those of "
                 "least squares or logistic maximum likelihood, so estimator "
                 "must have ambiguity='erm' (radius 0), alpha=0 and, for "
-                f"regression, loss='squared'; got {estimator!r}. Use "
+                f"regression, loss='squared_error'; got {estimator!r}. Use "
                 "gel_optimal_value_interval for bounds on the robust risk."
             )
     else:
