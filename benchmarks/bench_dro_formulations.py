@@ -266,7 +266,7 @@ def main():
             else:
                 ours_t, ours = _timed_ours(
                     lambda ball=ball: DROLinearRegression(
-                        ball, alpha=0.0, loss="absolute"
+                        ball, alpha=0.0, loss="absolute_error"
                     ).fit(Xr, yr),
                     args.repeats,
                 )
@@ -325,7 +325,7 @@ def main():
         alpha, controls = 0.5, [1, 2]
         ours_t, ours = _timed_ours(
             lambda: ConditionalCVaRLogisticRegression(
-                alpha=alpha, control_features=controls, l2_reg=0.0
+                subpopulation_size=alpha, control_features=controls, l2_reg=0.0
             ).fit(X, y),
             args.repeats,
         )
@@ -362,7 +362,7 @@ def main():
         Cr = Xr[:, [0]]
         ours_t, ours = _timed_ours(
             lambda: ConditionalCVaRLinearRegression(
-                alpha=alpha, control_features=[0]
+                subpopulation_size=alpha, control_features=[0]
             ).fit(Xr, yr),
             args.repeats,
         )
@@ -400,7 +400,10 @@ def main():
         alpha, lipschitz = 0.2, 10.0
         ours_t, ours = _timed_ours(
             lambda: MarginalDROLogisticRegression(
-                alpha=alpha, covariates=[1], lipschitz=lipschitz, l2_reg=0.0
+                subpopulation_size=alpha,
+                covariates=[1],
+                lipschitz=lipschitz,
+                l2_reg=0.0,
             ).fit(X, y),
             args.repeats,
         )

@@ -127,10 +127,10 @@ def kinked_table(repeats):
     for n in (50, 200):
         cases += [
             (
-                "DROLinearRegression(CVaR(0.1), loss='absolute')",
+                "DROLinearRegression(CVaR(0.1), loss='absolute_error')",
                 n,
                 regression,
-                lambda: DROLinearRegression(CVaR(0.1), loss="absolute"),
+                lambda: DROLinearRegression(CVaR(0.1), loss="absolute_error"),
                 "absolute",
                 ("cvar", 0.1),
             ),
@@ -143,10 +143,10 @@ def kinked_table(repeats):
                 ("cvar", 0.1),
             ),
             (
-                "DROLinearRegression(TotalVariation(0.2), loss='absolute')",
+                "DROLinearRegression(TotalVariation(0.2), loss='absolute_error')",
                 n,
                 regression,
-                lambda: DROLinearRegression(TotalVariation(0.2), loss="absolute"),
+                lambda: DROLinearRegression(TotalVariation(0.2), loss="absolute_error"),
                 "absolute",
                 ("tv", 0.2),
             ),

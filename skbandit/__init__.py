@@ -9,7 +9,8 @@ from skbandit._generative import (
     NeuralSequenceGenerator,
     make_linear_tasks,
 )
-from skbandit._linear import LinearThompsonSampling, LinUCB
+from skbandit._linear import LinearThompsonSampling
+from skbandit._linucb import LinUCB
 from skbandit._multiarmed import (
     UCB1,
     BernoulliThompsonSampling,

@@ -37,14 +37,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import Tags as _SklearnTags
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skbandit._feedback import check_feedback, coerce_feedback, is_feedback
 from skbandit._random import NormalStream, standard_normal32
+from skrobust.utils import check_nonnegative_sample_weight
 
 
 @dataclass(slots=True)
@@ -322,9 +319,7 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
         if n == 0:
             weight = np.zeros(0)
         else:
-            weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
+            weight = check_nonnegative_sample_weight(sample_weight, X)
         if not full_information:
             # full-information rewards are 0 and 1, valid for every policy
             self._check_rewards(reward)
@@ -486,7 +481,7 @@ class BasePolicy(BaseEstimator, metaclass=ABCMeta):
             target = proba[np.arange(arm.shape[0]), arm]
             return snips_value(reward, prop, target, sample_weight=sample_weight)
         arm = self._arm_index(np.asarray(y).reshape(-1), what="labels")
-        w = _check_sample_weight(sample_weight, proba, dtype=np.float64)
+        w = check_nonnegative_sample_weight(sample_weight, proba)
         return float(np.average(proba[np.arange(arm.shape[0]), arm], weights=w))
 
     def __sklearn_tags__(self):

@@ -3,6 +3,7 @@
 import numbers
 
 import numpy as np
+from scipy.linalg import blas
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
@@ -24,6 +25,21 @@ _MC_CHUNK = 2**17
 _SINGLE_BLOCK_ROWS = 2048
 _BLOCK_BYTES = 4 * 2**20
 _MIN_BLOCK_ROWS = 256
+
+# A Thompson decision (or probability) on at least ``_TRIANGULAR_ROWS``
+# contexts computes the quadratic forms as ``|R_k^{-1} x|^2`` with the
+# Cholesky factor ``A_k = R_k R_k^T`` (for at least ``_TRIANGULAR_MIN_DIM``
+# coefficients per arm): one triangular product per arm and
+# block of rows (BLAS ``strmm``, half the multiply-adds of the dense
+# ``x^T A_k^{-1}``), in blocks of at most ``_TRIANGULAR_BLOCK`` rows. The
+# factors are computed once per update, on first use; smaller batches keep
+# the one dense GEMM, cheaper than refactoring after every small update.
+# Below ``_TRIANGULAR_MIN_DIM`` coefficients per arm the per-arm BLAS calls
+# cost more than the flops they save (measured: 0.2-0.9x at d = 8..24,
+# 1.05-1.3x at d = 32..48, 1.1-1.6x at d = 64, 1.65x at d = 128).
+_TRIANGULAR_ROWS = 2048
+_TRIANGULAR_BLOCK = 2048
+_TRIANGULAR_MIN_DIM = 32
 
 
 def _woodbury(inv, Z, w):
@@ -74,6 +90,7 @@ class _BaseLinearPolicy(BasePolicy):
     def _set_posterior(self, inv, theta):
         """Store ``A_k^{-1}``, ``theta_k`` and the layouts ``predict`` uses."""
         self._inv, self._theta = inv, theta
+        self._factors32 = None  # R_k^{-1} of A_k = R_k R_k^T, on first use
         # (d, K * d) layout: one GEMM gives X A_k^{-1} for every arm; the
         # float32 copy puts theta^T in front, so that the same GEMM also
         # gives every arm's mean
@@ -154,9 +171,11 @@ class _BaseLinearPolicy(BasePolicy):
         self._gram, self._xty, self._n_low_rank = gram, xty, n_low_rank
         self._set_posterior(inv, np.einsum("kij,kj->ki", inv, xty))
 
-    def _block_rows(self, X, single=False):
+    def _block_rows(self, X, single=False, triangular=False):
         """Rows per block of ``_mean_and_var`` for the contexts ``X``."""
         n = X.shape[0]
+        if triangular:
+            return _TRIANGULAR_BLOCK
         n_arms, d = self._theta.shape
         itemsize = 4 if single else 8
         # the augmented block, the (K + K d) products and the K quadratic forms
@@ -165,6 +184,53 @@ class _BaseLinearPolicy(BasePolicy):
             return max(n, 1)
         budget = min(_BLOCK_BYTES, X.nbytes // 2)
         return max(_MIN_BLOCK_ROWS, budget // row_bytes)
+
+    def _triangular_factors(self):
+        """``R_k^{-1}`` (float32, Fortran order) with ``A_k = R_k R_k^T``.
+
+        ``x^T A_k^{-1} x = |R_k^{-1} x|^2``. ``None`` when a Gram matrix
+        cannot be factored (non-finite entries): callers then use the dense
+        ``A_k^{-1}``.
+        """
+        if self._factors32 is None:
+            R_inv = None
+            if np.all(np.isfinite(self._gram)):
+                try:
+                    with np.errstate(all="ignore"):
+                        R = np.linalg.cholesky(self._gram)
+                        R_inv = np.tril(np.linalg.inv(R))
+                except np.linalg.LinAlgError:
+                    R_inv = None
+            if R_inv is None or not np.all(np.isfinite(R_inv)):
+                self._factors32 = False
+            else:
+                self._factors32 = [
+                    np.asfortranarray(f, dtype=np.float32) for f in R_inv
+                ]
+        return self._factors32 or None
+
+    def _mean_and_var_triangular(self, X, factors):
+        """``_mean_and_var(X, single=True)`` by triangular products.
+
+        Each arm's ``R_k^{-1} X^T`` comes from one BLAS ``strmm`` on the
+        (Fortran-ordered) transposed block; its column sums of squares are
+        the quadratic forms, nonnegative by construction.
+        """
+        n = X.shape[0]
+        n_arms, d = self._theta.shape
+        Xa = np.empty((n, d), dtype=np.float32)
+        if self.fit_intercept:
+            Xa[:, :-1] = X
+            Xa[:, -1] = 1.0
+        else:
+            Xa[:] = X
+        mean = Xa @ self._mean_inv_flat32[:, :n_arms]
+        quad = np.empty((n_arms, n), dtype=np.float32)
+        Xt = Xa.T  # (d, n), Fortran order: no copy
+        for k in range(n_arms):
+            B = blas.strmm(1.0, factors[k], Xt, side=0, lower=1)
+            np.einsum("ij,ij->j", B, B, out=quad[k])
+        return mean, quad.T
 
     def _mean_and_var(self, X, single=False):
         """Posterior mean of each arm's reward and ``x^T A_k^{-1} x``.
@@ -329,10 +395,10 @@ class LinearThompsonSampling(_BaseLinearPolicy):
         # unblocked decision), then the scores block by block, in place
         score = self._standard_normal(rng, (n, n_arms))
         noise_variance = np.float32(self.noise_variance)
-        step = self._block_rows(X, single=True)
+        mean_and_var, step = self._decision_blocks(X)
         chosen = np.empty(n, dtype=np.intp)
         for lo in range(0, n, step):
-            mean, quad = self._mean_and_var(X[lo : lo + step], single=True)
+            mean, quad = mean_and_var(X[lo : lo + step])
             quad *= noise_variance
             np.sqrt(quad, out=quad)
             block = score[lo : lo + step]
@@ -341,14 +407,26 @@ class LinearThompsonSampling(_BaseLinearPolicy):
             chosen[lo : lo + step] = block.argmax(axis=1)
         return chosen
 
+    def _decision_blocks(self, X):
+        """The float32 means-and-variances routine for ``X`` and its block rows."""
+        factors = None
+        dim = self._theta.shape[1]
+        if X.shape[0] >= _TRIANGULAR_ROWS and dim >= _TRIANGULAR_MIN_DIM:
+            factors = self._triangular_factors()
+        if factors is None:
+            step = self._block_rows(X, single=True)
+            return (lambda block: self._mean_and_var(block, single=True)), step
+        step = self._block_rows(X, single=True, triangular=True)
+        return (lambda block: self._mean_and_var_triangular(block, factors)), step
+
     def _mean_and_sd(self, X):
         """Posterior means and sampling standard deviations, (n, K) float32."""
         n, n_arms = X.shape[0], self._theta.shape[0]
         mean = np.empty((n, n_arms), dtype=np.float32)
         sd = np.empty((n, n_arms), dtype=np.float32)
-        step = self._block_rows(X, single=True)
+        mean_and_var, step = self._decision_blocks(X)
         for lo in range(0, n, step):
-            m, quad = self._mean_and_var(X[lo : lo + step], single=True)
+            m, quad = mean_and_var(X[lo : lo + step])
             mean[lo : lo + step] = m
             np.multiply(self.noise_variance, quad, out=quad)
             np.sqrt(quad, out=sd[lo : lo + step])
@@ -410,140 +488,4 @@ class LinearThompsonSampling(_BaseLinearPolicy):
         tags = super().__sklearn_tags__()
         tags.policy_tags.contextual = True
         tags.policy_tags.exact_proba = False
-        return tags
-
-
-class LinUCB(_BaseLinearPolicy):
-    """LinUCB: ridge regression per arm with an upper confidence bonus.
-
-    Deterministic: each context gets the arm with the largest
-    :math:`x^\\top\\hat\\theta_k + \\alpha\\sqrt{x^\\top A_k^{-1}x}`
-    (ties to the first arm in ``classes_``).
-
-    Read more in the :ref:`User Guide <bandit>`.
-
-    Parameters
-    ----------
-    exploration : float, default=1.0
-        Width :math:`\\alpha` of the confidence bonus.
-    regularization : float, default=1.0
-        Ridge penalty :math:`\\lambda`.
-    fit_intercept : bool, default=True
-        Whether each arm's model has an (equally penalized) intercept.
-    arms : array-like of shape (n_arms,) or None, default=None
-        The arm labels; ``None`` learns them from the first batch.
-    random_state : int, RandomState instance or None, default=None
-        Unused (LinUCB does not randomize); kept for a uniform interface.
-
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_arms,)
-        The arm labels, sorted.
-    coef_ : ndarray of shape (n_arms, n_features)
-        Ridge coefficients of each arm.
-    intercept_ : ndarray of shape (n_arms,)
-        Ridge intercepts (zeros if ``fit_intercept=False``).
-    n_features_in_ : int
-        Number of context features.
-    n_samples_seen_ : float
-        Total weight of the logged rounds learned.
-    n_batches_seen_ : int
-        Number of batches learned.
-
-    See Also
-    --------
-    LinearThompsonSampling : Samples instead of adding a bonus.
-
-    Notes
-    -----
-    :math:`A_k = \\lambda I + X_k^\\top W_k X_k`,
-    :math:`\\hat\\theta_k = A_k^{-1} X_k^\\top W_k r_k`. Batches of more than
-    2,048 contexts are computed in blocks of rows, so that the memory a call
-    takes stays near the size of X.
-
-    References
-    ----------
-    .. [1] L. Li, W. Chu, J. Langford and R. E. Schapire, "A Contextual-Bandit
-       Approach to Personalized News Article Recommendation", WWW, 2010.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skbandit import LinUCB, make_feedback
-    >>> X = np.array([[1.0], [1.0], [-1.0], [-1.0]])
-    >>> y = make_feedback([0, 1, 0, 1], [1.0, 0.0, 0.0, 1.0])
-    >>> LinUCB(exploration=0.1).fit(X, y).predict([[1.0], [-1.0]])
-    array([0, 1])
-    """
-
-    _parameter_constraints: dict = {
-        **_BaseLinearPolicy._parameter_constraints,
-        "exploration": [Interval(numbers.Real, 0, None, closed="left")],
-    }
-
-    def __init__(
-        self,
-        exploration=1.0,
-        regularization=1.0,
-        fit_intercept=True,
-        arms=None,
-        random_state=None,
-    ):
-        self.exploration = exploration
-        self.regularization = regularization
-        self.fit_intercept = fit_intercept
-        self.arms = arms
-        self.random_state = random_state
-
-    def upper_bounds(self, X):
-        """Upper confidence bound of each arm's reward in each context.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Contexts.
-
-        Returns
-        -------
-        bounds : ndarray of shape (n_samples, n_arms)
-        """
-        X = self._validate_X(X)
-        return self._bounds(X)
-
-    def _block_bounds(self, X):
-        """Upper bounds of one block of rows (a fresh array)."""
-        mean, quad = self._mean_and_var(X)
-        np.sqrt(quad, out=quad)
-        quad *= self.exploration
-        quad += mean
-        return quad
-
-    def _bounds(self, X):
-        n = X.shape[0]
-        step = self._block_rows(X)
-        if step >= n:
-            return self._block_bounds(X)
-        bounds = np.empty((n, self._theta.shape[0]))
-        for lo in range(0, n, step):
-            bounds[lo : lo + step] = self._block_bounds(X[lo : lo + step])
-        return bounds
-
-    def _choose(self, X, rng):
-        n = X.shape[0]
-        step = self._block_rows(X)
-        chosen = np.empty(n, dtype=np.intp)
-        for lo in range(0, n, step):
-            chosen[lo : lo + step] = self._block_bounds(X[lo : lo + step]).argmax(1)
-        return chosen
-
-    def _proba(self, X):
-        best = self._choose(X, None)
-        proba = np.zeros((X.shape[0], self.classes_.shape[0]))
-        proba[np.arange(X.shape[0]), best] = 1.0
-        return proba
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.policy_tags.contextual = True
-        tags.policy_tags.randomized = False
         return tags

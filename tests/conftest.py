@@ -31,3 +31,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_generate_tests(metafunc):
+    # the generic hardening checks (tests/_hardening.py), per package
+    parametrize = getattr(metafunc.function, "per_package", None)
+    if parametrize is not None:
+        parametrize(metafunc)

@@ -41,10 +41,10 @@ X, y = simulate(500, 0)
 models = {
     "least squares": LinearRegression(),
     "CVaR DRO (no controls)": ConditionalCVaRLinearRegression(
-        alpha=ALPHA, control_features=[]
+        subpopulation_size=ALPHA, control_features=[]
     ),
     "conditional CVaR (region as control)": ConditionalCVaRLinearRegression(
-        alpha=ALPHA, control_features=[1]
+        subpopulation_size=ALPHA, control_features=[1]
     ),
 }
 for model in models.values():

@@ -43,10 +43,10 @@ X_test, y_test, minority_test = simulate(20_000, 1)
 models = {
     "least squares": LinearRegression().fit(X, y),
     "joint chi-square DRO": MarginalDROLinearRegression(
-        alpha=0.2, covariates=["z"], lipschitz=np.inf
+        subpopulation_size=0.2, covariates=["z"], lipschitz=np.inf
     ).fit(X, y),
     "marginal DRO": MarginalDROLinearRegression(
-        alpha=0.2, covariates=["z"], lipschitz=5.0
+        subpopulation_size=0.2, covariates=["z"], lipschitz=5.0
     ).fit(X, y),
     "group DRO (labels known)": GroupDROLinearRegression().fit(X, y, groups=minority),
 }

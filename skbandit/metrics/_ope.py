@@ -18,6 +18,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_array, has_fit_parameter
 
 from skbandit._feedback import check_feedback
+from skrobust.utils import ConfidenceInterval, check_probability_weights
 
 _METHODS = ("ips", "snips", "dr")
 
@@ -51,15 +52,9 @@ def _check_arrays(rewards, propensities, target_propensities, sample_weight):
             f"the rewards overflow float64 (smallest propensity {prop.min():.3g}); "
             "the off-policy estimate is not representable."
         )
-    if sample_weight is None:
-        w = np.full(n, 1.0 / n)
-    else:
-        w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-        if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ValueError(f"sample_weight must be {n} finite non-negative numbers.")
-        if w.sum() <= 0:
-            raise ValueError("sample_weight sums to zero.")
-        w = w / w.sum()
+    if sample_weight is not None:
+        sample_weight = np.reshape(sample_weight, -1)
+    w = check_probability_weights(sample_weight, n)
     return rewards, prop, target, w
 
 
@@ -373,7 +368,10 @@ def estimate_policy_value(
     Returns
     -------
     result : :class:`~sklearn.utils.Bunch`
-        ``value``, ``std_error``, ``ci_low``, ``ci_high`` and ``method``.
+        ``value``, ``std_error``, ``confidence_interval`` (a
+        :class:`~skrobust.utils.ConfidenceInterval` with ``low`` and
+        ``high``, the shape of SciPy's), ``ci_low`` and ``ci_high`` (the same
+        bounds, kept for compatibility) and ``method``.
 
     See Also
     --------
@@ -470,11 +468,13 @@ def estimate_policy_value(
     else:
         std_error = 0.0
     z = stats.norm.ppf(0.5 + confidence_level / 2)
+    low, high = value - z * std_error, value + z * std_error
     return Bunch(
         value=value,
         std_error=std_error,
-        ci_low=value - z * std_error,
-        ci_high=value + z * std_error,
+        confidence_interval=ConfidenceInterval(low, high),
+        ci_low=low,
+        ci_high=high,
         method=method,
     )
 

@@ -1,160 +1,15 @@
 """Empirical likelihood for estimating equations: the d-dimensional dual."""
 
-import warnings
-
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from scipy.stats import chi2
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import validate_params
 
+from skrobust.inference import _dual
 from skrobust.inference._validation import check_frequency_weights
 
-MAX_ITER = 200
-#: relative tolerance on the squared Newton decrement of the dual solve
-DUAL_TOL = 1e-10
-#: half the statistic per observation beyond which the dual is declared
-#: unbounded (the p-value is below exp(-OBJ_CAP * n) there)
-OBJ_CAP = 50.0
-
-
-def _pseudo_log(d, eps, w=None):
-    """Owen's pseudo-logarithm: weighted total and first two derivatives.
-
-    ``log`` above ``eps`` and its second-order Taylor expansion below, so the
-    dual objective is concave and finite on all of R^d; it equals the true
-    dual wherever every ``d_i >= eps`` (always at the solution when the
-    hypothesized value is inside the convex hull, with ``eps = 1 / n``).
-
-    Returns ``(sum_i w_i log*(d_i), psi1, psi2)`` with the derivatives per
-    sample. ``d`` is consumed: its buffer is reused for ``psi1``.
-    """
-    if d.min() >= eps:
-        total = float(_wsum(np.log(d), w))
-        psi1 = np.divide(1.0, d, out=d)
-        psi2 = psi1 * psi1
-        psi2 *= -1.0
-        return total, psi1, psi2
-    low = d < eps
-    t = d[low] / eps
-    d[low] = 1.0
-    value = np.log(d)
-    value[low] = np.log(eps) - 1.5 + 2.0 * t - 0.5 * t * t
-    total = float(_wsum(value, w))
-    del value
-    psi1 = np.divide(1.0, d, out=d)
-    psi2 = psi1 * psi1
-    psi2 *= -1.0
-    psi1[low] = (2.0 - t) / eps
-    psi2[low] = -1.0 / eps**2
-    return total, psi1, psi2
-
-
-def _pseudo_eps(w, n):
-    """Where the pseudo-logarithm switches to its quadratic: ``min(1, w) / n``.
-
-    At the exact solution ``p_i = 1 / (n d_i)`` with ``w_i p_i <= 1``, so
-    ``d_i >= w_i / n``; below the smallest positive weight over ``n`` the
-    logarithm is never needed, and the pseudo-logarithm equals it wherever
-    the hypothesized value is inside the convex hull.
-    """
-    if w is None:
-        return 1.0 / n
-    return min(1.0, float(w[w > 0].min())) / n
-
-
-def _solve_dual(evaluate, n, lam, n_moments):
-    """Maximize ``l(lam) = sum_i w_i log*(1 + lam' G_i)`` by damped Newton.
-
-    Parameters
-    ----------
-    evaluate : callable
-        ``evaluate(lam)`` returns ``(l(lam), gradient, minus the Hessian)``.
-        Callers with structure (``G = X * r``) accumulate these over blocks
-        of rows and never form ``G``.
-    n : float
-        Effective sample size ``sum(w)``.
-    lam : ndarray of shape (n_moments,) or None
-        Starting point (warm start); zero when None.
-    n_moments : int
-        Number of moments.
-
-    Returns
-    -------
-    lam : ndarray of shape (n_moments,)
-    value : float
-        The maximum, half the likelihood-ratio statistic; ``inf`` when the
-        dual exceeds ``OBJ_CAP * n`` (the origin is outside, or at the edge
-        of, the convex hull of the rows of ``G``).
-    decrement : float
-        Squared Newton decrement ``grad' H^-1 grad`` at the last iterate: the
-        certificate. For the concave self-concordant dual it bounds the
-        distance of ``value`` to the maximum by about ``decrement / 2``.
-    """
-    lam = np.zeros(n_moments) if lam is None else np.array(lam, dtype=float)
-    obj, grad, neg_hess = evaluate(lam)
-    decrement = np.inf
-    for _ in range(MAX_ITER):
-        try:
-            step = cho_solve(cho_factor(neg_hess), grad)
-        except (LinAlgError, ValueError):
-            step = np.linalg.lstsq(neg_hess, grad, rcond=None)[0]
-        decrement = float(grad @ step)
-        if obj > OBJ_CAP * n or not np.isfinite(decrement):
-            # the dual grows without bound along a direction that separates
-            # the origin from the estimating functions: the statistic is
-            # infinite (or beyond 2 * OBJ_CAP * n); ``obj`` is a lower bound
-            return lam, np.inf, np.inf
-        if decrement <= DUAL_TOL * max(1.0, abs(obj)):
-            # quadratic convergence: this full step lands within rounding of
-            # the maximizer, and the objective rises by decrement / 2 up to a
-            # third-order term of size decrement^1.5 (< 1e-15)
-            return lam + step, obj + 0.5 * decrement, decrement
-        t = 1.0
-        while True:
-            trial = lam + t * step
-            new = evaluate(trial)
-            if new[0] >= obj + 0.25 * t * decrement:
-                break
-            t *= 0.5
-            if t < 1e-12:
-                # no ascent along the Newton direction at rounding level:
-                # the iteration stalls (an ill-conditioned system); stop
-                break
-        if t < 1e-12:
-            break
-        lam, (obj, grad, neg_hess) = trial, new
-    warnings.warn(
-        "Newton's method for the empirical-likelihood dual did not converge: "
-        f"the squared Newton decrement (the certificate) is {decrement:.3g}, "
-        f"above the tolerance {DUAL_TOL * max(1.0, abs(obj)):.3g}; the "
-        "statistic may be inaccurate.",
-        ConvergenceWarning,
-        stacklevel=3,
-    )
-    return lam, obj, decrement
-
-
-def _wsum(values, w):
-    """Weighted sum (plain sum when ``w`` is None)."""
-    return values.sum() if w is None else np.dot(w, values)
-
-
-def _dense_evaluate(G, w, eps):
-    """``evaluate`` of :func:`_solve_dual` for an explicit matrix ``G``."""
-
-    def evaluate(lam):
-        d = G @ lam
-        d += 1.0
-        total, psi1, psi2 = _pseudo_log(d, eps, w)
-        if w is not None:
-            psi1 *= w
-            psi2 *= w
-        psi2 *= -1.0
-        return total, G.T @ psi1, (G * psi2[:, None]).T @ G
-
-    return evaluate
+#: Newton iterations of the dual solve (read at each call)
+MAX_ITER = _dual.MAX_ITER
 
 
 @validate_params(
@@ -252,8 +107,9 @@ def el_moment_test(G, *, sample_weight=None):
             "are identically zero; the moment conditions are degenerate."
         )
     G = G / scale
-    eps = _pseudo_eps(w, n)
-    lam, value, _ = _solve_dual(_dense_evaluate(G, w, eps), n, None, G.shape[1])
+    eps = _dual.pseudo_eps(w, n)
+    evaluate = _dual.dense_evaluate(G, w, eps)
+    lam, value, _ = _dual.solve_dual(evaluate, n, None, G.shape[1], MAX_ITER)
     if not np.isfinite(value) or (1.0 + G @ lam).min() < eps * (1.0 - 1e-9):
         # the pseudo-logarithm is active at its maximizer: no reweighting of
         # the sample puts the origin inside, and the exact statistic is inf

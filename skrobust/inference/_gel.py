@@ -7,143 +7,62 @@ for a population risk, and the optimistic counterpart a lower bound.
 """
 
 import warnings
-from numbers import Real
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.stats import chi2
 from sklearn.base import clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import (
-    HasMethods,
-    Interval,
-    StrOptions,
-    validate_params,
-)
+from sklearn.utils._param_validation import HasMethods, StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted
 
-from skrobust.ambiguity import KL, CressieRead, CVaR, check_ambiguity
+from skrobust.ambiguity import ambiguity_constraint
+from skrobust.inference._gel_fit import (  # noqa: F401 (re-exported)
+    ERM_MAX_ITER,
+    ERM_TOL,
+    _dro_parts,
+    _fit_gap,
+    _optimistic_value,
+    _weighted_erm_value,
+)
+from skrobust.inference._gel_risk import (  # noqa: F401 (re-exported)
+    FIT_GAP_TOL,
+    GAP_TOL,
+    _certified_risk,
+    _divergence,
+    _divergence_set,
+    _gel_radius,
+    _warn_gap,
+)
 from skrobust.inference._result import CertifiedInterval
-from skrobust.inference._validation import check_frequency_weights
+from skrobust.inference._validation import (
+    check_frequency_weights,
+    level_constraint,
+    resolve_level,
+)
+from skrobust.utils._conventions import DEPRECATED
 from skrobust.utils._validation import check_losses
 
-#: duality gap of a bound over a fixed loss vector, relative to the loss range
-GAP_TOL = 1e-9
-#: duality gap of the DRO fit behind the optimal-value bound, relative to it
-FIT_GAP_TOL = 1e-6
-#: relative tolerance and iteration cap of the certified weighted-ERM solve
-#: behind that gap's lower bound
-ERM_TOL = 1e-9
-ERM_MAX_ITER = 2000
-
-
-def _gel_radius(confidence, sided, n):
-    """Radius ``chi2_{1, level} / (2 n)`` in the ``f''(1) = 1`` convention.
-
-    Two-sided bounds use the ``confidence`` quantile; a one-sided bound at
-    level ``confidence`` uses the ``2 * confidence - 1`` quantile, since each
-    side of the two-sided interval misses with probability ``(1 - a) / 2``
-    asymptotically (Duchi, Glynn and Namkoong, 2021, Theorem 2).
-    """
-    if sided == "two-sided":
-        level = confidence
-    else:
-        if confidence <= 0.5:
-            raise ValueError(
-                f"confidence must be > 0.5 for a one-sided bound; got {confidence}."
-            )
-        level = 2.0 * confidence - 1.0
-    return float(chi2.ppf(level, 1)) / (2.0 * n)
-
-
-def _divergence_set(ambiguity, radius):
-    ball = check_ambiguity(ambiguity)
-    if isinstance(ball, CVaR) or "radius" not in ball.get_params():
-        raise ValueError(
-            "ambiguity must be an f-divergence ball with a radius (ChiSquare, "
-            f"CressieRead or KL, or 'chi2' / 'kl'); got {ball!r}."
-        )
-    return ball.set_params(radius=radius)
-
-
-def _divergence(ball, q, p):
-    """``D_f(q || p)`` for the ball's ``f``; None when the ball is not known."""
-    on = p > 0
-    if isinstance(ball, KL):
-        pos = q > 0
-        return float(np.sum(q[pos] * np.log(q[pos] / p[pos])))
-    if isinstance(ball, CressieRead):
-        k = ball._k
-        t = q[on] / p[on]
-        if k == 2.0:
-            f = 0.5 * (t - 1.0) ** 2
-        else:
-            f = (np.expm1(k * np.log(np.maximum(t, 1e-300))) - k * (t - 1.0)) / (
-                k * (k - 1.0)
-            )
-            f = np.where(t > 0, f, 1.0 / k)
-        return float(np.dot(p[on], f))
-    return None
-
-
-def _certified_risk(ball, losses, p):
-    """Robust risk of ``losses`` under ``p`` with its duality gap.
-
-    The exact solve of the ambiguity set is run on the losses rescaled to
-    [0, 1] and checked there: the dual objective at the returned dual
-    variable is an upper bound on the robust risk, and the expectation under
-    a feasible distribution a lower bound. The worst-case weights ``q`` are
-    moved toward ``p`` until feasible, ``p + t (q - p)`` with ``t = min(1,
-    rho / D(q))`` (feasible since the divergence is convex and ``D(p) =
-    0``). Returns ``(risk, gap, q_feasible)``, the gap in loss units: the
-    exact risk is within ``gap`` of ``risk``. The gap is ``nan`` for a ball
-    whose divergence is not known here.
-    """
-    on = p > 0
-    lo, hi = losses[on].min(), losses[on].max()
-    mean = float(np.dot(p, losses))
-    if hi - lo <= 0 or ball.is_trivial():
-        return mean, 0.0, p
-    scale = hi - lo
-    z = (losses - lo) / scale
-    risk_z, q, dual = ball._exact(z, p)
-    div = _divergence(ball, q, p)
-    if div is None:
-        gap_z = np.nan
-        q_feasible = q
-    else:
-        radius = float(ball.radius)
-        t = 1.0 if div <= radius else radius / div
-        q_feasible = p + t * (q - p)
-        primal = float(np.dot(q_feasible, z))
-        dual_value = float(ball.dual_objective(np.asarray(dual), z, p)[0])
-        gap_z = max(dual_value, risk_z) - min(primal, risk_z)
-    risk = float(np.clip(lo + scale * risk_z, mean, hi))
-    return risk, scale * gap_z, q_feasible
-
-
-def _warn_gap(gap, tol, what):
-    if gap > tol:
-        warnings.warn(
-            f"The {what} is not certified: its duality gap is {gap:.3g}, above "
-            f"the tolerance {tol:.3g}.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
+#: the ``ambiguity`` constraint of every generalized-EL function
+AMBIGUITY = ambiguity_constraint(shortcuts={"chi2", "kl"})
 
 
 @validate_params(
     {
         "losses": ["array-like"],
-        "confidence": [Interval(Real, 0, 1, closed="neither")],
+        **level_constraint(),
         "sample_weight": ["array-like", None],
-        "ambiguity": [StrOptions({"chi2", "kl"}), HasMethods(["risk", "set_params"])],
+        "ambiguity": AMBIGUITY,
         "sided": [StrOptions({"two-sided", "upper", "lower"})],
     },
     prefer_skip_nested_validation=True,
 )
 def gel_risk_interval(
-    losses, confidence=0.95, *, sample_weight=None, ambiguity="chi2", sided="two-sided"
+    losses,
+    confidence_level=0.95,
+    *,
+    sample_weight=None,
+    ambiguity="chi2",
+    sided="two-sided",
+    confidence=DEPRECATED,
 ):
     """Generalized empirical likelihood confidence bounds for an expected loss.
 
@@ -158,8 +77,8 @@ def gel_risk_interval(
     losses : array-like of shape (n_samples,)
         Per-sample losses of a fixed model on data it was not fitted on (or
         any i.i.d. observations whose mean is the target).
-    confidence : float, default=0.95
-        Nominal coverage.
+    confidence_level : float, default=0.95
+        Nominal coverage (SciPy's name).
     sample_weight : array-like of shape (n_samples,), default=None
         Nonnegative frequency weights; the radius uses ``n = sum(weights)``.
     ambiguity : {"chi2", "kl"} or AmbiguitySet, default="chi2"
@@ -168,6 +87,10 @@ def gel_risk_interval(
         :math:`f''(1) = 1`, so the same radius applies.
     sided : {"two-sided", "upper", "lower"}, default="two-sided"
         Which bounds to return; the missing side is infinite.
+
+    confidence : float, default="deprecated"
+        The old name of ``confidence_level``; it wins when given, with a
+        ``FutureWarning``, and will be removed in the next release.
 
     Returns
     -------
@@ -216,22 +139,31 @@ def gel_risk_interval(
     >>> import numpy as np
     >>> from skrobust.inference import gel_risk_interval
     >>> losses = np.random.default_rng(0).exponential(size=500)
-    >>> lower, upper = gel_risk_interval(losses, confidence=0.95)
+    >>> lower, upper = gel_risk_interval(losses, confidence_level=0.95)
     >>> bool(lower < losses.mean() < upper)
     True
     """
+    confidence = resolve_level(confidence_level, confidence, "gel_risk_interval")
     losses = check_losses(losses)
     w = check_frequency_weights(sample_weight, losses.shape[0])
     n = float(losses.shape[0] if w is None else w.sum())
     ball = _divergence_set(ambiguity, _gel_radius(confidence, sided, n))
-    p = np.full(losses.shape[0], 1.0 / losses.shape[0]) if w is None else w / n
-    tol = GAP_TOL * float(np.ptp(losses[p > 0]))
+    p = None if w is None else w / n  # None: uniform, no array
+    if p is None:
+        tol = GAP_TOL * float(np.ptp(losses))
+    else:
+        on = p > 0
+        span = np.max(losses, where=on, initial=-np.inf) - np.min(
+            losses, where=on, initial=np.inf
+        )
+        tol = GAP_TOL * float(span)
+        del on
     lower, upper, low_gap, high_gap = -np.inf, np.inf, 0.0, 0.0
     if sided in ("two-sided", "upper"):
-        upper, high_gap, _ = _certified_risk(ball, losses, p)
+        upper, high_gap, _ = _certified_risk(ball, losses, p, weights=False)
         _warn_gap(high_gap, tol, "upper bound")
     if sided in ("two-sided", "lower"):
-        neg, low_gap, _ = _certified_risk(ball, -losses, p)
+        neg, low_gap, _ = _certified_risk(ball, losses, p, sign=-1.0, weights=False)
         lower = -neg
         _warn_gap(low_gap, tol, "lower bound")
     return CertifiedInterval(lower, upper, low_gap, high_gap, tol)
@@ -274,9 +206,9 @@ def _per_sample_losses(estimator, X, y, loss):
             StrOptions({"squared_error", "absolute_error", "log_loss", "zero_one"}),
             callable,
         ],
-        "confidence": [Interval(Real, 0, 1, closed="neither")],
+        **level_constraint(),
         "sample_weight": ["array-like", None],
-        "ambiguity": [StrOptions({"chi2", "kl"}), HasMethods(["risk", "set_params"])],
+        "ambiguity": AMBIGUITY,
         "sided": [StrOptions({"two-sided", "upper", "lower"})],
     },
     prefer_skip_nested_validation=True,
@@ -287,10 +219,11 @@ def gel_model_risk_interval(
     y,
     *,
     loss="squared_error",
-    confidence=0.95,
+    confidence_level=0.95,
     sample_weight=None,
     ambiguity="chi2",
     sided="two-sided",
+    confidence=DEPRECATED,
 ):
     """Generalized EL confidence bounds for a fitted model's population risk.
 
@@ -312,14 +245,18 @@ def gel_model_risk_interval(
             callable, default="squared_error"
         Per-sample loss, or ``loss(y_true, y_pred)`` returning one value per
         sample.
-    confidence : float, default=0.95
-        Nominal coverage.
+    confidence_level : float, default=0.95
+        Nominal coverage (SciPy's name).
     sample_weight : array-like of shape (n_samples,), default=None
         Nonnegative frequency weights.
     ambiguity : {"chi2", "kl"} or AmbiguitySet, default="chi2"
         The f-divergence ball (see :func:`gel_risk_interval`).
     sided : {"two-sided", "upper", "lower"}, default="two-sided"
         Which bounds to return; the missing side is infinite.
+
+    confidence : float, default="deprecated"
+        The old name of ``confidence_level``; it wins when given, with a
+        ``FutureWarning``, and will be removed in the next release.
 
     Returns
     -------
@@ -359,161 +296,18 @@ def gel_model_risk_interval(
     >>> bool(0.0 <= lower < upper <= 1.0)
     True
     """
+    confidence_level = resolve_level(
+        confidence_level, confidence, "gel_model_risk_interval"
+    )
     check_is_fitted(estimator)
     losses = _per_sample_losses(estimator, X, y, loss)
     return gel_risk_interval(
         losses,
-        confidence,
+        confidence_level,
         sample_weight=sample_weight,
         ambiguity=ambiguity,
         sided=sided,
     )
-
-
-def _dro_parts(model, X, y):
-    """Loss object, encoded target and coefficients of a fitted DRO model."""
-    from skrobust.linear_model._losses import _BinaryLogistic, _Multinomial
-
-    if is_classifier(model):
-        y_index = np.searchsorted(model.classes_, y)
-        if model.classes_.shape[0] == 2:
-            loss = _BinaryLogistic()
-        else:
-            loss = _Multinomial(model.classes_.shape[0])
-        W = np.asarray(model.coef_, dtype=float).T
-    else:
-        loss = model._loss()
-        y_index = np.asarray(y, dtype=float)
-        W = np.asarray(model.coef_, dtype=float).reshape(-1, 1)
-    b = np.atleast_1d(np.asarray(model.intercept_, dtype=float))
-    return loss, loss.encode(y_index), W, b
-
-
-def _unpacker(W0, fit_intercept):
-    shape = W0.shape
-
-    def unpack(v):
-        W = v[: W0.size].reshape(shape)
-        b = v[W0.size :] if fit_intercept else np.zeros(shape[1])
-        return W, b
-
-    return unpack
-
-
-def _coef_gradient(X, G, alpha, W, fit_intercept):
-    """Gradient in ``(W, b)`` of ``sum_i loss_i + alpha / 2 ||W||^2``, flat.
-
-    ``G`` holds the (weighted) derivatives of the losses in the scores.
-    """
-    grad = [(X.T @ G + alpha * W).ravel()]
-    if fit_intercept:
-        grad.append(G.sum(axis=0))
-    return np.concatenate(grad)
-
-
-def _lbfgs_from(fun, W0, b0, fit_intercept, maxiter, ftol, gtol):
-    """L-BFGS-B on ``fun`` (value and gradient) from the coefficients ``(W0, b0)``.
-
-    Returns ``fun`` (value, gradient) at the end point, or at the start when
-    that is lower (L-BFGS can end above it on a flat or kinked objective).
-    """
-    v0 = np.concatenate([W0.ravel(), b0 if fit_intercept else []])
-    res = minimize(
-        fun,
-        v0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": maxiter, "ftol": ftol, "gtol": gtol},
-    )
-    start, end = fun(v0), fun(res.x)
-    return start if start[0] < end[0] else end
-
-
-def _optimistic_value(model, X, y, ball, p):
-    """``min_theta -R(-loss(theta)) + penalty`` by L-BFGS from the ERM fit.
-
-    The optimistic risk is not convex in the coefficients in general; the
-    search starts at the ERM solution and returns a local minimum, which
-    agrees with the global one to first order (the bound's width is
-    ``n^-1/2``, the difference ``O(1/n)``). Returns the value and the
-    largest absolute entry of its gradient there (the KKT residual).
-    """
-    loss, target, W0, b0 = _dro_parts(model, X, y)
-    fit_intercept = model.fit_intercept
-    alpha = float(model.alpha)
-    unpack = _unpacker(W0, fit_intercept)
-
-    def fun(v):
-        W, b = unpack(v)
-        Z = X @ W + b
-        sample_loss, dZ = loss.value_grad(Z, target)
-        risk, q = ball.risk_and_weights(-sample_loss, p)
-        grad = _coef_gradient(X, dZ * q[:, None], alpha, W, fit_intercept)
-        return -risk + 0.5 * alpha * float(np.sum(W * W)), grad
-
-    value, grad = _lbfgs_from(fun, W0, b0, fit_intercept, 1000, 1e-15, 1e-10)
-    return float(value), float(np.max(np.abs(grad), initial=0.0))
-
-
-def _weighted_erm_value(loss, X, target, q, alpha, fit_intercept):
-    """A lower bound on ``min_theta sum_i q_i loss_i(theta) + alpha / 2 ||W||^2``.
-
-    Closed form (a weighted ridge least-squares solve) for the squared loss.
-    Otherwise the linear engine's certified solve of that weighted ERM
-    problem, whose Fenchel dual value is a lower bound by weak duality (not
-    the primal value an iterative solve reaches, which is above the minimum
-    by its suboptimality and would understate the gap); where the engine
-    certifies by the KKT residual alone (a smooth loss without a ridge) its
-    objective; ``-inf`` when it certifies neither.
-    """
-    from skrobust.linear_model._losses import _Squared
-    from skrobust.linear_model._solver import _Problem, solve_certified
-
-    if isinstance(loss, _Squared):
-        sq = np.sqrt(q)
-        A = X * sq[:, None]
-        if fit_intercept:
-            A = np.column_stack([A, sq])
-        rhs = target * sq
-        d = X.shape[1]
-        if alpha > 0:
-            ridge = np.zeros((d, A.shape[1]))
-            ridge[:, :d] = np.sqrt(alpha) * np.eye(d)
-            A = np.vstack([A, ridge])
-            rhs = np.concatenate([rhs, np.zeros(d)])
-        coef = np.linalg.lstsq(A, rhs, rcond=None)[0]
-        resid = A @ coef - rhs
-        # the ridge rows of the residual carry sqrt(alpha) W: 0.5 alpha ||W||^2
-        return 0.5 * float(resid @ resid)
-    problem = _Problem(
-        X, target, q / q.sum(), loss, check_ambiguity("erm"), alpha, fit_intercept
-    )
-    with warnings.catch_warnings():
-        # an uncertified inner solve shows as a large gap, which warns
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        info = solve_certified(problem, ERM_TOL, ERM_MAX_ITER)[3]
-    if np.isfinite(info["lower_bound"]):
-        return float(info["lower_bound"])
-    return float(info["objective"]) if info["certified"] else -np.inf
-
-
-def _fit_gap(model, X, y, ball, p):
-    """Saddle-point duality gap of a fitted DRO model over ``ball``.
-
-    For any ``q`` in the ball, ``min_theta E_q[loss(theta)] + penalty`` is a
-    lower bound on the optimal value (weak duality) and the robust objective
-    at the fitted coefficients an upper bound; with ``q`` the (feasible)
-    worst-case weights at the fit their difference bounds the fit's
-    suboptimality. Returns ``(objective, gap)``.
-    """
-    loss, target, W, b = _dro_parts(model, X, y)
-    alpha = float(model.alpha)
-    sample_loss = loss.value(X @ W + b, target)
-    risk, risk_gap, q = _certified_risk(ball, sample_loss, p)
-    objective = risk + 0.5 * alpha * float(np.sum(W * W))
-    lower = _weighted_erm_value(loss, X, target, q, alpha, model.fit_intercept)
-    upper = max(objective, float(model.objective_))
-    return objective, max(upper - lower, 0.0) + risk_gap
 
 
 @validate_params(
@@ -521,14 +315,21 @@ def _fit_gap(model, X, y, ball, p):
         "estimator": [HasMethods(["fit", "set_params"])],
         "X": ["array-like"],
         "y": ["array-like"],
-        "confidence": [Interval(Real, 0, 1, closed="neither")],
+        **level_constraint(),
         "sample_weight": ["array-like", None],
         "sided": [StrOptions({"two-sided", "upper", "lower"})],
     },
     prefer_skip_nested_validation=True,
 )
 def gel_optimal_value_interval(
-    estimator, X, y, *, confidence=0.95, sample_weight=None, sided="two-sided"
+    estimator,
+    X,
+    y,
+    *,
+    confidence_level=0.95,
+    sample_weight=None,
+    sided="two-sided",
+    confidence=DEPRECATED,
 ):
     """Generalized EL confidence bounds for the optimal risk of a model class.
 
@@ -550,12 +351,16 @@ def gel_optimal_value_interval(
         Data.
     y : array-like of shape (n_samples,)
         Targets.
-    confidence : float, default=0.95
-        Nominal coverage.
+    confidence_level : float, default=0.95
+        Nominal coverage (SciPy's name).
     sample_weight : array-like of shape (n_samples,), default=None
         Nonnegative frequency weights; the radius uses their sum.
     sided : {"two-sided", "upper", "lower"}, default="two-sided"
         Which bounds to compute; the missing side is infinite.
+
+    confidence : float, default="deprecated"
+        The old name of ``confidence_level``; it wins when given, with a
+        ``FutureWarning``, and will be removed in the next release.
 
     Returns
     -------
@@ -619,6 +424,9 @@ def gel_optimal_value_interval(
     >>> bool(lower < 0.5 < upper)
     True
     """
+    confidence = resolve_level(
+        confidence_level, confidence, "gel_optimal_value_interval"
+    )
     if "ambiguity" not in estimator.get_params():
         raise TypeError(
             "estimator must be a DRO model with an 'ambiguity' parameter, such "

@@ -6,20 +6,18 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 from scipy.stats import chi2
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import (
-    HasMethods,
-    Interval,
-    StrOptions,
-    validate_params,
-)
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from skrobust.inference._gel import (
+from skrobust.inference._gel import AMBIGUITY
+from skrobust.inference._gel_risk import (
     FIT_GAP_TOL,
     _certified_risk,
     _divergence_set,
     _warn_gap,
 )
 from skrobust.inference._result import CertifiedInterval
+from skrobust.inference._validation import level_constraint, resolve_level
+from skrobust.utils._conventions import DEPRECATED
 
 
 def _sqrt_precision(cov):
@@ -77,7 +75,9 @@ def _lower_bound(Y, ball, p):
     the exact maximum.
     """
     K = Y.shape[1]
-    vertex = np.array([-_certified_risk(ball, -Y[:, k], p)[0] for k in range(K)])
+    vertex = np.array(
+        [-_certified_risk(ball, Y[:, k], p, sign=-1.0)[0] for k in range(K)]
+    )
     best = int(np.argmax(vertex))
     pi = np.zeros(K)
     pi[best] = 1.0
@@ -98,9 +98,9 @@ def _lower_bound(Y, ball, p):
         )
         mix = np.clip(res.x, 0.0, None)
         mix /= mix.sum()
-        if -_certified_risk(ball, -(Y @ mix), p)[0] > vertex[best]:
+        if -_certified_risk(ball, Y @ mix, p, sign=-1.0)[0] > vertex[best]:
             pi = mix
-    risk, risk_gap, q = _certified_risk(ball, -(Y @ pi), p)
+    risk, risk_gap, q = _certified_risk(ball, Y @ pi, p, sign=-1.0)
     value = -risk
     ceiling = float(np.max(Y.T @ q))
     return value, max(ceiling - value, 0.0) + risk_gap
@@ -108,18 +108,20 @@ def _lower_bound(Y, ball, p):
 
 def _upper_bound(Y, ball, p):
     """``max_k R(Y_k)`` and its certificate, the largest gap of the K solves."""
-    results = [_certified_risk(ball, Y[:, k], p) for k in range(Y.shape[1])]
+    results = [
+        _certified_risk(ball, Y[:, k], p, weights=False) for k in range(Y.shape[1])
+    ]
     return max(r[0] for r in results), max(r[1] for r in results)
 
 
 @validate_params(
     {
         "Y": ["array-like"],
-        "confidence": [Interval(Real, 0, 1, closed="neither")],
+        **level_constraint(),
         "calibration": [StrOptions({"bootstrap", "chi2"})],
         "n_bootstraps": [Interval(Integral, 1, None, closed="left")],
         "tie_threshold": [Interval(Real, 0, None, closed="left"), None],
-        "ambiguity": [StrOptions({"chi2", "kl"}), HasMethods(["risk", "set_params"])],
+        "ambiguity": AMBIGUITY,
         "random_state": ["random_state"],
         "return_threshold": ["boolean"],
     },
@@ -127,7 +129,7 @@ def _upper_bound(Y, ball, p):
 )
 def el_max_mean_interval(
     Y,
-    confidence=0.95,
+    confidence_level=0.95,
     *,
     calibration="bootstrap",
     n_bootstraps=2000,
@@ -135,6 +137,7 @@ def el_max_mean_interval(
     ambiguity="chi2",
     random_state=None,
     return_threshold=False,
+    confidence=DEPRECATED,
 ):
     """Bootstrap empirical likelihood interval for the best of K expected values.
 
@@ -150,8 +153,8 @@ def el_max_mean_interval(
     Y : array-like of shape (n_samples, n_options)
         Outcome of every option on each sample (e.g. rewards of K policies
         evaluated on the same units, or per-sample value estimates).
-    confidence : float, default=0.95
-        Nominal coverage.
+    confidence_level : float, default=0.95
+        Nominal coverage (SciPy's name).
     calibration : {"bootstrap", "chi2"}, default="bootstrap"
         ``"bootstrap"``: the corrected multiplier bootstrap quantile of the
         limit law on the estimated set of near-best options. ``"chi2"``: the
@@ -172,6 +175,9 @@ def el_max_mean_interval(
     return_threshold : bool, default=False
         Also return the calibrated threshold :math:`q` (the ball radius is
         :math:`q / (2n)`).
+    confidence : float, default="deprecated"
+        The old name of ``confidence_level``; it wins when given, with a
+        ``FutureWarning``, and will be removed in the next release.
 
     Returns
     -------
@@ -209,7 +215,7 @@ def el_max_mean_interval(
     under-covers. The corrected multiplier bootstrap estimates :math:`S` by
     the options within ``tie_threshold`` standard errors of the best (the
     ordinary bootstrap keeps the estimated gaps, which is not consistent)
-    and takes :math:`q` as the ``confidence`` quantile of that distance for
+    and takes :math:`q` as the ``confidence_level`` quantile of that distance for
     :math:`Z^* = n^{-1/2} \\sum_i \\xi_i (Y_i - \\bar Y)` with Gaussian
     multipliers :math:`\\xi_i`, i.e. :math:`Z^* \\sim N(0, \\hat\\Sigma_S)`
     given the data. The lower bound is
@@ -235,6 +241,7 @@ def el_max_mean_interval(
     >>> bool(lower < 0.0 < upper)
     True
     """
+    confidence = resolve_level(confidence_level, confidence, "el_max_mean_interval")
     Y = check_array(Y, dtype=np.float64, ensure_min_samples=2, input_name="Y")
     n, K = Y.shape
     means = Y.mean(axis=0)
@@ -254,7 +261,7 @@ def el_max_mean_interval(
         stats = np.array([_distance_to_level_set(z, M) for z in draws])
         threshold = float(np.quantile(stats, confidence))
     ball = _divergence_set(ambiguity, threshold / (2.0 * n))
-    p = np.full(n, 1.0 / n)
+    p = None  # uniform (a broadcast view inside, no array)
     # both bounds are equivariant under Y -> a + s Y (s > 0): they are
     # solved on Y shifted to the best mean and scaled to unit range, where
     # SLSQP's absolute tolerances mean what they say (before, at Y * 1e100

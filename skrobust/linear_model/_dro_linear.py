@@ -7,13 +7,18 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model._base import LinearClassifierMixin
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     check_is_fitted,
     validate_data,
 )
 
-from skrobust.ambiguity import ChiSquare, Wasserstein, check_ambiguity
+from skrobust.ambiguity import (
+    ChiSquare,
+    Wasserstein,
+    ambiguity_constraint,
+    check_ambiguity,
+)
 from skrobust.linear_model._classifier import _encode_classes, _LogisticProbaMixin
 from skrobust.linear_model._losses import (
     _Absolute,
@@ -21,15 +26,17 @@ from skrobust.linear_model._losses import (
     _Squared,
 )
 from skrobust.linear_model._solver import (
-    _certificate,
+    _cvxpy_certificate,
     _objective_scale,
     _Problem,
     solve_certified,
     solve_cvxpy,
 )
-from skrobust.utils import check_nonnegative_sample_weight
+from skrobust.utils import check_nonnegative_sample_weight, resolve_loss_name
 
-_AMBIGUITY_SHORTCUTS = {"chi2", "kl", "cvar", "erm"}
+#: scikit-learn's names of the regression losses (the old short names
+#: "squared" and "absolute" work for one release, with a FutureWarning)
+_REGRESSION_LOSSES = frozenset({"squared_error", "absolute_error", "huber"})
 
 
 # features whose largest absolute entry is outside this band are rescaled
@@ -68,11 +75,7 @@ class _BaseDROLinear(BaseEstimator):
     """Shared parameters and fitting of the DRO linear models."""
 
     _parameter_constraints = {
-        "ambiguity": [
-            HasMethods(["risk", "worst_case_weights", "dual_objective"]),
-            HasMethods(["penalty", "robust_risk"]),
-            StrOptions(_AMBIGUITY_SHORTCUTS),
-        ],
+        "ambiguity": ambiguity_constraint(feature_space=True),
         "alpha": [Interval(Real, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
         "solver": [StrOptions({"lbfgs", "cvxpy"})],
@@ -95,7 +98,8 @@ class _BaseDROLinear(BaseEstimator):
             if loss.lipschitz is None:
                 raise ValueError(
                     "ambiguity=Wasserstein(...) needs a loss that is Lipschitz in "
-                    "the linear prediction (binary logistic, 'absolute' or 'huber'); "
+                    "the linear prediction (binary logistic, 'absolute_error' or "
+                    "'huber'); "
                     f"the worst case of the {type(loss).__name__.strip('_').lower()} "
                     "loss over a Wasserstein ball is infinite or not implemented."
                 )
@@ -141,17 +145,24 @@ class _BaseDROLinear(BaseEstimator):
                 coef_penalty=s_penalty,
             )
         if self.solver == "cvxpy":
-            W, b, n_iter, status = solve_cvxpy(solved)
+            W, b, n_iter, status, duals = solve_cvxpy(solved, weights=True)
             if status != "optimal":
                 warnings.warn(
                     "cvxpy reported an inaccurate solution.",
                     ConvergenceWarning,
                     stacklevel=3,
                 )
-            w = np.concatenate([W.ravel(), b if b is not None else np.empty(0)])
-            w = np.concatenate([w, np.zeros(solved.n_dual)])
+            # proven by the engine's bound at Clarabel's dual point
             info = dict(
-                _certificate(solved, w, 0.0, self.tol, _objective_scale(solved)),
+                _cvxpy_certificate(
+                    solved,
+                    W,
+                    b,
+                    status,
+                    self.tol,
+                    _objective_scale(solved),
+                    weights=duals,
+                ),
                 method="cvxpy",
             )
         else:
@@ -392,8 +403,8 @@ class DROLinearRegression(RegressorMixin, _BaseDROLinear):
         \\min_{w, b} \\; \\sup_{Q \\in \\mathcal{U}(P_n)}
         E_Q[\\ell(w^\\top x + b - y)] + \\frac{\\alpha}{2} \\|w\\|_2^2,
 
-    with :math:`\\ell(r) = r^2/2` (``"squared"``), :math:`|r|`
-    (``"absolute"``) or the Huber loss :math:`r^2/2` for :math:`|r| \\le
+    with :math:`\\ell(r) = r^2/2` (``"squared_error"``), :math:`|r|`
+    (``"absolute_error"``) or the Huber loss :math:`r^2/2` for :math:`|r| \\le
     \\epsilon`, :math:`\\epsilon |r| - \\epsilon^2/2` otherwise (``"huber"``).
     With an ambiguity set of size zero, the squared loss gives scikit-learn's
     ``Ridge(alpha=n_samples * alpha)`` (``LinearRegression`` for ``alpha=0``).
@@ -403,8 +414,11 @@ class DROLinearRegression(RegressorMixin, _BaseDROLinear):
     Parameters
     ----------"""
         + _COMMON_PARAMS_DOC.replace("{alpha}", "0.0")
-        + """    loss : {"squared", "absolute", "huber"}, default="squared"
-        Per-sample loss of the residual.
+        + """    loss : {"squared_error", "absolute_error", "huber"}, \
+            default="squared_error"
+        Per-sample loss of the residual (scikit-learn's names). The old
+        names ``"squared"`` and ``"absolute"`` still work for one release,
+        with a FutureWarning.
     epsilon : float, default=1.0
         Threshold of the Huber loss, in the units of ``y``. scikit-learn's
         ``HuberRegressor(epsilon=e)`` with fitted ``scale_ = s`` corresponds
@@ -451,7 +465,12 @@ class DROLinearRegression(RegressorMixin, _BaseDROLinear):
 
     _parameter_constraints = {
         **_BaseDROLinear._parameter_constraints,
-        "loss": [StrOptions({"squared", "absolute", "huber"})],
+        "loss": [
+            StrOptions(
+                {*_REGRESSION_LOSSES, "squared", "absolute"},
+                deprecated={"squared", "absolute"},
+            )
+        ],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
     }
 
@@ -461,7 +480,7 @@ class DROLinearRegression(RegressorMixin, _BaseDROLinear):
         *,
         alpha=0.0,
         fit_intercept=True,
-        loss="squared",
+        loss="squared_error",
         epsilon=1.0,
         solver="lbfgs",
         tol=1e-6,
@@ -476,10 +495,17 @@ class DROLinearRegression(RegressorMixin, _BaseDROLinear):
         self.tol = tol
         self.max_iter = max_iter
 
-    def _loss(self):
-        if self.loss == "squared":
+    def _loss_name(self):
+        """scikit-learn's name of ``loss`` (FutureWarning for an old name)."""
+        return resolve_loss_name(
+            self.loss, owner=type(self).__name__, allowed=_REGRESSION_LOSSES
+        )
+
+    def _loss(self, name=None):
+        name = self._loss_name() if name is None else name
+        if name == "squared_error":
             return _Squared()
-        if self.loss == "absolute":
+        if name == "absolute_error":
             return _Absolute()
         return _Huber(self.epsilon)
 
@@ -503,14 +529,16 @@ class DROLinearRegression(RegressorMixin, _BaseDROLinear):
             The fitted estimator.
         """
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
-        loss = self._loss()
-        scaled = self._standardized(y, sample_weight)
+        name = self._loss_name()
+        loss = self._loss(name)
+        sample_weight = check_nonnegative_sample_weight(sample_weight, X)
+        scaled = self._standardized(y, sample_weight, name)
         W, b = self._fit_problem(X, loss.encode(y), sample_weight, loss, scaled)
         self.coef_ = W[:, 0].copy()
         self.intercept_ = float(b[0])
         return self
 
-    def _standardized(self, y, sample_weight):
+    def _standardized(self, y, sample_weight, name):
         """The problem with ``(y - center) / scale``: loss, target, alpha, ...
 
         Every loss here is homogeneous in the residual and every risk head in
@@ -521,24 +549,14 @@ class DROLinearRegression(RegressorMixin, _BaseDROLinear):
         its absolute tolerances mean what they say (y scaled by 1e-8 or 1e8
         gives the same solution, scaled).
         """
-        try:
-            w = (
-                np.ones_like(y)
-                if sample_weight is None
-                else np.asarray(sample_weight, dtype=float).reshape(-1)
-            )
-        except (TypeError, ValueError):
-            return None  # validated (and rejected) by _fit_problem
-        if w.shape != y.shape or not np.all(np.isfinite(w)) or w.sum() <= 0:
-            return None
-        w = np.maximum(w, 0.0) / w.sum()
+        w = sample_weight / sample_weight.sum()  # validated by fit
         center = float(np.dot(w, y)) if self.fit_intercept else 0.0
         scale = float(np.sqrt(np.dot(w, (y - center) ** 2)))
         if not np.isfinite(scale) or scale <= 0.0:
             return None
-        if self.loss == "squared":
+        if name == "squared_error":
             loss, alpha = _Squared(), self.alpha
-        elif self.loss == "absolute":
+        elif name == "absolute_error":
             loss, alpha = _Absolute(), self.alpha * scale
         else:
             loss, alpha = _Huber(self.epsilon / scale), self.alpha

@@ -1,12 +1,10 @@
 """Conditional CVaR DRO: shifts of Y given X with the X-marginal held fixed."""
 
 import warnings
-from functools import partial
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.linalg import qr
-from scipy.optimize import linprog
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model._base import LinearClassifierMixin
@@ -14,7 +12,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-from skrobust.ambiguity import CVaR
+from skrobust.ambiguity._conditional_cvar import (  # noqa: F401 (tests import them)
+    _LP_FULL,
+    ConditionalCVaR,
+    _conditional_cvar,
+    _conditional_lp,
+    _Controls,
+)
 from skrobust.linear_model._classifier import _encode_classes, _LogisticProbaMixin
 from skrobust.linear_model._losses import (
     _Absolute,
@@ -22,735 +26,39 @@ from skrobust.linear_model._losses import (
     _Squared,
 )
 from skrobust.linear_model._solver import (
-    _certificate_info,
     _check_result,
     _cvxpy_fallback_allowed,
-    _fenchel_lower,
-    _fenchel_lower_multi,
-    _lbfgs,
-    _Mean,
-    _Problem,
     _with_lower_bound,
 )
-from skrobust.subpopulation._marginal import _power_of_two, _resolve_covariates
-from skrobust.utils import check_nonnegative_sample_weight
-
-
-class _ConditionalProblem:
-    """The smoothed objective over the packed vector [W.ravel(), b, beta].
-
-    With the controls ``C`` centered under ``p``, the objective is
-    ``CVaR_alpha(loss(X W + b) - C beta) + l2 / 2 ||W||^2``: the intercept
-    ``beta_0`` of ``eta(x) = beta_0 + beta' c`` is CVaR's own dual variable,
-    profiled out exactly for each evaluation by
-    :meth:`skrobust.ambiguity.CVaR.dual_argmin`.
-    """
-
-    def __init__(self, X, target, p, loss, controls, alpha, l2_reg, fit_intercept):
-        self.X = X
-        self.target = target
-        self.p = p
-        self.loss = loss
-        self.C = _Controls(X, controls, p)
-        self.center, self.scale, self.keep = (
-            self.C.all_center,
-            self.C.all_scale,
-            self.C.keep,
-        )
-        self.cvar = CVaR(alpha=float(alpha))
-        self.alpha = float(alpha)
-        self.l2 = float(l2_reg)
-        self.fit_intercept = fit_intercept
-        self.n_outputs = loss.n_outputs
-        self.n_coef = X.shape[1] * self.n_outputs
-        self.n_intercept = self.n_outputs if fit_intercept else 0
-        self.n_controls = self.C.shape[1]
-        self.trivial = self.cvar.is_trivial()
-        self._last_eta = None
-        # the linear engine's problem on the same data, for its Fenchel bound
-        # (no copy; its ``alpha`` is the ridge strength)
-        self.engine = _Problem(X, target, p, loss, self.cvar, self.l2, fit_intercept)
-
-    def control_coef(self, beta):
-        """``beta`` in the units of the original control columns."""
-        coef = np.zeros(self.keep.shape[0])
-        coef[self.keep] = np.asarray(beta, dtype=np.float64) / self.scale[self.keep]
-        return coef
-
-    def unpack(self, w):
-        W = w[: self.n_coef].reshape(self.X.shape[1], self.n_outputs)
-        end = self.n_coef + self.n_intercept
-        b = w[self.n_coef : end] if self.fit_intercept else None
-        return W, b, w[end:]
-
-    def predictions(self, W, b):
-        Z = self.X @ W
-        return Z + b if b is not None else Z
-
-    def losses(self, W, b):
-        return self.loss.value(self.predictions(W, b), self.target)
-
-    def __call__(self, w, tau, mean_only=False):
-        W, b, beta = self.unpack(w)
-        Z = self.predictions(W, b)
-        sample_loss, dZ = self.loss.value_grad(Z, self.target, tau)
-        if mean_only or self.trivial:
-            value, g_loss = float(self.p @ sample_loss), self.p
-            g_beta = np.zeros_like(beta)
-        else:
-            shifted = sample_loss - self.C @ beta
-            eta = self.cvar.dual_argmin(
-                shifted, self.p, smoothing=tau, start=self._last_eta
-            )
-            self._last_eta = eta
-            value, g_loss, _ = self.cvar.dual_objective(
-                eta, shifted, self.p, smoothing=tau
-            )
-            g_beta = -(self.C.T @ g_loss)
-        G = dZ * g_loss[:, None]
-        grad_W = self.X.T @ G
-        if self.l2:
-            grad_W += self.l2 * W
-            value += 0.5 * self.l2 * float(np.sum(W * W))
-        parts = [grad_W.ravel()]
-        if b is not None:
-            parts.append(G.sum(axis=0))
-        parts.append(g_beta)
-        return value, np.concatenate(parts)
-
-    def eta_intercept(self, W, b, beta):
-        """Exact optimal beta_0 (value at risk of the shifted losses)."""
-        shifted = self.losses(W, b) - self.C @ beta
-        return float(self.cvar.dual_argmin(shifted, self.p)[0])
-
-    def smoothing_error(self, tau):
-        """Bound on the objective error caused by the temperature ``tau``."""
-        cvar = 0.0 if self.trivial else np.log(2.0) / self.alpha
-        return tau * (self.loss.smooth_bound + cvar)
-
-
-# Rows per block when the controls are read from X block by block.
-_BLOCK = 1024
-
-
-class _Controls:
-    """The standardized controls ``(X[:, idx] - center) / scale``.
-
-    Stored as a matrix when there are at most half as many controls as
-    features; otherwise products and row blocks are computed from ``X``
-    itself (no copy of the columns): ``C @ v``, ``C.T @ u``, ``C[rows]`` (a
-    dense copy of those rows) and the weighted Gram matrix. Columns that are
-    constant under ``p`` (zero spread) constrain nothing and are dropped, as
-    are columns in the span of the others (collinear controls).
-    """
-
-    def __init__(self, X, columns, p):
-        self.X = X
-        n, d = X.shape
-        columns = np.asarray(columns, dtype=np.intp)
-        self.n_features = d
-        # by blocks copied in C order: the same arithmetic whatever the
-        # memory layout of X
-        center = np.zeros(columns.size)
-        for start in range(0, n, _BLOCK):
-            center += p[start : start + _BLOCK] @ X[start : start + _BLOCK][:, columns]
-        spread = np.zeros(columns.size)
-        size = np.zeros(columns.size)
-        for start in range(0, n, _BLOCK):
-            B = X[start : start + _BLOCK][:, columns] - center
-            spread += p[start : start + _BLOCK] @ (B * B)
-            np.maximum(size, np.max(np.abs(B + center), axis=0, initial=0.0), out=size)
-        scale = np.sqrt(spread)
-        self.keep = scale > 1e-10 * size
-        if np.count_nonzero(self.keep) > 1:
-            # collinear controls constrain nothing more than their span:
-            # keep a basis (pivoted QR of their correlation matrix)
-            idx = np.flatnonzero(self.keep)
-            G = np.zeros((idx.size, idx.size))
-            for start in range(0, n, _BLOCK):
-                B = (X[start : start + _BLOCK][:, columns[idx]] - center[idx]) / scale[
-                    idx
-                ]
-                G += B.T @ (B * p[start : start + _BLOCK, None])
-            _, R, pivot = qr(G, pivoting=True)
-            rank = int(np.count_nonzero(np.abs(np.diag(R)) > 1e-10 * abs(R[0, 0])))
-            self.keep[idx[np.sort(pivot[rank:])]] = False
-        self.all_center = center
-        self.all_scale = np.where(self.keep, scale, 1.0)
-        self.columns = columns[self.keep]
-        self.center = center[self.keep]
-        self.scale = self.all_scale[self.keep]
-        self.shape = (n, int(self.columns.size))
-        # a few controls are kept as a matrix (at most half the size of X):
-        # products with it cost n k, not n d
-        self._matrix = None
-        if 2 * self.shape[1] <= d:
-            self._matrix = np.ascontiguousarray(self[:])
-
-    @property
-    def T(self):
-        return _Transposed(self)
-
-    def __matmul__(self, v):
-        if self._matrix is not None:
-            return self._matrix @ v
-        v = np.asarray(v, dtype=np.float64) / self.scale
-        full = np.zeros(self.n_features)
-        full[self.columns] = v
-        return self.X @ full - float(self.center @ v)
-
-    def rmatvec(self, u):
-        if self._matrix is not None:
-            return self._matrix.T @ u
-        u = np.asarray(u, dtype=np.float64)
-        return ((self.X.T @ u)[self.columns] - self.center * u.sum()) / self.scale
-
-    def __getitem__(self, rows):
-        if getattr(self, "_matrix", None) is not None:
-            return self._matrix[rows]
-        return (self.X[rows][:, self.columns] - self.center) / self.scale
-
-    def gram(self, weights):
-        """``[C 1]^T diag(weights) [C 1]`` (the constant last), by blocks."""
-        k = self.shape[1]
-        H = np.zeros((k + 1, k + 1))
-        for start in range(0, self.shape[0], _BLOCK):
-            B = self[start : start + _BLOCK]
-            H[:k, :k] += B.T @ (B * weights[start : start + _BLOCK, None])
-        H[:k, k] = H[k, :k] = self.rmatvec(weights)
-        H[k, k] = weights.sum()
-        return H
-
-    def dense(self):
-        """The matrix itself (for the cvxpy reference, small samples)."""
-        return self[:]
-
-
-class _Transposed:
-    def __init__(self, controls):
-        self.controls = controls
-
-    def __matmul__(self, u):
-        return self.controls.rmatvec(u)
-
-
-def _feasible_weights(q, problem):
-    """Map weights near the set into it: ``0 <= q <= p / alpha``, ``sum q =
-    1``, ``C^T q = 0``.
-
-    The equality residual is removed by the least change in the metric
-    ``sum delta^2 / room`` (``room`` the distance to the nearest bound,
-    scaled), and what that leaves outside the box by mixing with ``p`` (in
-    the set, strictly inside the box). ``None`` if that fails.
-    """
-    p, C = problem.p, problem.C
-    cap = p / problem.alpha
-    q = np.clip(np.asarray(q, dtype=np.float64), 0.0, cap)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        room = np.where(cap > 0, q * (cap - q) / cap, 0.0)
-    H = C.gram(room)
-    for _ in range(2):  # one step of iterative refinement
-        resid = np.append(C.T @ q, q.sum() - 1.0)
-        lam = np.linalg.lstsq(H, resid, rcond=1e-13)[0]
-        q = q - room * (C @ lam[:-1] + lam[-1])
-    # mix with p until the box holds: (1 - t) q + t p
-    with np.errstate(divide="ignore", invalid="ignore"):
-        over = np.where(q > cap, (q - cap) / (q - p), 0.0)
-        under = np.where(q < 0, -q / (p - q), 0.0)
-    t = float(max(np.max(over, initial=0.0), np.max(under, initial=0.0)))
-    if not 0.0 <= t < 1.0:
-        return None
-    q = np.clip((1.0 - t) * q + t * p, 0.0, cap)
-    # the equalities must hold (collinear controls can leave the projection
-    # short): a weight vector outside the set gives no valid bound
-    resid = np.append(C.T @ q, q.sum() - 1.0)
-    if not float(np.max(np.abs(resid))) <= 1e-12:
-        return None
-    return q
-
-
-def _certificate(problem, w, tol, scale, candidates=(), refine=False):
-    """Duality gap of the exact objective at ``w`` (a dict, as the engine's).
-
-    The objective is evaluated exactly by the LP (:func:`_conditional_lp`);
-    the lower bound is the linear engine's Fenchel bound
-    (:func:`skrobust.linear_model._solver._fenchel_lower`): for every ``q``
-    in the set (``0 <= q <= p / alpha``, ``sum q = 1``, ``C^T q = 0``, the
-    dual of the Rockafellar-Uryasev problem with an affine threshold) and
-    loss duals ``u``, ``min_theta sum_i q_i l_i(theta) + l2 / 2 ||W||^2 >=
-    -sum_i q_i l_i*(u_i) - ||X^T (q u)||^2 / (2 l2)``. ``candidates`` are
-    pairs ``(q, u)`` (the smoothed solution's, cvxpy's duals), mapped into
-    the set by :func:`_feasible_weights`; the LP's worst case at ``w`` is
-    always tried. The gap includes the LP's own gap.
-    """
-    W, b, beta = problem.unpack(w)
-    Z = problem.predictions(W, b)
-    p = problem.p
-    losses, u_exact = problem.loss.value_grad(Z, problem.target)
-    if problem.trivial:
-        risk, q_exact, lp_gap = float(p @ losses), p, 0.0
-    else:
-        eta = problem.eta_intercept(W, b, beta) + problem.C @ beta
-        risk, q_exact, _, lp_gap = _conditional_lp(
-            losses, problem.C, p, problem.alpha, eta
-        )
-    value = risk + 0.5 * problem.l2 * float(np.sum(W * W))
-    threshold = tol * max(abs(value), scale)
-    multi = problem.n_outputs > 1
-    G = u_exact * q_exact[:, None]
-    grad = problem.X.T @ G + problem.l2 * W
-    kkt = float(np.max(np.abs(grad))) if grad.size else 0.0
-    if problem.fit_intercept:
-        kkt = max(kkt, float(np.max(np.abs(G.sum(axis=0)))))
-    del G, Z, losses
-    lower = -np.inf
-    tried = [(q_exact, u_exact)]
-    for q, u in candidates:
-        q = p if problem.trivial else _feasible_weights(q, problem)
-        if q is not None:
-            tried.insert(0, (q, u))
-    del candidates
-
-    def bound_at(q, u, w):
-        if multi:
-            return _fenchel_lower_multi(problem.engine, q, u)
-        return _fenchel_lower(problem.engine, q, u[:, 0], w)
-
-    best_q = None
-    for q, u in tried:
-        bound = bound_at(q, u, w)
-        if bound is not None and bound > lower:
-            lower, best_q = bound, q
-        if value + lp_gap - lower <= threshold:
-            break
-    if refine and value + lp_gap - lower > threshold:
-        # the best loss duals for these weights: those of the weighted fit
-        # min_theta E_q[loss] + penalty (smooth), from the solution; the
-        # bound is then first order in the weights' suboptimality
-        q = best_q if best_q is not None else q_exact
-        n_model = problem.n_coef + problem.n_intercept
-        weighted = _Problem(
-            problem.X,
-            problem.target,
-            q,
-            problem.loss,
-            _Mean(),
-            problem.l2,
-            problem.fit_intercept,
-        )
-        res = _lbfgs(weighted, w[:n_model], 0.0, 1e-10, 200)
-        if np.all(np.isfinite(res.x)):
-            Wq, bq, _ = problem.unpack(np.concatenate([res.x, w[n_model:]]))
-            _, u = problem.loss.value_grad(problem.predictions(Wq, bq), problem.target)
-            bound = bound_at(q, u, res.x)
-            if bound is not None and bound > lower:
-                lower = bound
-    gap = value + lp_gap - lower if np.isfinite(lower) else np.nan
-    return _certificate_info(
-        value,
-        lower,
-        gap,
-        kkt,
-        threshold,
-        scale,
-        lp_gap=float(lp_gap),
-        _risk_weights=(float(risk), q_exact),
-    )
-
-
-def _smoothed_candidate(problem, w, tau):
-    """The smoothed problem's dual point ``(q, u)`` at ``w``."""
-    W, b, beta = problem.unpack(w)
-    Z = problem.predictions(W, b)
-    smooth_losses, u = problem.loss.value_grad(Z, problem.target, tau)
-    if problem.trivial:
-        return problem.p, u
-    shifted = smooth_losses - problem.C @ beta
-    eta = problem.cvar.dual_argmin(shifted, problem.p, smoothing=tau)
-    _, q, _ = problem.cvar.dual_objective(eta, shifted, problem.p, smoothing=tau)
-    return q, u
-
-
-def _objective_scale(problem):
-    """Floor of the relative tolerance: 1e-3 times the mean loss at zero."""
-    Z = np.zeros((problem.X.shape[0], problem.n_outputs))
-    losses = problem.loss.value(Z, problem.target)
-    return max(1e-3 * abs(float(problem.p @ losses)), 1e-300)
-
-
-def _solve_lbfgs(problem, tol, max_iter):
-    """ERM warm start, then a continuation in the softplus temperature.
-
-    Once the bound on the smoothing error is below ``tol``, each stage ends
-    with a certificate (:func:`_certificate`); the continuation stops when
-    the gap is certified, or when the smoothing error is far below what the
-    tolerance resolves. Returns ``(w, n_iter,
-    res, cert)`` with the best stage's point and certificate.
-    """
-    n_params = problem.n_coef + problem.n_intercept
-    w = np.zeros(n_params + problem.n_controls)
-    scale = _objective_scale(problem)
-    tau_erm = 1e-2 if problem.loss.smooth_bound else 0.0
-    res = _lbfgs(partial(problem, mean_only=True), w, tau_erm, max(tol, 1e-3), max_iter)
-    w, n_iter = res.x, int(res.nit)
-    if not problem.smoothing_error(1.0):
-        res = _lbfgs(problem, w, 0.0, tol, max_iter)
-        w = res.x
-        cert = _certificate(
-            problem, w, tol, scale, [_smoothed_candidate(problem, w, 0.0)]
-        )
-        return w, n_iter + int(res.nit), res, cert
-    W, b, _ = problem.unpack(w)
-    losses = problem.losses(W, b)
-    spread = float(np.sqrt(problem.p @ (losses - problem.p @ losses) ** 2))
-    if spread <= 1e-8 * (1.0 + abs(float(problem.p @ losses))):
-        spread = 1.0
-    tau = 0.01 * spread
-    best_w, best, best_lower, best_tau = None, None, -np.inf, tau
-    cert = None
-    for stage_index in range(30):
-        res = _lbfgs(problem, w, tau, tol, max_iter)
-        w, n_iter = res.x, n_iter + int(res.nit)
-        if problem.smoothing_error(tau) > tol and stage_index < 29:
-            # the continuation stops only once the smoothing error is below
-            # tol: no certificate (an LP) before that
-            tau /= 10.0
-            continue
-        stage = _certificate(
-            problem, w, tol, scale, [_smoothed_candidate(problem, w, tau)]
-        )
-        best_lower = max(best_lower, stage["lower_bound"])
-        if best is None or stage["objective"] <= best["objective"]:
-            best_w, best, best_tau = w, stage, tau
-        cert = _with_lower_bound(best, best_lower)
-        # the smoothing error below tol (the coefficients then agree with the
-        # exact solution's), and the gap certified
-        if cert["certified"] and problem.smoothing_error(tau) <= tol:
-            break
-        if problem.smoothing_error(tau) <= 1e-3 * min(tol, cert["threshold"]):
-            break
-        tau /= 10.0
-    if not cert["certified"]:
-        # once more with the weighted fit's loss duals (one more L-BFGS run)
-        final = _certificate(
-            problem,
-            best_w,
-            tol,
-            scale,
-            [_smoothed_candidate(problem, best_w, best_tau)],
-            refine=True,
-        )
-        cert = _with_lower_bound(final, best_lower)
-    return best_w, n_iter, res, cert
-
-
-def _solve_cvxpy(problem, tol=None):
-    """The same problem as one conic program (Clarabel), the exact reference.
-
-    Returns ``(w, n_iter, status, q)``: ``q`` is the multiplier of the
-    constraints ``loss - eta <= s``, the worst-case weights (a dual point
-    for the certificate). ``tol`` sets Clarabel's gap and feasibility
-    tolerances to ``1e-4 * tol`` (at least 1e-12). Raises RuntimeError when
-    no solution is found.
-    """
-    import cvxpy as cp
-
-    n, d = problem.X.shape
-    K = problem.n_outputs
-    W = cp.Variable((d, K))
-    Z = problem.X @ W
-    b = None
-    if problem.fit_intercept:
-        b = cp.Variable(K)
-        Z = Z + np.ones((n, 1)) @ cp.reshape(b, (1, K), order="C")
-    loss_expr = problem.loss.cvxpy(Z, problem.target)
-    beta = cp.Variable(problem.n_controls) if problem.n_controls else None
-    eta0 = cp.Variable()
-    eta = eta0 + problem.C.dense() @ beta if beta is not None else eta0
-    constraints = []
-    if problem.trivial:
-        risk = problem.p @ loss_expr
-    else:
-        # the controls are centered under p, so E_p[eta] = eta0
-        slack = cp.Variable(n, nonneg=True)
-        constraints = [loss_expr - eta <= slack]
-        risk = eta0 + (problem.p / problem.alpha) @ slack
-    objective = risk + 0.5 * problem.l2 * cp.sum_squares(W)
-    cvx_problem = cp.Problem(cp.Minimize(objective), constraints)
-    options = {}
-    if tol is not None:
-        # 1e-4 * tol: Clarabel's defaults (1e-8) leave nearly perfect fits
-        # short of a certificate at tol
-        gap_tol = max(1e-4 * float(tol), 1e-12)
-        options = dict(
-            tol_gap_abs=gap_tol * _objective_scale(problem),
-            tol_gap_rel=gap_tol,
-            tol_feas=gap_tol,
-            max_iter=400,
-        )
-    try:
-        with warnings.catch_warnings():
-            # the status is read below; the certificate decides
-            warnings.simplefilter("ignore", UserWarning)
-            cvx_problem.solve(solver=cp.CLARABEL, **options)
-    except cp.error.SolverError as exc:
-        raise RuntimeError(f"the conic solver failed: {exc}") from exc
-    if cvx_problem.status not in cp.settings.SOLUTION_PRESENT or W.value is None:
-        raise RuntimeError(
-            f"cvxpy ended with status {cvx_problem.status!r} and no solution"
-        )
-    parts = [np.asarray(W.value, dtype=float).ravel()]
-    if b is not None:
-        parts.append(np.asarray(b.value, dtype=float))
-    beta_value = np.zeros(problem.n_controls)
-    if beta is not None and beta.value is not None:
-        beta_value += beta.value
-    parts.append(beta_value)
-    stats = cvx_problem.solver_stats
-    n_iter = int(stats.num_iters) if stats and stats.num_iters is not None else 0
-    q = problem.p
-    if constraints and constraints[0].dual_value is not None:
-        q = np.abs(np.asarray(constraints[0].dual_value, dtype=float)).ravel()
-    # Clarabel stops at "optimal" once |primal - dual| <= tol_gap_abs +
-    # tol_gap_rel |primal|: its dual value is at least this (a dual bound,
-    # up to its dual feasibility tolerance)
-    problem.cvxpy_dual_bound = -np.inf
-    if cvx_problem.status == cp.OPTIMAL and cvx_problem.value is not None:
-        value = float(cvx_problem.value)
-        rel = float(options.get("tol_gap_rel", 1e-8))
-        absolute = float(options.get("tol_gap_abs", 1e-8))
-        problem.cvxpy_dual_bound = value - (absolute + rel * abs(value))
-    return np.concatenate(parts), n_iter, cvx_problem.status, q
-
-
-def _cvxpy_or_raise(problem, tol, owner):
-    """:func:`_solve_cvxpy` at tolerance ``tol``, errors named for ``owner``."""
-    try:
-        return _solve_cvxpy(problem, tol)
-    except RuntimeError as exc:
-        raise RuntimeError(f"{owner}: {exc}; use solver='lbfgs'.") from exc
-
-
-def _cvxpy_certificate(problem, w, status, q, tol, scale):
-    """Certificate of an interior-point solution (see :func:`_certificate`).
-
-    The Fenchel bound uses cvxpy's multipliers (mapped into the set) and the
-    LP's worst case; the objective is re-evaluated exactly. When Clarabel
-    reports "optimal", its dual value (its primal value minus the gap its
-    stopping rule allows) is a further lower bound; the gap is then measured
-    from the exact objective at its coefficients, never from its primal
-    value (feasible only up to its tolerances: on a nearly perfect fit the
-    exact objective was 7e-6 relative above the optimum that Clarabel
-    reported at 1e-8).
-    """
-    W, b, _ = problem.unpack(w)
-    Z = problem.predictions(W, b)
-    losses, u = problem.loss.value_grad(Z, problem.target)
-    candidates = [(q, u)]
-    if problem.loss.smooth_bound > 0:
-        # a kinked loss (absolute): at the samples interpolated by the
-        # solution the residual is rounding noise and its sign no dual; the
-        # derivatives of the smoothed loss at small temperatures are
-        spread = float(np.sqrt(problem.p @ (losses - problem.p @ losses) ** 2))
-        spread = spread if spread > 0 else 1.0
-        for tau in (1e-6, 1e-8, 1e-10):
-            candidates.append(
-                (q, problem.loss.value_grad(Z, problem.target, tau * spread)[1])
-            )
-    cert = _certificate(problem, w, tol, scale, candidates, refine=True)
-    claimed = getattr(problem, "cvxpy_dual_bound", -np.inf)
-    if claimed <= cert["objective"]:
-        # Clarabel's claim, used only when consistent with the exact
-        # objective (on perfect fits its primal value can sit above the
-        # optimum by more than its gap, making the claim exceed it)
-        cert = _with_lower_bound(cert, claimed)
-    return cert
-
-
-# Below this many samples the LP is solved in one piece; above, on a working
-# set around the threshold (see _conditional_lp).
-_LP_FULL = 1024
-
-
-_LP_ATTEMPTS = (("highs", 1e-10), ("highs-ipm", 1e-10), ("highs", 1e-9))
-
-
-def _lp_on(losses, C, p, cap, rhs):
-    """``max q.l`` over ``0 <= q <= cap``, ``[1 C]^T q = rhs``: (q, eta) or None.
-
-    ``eta = y_0 + C y`` is the threshold given by the equality duals.
-    """
-    A_eq = np.empty((C.shape[1] + 1, losses.shape[0]))
-    A_eq[0] = 1.0
-    A_eq[1:] = C.T
-    bounds = np.column_stack([np.zeros_like(cap), cap])
-    # HiGHS's dual simplex sometimes stops with model status "Unknown" at
-    # the tight tolerances (n=18, one control, seed 555 of the certificate
-    # test); its interior-point method with crossover, then the simplex at
-    # 1e-9, solve those. The certificate downstream checks whatever is found.
-    for method, tol in _LP_ATTEMPTS:
-        result = linprog(
-            -losses,
-            A_eq=A_eq,
-            b_eq=rhs,
-            bounds=bounds,
-            method=method,
-            options={
-                "primal_feasibility_tolerance": tol,
-                "dual_feasibility_tolerance": tol,
-            },
-        )
-        if result.status == 0:
-            break
-    else:
-        return None, result.message
-    y = -np.asarray(result.eqlin.marginals, dtype=np.float64)
-    return (np.clip(result.x, 0.0, cap), y), None
-
-
-def _conditional_lp(losses, C, p, alpha, eta=None):
-    """Exact worst case ``max q.l`` over the conditional CVaR set.
-
-    ``C`` (n, k) holds the controls centered under ``p`` and scaled; the set
-    is ``0 <= q <= p / alpha``, ``sum q = 1``, ``C^T q = 0``. Returns
-    ``(risk, q, eta, gap)``: ``risk`` the dual value ``E_p[eta + (l -
-    eta)_+ / alpha]`` at the threshold ``eta = y_0 + C y`` from the LP duals
-    (an upper bound on the risk for any threshold affine in the controls),
-    ``q`` the worst-case weights, and ``gap`` the difference between
-    ``risk`` and ``q.l`` (a lower bound, up to HiGHS's feasibility tolerance
-    1e-10): the LP's own certificate.
-
-    Above ``_LP_FULL`` samples the LP runs on a working set: every sample
-    whose loss is clearly above (below) the threshold ``eta`` (the one
-    given, or that of the LP on a subsample) has its weight fixed at the cap
-    (at 0), and the LP is solved over the rest; its duals give a new
-    threshold, and the samples on the wrong side of it join the working set
-    until none is left (then the fixed weights satisfy the LP's optimality
-    conditions, so the solution is the LP's). Memory: O(n) beyond ``C``.
-    """
-    n = losses.shape[0]
-    k = C.shape[1]
-    if k == 0:
-        # no controls: the ordinary CVaR, exactly by sorting
-        risk, q = CVaR(alpha=alpha).risk_and_weights(losses, p)
-        eta = CVaR(alpha=alpha).dual_argmin(losses, p)
-        return float(risk), q, np.full(n, float(np.ravel(eta)[0])), 0.0
-    shift = float(p @ losses)
-    l = losses - shift
-    cap = p / alpha
-    rhs = np.zeros(k + 1)
-    rhs[0] = 1.0
-    if n <= _LP_FULL:
-        solved, message = _lp_on(l, C.dense(), p, cap, rhs)
-        if solved is None:
-            raise RuntimeError(
-                "conditional CVaR: the linear-programming solver (HiGHS) found "
-                f"no solution ({message})."
-            )
-        q, y = solved
-        eta = y[0] + C @ y[1:]
-    else:
-        if eta is None:
-            # the threshold of the LP on a subsample (reweighted)
-            rng = np.random.default_rng(0)
-            sub = np.sort(rng.choice(n, size=_LP_FULL, replace=False))
-            ps = p[sub] / p[sub].sum()
-            Cs = C[sub]
-            mean = ps @ Cs
-            solved, _ = _lp_on(l[sub], Cs - mean, ps, ps / alpha, rhs)
-            if solved is None:
-                eta = np.full(n, float(np.quantile(l, 1.0 - alpha)))
-            else:
-                y = solved[1]
-                eta = (y[0] - float(mean @ y[1:])) + C @ y[1:]
-        else:
-            eta = np.asarray(eta, dtype=np.float64) - shift
-        size = min(n, max(512, 40 * (k + 1)))
-        q = None
-        forced = np.zeros(n, dtype=bool)
-        for _ in range(60):
-            r = l - eta
-            work = forced.copy()
-            if size < n:
-                work[np.argpartition(np.abs(r), size - 1)[:size]] = True
-            else:
-                work[:] = True
-            fixed = np.where(r > 0, cap, 0.0)
-            fixed[work] = 0.0
-            rest = rhs.copy()
-            rest[0] -= fixed.sum()
-            rest[1:] -= C.T @ fixed
-            solved, message = _lp_on(l[work], C[work], p[work], cap[work], rest)
-            if solved is None:
-                if work.all():
-                    raise RuntimeError(
-                        "conditional CVaR: the linear-programming solver (HiGHS) "
-                        f"found no solution ({message})."
-                    )
-                size = min(n, 2 * size)
-                continue
-            x, y = solved
-            eta = y[0] + C @ y[1:]
-            r = l - eta
-            # fixed samples on the wrong side of the new threshold
-            slack = 1e-12 * (1.0 + float(np.max(np.abs(l))))
-            wrong = ~work & (p > 0) & np.where(fixed > 0, r < -slack, r > slack)
-            fixed[work] = x
-            q = fixed
-            n_wrong = int(np.count_nonzero(wrong))
-            if n_wrong == 0:
-                break
-            forced |= wrong
-            size = min(n, 2 * size)
-    primal = float(q @ l)
-    dual = float(p @ eta) + float(p @ np.maximum(l - eta, 0.0)) / alpha
-    gap = max(dual - primal, 0.0)
-    total = q.sum()
-    # the dual value is an upper bound on the risk whatever the LP's
-    # accuracy (any threshold affine in the controls gives one); the
-    # weights' value, within the LP's tolerances of feasible, is within gap
-    return dual + shift, q / total, eta + shift, gap
-
-
-def _conditional_cvar(losses, controls, alpha, sample_weight=None):
-    """Robust risk and worst-case weights of fixed losses, by linear programming.
-
-    The value of :math:`\\inf_{\\beta_0, \\beta} E_p[\\eta + (\\ell - \\eta)_+ /
-    \\alpha]` with :math:`\\eta = \\beta_0 + \\beta^\\top c`, computed from its
-    dual: :math:`\\max_q \\sum_i q_i \\ell_i` over :math:`0 \\le q_i \\le
-    p_i / \\alpha`, :math:`\\sum_i q_i = 1`, :math:`\\sum_i q_i c_i = \\sum_i
-    p_i c_i` (HiGHS, on a working set for large samples: see
-    :func:`_conditional_lp`). Used for the fitted attributes, to evaluate a
-    model on new data, and by the benchmarks.
-
-    Returns
-    -------
-    risk : float
-    weights : ndarray of shape (n_samples,)
-    """
-    losses = np.asarray(losses, dtype=np.float64)
-    controls = np.asarray(controls, dtype=np.float64).reshape(losses.shape[0], -1)
-    p = np.ones_like(losses) if sample_weight is None else np.asarray(sample_weight)
-    p = np.asarray(p, dtype=np.float64) / np.sum(p)
-    alpha = float(alpha)
-    if alpha >= 1.0:
-        return float(p @ losses), p.copy()
-    if controls.shape[1] == 0:
-        return CVaR(alpha=alpha).risk_and_weights(losses, p)
-    # the controls centered and scaled (computed from them, not copied) for a
-    # well-scaled LP
-    C = _Controls(controls, np.arange(controls.shape[1]), p)
-    if C.shape[1] == 0:
-        return CVaR(alpha=alpha).risk_and_weights(losses, p)
-    risk, q, _, _ = _conditional_lp(losses, C, p, alpha)
-    return risk, q
+from skrobust.subpopulation._conditional_solver import (
+    _ConditionalProblem,
+    _cvxpy_certificate,
+    _cvxpy_or_raise,
+    _objective_scale,
+    _solve_cvxpy,
+    _solve_lbfgs,
+)
+from skrobust.subpopulation._marginal import (
+    _DEPRECATED,
+    _power_of_two,
+    _resolve_covariates,
+)
+from skrobust.utils import (
+    check_nonnegative_sample_weight,
+    resolve_loss_name,
+    resolve_renamed_param,
+)
+
+# scikit-learn's names; the old "squared" and "absolute" warn (one release)
+_REGRESSION_LOSSES = {"squared_error", "absolute_error", "huber"}
 
 
 class _BaseConditionalCVaR(BaseEstimator):
     """Shared parameters and fitting of the conditional CVaR linear models."""
 
     _parameter_constraints = {
-        "alpha": [Interval(Real, 0, 1, closed="right")],
+        "subpopulation_size": [Interval(Real, 0, 1, closed="right")],
+        "alpha": [Interval(Real, 0, 1, closed="right"), StrOptions({_DEPRECATED})],
         "control_features": [list, tuple, np.ndarray, str, Integral, None],
         "l2_reg": [Interval(Real, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
@@ -790,13 +98,16 @@ class _BaseConditionalCVaR(BaseEstimator):
             p,
             loss,
             controls,
-            self.alpha,
+            resolve_renamed_param(self, "alpha", "subpopulation_size"),
             l2,
             self.fit_intercept,
         )
         owner = type(self).__name__
         scale = _objective_scale(problem)
-        with threadpool_limits(limits=1, user_api="blas"):
+        # BLAS single-threaded (small dense steps contend with the thread
+        # pool); the engine's L-BFGS loop sets it itself
+        lbfgs = self.solver != "cvxpy"
+        with nullcontext() if lbfgs else threadpool_limits(1, user_api="blas"):
             if self.solver == "cvxpy":
                 w, n_iter, status, q = _cvxpy_or_raise(problem, self.tol, owner)
                 info = dict(
@@ -885,10 +196,10 @@ class _BaseConditionalCVaR(BaseEstimator):
         return tags
 
 
-_PARAMS = """    alpha : float, default=0.2
-        Level of the conditional CVaR, in (0, 1]: the worst case reweights
-        the conditional law of Y given X by likelihood ratios of at most
-        ``1 / alpha``. ``alpha=1`` gives ERM.
+_PARAMS = """    subpopulation_size : float, default=0.2
+        Level :math:`\\alpha` of the conditional CVaR, in (0, 1]: the worst
+        case reweights the conditional law of Y given X by likelihood ratios
+        of at most ``1 / subpopulation_size``. ``1`` gives ERM.
     control_features : list of str or int, str, int or None, default=None
         The control columns :math:`C` of ``X`` (names of a DataFrame's
         columns or indices) on which the threshold :math:`\\eta(x) = \\beta_0
@@ -903,24 +214,28 @@ _PARAMS = """    alpha : float, default=0.2
     fit_intercept : bool, default=True
         Whether to fit an intercept.
     solver : {"lbfgs", "cvxpy"}, default="lbfgs"
-        ``"lbfgs"``: L-BFGS jointly over the coefficients and :math:`\\beta`,
-        with :math:`\\beta_0` profiled out exactly and the kink
-        :math:`(\\cdot)_+` smoothed by a softplus whose temperature is
-        shrunk until the bound on the resulting error is below ``tol``.
+        ``"lbfgs"``: the certified solver of :mod:`skrobust.linear_model`
+        (the engine of :class:`~skrobust.linear_model.DROLinearRegression`):
+        L-BFGS jointly over the coefficients and :math:`\\beta`, with
+        :math:`\\beta_0` profiled out exactly and the kink :math:`(\\cdot)_+`
+        smoothed by a softplus whose temperature is shrunk until the
+        duality gap is certified.
         ``"cvxpy"``: the same problem as one conic program solved by
         Clarabel (exact; small data)."""
 
 _COMMON_TAIL = """    tol : float, default=1e-6
-        Tolerance on the largest gradient entry (L-BFGS), bound on the
-        objective error allowed by smoothing, and relative duality gap
-        accepted: the solution is certified when the gap (see
+        Tolerance on the largest gradient entry (L-BFGS) and relative
+        duality gap accepted: the solution is certified when the gap (see
         ``solver_info_``) is at most ``tol * max(|objective_|, 1e-3 * mean
         loss at zero coefficients)``. If it is not, a problem of at most
         ``n_samples * n_parameters = 2e5`` entries is solved again exactly
         by Clarabel (through cvxpy); a ConvergenceWarning naming the gap is
         raised only if that also fails.
     max_iter : int, default=1000
-        Maximum number of L-BFGS iterations per smoothing stage."""
+        Maximum number of L-BFGS iterations per smoothing stage.
+    alpha : float, default="deprecated"
+        The old name of ``subpopulation_size``; when given it is used, with
+        a FutureWarning. Removed in the next release."""
 
 _ATTRS = """    control_features_ : ndarray of int
         Column indices of the controls in ``X``.
@@ -940,7 +255,7 @@ _ATTRS = """    control_features_ : ndarray of int
         Average training loss.
     worst_case_weights_ : ndarray of shape (n_samples,)
         The worst-case distribution over the training samples: at most
-        ``p_i / alpha``, with the same mean of every control as the data.
+        ``p_i / subpopulation_size``, with the same mean of every control as the data.
     n_iter_ : int
         Number of solver iterations (summed over the smoothing stages).
     optimality_gap_ : float
@@ -951,10 +266,12 @@ _ATTRS = """    control_features_ : ndarray of int
     solver_info_ : dict
         The certificate, with the keys of
         :class:`skrobust.linear_model.DROLinearRegression`'s: ``objective``
-        (exact: the robust risk by the linear program, plus the penalty),
-        ``lower_bound`` (a Fenchel bound from worst-case weights mapped
-        exactly into the set and the loss derivatives: the optimum is at
-        least this), ``duality_gap`` (their difference plus ``lp_gap``),
+        (the robust risk by the linear program, as its dual value, an upper
+        bound whatever the LP's accuracy, plus the penalty), ``lower_bound``
+        (a Fenchel bound from worst-case weights mapped exactly into the set
+        and the loss derivatives: the optimum is at least this),
+        ``duality_gap`` (their difference; after an interior-point solve,
+        plus ``lp_gap``),
         ``kkt_residual`` (largest entry of the gradient with the worst-case
         weights, in the units of the solved problem), ``threshold`` (``tol``
         times the objective's scale), ``scale``, ``certified`` (gap below
@@ -1009,8 +326,8 @@ class ConditionalCVaRLogisticRegression(
     Minimizes a bound on the average over X of the conditional value at
     risk of the log-loss given X: the worst case over distributions with the
     data's X-marginal whose law of Y given X has a likelihood ratio at most
-    ``1 / alpha``. The threshold of the CVaR is an affine function of chosen
-    control columns. Two classes use the logistic loss, more the
+    ``1 / subpopulation_size``. The threshold of the CVaR is an affine
+    function of chosen control columns. Two classes use the logistic loss, more the
     multinomial cross-entropy.
 
     Read more in the :ref:`User Guide <conditional_cvar>`.
@@ -1033,7 +350,7 @@ class ConditionalCVaRLogisticRegression(
     See Also
     --------
     ConditionalCVaRLinearRegression : The regression counterpart.
-    skrobust.linear_model.DROLogisticRegression : With ``CVaR(alpha)``, the
+    skrobust.linear_model.DROLogisticRegression : With ``CVaR(subpopulation_size)``, the
         marginal CVaR (``control_features=[]`` here).
     MarginalDROLogisticRegression : Shifts of the covariates instead.
 
@@ -1050,7 +367,9 @@ class ConditionalCVaRLogisticRegression(
     >>> from sklearn.datasets import make_classification
     >>> from skrobust.subpopulation import ConditionalCVaRLogisticRegression
     >>> X, y = make_classification(n_samples=200, n_features=4, random_state=0)
-    >>> clf = ConditionalCVaRLogisticRegression(alpha=0.2, control_features=[0])
+    >>> clf = ConditionalCVaRLogisticRegression(
+    ...     subpopulation_size=0.2, control_features=[0]
+    ... )
     >>> clf = clf.fit(X, y)
     >>> bool(clf.train_loss_ < clf.robust_risk_)
     True
@@ -1060,7 +379,7 @@ class ConditionalCVaRLogisticRegression(
 
     def __init__(
         self,
-        alpha=0.2,
+        subpopulation_size=0.2,
         *,
         control_features=None,
         l2_reg=1e-4,
@@ -1068,14 +387,16 @@ class ConditionalCVaRLogisticRegression(
         solver="lbfgs",
         tol=1e-6,
         max_iter=1000,
+        alpha=_DEPRECATED,
     ):
-        self.alpha = alpha
+        self.subpopulation_size = subpopulation_size
         self.control_features = control_features
         self.l2_reg = l2_reg
         self.fit_intercept = fit_intercept
         self.solver = solver
         self.tol = tol
         self.max_iter = max_iter
+        self.alpha = alpha
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -1110,7 +431,7 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
     Minimizes a bound on the average over X of the conditional value at
     risk of the loss given X: the worst case over distributions with the
     data's X-marginal whose law of Y given X has a likelihood ratio at most
-    ``1 / alpha``, which protects the regions of X where the noise is
+    ``1 / subpopulation_size``, which protects the regions of X where the noise is
     largest. The threshold of the CVaR is an affine function of chosen
     control columns.
 
@@ -1119,10 +440,12 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
     Parameters
     ----------
     %(params)s
-    loss : {"squared", "absolute", "huber"}, default="squared"
+    loss : {"squared_error", "absolute_error", "huber"}, default="squared_error"
         Per-sample loss of the residual :math:`r`: :math:`r^2/2`,
         :math:`|r|`, or Huber's (as in
-        :class:`skrobust.linear_model.DROLinearRegression`).
+        :class:`skrobust.linear_model.DROLinearRegression`); scikit-learn's
+        names. The old names ``"squared"`` and ``"absolute"`` still work for
+        one release, with a FutureWarning.
     epsilon : float, default=1.0
         Threshold of the Huber loss, in the units of ``y``.
     %(tail)s
@@ -1138,7 +461,7 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
     See Also
     --------
     ConditionalCVaRLogisticRegression : The classification counterpart.
-    skrobust.linear_model.DROLinearRegression : With ``CVaR(alpha)``, the
+    skrobust.linear_model.DROLinearRegression : With ``CVaR(subpopulation_size)``, the
         marginal CVaR (``control_features=[]`` here).
     MarginalDROLinearRegression : Shifts of the covariates instead.
 
@@ -1157,7 +480,9 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
     >>> rng = np.random.default_rng(0)
     >>> X = rng.uniform(-1, 1, size=(300, 2))
     >>> y = X @ np.array([1.0, -1.0]) + (0.1 + (X[:, 0] > 0)) * rng.normal(size=300)
-    >>> reg = ConditionalCVaRLinearRegression(alpha=0.2, control_features=[0])
+    >>> reg = ConditionalCVaRLinearRegression(
+    ...     subpopulation_size=0.2, control_features=[0]
+    ... )
     >>> reg = reg.fit(X, y)
     >>> bool(reg.train_loss_ < reg.robust_risk_)
     True
@@ -1167,24 +492,25 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
 
     _parameter_constraints = {
         **_BaseConditionalCVaR._parameter_constraints,
-        "loss": [StrOptions({"squared", "absolute", "huber"})],
+        "loss": [StrOptions(_REGRESSION_LOSSES | {"squared", "absolute"})],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
         self,
-        alpha=0.2,
+        subpopulation_size=0.2,
         *,
         control_features=None,
         l2_reg=0.0,
         fit_intercept=True,
-        loss="squared",
+        loss="squared_error",
         epsilon=1.0,
         solver="lbfgs",
         tol=1e-6,
         max_iter=1000,
+        alpha=_DEPRECATED,
     ):
-        self.alpha = alpha
+        self.subpopulation_size = subpopulation_size
         self.control_features = control_features
         self.l2_reg = l2_reg
         self.fit_intercept = fit_intercept
@@ -1193,11 +519,12 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
         self.solver = solver
         self.tol = tol
         self.max_iter = max_iter
+        self.alpha = alpha
 
-    def _loss(self):
-        if self.loss == "squared":
+    def _loss(self, name):
+        if name == "squared_error":
             return _Squared()
-        if self.loss == "absolute":
+        if name == "absolute_error":
             return _Absolute()
         return _Huber(self.epsilon)
 
@@ -1221,8 +548,11 @@ class ConditionalCVaRLinearRegression(RegressorMixin, _BaseConditionalCVaR):
             The fitted estimator.
         """
         X, y = validate_data(self, X, y, dtype=np.float64, order="C", y_numeric=True)
-        loss = self._loss()
-        degree = 1 if self.loss == "absolute" else 2
+        name = resolve_loss_name(
+            self.loss, owner=type(self).__name__, allowed=_REGRESSION_LOSSES
+        )
+        loss = self._loss(name)
+        degree = 1 if name == "absolute_error" else 2
         W, b = self._fit_problem(X, loss.encode(y), sample_weight, loss, degree)
         self.coef_ = W[:, 0].copy()
         self.intercept_ = float(b[0])

@@ -28,17 +28,9 @@ __all__ = [
 ]
 
 
-class _Deprecated(str):
-    """Default of a deprecated parameter: a string, so parameter checks pass."""
-
-    __slots__ = ()
-
-    def __repr__(self):
-        return "'deprecated'"
-
-
-#: Default of a parameter kept for one release under its old name.
-DEPRECATED = _Deprecated("deprecated")
+#: Default of a parameter kept for one release under its old name (a plain
+#: string: scikit-learn's common checks require defaults of basic types).
+DEPRECATED = "deprecated"
 
 #: scikit-learn's loss names, and the old short names that map to them.
 LOSS_NAMES = {

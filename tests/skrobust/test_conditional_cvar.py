@@ -111,7 +111,7 @@ _CLARABEL_INACCURATE = pytest.mark.filterwarnings(
 @pytest.mark.parametrize("controls", [[], [0], [0, 2], None])
 def test_logistic_lbfgs_matches_cvxpy(alpha, controls):
     X, y = _classification()
-    kwargs = dict(alpha=alpha, control_features=controls, l2_reg=1e-2)
+    kwargs = dict(subpopulation_size=alpha, control_features=controls, l2_reg=1e-2)
     lbfgs = ConditionalCVaRLogisticRegression(**kwargs).fit(X, y)
     cvx = ConditionalCVaRLogisticRegression(solver="cvxpy", **kwargs).fit(X, y)
     assert_allclose(lbfgs.objective_, cvx.objective_, rtol=RTOL_SOLVERS)
@@ -121,7 +121,7 @@ def test_logistic_lbfgs_matches_cvxpy(alpha, controls):
 @_CLARABEL_INACCURATE
 def test_multinomial_lbfgs_matches_cvxpy():
     X, y = _classification(n=150, n_classes=3)
-    kwargs = dict(alpha=0.3, control_features=[1], l2_reg=1e-2)
+    kwargs = dict(subpopulation_size=0.3, control_features=[1], l2_reg=1e-2)
     lbfgs = ConditionalCVaRLogisticRegression(**kwargs).fit(X, y)
     cvx = ConditionalCVaRLogisticRegression(solver="cvxpy", **kwargs).fit(X, y)
     assert lbfgs.coef_.shape == (3, 4)
@@ -130,11 +130,11 @@ def test_multinomial_lbfgs_matches_cvxpy():
     assert_allclose(lbfgs.predict_proba(X).sum(axis=1), 1.0)
 
 
-@pytest.mark.parametrize("loss", ["squared", "absolute", "huber"])
+@pytest.mark.parametrize("loss", ["squared_error", "absolute_error", "huber"])
 @pytest.mark.parametrize("controls", [[], [1], None])
 def test_regression_lbfgs_matches_cvxpy(loss, controls):
     X, y = _heteroscedastic()
-    kwargs = dict(alpha=0.2, control_features=controls, loss=loss)
+    kwargs = dict(subpopulation_size=0.2, control_features=controls, loss=loss)
     lbfgs = ConditionalCVaRLinearRegression(**kwargs).fit(X, y)
     cvx = ConditionalCVaRLinearRegression(solver="cvxpy", **kwargs).fit(X, y)
     # the CVaR objective can be flat in some coefficients: objectives only
@@ -145,7 +145,9 @@ def test_fitted_threshold_attains_the_objective():
     # eta(x) = control_intercept_ + x_C @ control_coef_ plugged into the
     # Rockafellar-Uryasev objective gives the robust risk (it is optimal)
     X, y = _heteroscedastic()
-    reg = ConditionalCVaRLinearRegression(alpha=0.2, control_features=[0, 1])
+    reg = ConditionalCVaRLinearRegression(
+        subpopulation_size=0.2, control_features=[0, 1]
+    )
     reg.fit(X, y)
     losses = 0.5 * (y - reg.predict(X)) ** 2
     eta = reg.control_intercept_ + X[:, [0, 1]] @ reg.control_coef_
@@ -163,7 +165,7 @@ def test_no_controls_is_ordinary_cvar_dro_logistic():
     # CVaR DRO of skrobust.linear_model, with the same penalty
     X, y = _classification()
     ours = ConditionalCVaRLogisticRegression(
-        alpha=0.3, control_features=[], l2_reg=1e-2
+        subpopulation_size=0.3, control_features=[], l2_reg=1e-2
     ).fit(X, y)
     ref = DROLogisticRegression(CVaR(alpha=0.3), alpha=1e-2).fit(X, y)
     assert_allclose(ours.objective_, ref.objective_, rtol=RTOL_SOLVERS)
@@ -173,7 +175,9 @@ def test_no_controls_is_ordinary_cvar_dro_logistic():
 
 def test_no_controls_is_ordinary_cvar_dro_regression():
     X, y = _heteroscedastic()
-    ours = ConditionalCVaRLinearRegression(alpha=0.2, control_features=[]).fit(X, y)
+    ours = ConditionalCVaRLinearRegression(
+        subpopulation_size=0.2, control_features=[]
+    ).fit(X, y)
     ref = DROLinearRegression(CVaR(alpha=0.2)).fit(X, y)
     assert_allclose(ours.objective_, ref.objective_, rtol=RTOL_SOLVERS)
 
@@ -184,13 +188,17 @@ def test_alpha_one_is_erm():
     # LinearRegression
     X, y = _classification()
     n = X.shape[0]
-    clf = ConditionalCVaRLogisticRegression(alpha=1.0, l2_reg=1e-2, tol=1e-8)
+    clf = ConditionalCVaRLogisticRegression(
+        subpopulation_size=1.0, l2_reg=1e-2, tol=1e-8
+    )
     clf.fit(X, y)
     ref = LogisticRegression(C=1 / (n * 1e-2), tol=1e-10, max_iter=10_000).fit(X, y)
     assert_allclose(clf.coef_, ref.coef_, rtol=1e-5)
     assert_allclose(clf.robust_risk_, clf.train_loss_)
     Xr, yr = _heteroscedastic()
-    reg = ConditionalCVaRLinearRegression(alpha=1.0, control_features=[1], tol=1e-10)
+    reg = ConditionalCVaRLinearRegression(
+        subpopulation_size=1.0, control_features=[1], tol=1e-10
+    )
     reg.fit(Xr, yr)
     ols = LinearRegression().fit(Xr, yr)
     assert_allclose(reg.coef_, ols.coef_, rtol=1e-5)
@@ -201,12 +209,12 @@ def test_risk_decreases_with_more_controls():
     # nested controls shrink the ambiguity set: ERM <= ... <= ordinary CVaR
     X, y = _heteroscedastic()
     risks = [
-        ConditionalCVaRLinearRegression(alpha=0.2, control_features=c)
+        ConditionalCVaRLinearRegression(subpopulation_size=0.2, control_features=c)
         .fit(X, y)
         .objective_
         for c in ([], [1], [0, 1])
     ]
-    erm = ConditionalCVaRLinearRegression(alpha=1.0).fit(X, y).objective_
+    erm = ConditionalCVaRLinearRegression(subpopulation_size=1.0).fit(X, y).objective_
     assert risks[0] > risks[1] > risks[2] > erm
 
 
@@ -231,7 +239,9 @@ def test_heteroscedastic_simulation_lowers_the_conditional_tail():
     X, y = _heteroscedastic(n=500, seed=1)
     alpha = 0.1
     erm = LinearRegression().fit(X, y)
-    cond = ConditionalCVaRLinearRegression(alpha=alpha, control_features=[1])
+    cond = ConditionalCVaRLinearRegression(
+        subpopulation_size=alpha, control_features=[1]
+    )
     cond.fit(X, y)
     tail_erm = _true_conditional_cvar(erm, alpha)
     tail_cond = _true_conditional_cvar(cond, alpha)
@@ -244,7 +254,7 @@ def test_heteroscedastic_simulation_lowers_the_conditional_tail():
 def test_sample_weight_equals_repeated_rows():
     X, y = _heteroscedastic(n=80)
     w = np.random.default_rng(0).integers(0, 3, size=80)
-    kwargs = dict(alpha=0.25, control_features=[1], tol=1e-8)
+    kwargs = dict(subpopulation_size=0.25, control_features=[1], tol=1e-8)
     weighted = ConditionalCVaRLinearRegression(**kwargs).fit(X, y, sample_weight=w)
     repeated = ConditionalCVaRLinearRegression(**kwargs).fit(
         np.repeat(X, w, axis=0), np.repeat(y, w)
@@ -256,9 +266,13 @@ def test_sample_weight_equals_repeated_rows():
 def test_column_names_and_round_trips():
     X, y = _classification()
     frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
-    by_name = ConditionalCVaRLogisticRegression(alpha=0.3, control_features=["b", "d"])
+    by_name = ConditionalCVaRLogisticRegression(
+        subpopulation_size=0.3, control_features=["b", "d"]
+    )
     by_name.fit(frame, y)
-    by_index = ConditionalCVaRLogisticRegression(alpha=0.3, control_features=[1, -1])
+    by_index = ConditionalCVaRLogisticRegression(
+        subpopulation_size=0.3, control_features=[1, -1]
+    )
     by_index.fit(X, y)
     assert_allclose(by_name.control_features_, [1, 3])
     assert_allclose(by_name.coef_, by_index.coef_)
@@ -267,7 +281,7 @@ def test_column_names_and_round_trips():
     assert clone(by_index).get_params() == by_index.get_params()
     # X is not modified
     X_copy = X.copy()
-    ConditionalCVaRLogisticRegression(alpha=0.3).fit(X, y)
+    ConditionalCVaRLogisticRegression(subpopulation_size=0.3).fit(X, y)
     assert_allclose(X, X_copy)
 
 

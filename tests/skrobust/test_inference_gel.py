@@ -31,7 +31,7 @@ def test_risk_interval_is_robust_risk_at_gel_radius():
 
 def test_one_sided_uses_shifted_quantile_and_kl():
     losses = np.random.default_rng(1).normal(size=200)
-    lower, upper = gel_risk_interval(losses, confidence=0.95, sided="upper")
+    lower, upper = gel_risk_interval(losses, confidence_level=0.95, sided="upper")
     assert lower == -np.inf
     assert_allclose(upper, ChiSquare(chi2.ppf(0.9, 1) / 400).risk(losses))
     lo_kl, up_kl = gel_risk_interval(losses, ambiguity=KL())
@@ -55,7 +55,7 @@ def test_risk_interval_bad_input():
     with pytest.raises(ValueError, match="f-divergence"):
         gel_risk_interval([1.0, 2.0, 3.0], ambiguity=CVaR(alpha=0.1))
     with pytest.raises(ValueError, match="0.5"):
-        gel_risk_interval([1.0, 2.0, 3.0], confidence=0.4, sided="upper")
+        gel_risk_interval([1.0, 2.0, 3.0], confidence_level=0.4, sided="upper")
     with pytest.raises(ValueError, match="NaN"):
         gel_risk_interval([1.0, np.nan])
 
@@ -158,7 +158,7 @@ def test_max_mean_single_option_reduces_to_chi2_gel():
     lower, upper, q = el_max_mean_interval(Y, random_state=0, return_threshold=True)
     # one option: the limit law is chi2_1; its bootstrap quantile is close
     assert abs(q - chi2.ppf(0.95, 1)) < 0.4
-    ref = gel_risk_interval(Y[:, 0], confidence=chi2.cdf(q, 1))
+    ref = gel_risk_interval(Y[:, 0], confidence_level=chi2.cdf(q, 1))
     assert_allclose([lower, upper], ref, rtol=1e-7)
 
 

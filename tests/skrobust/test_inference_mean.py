@@ -55,7 +55,7 @@ def test_endpoints_have_threshold_statistic():
     rng = np.random.default_rng(0)
     for n in [5, 30, 10_000]:
         x = rng.exponential(size=n)
-        lower, upper = el_mean_interval(x, confidence=0.9)
+        lower, upper = el_mean_interval(x, confidence_level=0.9)
         target = chi2.ppf(0.9, 1)
         assert_allclose(el_mean_test(x, lower)[0], target, rtol=1e-11)
         assert_allclose(el_mean_test(x, upper)[0], target, rtol=1e-11)

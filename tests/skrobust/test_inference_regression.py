@@ -87,7 +87,7 @@ def test_logistic_profile_matches_brute_force():
 
 def test_endpoints_have_threshold_statistic():
     X, y = _linear_data(200, 3, hetero=True)
-    intervals = el_coef_interval(LinearRegression(), X, y, confidence=0.9)
+    intervals = el_coef_interval(LinearRegression(), X, y, confidence_level=0.9)
     for j in range(3):
         for b in intervals[j]:
             stat, pvalue = el_coef_test(LinearRegression(), X, y, j, b)
@@ -152,7 +152,7 @@ def test_dro_linear_models_in_their_erm_case():
     with pytest.raises(ValueError, match="erm"):
         el_coef_interval(DROLinearRegression(), X, y)
     with pytest.raises(ValueError, match="erm"):
-        el_coef_interval(DROLinearRegression("erm", loss="absolute"), X, y)
+        el_coef_interval(DROLinearRegression("erm", loss="absolute_error"), X, y)
 
 
 def test_no_intercept_model():

@@ -26,6 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skrobust.ambiguity import KL, ChiSquare, CressieRead, CVaR, TotalVariation
 from skrobust.linear_model import DROLinearRegression, DROLogisticRegression
+from skrobust.utils import LOSS_NAMES
 
 # Objectives of the two solvers agree to this relative difference.
 SOLVER_RTOL = 1e-6
@@ -86,7 +87,9 @@ def test_logistic_lbfgs_matches_cvxpy(ambiguity, data, request):
 @pytest.mark.parametrize("loss", ["squared", "absolute", "huber"])
 def test_regression_lbfgs_matches_cvxpy(ambiguity, loss, regression_data):
     X, y = regression_data
-    params = dict(ambiguity=ambiguity, alpha=1e-3, loss=loss, tol=1e-9, max_iter=5000)
+    params = dict(
+        ambiguity=ambiguity, alpha=1e-3, loss=LOSS_NAMES[loss], tol=1e-9, max_iter=5000
+    )
     fast = DROLinearRegression(**params).fit(X, y)
     exact = DROLinearRegression(**params, solver="cvxpy").fit(X, y)
     assert_allclose(fast.objective_, exact.objective_, rtol=SOLVER_RTOL)

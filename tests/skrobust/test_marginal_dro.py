@@ -94,7 +94,9 @@ def test_worst_subgroup_loss_drops():
     X, y, _ = _simulation(150, 0)
     X_test, y_test, minority = _simulation(20_000, 1)
     erm = LinearRegression().fit(X, y)
-    dro = MarginalDROLinearRegression(alpha=0.2, covariates=[1], lipschitz=5.0)
+    dro = MarginalDROLinearRegression(
+        subpopulation_size=0.2, covariates=[1], lipschitz=5.0
+    )
     dro.fit(X, y)
 
     def worst(model):
@@ -109,7 +111,9 @@ def test_worst_subgroup_loss_drops():
 
 def test_fit_is_consistent_and_optimal():
     X, y, _ = _simulation(80, 2)
-    dro = MarginalDROLinearRegression(alpha=0.2, covariates=[1], lipschitz=3.0)
+    dro = MarginalDROLinearRegression(
+        subpopulation_size=0.2, covariates=[1], lipschitz=3.0
+    )
     dro.fit(X, y)
     Z = X[:, [1]]
     p = np.full(80, 1 / 80)
@@ -137,7 +141,9 @@ def test_zero_lipschitz_is_least_squares():
 def test_logistic_lowers_marginal_risk():
     X, y, _ = _simulation(100, 4)
     labels = (y > 0).astype(int)
-    clf = MarginalDROLogisticRegression(alpha=0.2, covariates=[1], lipschitz=3.0)
+    clf = MarginalDROLogisticRegression(
+        subpopulation_size=0.2, covariates=[1], lipschitz=3.0
+    )
     clf.fit(X, labels)
     erm = LogisticRegression(C=1 / (100 * 1e-4)).fit(X, labels)
     proba = erm.predict_proba(X)[np.arange(100), labels]
@@ -176,8 +182,8 @@ def test_bad_input():
         MarginalDROLinearRegression(covariates=["w"]).fit(frame, y)
     with pytest.raises(ValueError, match="out of range"):
         MarginalDROLinearRegression(covariates=[5]).fit(X, y)
-    with pytest.raises(ValueError, match="alpha"):
-        MarginalDROLinearRegression(alpha=0.0).fit(X, y)
+    with pytest.raises(ValueError, match="subpopulation_size"):
+        MarginalDROLinearRegression(subpopulation_size=0.0).fit(X, y)
     with pytest.raises(ValueError, match="lipschitz"):
         MarginalDROLinearRegression(lipschitz=-1.0).fit(X, y)
     big = np.zeros((600, 2))

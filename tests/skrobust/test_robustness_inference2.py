@@ -159,7 +159,7 @@ def test_optimal_value_gap_is_a_bound_for_a_kinked_loss(monkeypatch, seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = gel_optimal_value_interval(
-            DROLinearRegression(loss="absolute", max_iter=10), X, y, sided="upper"
+            DROLinearRegression(loss="absolute_error", max_iter=10), X, y, sided="upper"
         )
     # reference: cvxpy primal of the same problem at the one-sided GEL radius
     ref = _cvxpy_dro_absolute_chi2(X, y, chi2.ppf(0.90, 1) / (2.0 * 60))

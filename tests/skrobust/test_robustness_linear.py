@@ -25,6 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skrobust.ambiguity import KL, ChiSquare, CVaR, TotalVariation, Wasserstein
 from skrobust.linear_model import DROLinearRegression, DROLogisticRegression
+from skrobust.utils import LOSS_NAMES
 
 # issue 14's target: within 1e-6 relative of the optimum
 RTOL = 1e-6
@@ -130,7 +131,7 @@ def _fit_quietly(est, X, y, **kw):
 )
 def test_kinked_problems_reach_the_optimum(n, head, loss):
     X, y = _heavy_tailed(n, 5, seed=n)
-    reg = DROLinearRegression(head, loss=loss)
+    reg = DROLinearRegression(head, loss=LOSS_NAMES[loss])
     caught = _fit_quietly(reg, X, y)
     ref = _cvxpy_optimum(X, y, loss, head)  # cvxpy primal written above
     assert reg.objective_ <= ref * (1 + RTOL)
@@ -169,7 +170,7 @@ def test_certificate_is_a_valid_bound(head, loss, alpha):
             alpha = 1e-3  # the logistic optimum may not exist without a penalty
         est = DROLogisticRegression(head, alpha=alpha)
     else:
-        est = DROLinearRegression(head, loss=loss, alpha=alpha)
+        est = DROLinearRegression(head, loss=LOSS_NAMES[loss], alpha=alpha)
     caught = _fit_quietly(est, X, y)
     ref = _cvxpy_optimum(X, y, loss, head, alpha=alpha)
     info = est.solver_info_
@@ -202,7 +203,7 @@ def test_wasserstein_penalty_is_certified(norm, loss):
         est = DROLogisticRegression(head, alpha=1e-3)
         alpha = 1e-3
     else:
-        est, alpha = DROLinearRegression(head, loss=loss), 0.0
+        est, alpha = DROLinearRegression(head, loss=LOSS_NAMES[loss]), 0.0
     assert not _fit_quietly(est, X, y)
     assert est.solver_info_["certified"]
     assert np.isfinite(est.optimality_gap_)
@@ -215,7 +216,7 @@ def test_exact_fallback_rescues_a_truncated_solve():
     # two L-BFGS iterations cannot solve this; the certificate sees it and the
     # exact conic solve (Clarabel) takes over
     X, y = _heavy_tailed(80, 4, seed=3)
-    reg = DROLinearRegression(CVaR(0.1), loss="absolute", max_iter=2)
+    reg = DROLinearRegression(CVaR(0.1), loss="absolute_error", max_iter=2)
     assert not _fit_quietly(reg, X, y)
     assert reg.solver_info_["method"] == "lbfgs+cvxpy"
     ref = _cvxpy_optimum(X, y, "absolute", CVaR(0.1))
@@ -227,7 +228,7 @@ def test_failed_certificate_warns_with_the_gap(monkeypatch):
 
     monkeypatch.setattr(_solver, "_CVXPY_MAX_SIZE", 0)  # no fallback
     X, y = _heavy_tailed(80, 4, seed=3)
-    reg = DROLinearRegression(CVaR(0.1), loss="absolute", max_iter=2)
+    reg = DROLinearRegression(CVaR(0.1), loss="absolute_error", max_iter=2)
     with pytest.warns(ConvergenceWarning, match=r"duality gap is [0-9.e+-]+"):
         reg.fit(X, y)
     assert not reg.solver_info_["certified"]
@@ -251,7 +252,7 @@ def test_absolute_loss_small_gaussian_sets(seed):
     n, d = int(rng.integers(20, 61)), int(rng.integers(3, 9))
     X = rng.normal(size=(n, d))
     y = X @ rng.normal(size=d) + rng.normal(size=n)
-    reg = DROLinearRegression("erm", loss="absolute")
+    reg = DROLinearRegression("erm", loss="absolute_error")
     assert not _fit_quietly(reg, X, y)
     ref = _cvxpy_optimum(X, y, "absolute", "erm")  # least absolute deviations
     assert_allclose(reg.objective_, ref, rtol=RTOL)
@@ -267,7 +268,7 @@ def test_tiny_samples(n, loss, head):
     rng = np.random.default_rng(n)
     X = rng.normal(size=(n, 3))
     y = rng.normal(size=n)
-    reg = DROLinearRegression(head, loss=loss)
+    reg = DROLinearRegression(head, loss=LOSS_NAMES[loss])
     assert not _fit_quietly(reg, X, y)
     ref = _cvxpy_optimum(X, y, loss, head)
     if n <= 4:
@@ -283,7 +284,7 @@ def test_tiny_samples(n, loss, head):
 def test_collinear_columns(loss, head):
     X, y = _heavy_tailed(60, 3, seed=11)
     X = np.column_stack([X, X[:, 0], 2 * X[:, 1] - X[:, 2]])  # rank 3 of 5
-    reg = DROLinearRegression(head, loss=loss)
+    reg = DROLinearRegression(head, loss=LOSS_NAMES[loss])
     assert not _fit_quietly(reg, X, y)
     ref = _cvxpy_optimum(X, y, loss, head)
     assert_allclose(reg.objective_, ref, rtol=RTOL)
@@ -297,9 +298,9 @@ def test_zero_weights_equal_dropped_rows(head, loss):
     X, y = _heavy_tailed(60, 3, seed=13)
     w = np.ones(60)
     w[::4] = 0.0
-    weighted = DROLinearRegression(head, loss=loss)
+    weighted = DROLinearRegression(head, loss=LOSS_NAMES[loss])
     assert not _fit_quietly(weighted, X, y, sample_weight=w)
-    dropped = DROLinearRegression(head, loss=loss).fit(X[w > 0], y[w > 0])
+    dropped = DROLinearRegression(head, loss=LOSS_NAMES[loss]).fit(X[w > 0], y[w > 0])
     # identity: rows of weight 0 are not in the nominal distribution
     assert_allclose(weighted.objective_, dropped.objective_, rtol=RTOL)
     assert np.all(weighted.worst_case_weights_[w == 0] == 0)
@@ -329,10 +330,10 @@ def test_scaled_targets_dro(scale, head, loss):
     # identity: with y -> s y (and the Huber threshold -> s epsilon) the
     # solution scales by s and the objective by s (absolute) or s^2
     X, y = _heavy_tailed(100, 3, seed=19)
-    unit = DROLinearRegression(head, loss=loss, epsilon=1.0).fit(X, y)
+    unit = DROLinearRegression(head, loss=LOSS_NAMES[loss], epsilon=1.0).fit(X, y)
     ref = _cvxpy_optimum(X, y, loss, head)
     assert_allclose(unit.objective_, ref, rtol=RTOL)
-    scaled = DROLinearRegression(head, loss=loss, epsilon=scale)
+    scaled = DROLinearRegression(head, loss=LOSS_NAMES[loss], epsilon=scale)
     assert not _fit_quietly(scaled, X, y * scale)
     power = 1 if loss == "absolute" else 2
     assert_allclose(scaled.objective_, ref * scale**power, rtol=RTOL)
@@ -347,7 +348,7 @@ def test_perfect_fit():
     X = rng.normal(size=(40, 3))
     y = X @ np.array([1.0, -2.0, 0.5]) + 3.0
     for loss in ("squared", "absolute", "huber"):
-        reg = DROLinearRegression(CVaR(0.2), loss=loss)
+        reg = DROLinearRegression(CVaR(0.2), loss=LOSS_NAMES[loss])
         assert not _fit_quietly(reg, X, y)
         assert_allclose(reg.coef_, [1.0, -2.0, 0.5], atol=1e-5)
         assert reg.objective_ <= 1e-6
@@ -394,7 +395,7 @@ def test_kinked_fits_match_cvxpy_hypothesis(n, d, seed, exponent, head, loss):
     X = rng.normal(size=(n, d))
     y = X @ rng.normal(size=d) + rng.standard_t(3, size=n)
     scale = 10.0**exponent
-    reg = DROLinearRegression(head, loss=loss, epsilon=scale)
+    reg = DROLinearRegression(head, loss=LOSS_NAMES[loss], epsilon=scale)
     assert not _fit_quietly(reg, X, y * scale)
     ref = _cvxpy_optimum(X, y, loss, head)  # unit scale, then scaled
     power = 1 if loss == "absolute" else 2

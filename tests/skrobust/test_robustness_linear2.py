@@ -14,6 +14,7 @@ from numpy.testing import assert_allclose
 
 from skrobust.ambiguity import KL, CVaR, TotalVariation
 from skrobust.linear_model import DROLinearRegression, DROLogisticRegression
+from skrobust.utils import LOSS_NAMES
 
 cp = pytest.importorskip("cvxpy")
 
@@ -72,7 +73,7 @@ def test_kl_at_extreme_target_scales_matches_cvxpy(loss, scale):
     y = X @ np.array([1.0, -2.0, 0.5]) + rng.standard_t(3, size=60)
     ref = _kl_optimum(X, y, loss, 0.5)
     est = _fit_silently(
-        DROLinearRegression(KL(0.5), loss=loss, epsilon=scale), X, y * scale
+        DROLinearRegression(KL(0.5), loss=LOSS_NAMES[loss], epsilon=scale), X, y * scale
     )
     power = 1 if loss == "absolute" else 2
     assert_allclose(est.objective_, ref * scale**power, rtol=RTOL)

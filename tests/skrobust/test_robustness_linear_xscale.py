@@ -27,9 +27,9 @@ REGRESSION = [
     dict(ambiguity=CVaR(0.3)),
     dict(ambiguity=ChiSquare(radius=0.5)),
     dict(ambiguity=KL(radius=0.1)),
-    dict(ambiguity=TotalVariation(0.2), loss="absolute"),
+    dict(ambiguity=TotalVariation(0.2), loss="absolute_error"),
     dict(ambiguity=CVaR(0.2), loss="huber"),
-    dict(ambiguity=Wasserstein(radius=0.1), loss="absolute"),
+    dict(ambiguity=Wasserstein(radius=0.1), loss="absolute_error"),
 ]
 
 

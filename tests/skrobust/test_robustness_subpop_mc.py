@@ -38,6 +38,13 @@ REF_RTOL = 1e-7
 # and its absolute gap tolerance: perfect fits end near 3e-13, not 0
 REF_ATOL = 1e-12
 
+# the estimators take scikit-learn's loss names (the references the short ones)
+_SKLEARN_NAME = {
+    "squared": "squared_error",
+    "absolute": "absolute_error",
+    "huber": "huber",
+}
+
 
 def _clarabel(objective, constraints=()):
     """Clarabel at its default tolerances (1e-8) and at 1e-12: the lower value.
@@ -135,7 +142,9 @@ def test_conditional_regression_certified_against_primal(
     w = np.ones(n)
     if zero_weights and n > 3:
         w[rng.choice(n, size=n // 3, replace=False)] = 0.0
-    model = ConditionalCVaRLinearRegression(0.2, control_features=controls, loss=kind)
+    model = ConditionalCVaRLinearRegression(
+        0.2, control_features=controls, loss=_SKLEARN_NAME[kind]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         model.fit(X, y, sample_weight=w)
@@ -180,9 +189,13 @@ def test_conditional_extreme_scales(scale, kind):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 3))
     y = X[:, 0] + rng.normal(size=30)
-    base = ConditionalCVaRLinearRegression(0.2, control_features=[0], loss=kind)
+    base = ConditionalCVaRLinearRegression(
+        0.2, control_features=[0], loss=_SKLEARN_NAME[kind]
+    )
     base.fit(X, y)
-    model = ConditionalCVaRLinearRegression(0.2, control_features=[0], loss=kind)
+    model = ConditionalCVaRLinearRegression(
+        0.2, control_features=[0], loss=_SKLEARN_NAME[kind]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         model.fit(X * scale, y * scale)

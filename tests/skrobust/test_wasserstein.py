@@ -14,6 +14,7 @@ from sklearn.datasets import make_classification, make_regression
 
 from skrobust.ambiguity import Wasserstein
 from skrobust.linear_model import DROLinearRegression, DROLogisticRegression
+from skrobust.utils import LOSS_NAMES
 
 SOLVER_RTOL = 1e-6
 
@@ -35,7 +36,9 @@ def test_logistic_matches_cvxpy(binary, norm):
 @pytest.mark.parametrize("loss", ["absolute", "huber"])
 def test_regression_matches_cvxpy(loss):
     X, y = make_regression(n_samples=80, n_features=3, noise=3.0, random_state=1)
-    params = dict(ambiguity=Wasserstein(0.5), loss=loss, epsilon=2.0, tol=1e-9)
+    params = dict(
+        ambiguity=Wasserstein(0.5), loss=LOSS_NAMES[loss], epsilon=2.0, tol=1e-9
+    )
     fast = DROLinearRegression(**params).fit(X, y / 10)
     exact = DROLinearRegression(**params, solver="cvxpy").fit(X, y / 10)
     assert_allclose(fast.objective_, exact.objective_, rtol=SOLVER_RTOL)
@@ -96,7 +99,9 @@ def test_penalty_formula_and_smoothing_bound():
 def test_squared_loss_and_multiclass_are_refused(binary):
     X, y = binary
     with pytest.raises(ValueError, match="Lipschitz"):
-        DROLinearRegression(Wasserstein(0.1), loss="squared").fit(X, y.astype(float))
+        DROLinearRegression(Wasserstein(0.1), loss="squared_error").fit(
+            X, y.astype(float)
+        )
     y3 = np.arange(len(y)) % 3
     with pytest.raises(ValueError, match="Lipschitz"):
         DROLogisticRegression(Wasserstein(0.1)).fit(X, y3)
