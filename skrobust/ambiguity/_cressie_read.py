@@ -7,7 +7,7 @@ from scipy.optimize import brentq
 from sklearn.utils._param_validation import Interval
 
 from skrobust.ambiguity._base import (
-    AmbiguitySet,
+    ReweightingAmbiguitySet,
     _blocks,
     _group_descending,
     _masked_max,
@@ -21,7 +21,7 @@ _EPS = np.finfo(np.float64).eps
 _LOG_SAFE = 600.0
 
 
-class CressieRead(AmbiguitySet):
+class CressieRead(ReweightingAmbiguitySet):
     """Cressie-Read divergence ball around the empirical distribution.
 
     The set is :math:`\\{Q : D_{f_k}(Q \\| P_n) \\le \\rho\\}` with
@@ -116,8 +116,56 @@ class CressieRead(AmbiguitySet):
         c = (1.0 + k * (k - 1.0) * float(self.radius)) ** (1.0 / k)
         return k, s, c
 
+    _dual_is_threshold = True
+    _expectation_dual = ("eta", "log_lambda")
+
     def is_trivial(self):
         return float(self.radius) == 0.0
+
+    def divergence(self, q, p):
+        """The Cressie-Read divergence :math:`D_{f_k}(q \\| p)` of weights ``q``.
+
+        Parameters
+        ----------
+        q : ndarray of shape (n_samples,)
+            Weights of a distribution (zero where ``p`` is zero).
+        p : ndarray of shape (n_samples,)
+            Probability weights of the nominal distribution.
+
+        Returns
+        -------
+        divergence : float
+        """
+        on = p > 0
+        k = self._k
+        t = q[on] / p[on]
+        if k == 2.0:
+            f = 0.5 * (t - 1.0) ** 2
+        else:
+            f = (np.expm1(k * np.log(np.maximum(t, 1e-300))) - k * (t - 1.0)) / (
+                k * (k - 1.0)
+            )
+            f = np.where(t > 0, f, 1.0 / k)
+        return float(np.dot(p[on], f))
+
+    def feasible_weights(self, q, p):
+        """``p + t (q - p)`` with ``t = min(1, radius / D(q || p))``.
+
+        The divergence is convex and zero at ``p``, so the point is in the
+        ball.
+
+        Parameters
+        ----------
+        q : ndarray of shape (n_samples,)
+            Nonnegative weights (normalized here on the support of ``p``).
+        p : ndarray of shape (n_samples,)
+            Probability weights of the nominal distribution.
+
+        Returns
+        -------
+        q : ndarray of shape (n_samples,)
+        """
+        return _shrink_into_ball(self, q, p)
 
     def _dual_trivial(self, losses, p):
         # radius 0: the infimum over eta is approached as eta -> -inf; report
@@ -178,6 +226,23 @@ class CressieRead(AmbiguitySet):
         risk = top * c * moment ** (1.0 / s) + eta
         z /= z.sum()
         return float(risk), z, np.array([eta])
+
+    def _torch_solve_unit(self, z, p):
+        from skrobust.ambiguity._torch import cressie_read_unit
+
+        return cressie_read_unit(z, p, *self._constants())
+
+    def _torch_dual_terms(self, losses, dual):
+        from skrobust.ambiguity._torch import cressie_read_dual_terms
+
+        _, s, c = self._constants()
+        return cressie_read_dual_terms(losses, dual[0], dual[1], s, c)
+
+    def _torch_dual_start(self, losses, p, eta):
+        from skrobust.ambiguity._torch import cressie_read_log_lambda
+
+        _, s, _ = self._constants()
+        return [float(eta), cressie_read_log_lambda(losses, p, eta, s)]
 
     def dual_objective(self, dual, losses, p, smoothing=0.0):
         """Dual objective :math:`c_k(\\rho) E_p[(\\ell-\\eta)_+^{k_*}]^{1/k_*}+\\eta`.
@@ -311,6 +376,17 @@ class ChiSquare(CressieRead):
     @property
     def _k(self):
         return 2.0
+
+
+def _shrink_into_ball(ball, q, p):
+    """``p + t (q - p)``, ``t = min(1, radius / divergence)``: in the ball."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.where(p > 0, np.maximum(q, 0.0), 0.0)
+    q = q / q.sum()
+    radius = float(ball.radius)
+    div = ball.divergence(q, p)
+    t = 1.0 if div <= radius else radius / div
+    return p + t * (q - p)
 
 
 def _solve_chi2(z, p, c, log_c, max_iter=64):

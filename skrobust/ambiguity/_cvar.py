@@ -6,12 +6,12 @@ import numpy as np
 from scipy.special import expit
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity._base import AmbiguitySet, _blocks
+from skrobust.ambiguity._base import ReweightingAmbiguitySet, _blocks
 
 _EPS = np.finfo(np.float64).eps
 
 
-class CVaR(AmbiguitySet):
+class CVaR(ReweightingAmbiguitySet):
     """Conditional value at risk: all subpopulations of mass at least alpha.
 
     The set is :math:`\\{Q : dQ/dP_n \\le 1/\\alpha\\}`, the mixture components
@@ -197,7 +197,28 @@ class CVaR(AmbiguitySet):
         grad_losses /= alpha
         return value, grad_losses, np.array([1.0 - grad_losses.sum()])
 
+    _dual_is_threshold = True
+    _expectation_dual = ("eta",)
+
     def _profiled(self, losses, p, smoothing, start=None):
+        # the old private name, kept for callers outside skrobust.ambiguity
+        return self.profiled_dual(losses, p, smoothing, start=start)
+
+    def _profiled_curvature(self, dual, losses, p, smoothing):
+        # the old private name, kept for callers outside skrobust.ambiguity
+        return self.profiled_curvature(dual, losses, p, smoothing)
+
+    def _torch_solve_unit(self, z, p):
+        from skrobust.ambiguity._torch import cvar_unit
+
+        return cvar_unit(z, p, float(self.alpha))
+
+    def _torch_dual_terms(self, losses, dual):
+        from skrobust.ambiguity._torch import cvar_dual_terms
+
+        return cvar_dual_terms(losses, dual[0], float(self.alpha))
+
+    def profiled_dual(self, losses, p, smoothing=0.0, start=None):
         """Smoothed dual minimized over eta: ``(dual, value, grad_losses)``.
 
         The same numbers as :meth:`dual_argmin` followed by
@@ -205,7 +226,22 @@ class CVaR(AmbiguitySet):
         iterate: only losses within ``40 * smoothing`` of eta go through the
         sigmoid and softplus; beyond that band both equal their limits (0 or
         1, and ``(x)_+``) to within ``exp(-40) < 5e-18`` per unit weight.
+
+        Parameters
+        ----------
+        losses : ndarray of shape (n_samples,)
+        p : ndarray of shape (n_samples,)
+        smoothing : float, default=0.0
+        start : ndarray of shape (1,), default=None
+
+        Returns
+        -------
+        dual : ndarray of shape (1,)
+        value : float
+        grad_losses : ndarray of shape (n_samples,)
         """
+        if smoothing <= 0:
+            return super().profiled_dual(losses, p, smoothing, start=start)
         alpha = float(self.alpha)
         tau = float(smoothing)
         width = 40.0 * tau
@@ -242,7 +278,7 @@ class CVaR(AmbiguitySet):
         grad /= alpha
         return np.array([new]), new + excess / alpha, grad
 
-    def _profiled_curvature(self, dual, losses, p, smoothing):
+    def profiled_curvature(self, dual, losses, p, smoothing):
         """Hessian of the smoothed risk over the losses, with eta profiled out.
 
         With :math:`c_i = p_i \\sigma_i (1 - \\sigma_i) / \\tau` and
@@ -252,6 +288,18 @@ class CVaR(AmbiguitySet):
         (\\alpha \\sum_i c_i)`. Returned as ``(diag, vec)`` with
         ``hessian = diag(diag) - outer(vec, vec)``; solvers use it to build a
         preconditioner.
+
+        Parameters
+        ----------
+        dual : ndarray of shape (1,)
+        losses : ndarray of shape (n_samples,)
+        p : ndarray of shape (n_samples,)
+        smoothing : float
+
+        Returns
+        -------
+        diag : ndarray of shape (n_samples,)
+        vec : ndarray of shape (n_samples,)
         """
         alpha = float(self.alpha)
         sig = expit((losses - float(dual[0])) / smoothing)

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -17,8 +17,8 @@ from sklearn.utils.validation import (
 )
 from torch import nn
 
-from skrobust.ambiguity import KL
-from skrobust.nn._loss import DROLoss, DualDROLoss
+from skrobust.ambiguity import ambiguity_constraint
+from skrobust.nn._loss import DROLoss, DualDROLoss, net_ambiguity
 from skrobust.nn._net import (
     _ACTIVATIONS,
     WeightedNet,
@@ -28,7 +28,6 @@ from skrobust.nn._net import (
     rng_devices,
     to_float32,
 )
-from skrobust.nn._solvers import check_ambiguity
 
 #: rows per forward pass in predictions
 _PREDICT_CHUNK = 4096
@@ -185,7 +184,7 @@ class _DRONetMixin:
 
     _parameter_constraints = {
         **_BaseNeuralNet._parameter_constraints,
-        "ambiguity": [None, HasMethods(["risk_and_weights"])],
+        "ambiguity": [None, *ambiguity_constraint(shortcuts=())],
         "minibatch": [StrOptions({"exact", "dual"})],
     }
 
@@ -225,7 +224,7 @@ class _DRONetMixin:
     def robust_risk(self, X, y, sample_weight=None):
         """Exact robust risk of the fitted model's losses on ``(X, y)``.
 
-        Computed with :meth:`skrobust.ambiguity.AmbiguitySet.risk` on the
+        Computed with :meth:`skrobust.ambiguity.ReweightingAmbiguitySet.risk` on the
         per-sample losses of the whole data set (not mini-batches).
 
         Parameters
@@ -243,14 +242,14 @@ class _DRONetMixin:
             The worst-case expected loss over the ambiguity set.
         """
         losses = self._per_sample_losses(X, y)
-        return check_ambiguity(self.ambiguity).risk(losses, sample_weight)
+        return net_ambiguity(self.ambiguity).risk(losses, sample_weight)
 
     def _criterion(self):
-        ambiguity = check_ambiguity(self.ambiguity)
-        if self.minibatch == "dual" and isinstance(ambiguity, KL):
+        ambiguity = net_ambiguity(self.ambiguity)
+        if self.minibatch == "dual" and not ambiguity._expectation_dual:
             raise ValueError(
                 "minibatch='dual' supports the ChiSquare, CressieRead and CVaR "
-                "sets; use minibatch='exact' with KL."
+                "sets; use minibatch='exact' with KL and TotalVariation."
             )
         criterion = DROLoss if self.minibatch == "exact" else DualDROLoss
         return criterion, ambiguity
@@ -299,7 +298,7 @@ class _DRONetMixin:
         if first_call:
             self._criterion()
             device, seed = self._device_and_seed()
-            ambiguity = check_ambiguity(self.ambiguity)
+            ambiguity = net_ambiguity(self.ambiguity)
             if self.minibatch == "exact" and not ambiguity.is_trivial():
                 warnings.warn(
                     "partial_fit with minibatch='exact' minimizes the robust risk "
@@ -433,9 +432,10 @@ _COMMON_PARAMS_DOC = """
         Widths of the hidden layers of the default network.
     activation : {"relu", "elu", "tanh", "gelu", "softplus"}, default="relu"
         Activation of the default network.
-    ambiguity : AmbiguitySet, default=None
-        ``ChiSquare``, ``CressieRead``, ``KL`` or ``CVaR`` from
-        :mod:`skrobust.ambiguity`; ``None`` means ``ChiSquare(radius=1.0)``.
+    ambiguity : ReweightingAmbiguitySet, default=None
+        ``ChiSquare``, ``CressieRead``, ``KL``, ``CVaR`` or ``TotalVariation``
+        from :mod:`skrobust.ambiguity`; ``None`` means
+        ``ChiSquare(radius=1.0)``.
     minibatch : {"exact", "dual"}, default="exact"
         ``"exact"`` minimizes the exact robust risk of each mini-batch
         (:class:`DROLoss`), a biased estimate of the robust risk of the data

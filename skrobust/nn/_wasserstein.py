@@ -28,7 +28,7 @@ from skrobust.nn._net import (
     check_finite_output,
     rng_devices,
 )
-from skrobust.nn._solvers import check_batch_weight
+from skrobust.ambiguity._torch import check_batch_weight
 
 #: rows perturbed at once by ``perturb`` and ``certificate``
 _CHUNK = 4096
