@@ -5,11 +5,8 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity._base import (
-    ReweightingAmbiguitySet,
-    _masked_sum,
-    _weights_on_max,
-)
+from skrobust.ambiguity._base import ReweightingAmbiguitySet
+from skrobust.ambiguity._blocked import _masked_sum, _weights_on_max
 from skrobust.ambiguity._cressie_read import _shrink_into_ball
 
 _EPS = np.finfo(np.float64).eps

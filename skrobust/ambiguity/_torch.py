@@ -391,7 +391,7 @@ def cressie_read_dual_terms(losses, eta, log_lambda, s, c):
 
 
 def cressie_read_log_lambda(losses, p, eta, s):
-    """The optimal ``log lambda`` for a fixed ``eta``: ``log E_p[(l-eta)_+^s]^(1/s)``."""
+    """The optimal ``log lambda`` at ``eta``: ``log E_p[(l - eta)_+^s]^(1/s)``."""
     excess = torch.clamp(losses - eta, min=0.0)
     moment = torch.dot(p, excess**s).item() ** (1.0 / s)
     return math.log(max(moment, 1e-8))

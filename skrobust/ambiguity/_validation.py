@@ -97,9 +97,7 @@ def check_ambiguity(ambiguity, *, name="ambiguity", feature_space=True):
                 f"{sorted(shortcuts)} or an ambiguity-set object."
             )
         result = shortcuts[ambiguity]()
-    elif _is_reweighting(ambiguity) or (
-        feature_space and _is_feature_space(ambiguity)
-    ):
+    elif _is_reweighting(ambiguity) or (feature_space and _is_feature_space(ambiguity)):
         result = clone(ambiguity)
     else:
         kinds = "an ambiguity set (e.g. skrobust.ambiguity.ChiSquare)"

@@ -195,11 +195,16 @@ def _case(seed, n, ties, weighted, scale):
 @pytest.mark.parametrize("kernel", ["numpy", "torch"])
 @pytest.mark.parametrize(
     "n,ties,weighted,scale",
-    [(2, False, False, 1.0), (9, True, True, 1e-150), (40, True, False, 1e150),
-     (64, False, True, 3.0)],
+    [
+        (2, False, False, 1.0),
+        (9, True, True, 1e-150),
+        (40, True, False, 1e150),
+        (64, False, True, 3.0),
+    ],
 )
-def test_torch_risk_and_gradient_match_numpy(ambiguity, kernel, n, ties, weighted,
-                                            scale):
+def test_torch_risk_and_gradient_match_numpy(
+    ambiguity, kernel, n, ties, weighted, scale
+):
     losses, weights = _case(n, n, ties, weighted, scale)
     risk, q = ambiguity.risk_and_weights(losses, weights)
     lt = torch.tensor(losses, requires_grad=True)
@@ -244,8 +249,11 @@ def test_float32_losses_and_bad_kernel():
     value = ChiSquare(0.5).torch_risk(losses)
     assert value.dtype == torch.float32
     value.backward()
-    assert_allclose(losses.grad.numpy(), ChiSquare(0.5).worst_case_weights(
-        [1.0, 2.0, 5.0]), rtol=1e-6)
+    assert_allclose(
+        losses.grad.numpy(),
+        ChiSquare(0.5).worst_case_weights([1.0, 2.0, 5.0]),
+        rtol=1e-6,
+    )
     with pytest.raises(ValueError, match="kernel"):
         risk_and_weights(ChiSquare(), losses, kernel="cuda")
     with pytest.raises(ValueError, match="empty"):
