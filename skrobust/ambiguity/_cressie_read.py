@@ -5,7 +5,7 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity._base import ReweightingAmbiguitySet
+from skrobust.ambiguity._base import _RadiusBall
 from skrobust.ambiguity._blocked import _group_descending, _masked_sum, _weights_on_max
 from skrobust.ambiguity._cressie_read_solve import (  # noqa: F401 (re-exported)
     _all_active_derivative,
@@ -18,7 +18,7 @@ from skrobust.ambiguity._cressie_read_solve import (  # noqa: F401 (re-exported)
 )
 
 
-class CressieRead(ReweightingAmbiguitySet):
+class CressieRead(_RadiusBall):
     """Cressie-Read divergence ball around the empirical distribution.
 
     The set is :math:`\\{Q : D_{f_k}(Q \\| P_n) \\le \\rho\\}` with
@@ -144,25 +144,6 @@ class CressieRead(ReweightingAmbiguitySet):
             )
             f = np.where(t > 0, f, 1.0 / k)
         return float(np.dot(p[on], f))
-
-    def feasible_weights(self, q, p):
-        """``p + t (q - p)`` with ``t = min(1, radius / D(q || p))``.
-
-        The divergence is convex and zero at ``p``, so the point is in the
-        ball.
-
-        Parameters
-        ----------
-        q : ndarray of shape (n_samples,)
-            Nonnegative weights (normalized here on the support of ``p``).
-        p : ndarray of shape (n_samples,)
-            Probability weights of the nominal distribution.
-
-        Returns
-        -------
-        q : ndarray of shape (n_samples,)
-        """
-        return _shrink_into_ball(self, q, p)
 
     def _dual_trivial(self, losses, p):
         # radius 0: the infimum over eta is approached as eta -> -inf; report
@@ -373,14 +354,3 @@ class ChiSquare(CressieRead):
     @property
     def _k(self):
         return 2.0
-
-
-def _shrink_into_ball(ball, q, p):
-    """``p + t (q - p)``, ``t = min(1, radius / divergence)``: in the ball."""
-    p = np.asarray(p, dtype=np.float64)
-    q = np.where(p > 0, np.maximum(q, 0.0), 0.0)
-    q = q / q.sum()
-    radius = float(ball.radius)
-    div = ball.divergence(q, p)
-    t = 1.0 if div <= radius else radius / div
-    return p + t * (q - p)

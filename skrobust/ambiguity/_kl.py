@@ -5,9 +5,8 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity._base import ReweightingAmbiguitySet
+from skrobust.ambiguity._base import _RadiusBall
 from skrobust.ambiguity._blocked import _masked_sum, _weights_on_max
-from skrobust.ambiguity._cressie_read import _shrink_into_ball
 
 _EPS = np.finfo(np.float64).eps
 _TINY = np.finfo(np.float64).tiny
@@ -16,7 +15,7 @@ _HUGE = np.finfo(np.float64).max
 _LOG_LAM_MAX = 700.0
 
 
-class KL(ReweightingAmbiguitySet):
+class KL(_RadiusBall):
     """Kullback-Leibler ball around the empirical distribution.
 
     The set is :math:`\\{Q : D_{KL}(Q \\| P_n) \\le \\rho\\}` and its robust risk
@@ -97,22 +96,6 @@ class KL(ReweightingAmbiguitySet):
         """
         pos = q > 0
         return float(np.sum(q[pos] * np.log(q[pos] / p[pos])))
-
-    def feasible_weights(self, q, p):
-        """``p + t (q - p)`` with ``t = min(1, radius / KL(q || p))``.
-
-        Parameters
-        ----------
-        q : ndarray of shape (n_samples,)
-            Nonnegative weights (normalized here on the support of ``p``).
-        p : ndarray of shape (n_samples,)
-            Probability weights of the nominal distribution.
-
-        Returns
-        -------
-        q : ndarray of shape (n_samples,)
-        """
-        return _shrink_into_ball(self, q, p)
 
     def _torch_solve_unit(self, z, p):
         from skrobust.ambiguity._torch import kl_unit

@@ -5,12 +5,12 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity._base import ReweightingAmbiguitySet
+from skrobust.ambiguity._base import _RadiusBall
 from skrobust.ambiguity._blocked import _weights_on_max
 from skrobust.ambiguity._cvar import CVaR, _cvar_solution, _value_at_risk
 
 
-class TotalVariation(ReweightingAmbiguitySet):
+class TotalVariation(_RadiusBall):
     """Total-variation ball around the empirical distribution.
 
     The set is :math:`\\{Q : \\tfrac12 \\sum_i |q_i - p_i| \\le \\delta\\}`. The
@@ -178,27 +178,21 @@ class TotalVariation(ReweightingAmbiguitySet):
 
     _dual_is_threshold = True
 
-    def feasible_weights(self, q, p):
-        """``p + t (q - p)`` with ``t = min(1, radius / TV(q, p))``.
+    def divergence(self, q, p):
+        """The total-variation distance :math:`\\tfrac12 \\sum_i |q_i - p_i|`.
 
         Parameters
         ----------
         q : ndarray of shape (n_samples,)
-            Nonnegative weights (normalized here on the support of ``p``).
+            Weights of a distribution.
         p : ndarray of shape (n_samples,)
             Probability weights of the nominal distribution.
 
         Returns
         -------
-        q : ndarray of shape (n_samples,)
+        distance : float
         """
-        p = np.asarray(p, dtype=np.float64)
-        q = np.where(p > 0, np.maximum(q, 0.0), 0.0)
-        q = q / q.sum()
-        distance = 0.5 * float(np.abs(q - p).sum())
-        radius = float(self.radius)
-        t = 1.0 if distance <= radius else radius / distance
-        return p + t * (q - p)
+        return 0.5 * float(np.abs(np.subtract(q, p)).sum())
 
     def _torch_solve_unit(self, z, p):
         from skrobust.ambiguity._torch import total_variation_unit
