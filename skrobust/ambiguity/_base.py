@@ -399,6 +399,11 @@ class ReweightingAmbiguitySet(AmbiguitySet):
             f"{type(self).__name__} has no dual in expectation form."
         )
 
+    def _torch_dual_mean(self, losses, dual, weight):
+        """Mean of ``weight * _torch_dual_terms`` (one autograd node)."""
+        terms = self._torch_dual_terms(losses, dual)
+        return terms.mean() if weight is None else (weight * terms).mean()
+
     def _torch_dual_start(self, losses, p, eta):
         """Starting values of the expectation-form duals from the exact ``eta``."""
         return [float(eta)]

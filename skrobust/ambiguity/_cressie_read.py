@@ -216,6 +216,12 @@ class CressieRead(_RadiusBall):
         _, s, c = self._constants()
         return cressie_read_dual_terms(losses, dual[0], dual[1], s, c)
 
+    def _torch_dual_mean(self, losses, dual, weight):
+        from skrobust.ambiguity._torch import cressie_read_dual_mean
+
+        _, s, c = self._constants()
+        return cressie_read_dual_mean(losses, dual[0], dual[1], weight, s, c)
+
     def _torch_dual_start(self, losses, p, eta):
         from skrobust.ambiguity._torch import cressie_read_log_lambda
 

@@ -222,6 +222,11 @@ class CVaR(ReweightingAmbiguitySet):
 
         return cvar_dual_terms(losses, dual[0], float(self.alpha))
 
+    def _torch_dual_mean(self, losses, dual, weight):
+        from skrobust.ambiguity._torch import cvar_dual_mean
+
+        return cvar_dual_mean(losses, dual[0], weight, float(self.alpha))
+
     def profiled_dual(self, losses, p, smoothing=0.0, start=None):
         """Smoothed dual minimized over eta: ``(dual, value, grad_losses)``.
 

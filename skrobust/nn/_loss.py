@@ -39,6 +39,11 @@ def _check_base_criterion(base_criterion):
 
 
 def _check_finite_losses(losses):
+    # one float64 sum is finite exactly when every loss is, unless finite
+    # losses near 1e308 overflow it: only then the elementwise check runs
+    total = losses.detach().sum(dtype=torch.float64)
+    if bool(torch.isfinite(total)):
+        return
     if not bool(torch.isfinite(losses.detach()).all()):
         raise ValueError(
             "losses contain NaN or infinite values: the base criterion "
@@ -365,11 +370,13 @@ class DualDROLoss(nn.Module):
             0-d tensor; at least the robust risk of ``losses`` under the
             (normalized) weights, with equality at the optimal dual variables.
         """
-        terms = self.dual_terms(losses)
-        if sample_weight is None:
-            return terms.mean()
-        w = check_batch_weight(sample_weight, terms.shape[0], terms.device)
-        return (w.to(terms.dtype) * terms).mean()
+        losses = _per_sample(losses)
+        w = check_batch_weight(sample_weight, losses.shape[0], losses.device)
+        if w is not None:
+            w = w.to(losses.dtype)
+        dual = [param.to(losses.dtype) for param in self._dual_parameters()]
+        # the set's fused mean of the dual terms: one autograd node
+        return self.ambiguity._torch_dual_mean(losses, dual, w)
 
     def forward(self, input, target, sample_weight=None):
         """Mean of the per-sample dual terms of the batch.

@@ -86,3 +86,27 @@ def test_criterion_does_not_hold_the_users_object():
     criterion = DROLoss(torch.nn.MSELoss(reduction="none"), ambiguity)
     criterion.ambiguity.set_params(alpha=0.9)
     assert ambiguity.alpha == 0.3
+
+
+@pytest.mark.parametrize(
+    "ambiguity", [CVaR(0.3), ChiSquare(0.5), CressieRead(0.2, k=3.0)], ids=repr
+)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fused_dual_mean_matches_autograd_of_the_terms(ambiguity, weighted):
+    # reference: autograd through the per-sample terms (dual_terms), float64
+    rng = np.random.default_rng(7)
+    losses = torch.tensor(rng.exponential(size=23), requires_grad=True)
+    weight = None
+    if weighted:
+        weight = torch.tensor(rng.uniform(size=23) * (rng.uniform(size=23) > 0.3))
+    criterion = DualDROLoss(torch.nn.MSELoss(reduction="none"), ambiguity).double()
+    criterion.initialize_dual(losses.detach() + 0.3)
+    params = [losses, *criterion._dual_parameters()]
+    fused = criterion.dual_objective(losses, weight)
+    grads = torch.autograd.grad(fused, params)
+    terms = criterion.dual_terms(losses)
+    plain = terms.mean() if weight is None else (weight * terms).mean()
+    ref = torch.autograd.grad(plain, params)
+    assert_allclose(fused.item(), plain.item(), rtol=1e-13)
+    for g, r in zip(grads, ref, strict=True):
+        assert_allclose(g.numpy(), r.numpy(), rtol=1e-12, atol=1e-14)
