@@ -31,7 +31,7 @@ import torch
 from _measure import MEMORY_NOTE, memory_call
 from skorch import NeuralNetClassifier
 
-from skrobust.ambiguity import KL, ChiSquare, CressieRead, CVaR
+from skrobust.ambiguity import KL, ChiSquare, CressieRead, CVaR, TotalVariation
 from skrobust.nn import DROLoss, DRONeuralNetClassifier, DualDROLoss
 
 torch.set_num_threads(1)
@@ -118,8 +118,10 @@ def main():
         "DROLoss CressieRead(0.2, k=3)": DROLoss(ce, CressieRead(0.2, k=3.0)),
         "DROLoss KL(0.1)": DROLoss(ce, KL(0.1)),
         "DROLoss CVaR(0.5)": DROLoss(ce, CVaR(0.5)),
+        "DROLoss TotalVariation(0.2)": DROLoss(ce, TotalVariation(0.2)),
         "DualDROLoss ChiSquare(0.2)": DualDROLoss(ce, ChiSquare(0.2)),
         "DualDROLoss CVaR(0.5)": DualDROLoss(ce, CVaR(0.5)),
+        "DualDROLoss CressieRead(0.2, k=3)": DualDROLoss(ce, CressieRead(0.2, k=3.0)),
     }
     loop_rows = []
     base_time = None

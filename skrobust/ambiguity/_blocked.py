@@ -38,6 +38,8 @@ def _masked_sum(x, z, compare, value):
 
     ``compare`` is a comparison ufunc such as ``np.greater_equal``.
     """
+    if z.shape[0] <= _MIN_BLOCK:  # one block: no generator (mini-batches)
+        return float(x[compare(z, value)].sum())
     return float(
         sum(
             float(x[block][compare(z[block], value)].sum())
@@ -48,6 +50,8 @@ def _masked_sum(x, z, compare, value):
 
 def _masked_min(z, compare, value):
     """The smallest ``z`` with ``compare(z, value)`` (``inf`` if none), in blocks."""
+    if z.shape[0] <= _MIN_BLOCK:
+        return float(z[compare(z, value)].min(initial=np.inf))
     return float(
         min(
             float(z[block][compare(z[block], value)].min(initial=np.inf))
@@ -58,6 +62,8 @@ def _masked_min(z, compare, value):
 
 def _masked_max(z, compare, value):
     """The largest ``z`` with ``compare(z, value)`` (``-inf`` if none), in blocks."""
+    if z.shape[0] <= _MIN_BLOCK:
+        return float(z[compare(z, value)].max(initial=-np.inf))
     return float(
         max(
             float(z[block][compare(z[block], value)].max(initial=-np.inf))
@@ -76,5 +82,7 @@ def _blocks(n, count=4):
     Loops over these (not over samples) keep the masks and temporaries of an
     operation to a fraction of a vector of ``n`` floats.
     """
+    if n <= _MIN_BLOCK:
+        return [slice(0, n)]
     step = max(_MIN_BLOCK, -(-n // count))
     return [slice(start, min(start + step, n)) for start in range(0, n, step)]
