@@ -827,7 +827,11 @@ def _newton_dual_point(problem, w, tau):
     dl = u * dz
     q_new = np.maximum(q + diag * dl - vec * float(vec @ dl), 0.0)
     q_feasible = _smoothed_weights(problem, smooth_losses, tau)
-    if hasattr(problem.ambiguity, "feasible_weights"):
+    # radius balls (with a `divergence`) keep the bisection below: their
+    # feasible_weights (issue 15) shrink toward p, not toward q_feasible
+    if hasattr(problem.ambiguity, "feasible_weights") and not hasattr(
+        problem.ambiguity, "divergence"
+    ):
         q_new = problem.ambiguity.feasible_weights(q_new, p)
     else:
         q_new = q_new / q_new.sum()
@@ -1025,7 +1029,8 @@ def _smoothed_weights(problem, smooth_losses, tau):
     amb = problem.ambiguity
     p = problem.p
     dual, _, g = problem._profile(smooth_losses, tau)
-    if hasattr(amb, "feasible_weights"):
+    # radius balls (with a `divergence`, issue 15) keep their old path here
+    if hasattr(amb, "feasible_weights") and not hasattr(amb, "divergence"):
         return amb.feasible_weights(g, p)
     if hasattr(amb, "_cvar") and hasattr(amb, "radius"):
         # total variation: (1 - delta) * (CVaR_{1-delta} weights) + delta * any
