@@ -5,7 +5,7 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity._base import _RadiusBall
+from skrobust.ambiguity._ball import _RadiusBall
 from skrobust.ambiguity._blocked import _group_descending, _masked_sum, _weights_on_max
 from skrobust.ambiguity._cressie_read_solve import (  # noqa: F401 (re-exported)
     _all_active_derivative,

@@ -5,7 +5,7 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity._base import _RadiusBall
+from skrobust.ambiguity._ball import _RadiusBall
 from skrobust.ambiguity._blocked import _weights_on_max
 from skrobust.ambiguity._cvar import CVaR, _cvar_solution, _value_at_risk
 
