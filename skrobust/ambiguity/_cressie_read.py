@@ -122,16 +122,8 @@ class CressieRead(_RadiusBall):
     def divergence(self, q, p):
         """The Cressie-Read divergence :math:`D_{f_k}(q \\| p)` of weights ``q``.
 
-        Parameters
-        ----------
-        q : ndarray of shape (n_samples,)
-            Weights of a distribution (zero where ``p`` is zero).
-        p : ndarray of shape (n_samples,)
-            Probability weights of the nominal distribution.
-
-        Returns
-        -------
-        divergence : float
+        ``q``: weights of a distribution (zero where ``p`` is); ``p``: the
+        nominal probability weights. Returns a float.
         """
         on = p > 0
         k = self._k

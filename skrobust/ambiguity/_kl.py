@@ -83,16 +83,8 @@ class KL(_RadiusBall):
     def divergence(self, q, p):
         """The Kullback-Leibler divergence :math:`KL(q \\| p)` of weights ``q``.
 
-        Parameters
-        ----------
-        q : ndarray of shape (n_samples,)
-            Weights of a distribution (zero where ``p`` is zero).
-        p : ndarray of shape (n_samples,)
-            Probability weights of the nominal distribution.
-
-        Returns
-        -------
-        divergence : float
+        ``q``: weights of a distribution (zero where ``p`` is); ``p``: the
+        nominal probability weights. Returns a float.
         """
         pos = q > 0
         return float(np.sum(q[pos] * np.log(q[pos] / p[pos])))
