@@ -495,6 +495,7 @@ class ReweightingAmbiguitySet(AmbiguitySet):
         off_support = None
         if sample_weight is None:
             # uniform: a read-only broadcast view, no array of n weights
+            # a broadcast view: the solvers take their uniform paths on it
             p = np.broadcast_to(np.float64(1.0 / n), (n,))
         else:
             p = check_probability_weights(sample_weight, n)

@@ -137,11 +137,11 @@ def robust_risk(ambiguity, losses, sample_weight=None, *, kernel="auto"):
 
 def _numpy_kernel(ambiguity, l, sample_weight, return_dual):
     device = l.device
-    l_np = l.cpu().numpy()
+    l_np = (l if device.type == "cpu" else l.cpu()).numpy()
     w_np = None
     if sample_weight is not None:
         w = check_batch_weight(sample_weight, l.shape[0], device)
-        w_np = w.cpu().numpy()
+        w_np = (w if device.type == "cpu" else w.cpu()).numpy()
     risk, q, dual = ambiguity._exact(l_np, w_np, validate=False)
     q_t = torch.from_numpy(q).to(device)
     risk_t = torch.tensor(risk, dtype=torch.float64, device=device)
