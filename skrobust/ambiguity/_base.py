@@ -1,31 +1,94 @@
 """The ambiguity-set interface every worst-case expectation goes through."""
 
-from abc import abstractmethod
+from abc import ABCMeta, abstractmethod
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from skrobust.ambiguity._blocked import (  # noqa: F401 (re-exported: old home)
+    _MIN_BLOCK,
+    _blocks,
+    _group_descending,
+    _masked_max,
+    _masked_min,
+    _masked_sum,
+    _weights_on_max,
+)
 from skrobust.utils._validation import check_losses, check_probability_weights
 
 
-class AmbiguitySet(BaseEstimator):
+class AmbiguitySet(BaseEstimator, metaclass=ABCMeta):
     """Base class of ambiguity sets: balls of distributions around P_n.
 
-    An ambiguity set :math:`\\mathcal{U}(P_n)` defines the worst-case (robust)
-    expectation of per-sample losses :math:`\\ell_1, \\dots, \\ell_n`,
+    An ambiguity set :math:`\\mathcal{U}(P_n)` around the empirical
+    distribution :math:`P_n` (mass :math:`p_i`, the normalized
+    ``sample_weight``, on sample :math:`i`) turns a model's losses into a
+    worst-case (robust) risk. There are two kinds, each an abstract subclass
+    with its own protocol:
+
+    - :class:`ReweightingAmbiguitySet` (``feature_space = False``): the
+      distributions reweight the samples (f-divergence balls, CVaR, total
+      variation). Everything is a function of the vector of per-sample losses:
+      the worst-case risk, the worst-case weights, the dual variables and a
+      certificate. ``ChiSquare``, ``CressieRead``, ``KL``, ``CVaR`` and
+      ``TotalVariation`` are of this kind.
+    - :class:`FeatureAmbiguitySet` (``feature_space = True``): the
+      distributions move the samples (perturb X, and possibly y), so the worst
+      case depends on the model, through its Lipschitz constant and the dual
+      norm of its coefficients. ``Wasserstein`` is of this kind.
+
+    Abstract methods are enforced: a subclass that does not implement them
+    cannot be instantiated. Ambiguity sets are scikit-learn style parameter
+    objects: ``get_params``, ``set_params``, ``clone`` and pickling work, so
+    ``GridSearchCV`` can search ``ambiguity__radius`` of an estimator that
+    holds one. They have no ``fit``.
+    """
+
+    #: whether the set perturbs the features (True) or reweights samples
+    feature_space = False
+
+    @abstractmethod
+    def is_trivial(self):
+        """Whether the set is the single point P_n (risk equals the mean)."""
+
+
+class ReweightingAmbiguitySet(AmbiguitySet):
+    """Ambiguity sets of reweightings of the samples: the loss-vector protocol.
+
+    Such a set :math:`\\mathcal{U}(P_n)` of distributions :math:`Q \\ll P_n`
+    defines the worst-case expectation of per-sample losses
+    :math:`\\ell_1, \\dots, \\ell_n`,
 
     .. math::
 
-        R(\\ell) = \\sup_{Q \\in \\mathcal{U}(P_n)} E_Q[\\ell],
+        R(\\ell) = \\sup_{Q \\in \\mathcal{U}(P_n)} E_Q[\\ell].
 
-    where :math:`P_n` puts mass :math:`p_i` (normalized ``sample_weight``) on
-    sample :math:`i`. Subclasses implement an exact solve of the
-    one-dimensional convex dual on losses rescaled to [0, 1], the dual
-    objective used by joint primal-dual solvers, and a cvxpy formulation.
+    The protocol (what every caller in the library uses):
 
-    Ambiguity sets are scikit-learn style parameter objects: ``get_params`` and
-    ``set_params`` work, so ``GridSearchCV`` can search ``ambiguity__radius``
-    of an estimator that holds one. They have no ``fit``.
+    - :meth:`risk`: the worst-case risk of a loss vector with sample weights;
+    - :meth:`worst_case_weights` (and :meth:`risk_and_weights`): the
+      maximizing distribution :math:`Q^\\star` as weights on the samples;
+    - :meth:`risk_gradient`: the gradient of :math:`R` with respect to the
+      losses, which is :math:`Q^\\star` (Danskin's theorem);
+    - :meth:`dual_init`: the optimal dual variables in loss units, and
+      :meth:`dual_objective` with its gradients in (dual, losses), minimized
+      over the dual by :meth:`dual_argmin` / :meth:`profiled_dual` (with an
+      optional smoothing of kinked duals), for joint primal-dual solvers;
+    - :meth:`certificate`: the duality gap of its own exact solve (the dual
+      objective at the returned dual minus the expectation under a feasible
+      distribution built from the returned weights by
+      :meth:`feasible_weights`);
+    - :meth:`torch_risk` / :meth:`torch_risk_and_weights`: the same set on
+      torch tensors, on any device, differentiable (the torch backend,
+      ``skrobust/ambiguity/_torch.py``; torch is imported only then);
+    - :meth:`cvxpy_risk`: a cvxpy formulation, the exact reference.
+
+    A subclass implements the abstract methods :meth:`_solve_unit` (the exact
+    solve of the one-dimensional convex dual on losses rescaled to [0, 1],
+    from which risk, weights, gradient and dual variables come),
+    :meth:`dual_objective`, :meth:`feasible_weights` (for the certificate),
+    :meth:`cvxpy_risk` and :meth:`is_trivial`; ``_torch_solve_unit`` gives it
+    a torch kernel (optional; on the CPU the numpy solve is used).
     """
 
     #: number of dual variables in :meth:`dual_objective`
@@ -129,6 +192,222 @@ class AmbiguitySet(BaseEstimator):
         """
         return self.dual_init(losses, p)
 
+    def risk_gradient(self, losses, sample_weight=None):
+        """Gradient of :meth:`risk` with respect to the losses.
+
+        By Danskin's theorem it is the worst-case distribution
+        (:meth:`worst_case_weights`); where the risk has a kink (tied losses
+        at a CVaR threshold, say) it is the supergradient of the exact solve.
+
+        Parameters
+        ----------
+        losses : array-like of shape (n_samples,)
+            Per-sample losses.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Nonnegative weights defining :math:`P_n`.
+
+        Returns
+        -------
+        grad : ndarray of shape (n_samples,)
+        """
+        return self.risk_and_weights(losses, sample_weight)[1]
+
+    def certificate(self, losses, sample_weight=None):
+        """Duality gap of the exact solve: a proof of the returned risk.
+
+        The dual objective at the returned dual variables is an upper bound on
+        the robust risk, and the expectation of the losses under a
+        distribution of the set (the worst-case weights made feasible by
+        :meth:`feasible_weights`) a lower bound. Both are evaluated on the
+        losses rescaled to [0, 1] and mapped back.
+
+        Parameters
+        ----------
+        losses : array-like of shape (n_samples,)
+            Per-sample losses.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Nonnegative weights defining :math:`P_n`.
+
+        Returns
+        -------
+        certificate : dict
+            ``risk`` (as :meth:`risk`), ``lower`` and ``upper`` (the two
+            bounds) and ``gap`` (``max(upper, risk) - min(lower, risk)`` in
+            loss units, zero up to rounding for an exact solve).
+        """
+        self._validate_params()
+        losses = check_losses(losses)
+        n = losses.shape[0]
+        if sample_weight is None:
+            p = np.full(n, 1.0 / n)
+        else:
+            p = check_probability_weights(sample_weight, n)
+        risk = self.risk(losses, p)
+        support = p > 0
+        lo = float(losses[support].min())
+        scale = float(losses[support].max()) - lo
+        if self.is_trivial() or scale <= 0:
+            return {"risk": risk, "lower": risk, "upper": risk, "gap": 0.0}
+        z = np.where(support, (losses - lo) / scale, 0.0)
+        risk_z, q, dual_z = self._solve_unit(z.copy(), p)
+        dual = self._dual_to_loss_units(np.asarray(dual_z), 0.0, 1.0)
+        upper = float(self.dual_objective(dual, z, p)[0])
+        lower = float(np.dot(self.feasible_weights(q, p), z))
+        gap = max(upper, risk_z) - min(lower, risk_z)
+        return {
+            "risk": risk,
+            "lower": lo + scale * lower,
+            "upper": lo + scale * upper,
+            "gap": scale * max(gap, 0.0),
+        }
+
+    @abstractmethod
+    def feasible_weights(self, q, p):
+        """Weights in the set near ``q``: a feasible point for certificates.
+
+        Parameters
+        ----------
+        q : ndarray of shape (n_samples,)
+            Nonnegative weights (for example the worst case of a solve or of
+            a smoothed dual).
+        p : ndarray of shape (n_samples,)
+            Probability weights of the nominal distribution.
+
+        Returns
+        -------
+        q : ndarray of shape (n_samples,)
+            Weights of a distribution in the set.
+        """
+
+    def profiled_dual(self, losses, p, smoothing=0.0, start=None):
+        """The dual minimized for fixed losses: ``(dual, value, grad_losses)``.
+
+        :meth:`dual_argmin` followed by :meth:`dual_objective`; sets with a
+        faster joint computation override it (CVaR). Solvers that profile the
+        dual out call it at every iterate.
+
+        Parameters
+        ----------
+        losses : ndarray of shape (n_samples,)
+            Per-sample losses, already validated.
+        p : ndarray of shape (n_samples,)
+            Probability weights of the nominal distribution.
+        smoothing : float, default=0.0
+            Smoothing temperature (see :meth:`dual_objective`).
+        start : ndarray of shape (n_dual,), default=None
+            A guess that iterative solves start from.
+
+        Returns
+        -------
+        dual : ndarray of shape (n_dual,)
+        value : float
+        grad_losses : ndarray of shape (n_samples,)
+        """
+        dual = self.dual_argmin(losses, p, smoothing=smoothing, start=start)
+        value, grad, _ = self.dual_objective(dual, losses, p, smoothing=smoothing)
+        return dual, value, grad
+
+    def profiled_curvature(self, dual, losses, p, smoothing):
+        """Curvature of the smoothed risk over the losses, dual profiled out.
+
+        Returned as ``(diag, vec)`` with ``hessian = diag(diag) - outer(vec,
+        vec)``, for preconditioners; ``None`` when the set does not provide it
+        (see :attr:`has_profiled_curvature`).
+
+        Parameters
+        ----------
+        dual : ndarray of shape (n_dual,)
+        losses : ndarray of shape (n_samples,)
+        p : ndarray of shape (n_samples,)
+        smoothing : float
+
+        Returns
+        -------
+        curvature : tuple of two ndarrays of shape (n_samples,), or None
+        """
+        return None
+
+    @property
+    def has_profiled_curvature(self):
+        """Whether :meth:`profiled_curvature` is provided by the set."""
+        return (
+            type(self).profiled_curvature
+            is not ReweightingAmbiguitySet.profiled_curvature
+        )
+
+    # -- torch backend -------------------------------------------------------
+    def torch_risk_and_weights(self, losses, sample_weight=None):
+        """:meth:`risk_and_weights` on torch tensors, on their device.
+
+        Parameters
+        ----------
+        losses : torch.Tensor of shape (n_samples,)
+            Per-sample losses on any device (detached here).
+        sample_weight : torch.Tensor of shape (n_samples,), default=None
+            Nonnegative weights of the nominal distribution.
+
+        Returns
+        -------
+        risk : torch.Tensor
+            0-d float64 tensor.
+        q : torch.Tensor of shape (n_samples,)
+            float64 worst-case weights.
+        """
+        from skrobust.ambiguity._torch import risk_and_weights
+
+        return risk_and_weights(self, losses, sample_weight)
+
+    def torch_risk(self, losses, sample_weight=None):
+        """Differentiable robust risk of a torch tensor of losses.
+
+        The value is :math:`\\sum_i q_i^\\star \\ell_i` with the worst-case
+        weights detached, so its gradient with respect to the losses is
+        :math:`q^\\star`, the gradient of the robust risk (Danskin).
+
+        Parameters
+        ----------
+        losses : torch.Tensor of shape (n_samples,)
+            Per-sample losses on any device.
+        sample_weight : torch.Tensor of shape (n_samples,), default=None
+            Nonnegative weights of the nominal distribution.
+
+        Returns
+        -------
+        risk : torch.Tensor
+            0-d tensor in the dtype of ``losses``.
+        """
+        from skrobust.ambiguity._torch import robust_risk
+
+        return robust_risk(self, losses, sample_weight)[0]
+
+    #: whether the first dual variable is a threshold eta in loss units
+    _dual_is_threshold = False
+    #: names of the dual variables of the expectation form of the dual
+    #: (see ``_torch_dual_terms``); empty when the dual has none
+    _expectation_dual = ()
+
+    def _torch_solve_unit(self, z, p):
+        """Torch kernel of :meth:`_solve_unit`: ``(risk, q, eta)`` tensors."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no torch kernel; on the CPU its numpy "
+            "solve is used (kernel='numpy')."
+        )
+
+    def _torch_dual_terms(self, losses, dual):
+        """Per-sample terms whose mean is the dual objective at ``dual``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no dual in expectation form."
+        )
+
+    def _torch_dual_mean(self, losses, dual, weight):
+        """Mean of ``weight * _torch_dual_terms`` (one autograd node)."""
+        terms = self._torch_dual_terms(losses, dual)
+        return terms.mean() if weight is None else (weight * terms).mean()
+
+    def _torch_dual_start(self, losses, p, eta):
+        """Starting values of the expectation-form duals from the exact ``eta``."""
+        return [float(eta)]
+
     @abstractmethod
     def dual_objective(self, dual, losses, p, smoothing=0.0):
         """Dual objective ``G(dual, losses)`` with ``min_dual G = risk``.
@@ -203,16 +482,20 @@ class AmbiguitySet(BaseEstimator):
         """Dual variables to report when the set is trivial or losses tie."""
         return np.zeros(self.n_dual)
 
-    def _exact(self, losses, sample_weight):
+    def _exact(self, losses, sample_weight, validate=True):
         # Peak memory: the losses (the caller's), at most three arrays of n
         # floats of our own (p, the rescaled losses z, one work array or q;
         # p is a broadcast view when unweighted) and masks of a block.
-        self._validate_params()
-        losses = check_losses(losses)
+        # validate=False (the torch backend, on losses it checked): the
+        # parameters are taken as validated and the losses as finite.
+        if validate:
+            self._validate_params()
+            losses = check_losses(losses)
         n = losses.shape[0]
         off_support = None
         if sample_weight is None:
             # uniform: a read-only broadcast view, no array of n weights
+            # a broadcast view: the solvers take their uniform paths on it
             p = np.broadcast_to(np.float64(1.0 / n), (n,))
         else:
             p = check_probability_weights(sample_weight, n)
@@ -265,75 +548,3 @@ class AmbiguitySet(BaseEstimator):
         Cressie-Read, CVaR and total variation); KL overrides it.
         """
         return np.array([lo + scale * float(dual_z[0])])
-
-
-def _group_descending(z, p):
-    """Unique values of ``z`` in decreasing order, their total mass and index."""
-    values, inverse = np.unique(z, return_inverse=True)
-    mass = np.bincount(inverse, weights=p, minlength=values.shape[0])
-    values = values[::-1]
-    mass = mass[::-1]
-    inverse = values.shape[0] - 1 - inverse
-    return values, mass, inverse
-
-
-def _weights_on_max(z, p, overwrite=False):
-    """All mass on the largest loss, split in proportion to ``p`` among ties.
-
-    With ``overwrite=True`` the weights are built in ``z``'s buffer.
-    """
-    top = z.max()
-    q = z if overwrite else np.empty_like(z, dtype=np.float64)
-    for block in _blocks(z.shape[0]):
-        z_block = z[block]
-        weights = np.where(z_block >= top, p[block], 0.0)
-        np.copyto(q[block], weights)
-    q /= q.sum()
-    return q
-
-
-def _masked_sum(x, z, compare, value):
-    """``x[compare(z, value)].sum()`` over blocks (no mask or copy of n entries).
-
-    ``compare`` is a comparison ufunc such as ``np.greater_equal``.
-    """
-    return float(
-        sum(
-            float(x[block][compare(z[block], value)].sum())
-            for block in _blocks(z.shape[0])
-        )
-    )
-
-
-def _masked_min(z, compare, value):
-    """The smallest ``z`` with ``compare(z, value)`` (``inf`` if none), in blocks."""
-    return float(
-        min(
-            float(z[block][compare(z[block], value)].min(initial=np.inf))
-            for block in _blocks(z.shape[0])
-        )
-    )
-
-
-def _masked_max(z, compare, value):
-    """The largest ``z`` with ``compare(z, value)`` (``-inf`` if none), in blocks."""
-    return float(
-        max(
-            float(z[block][compare(z[block], value)].max(initial=-np.inf))
-            for block in _blocks(z.shape[0])
-        )
-    )
-
-
-#: smallest block of :func:`_blocks`
-_MIN_BLOCK = 1024
-
-
-def _blocks(n, count=4):
-    """Slices of ``range(n)`` in about ``count`` blocks of at least 1024.
-
-    Loops over these (not over samples) keep the masks and temporaries of an
-    operation to a fraction of a vector of ``n`` floats.
-    """
-    step = max(_MIN_BLOCK, -(-n // count))
-    return [slice(start, min(start + step, n)) for start in range(0, n, step)]

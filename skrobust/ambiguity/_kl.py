@@ -5,7 +5,8 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity._base import AmbiguitySet, _masked_sum, _weights_on_max
+from skrobust.ambiguity._ball import _RadiusBall
+from skrobust.ambiguity._blocked import _masked_sum, _weights_on_max
 
 _EPS = np.finfo(np.float64).eps
 _TINY = np.finfo(np.float64).tiny
@@ -14,7 +15,7 @@ _HUGE = np.finfo(np.float64).max
 _LOG_LAM_MAX = 700.0
 
 
-class KL(AmbiguitySet):
+class KL(_RadiusBall):
     """Kullback-Leibler ball around the empirical distribution.
 
     The set is :math:`\\{Q : D_{KL}(Q \\| P_n) \\le \\rho\\}` and its robust risk
@@ -78,6 +79,20 @@ class KL(AmbiguitySet):
 
     def is_trivial(self):
         return float(self.radius) == 0.0
+
+    def divergence(self, q, p):
+        """The Kullback-Leibler divergence :math:`KL(q \\| p)` of weights ``q``.
+
+        ``q``: weights of a distribution (zero where ``p`` is); ``p``: the
+        nominal probability weights. Returns a float.
+        """
+        pos = q > 0
+        return float(np.sum(q[pos] * np.log(q[pos] / p[pos])))
+
+    def _torch_solve_unit(self, z, p):
+        from skrobust.ambiguity._torch import kl_unit
+
+        return kl_unit(z, p, float(self.radius))
 
     def _dual_trivial(self, losses, p):
         spread = float(np.ptp(losses)) if losses.size else 0.0

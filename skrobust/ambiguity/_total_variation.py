@@ -5,11 +5,12 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity._base import AmbiguitySet, _weights_on_max
+from skrobust.ambiguity._ball import _RadiusBall
+from skrobust.ambiguity._blocked import _weights_on_max
 from skrobust.ambiguity._cvar import CVaR, _cvar_solution, _value_at_risk
 
 
-class TotalVariation(AmbiguitySet):
+class TotalVariation(_RadiusBall):
     """Total-variation ball around the empirical distribution.
 
     The set is :math:`\\{Q : \\tfrac12 \\sum_i |q_i - p_i| \\le \\delta\\}`. The
@@ -175,17 +176,56 @@ class TotalVariation(AmbiguitySet):
         grad_losses += top_grad
         return value, grad_losses, (1.0 - delta) * grad_dual
 
+    _dual_is_threshold = True
+
+    def divergence(self, q, p):
+        """The total-variation distance :math:`\\tfrac12 \\sum_i |q_i - p_i|`.
+
+        Parameters
+        ----------
+        q : ndarray of shape (n_samples,)
+            Weights of a distribution.
+        p : ndarray of shape (n_samples,)
+            Probability weights of the nominal distribution.
+
+        Returns
+        -------
+        distance : float
+        """
+        return 0.5 * float(np.abs(np.subtract(q, p)).sum())
+
+    def _torch_solve_unit(self, z, p):
+        from skrobust.ambiguity._torch import total_variation_unit
+
+        return total_variation_unit(z, p, float(self.radius))
+
     def _profiled_curvature(self, dual, losses, p, smoothing):
+        # the old private name, kept for callers outside skrobust.ambiguity
+        return self.profiled_curvature(dual, losses, p, smoothing)
+
+    def profiled_curvature(self, dual, losses, p, smoothing):
         """The CVaR part's curvature over the losses (see ``CVaR``), scaled.
 
         The smoothed maximum's curvature is left out: the result only builds a
         preconditioner, which need not be exact.
+
+        Parameters
+        ----------
+        dual : ndarray of shape (1,)
+        losses : ndarray of shape (n_samples,)
+        p : ndarray of shape (n_samples,)
+        smoothing : float
+
+        Returns
+        -------
+        diag : ndarray of shape (n_samples,)
+        vec : ndarray of shape (n_samples,)
         """
         scale = 1.0 - float(self.radius)
         if scale <= 0.0:
             zeros = np.zeros_like(losses, dtype=float)
             return zeros, zeros.copy()
-        diag, vec = self._cvar()._profiled_curvature(dual, losses, p, smoothing)
+        diag, vec = self._cvar().profiled_curvature(dual, losses, p, smoothing)
         return scale * diag, np.sqrt(scale) * vec
 
     def cvxpy_risk(self, loss_expr, p):

@@ -52,7 +52,7 @@ def ambiguity_constraint(*, shortcuts=AMBIGUITY_SHORTCUTS, feature_space=False):
     return constraints
 
 
-def check_ambiguity(ambiguity, *, name="ambiguity"):
+def check_ambiguity(ambiguity, *, name="ambiguity", feature_space=True):
     """Return a validated, fresh ambiguity set from an object or a shortcut.
 
     Estimators call this in ``fit`` so that they never modify the object the
@@ -67,6 +67,11 @@ def check_ambiguity(ambiguity, *, name="ambiguity"):
         plain average.
     name : str, default="ambiguity"
         Parameter name used in error messages.
+    feature_space : bool, default=True
+        Whether feature-space sets (:class:`FeatureAmbiguitySet`, e.g.
+        ``Wasserstein``) are accepted; with ``False`` only sets of the
+        loss-vector protocol (:class:`ReweightingAmbiguitySet` or objects
+        with its methods) are, and anything else raises a TypeError.
 
     Returns
     -------
@@ -92,19 +97,36 @@ def check_ambiguity(ambiguity, *, name="ambiguity"):
                 f"{sorted(shortcuts)} or an ambiguity-set object."
             )
         result = shortcuts[ambiguity]()
-    elif (
-        isinstance(ambiguity, AmbiguitySet)
-        or all(
-            hasattr(ambiguity, m) for m in ("risk", "worst_case_weights", "get_params")
-        )
-        or all(hasattr(ambiguity, m) for m in ("penalty", "robust_risk", "get_params"))
-    ):
+    elif _is_reweighting(ambiguity) or (feature_space and _is_feature_space(ambiguity)):
         result = clone(ambiguity)
     else:
+        kinds = "an ambiguity set (e.g. skrobust.ambiguity.ChiSquare)"
+        if not feature_space and _is_feature_space(ambiguity):
+            kinds = (
+                "a set of reweightings of the samples (ChiSquare, CressieRead, "
+                "KL, CVaR, TotalVariation); feature-space sets are not "
+                "supported here"
+            )
         raise TypeError(
-            f"{name} must be an ambiguity set (e.g. skrobust.ambiguity.ChiSquare) "
-            f"or a shortcut string; got {type(ambiguity).__name__}."
+            f"{name} must be {kinds} or a shortcut string; got "
+            f"{type(ambiguity).__name__}."
         )
     if hasattr(result, "_validate_params"):
         result._validate_params()
     return result
+
+
+def _is_reweighting(ambiguity):
+    """Whether ``ambiguity`` follows the loss-vector protocol."""
+    if isinstance(ambiguity, AmbiguitySet):
+        return not ambiguity.feature_space
+    return all(
+        hasattr(ambiguity, m) for m in ("risk", "worst_case_weights", "get_params")
+    )
+
+
+def _is_feature_space(ambiguity):
+    """Whether ``ambiguity`` follows the feature-space protocol."""
+    if isinstance(ambiguity, AmbiguitySet):
+        return bool(ambiguity.feature_space)
+    return all(hasattr(ambiguity, m) for m in ("penalty", "robust_risk", "get_params"))

@@ -3,13 +3,14 @@
 from numbers import Real
 
 import numpy as np
-from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
+
+from skrobust.ambiguity._feature import FeatureAmbiguitySet
 
 _DUAL_NORM = {2: 2, 1: np.inf, np.inf: 1}
 
 
-class Wasserstein(BaseEstimator):
+class Wasserstein(FeatureAmbiguitySet):
     """Type-1 Wasserstein ball around P_n with transport cost on the features.
 
     The set is :math:`\\{Q : W_c(Q, P_n) \\le \\rho\\}` with transport cost
@@ -32,8 +33,9 @@ class Wasserstein(BaseEstimator):
     Lipschitz and its worst case over this ball is infinite.
 
     Unlike the f-divergence sets, the worst case moves samples instead of
-    reweighting them, so this set is used by the linear models through
-    :meth:`penalty` rather than through a risk of a loss vector.
+    reweighting them: this is a :class:`FeatureAmbiguitySet`, used by the
+    linear models through :meth:`penalty` rather than through a risk of a
+    loss vector.
 
     Read more in the :ref:`User Guide <ambiguity>`.
 

@@ -155,7 +155,9 @@ def _smoothed_weights(problem, smooth_losses, tau):
     amb = problem.ambiguity
     p = problem.p
     dual, _, g = problem._profile(smooth_losses, tau)
-    if hasattr(amb, "feasible_weights"):
+    # radius balls (with a `divergence`) keep their own paths here: their
+    # feasible_weights shrink toward p, a looser point for the certificate
+    if hasattr(amb, "feasible_weights") and not hasattr(amb, "divergence"):
         return amb.feasible_weights(g, p)
     if hasattr(amb, "_cvar") and hasattr(amb, "radius"):
         # total variation: (1 - delta) * (CVaR_{1-delta} weights) + delta * any
@@ -191,7 +193,7 @@ def _into_set(problem, q, q_inside):
     the set; the set is convex) by bisection on the membership test.
     """
     amb, p = problem.ambiguity, problem.p
-    if hasattr(amb, "feasible_weights"):
+    if hasattr(amb, "feasible_weights") and not hasattr(amb, "divergence"):
         return amb.feasible_weights(q, p)
     total = float(q.sum())
     inside = _membership(amb, p)

@@ -1,17 +1,26 @@
 """Robust risks of per-sample losses as torch criteria."""
 
-import math
-
 import torch
 from torch import nn
 
-from skrobust.ambiguity import KL, CVaR
-from skrobust.nn._solvers import (
-    _cressie_read_constants,
-    check_ambiguity,
-    check_batch_weight,
-    risk_and_weights,
-)
+from skrobust.ambiguity import ChiSquare, check_ambiguity
+from skrobust.ambiguity._torch import check_batch_weight, risk_and_weights
+
+
+def net_ambiguity(ambiguity, *, name="ambiguity"):
+    """The validated set of a criterion or net; ``None`` is ``ChiSquare(1.0)``.
+
+    Feature-space sets are refused (a TypeError naming ``name``): the nets
+    train on the worst case of a loss vector.
+    """
+    if ambiguity is None:
+        return ChiSquare(radius=1.0)
+    if isinstance(ambiguity, str):
+        raise TypeError(
+            f"{name} must be an ambiguity-set object (e.g. ChiSquare) or None; "
+            f"got the string {ambiguity!r}."
+        )
+    return check_ambiguity(ambiguity, name=name, feature_space=False)
 
 
 def _check_base_criterion(base_criterion):
@@ -30,6 +39,11 @@ def _check_base_criterion(base_criterion):
 
 
 def _check_finite_losses(losses):
+    # one float64 sum is finite exactly when every loss is, unless finite
+    # losses near 1e308 overflow it: only then the elementwise check runs
+    total = losses.detach().sum(dtype=torch.float64)
+    if bool(torch.isfinite(total)):
+        return
     if not bool(torch.isfinite(losses.detach()).all()):
         raise ValueError(
             "losses contain NaN or infinite values: the base criterion "
@@ -63,9 +77,9 @@ class DROLoss(nn.Module):
                  = \\sum_{i \\in B} q_i^\\star \\ell_i,
 
     where :math:`P_B` is the (weighted) empirical distribution of the batch and
-    :math:`q^\\star` its worst-case weights, computed exactly for the ambiguity
-    set by a torch port of the solves of :mod:`skrobust.ambiguity`, on the
-    device that holds the losses (a GPU included), in float64. The returned
+    :math:`q^\\star` its worst-case weights, computed exactly by the ambiguity
+    set's torch backend (:meth:`skrobust.ambiguity.ReweightingAmbiguitySet.torch_risk`)
+    on the device that holds the losses (a GPU included), in float64. The returned
     value is :math:`\\sum_i q_i^\\star \\ell_i` with :math:`q^\\star` detached, so
     by Danskin's theorem its gradient is the worst-case-weighted gradient
     :math:`\\sum_i q_i^\\star \\nabla \\ell_i`, the gradient of the robust risk.
@@ -81,9 +95,10 @@ class DROLoss(nn.Module):
         Returns per-sample losses of shape ``(batch,)`` (or ``(batch, ...)``,
         averaged over the trailing dimensions) from ``(input, target)``, e.g.
         ``torch.nn.CrossEntropyLoss(reduction='none')``.
-    ambiguity : AmbiguitySet, default=None
-        ``ChiSquare``, ``CressieRead``, ``KL`` or ``CVaR`` from
-        :mod:`skrobust.ambiguity`; ``None`` means ``ChiSquare(radius=1.0)``.
+    ambiguity : ReweightingAmbiguitySet, default=None
+        ``ChiSquare``, ``CressieRead``, ``KL``, ``CVaR`` or ``TotalVariation``
+        from :mod:`skrobust.ambiguity`; ``None`` means
+        ``ChiSquare(radius=1.0)``.
 
     Attributes
     ----------
@@ -131,7 +146,7 @@ class DROLoss(nn.Module):
     def __init__(self, base_criterion, ambiguity=None):
         super().__init__()
         self.base_criterion = _check_base_criterion(base_criterion)
-        self.ambiguity = check_ambiguity(ambiguity)
+        self.ambiguity = net_ambiguity(ambiguity)
         self.last_weights = None
 
     def robust_risk(self, losses, sample_weight=None):
@@ -269,18 +284,21 @@ class DualDROLoss(nn.Module):
     def __init__(self, base_criterion, ambiguity=None):
         super().__init__()
         self.base_criterion = _check_base_criterion(base_criterion)
-        ambiguity = check_ambiguity(ambiguity)
-        if isinstance(ambiguity, KL):
+        ambiguity = net_ambiguity(ambiguity)
+        names = getattr(ambiguity, "_expectation_dual", ())
+        if not names:
             raise ValueError(
-                "DualDROLoss supports the ChiSquare, CressieRead and CVaR sets; "
-                "for KL use DROLoss (the exact robust risk of each batch)."
+                "DualDROLoss supports the ChiSquare, CressieRead and CVaR sets, "
+                f"whose dual is an expectation; for {type(ambiguity).__name__} "
+                "(KL, TotalVariation) use DROLoss (the exact robust risk of "
+                "each batch)."
             )
         self.ambiguity = ambiguity
         self.eta = nn.Parameter(torch.zeros(()))
-        if isinstance(ambiguity, CVaR):
-            self.log_lambda = None
-        else:
+        if "log_lambda" in names:
             self.log_lambda = nn.Parameter(torch.zeros(()))
+        else:
+            self.log_lambda = None
         self.register_buffer("initialized", torch.tensor(False))
 
     @torch.no_grad()
@@ -308,14 +326,10 @@ class DualDROLoss(nn.Module):
         if not bool(torch.isfinite(eta)):
             # trivial set or tied losses: start below the mean
             eta = torch.dot(q, losses) - 1.0
-        self.eta.fill_(eta.item())
-        if self.log_lambda is not None:
-            _, s, _ = _cressie_read_constants(self.ambiguity)
-            excess = torch.clamp(losses - eta, min=0.0)
-            p = torch.ones_like(losses) if sample_weight is None else sample_weight
-            p = p / p.sum()
-            moment = torch.dot(p, excess**s).item() ** (1.0 / s)
-            self.log_lambda.fill_(math.log(max(moment, 1e-8)))
+        p = torch.ones_like(losses) if sample_weight is None else sample_weight
+        start = self.ambiguity._torch_dual_start(losses, p / p.sum(), eta)
+        for param, value in zip(self._dual_parameters(), start, strict=True):
+            param.fill_(value)
         self.initialized.fill_(True)
         return self
 
@@ -332,14 +346,13 @@ class DualDROLoss(nn.Module):
         terms : torch.Tensor of shape (n_samples,)
         """
         losses = _per_sample(losses)
-        eta = self.eta.to(losses.dtype)
-        excess = torch.clamp(losses - eta, min=0.0)
+        dual = [param.to(losses.dtype) for param in self._dual_parameters()]
+        return self.ambiguity._torch_dual_terms(losses, dual)
+
+    def _dual_parameters(self):
         if self.log_lambda is None:
-            return eta + excess / float(self.ambiguity.alpha)
-        _, s, c = _cressie_read_constants(self.ambiguity)
-        log_lam = self.log_lambda.to(losses.dtype)
-        scaled = c * excess**s * torch.exp(-(s - 1.0) * log_lam) / s
-        return scaled + c * (s - 1.0) / s * torch.exp(log_lam) + eta
+            return [self.eta]
+        return [self.eta, self.log_lambda]
 
     def dual_objective(self, losses, sample_weight=None):
         """Dual objective at the current dual variables (an upper bound).
@@ -357,11 +370,13 @@ class DualDROLoss(nn.Module):
             0-d tensor; at least the robust risk of ``losses`` under the
             (normalized) weights, with equality at the optimal dual variables.
         """
-        terms = self.dual_terms(losses)
-        if sample_weight is None:
-            return terms.mean()
-        w = check_batch_weight(sample_weight, terms.shape[0], terms.device)
-        return (w.to(terms.dtype) * terms).mean()
+        losses = _per_sample(losses)
+        w = check_batch_weight(sample_weight, losses.shape[0], losses.device)
+        if w is not None:
+            w = w.to(losses.dtype)
+        dual = [param.to(losses.dtype) for param in self._dual_parameters()]
+        # the set's fused mean of the dual terms: one autograd node
+        return self.ambiguity._torch_dual_mean(losses, dual, w)
 
     def forward(self, input, target, sample_weight=None):
         """Mean of the per-sample dual terms of the batch.

@@ -15,12 +15,13 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 from torch import nn
 
-from skrobust.nn._estimators import (
-    _COMMON_ATTRS_DOC,
+from skrobust.ambiguity._torch import check_batch_weight
+from skrobust.nn._base_net import (
     _BaseNeuralNet,
     _NeuralNetClassifierBase,
     _training_data,
 )
+from skrobust.nn._estimators import _COMMON_ATTRS_DOC
 from skrobust.nn._loss import _check_finite_losses
 from skrobust.nn._net import (
     WeightedNet,
@@ -28,7 +29,6 @@ from skrobust.nn._net import (
     check_finite_output,
     rng_devices,
 )
-from skrobust.nn._solvers import check_batch_weight
 
 #: rows perturbed at once by ``perturb`` and ``certificate``
 _CHUNK = 4096
