@@ -14,7 +14,7 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from skrobust.ambiguity._base import AmbiguitySet
+from skrobust.ambiguity._base import ReweightingAmbiguitySet
 from skrobust.ambiguity._conditional_lp import (  # noqa: F401 (re-exported)
     _LP_FULL,
     _conditional_lp,
@@ -26,7 +26,7 @@ from skrobust.ambiguity._cvar import CVaR
 from skrobust.utils._validation import check_losses, check_probability_weights
 
 
-class ConditionalCVaR(AmbiguitySet):
+class ConditionalCVaR(ReweightingAmbiguitySet):
     """CVaR of the loss given control covariates, with an affine threshold.
 
     The set holds the weights :math:`q` with :math:`0 \\le q_i \\le p_i /
