@@ -10,14 +10,15 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skcausal._base import _BaseCausalEstimator, _check_alpha
+from skcausal._base import _BaseCausalEstimator, _normal_interval
 from skcausal._estimators import _aipw_pseudo_outcomes
 from skcausal._trimming_bootstrap import _BootstrapMixin
-from skcausal._trimming_bounds import _BoundsMixin
+from skcausal._trimming_bounds import _BoundsMixin, _confidence_level
 from skcausal._trimming_extension import _check_lipschitz, _outcome_unit
+from skrobust.utils import DEPRECATED, ConfidenceInterval, resolve_confidence_level
 
 
 class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
@@ -74,8 +75,9 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
     scale : bool, default=True
         Standardize the covariates before measuring distances; the Lipschitz
         constant is then per standard deviation.
-    alpha : float in (0, 1), default=0.05
-        One minus the confidence level used for ``breakdown_lipschitz_``.
+    confidence_level : float in (0, 1), default=0.95
+        Confidence level of the bias-aware interval that defines
+        ``breakdown_lipschitz_``.
     learner : {"T", "S"}, default="T"
         One outcome model per arm, or one with the treatment as a feature.
     clip : float in [0, 0.5), default=1e-3
@@ -91,6 +93,9 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         Folds and bootstrap draws fit in parallel with joblib.
     verbose : int, default=0
         Progress messages of the joblib loops.
+    alpha : float in (0, 1), default="deprecated"
+        The old name of the level, ``1 - confidence_level``: it keeps working
+        for one release with a ``FutureWarning`` (and wins when set).
 
     Attributes
     ----------
@@ -124,7 +129,7 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
     extrapolation_distance_ : ndarray of shape (n_samples,)
         Distance from each unit to its nearest overlap unit (zero inside).
     breakdown_lipschitz_ : float
-        Smallest :math:`L` at which the bias-aware ``1 - alpha`` interval of
+        Smallest :math:`L` at which the bias-aware ``confidence_level`` interval of
         the full-population effect contains zero (``0`` if it already does at
         ``L = 0``; ``inf`` if it never does).
     propensity_ : ndarray of shape (n_samples,)
@@ -240,7 +245,11 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         "n_bootstrap": [Interval(Integral, 2, None, closed="left")],
         "anchor_margin": [Interval(Real, 0, None, closed="left")],
         "scale": ["boolean"],
-        "alpha": [Interval(Real, 0, 1, closed="neither")],
+        "confidence_level": [Interval(Real, 0, 1, closed="neither")],
+        "alpha": [
+            Interval(Real, 0, 1, closed="neither"),
+            Hidden(StrOptions({DEPRECATED})),
+        ],
     }
 
     def __init__(
@@ -254,13 +263,16 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         n_bootstrap=100,
         anchor_margin=1.0,
         scale=True,
-        alpha=0.05,
+        confidence_level=0.95,
         learner="T",
         clip=1e-3,
         cv=5,
         random_state=None,
         n_jobs=None,
         verbose=0,
+        # a plain str (the sentinel DEPRECATED is a str subclass, which
+        # scikit-learn's check_parameters_default_constructible refuses)
+        alpha=str(DEPRECATED),
     ):
         self.outcome_model = outcome_model
         self.propensity_model = propensity_model
@@ -270,13 +282,14 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         self.n_bootstrap = n_bootstrap
         self.anchor_margin = anchor_margin
         self.scale = scale
-        self.alpha = alpha
+        self.confidence_level = confidence_level
         self.learner = learner
         self.clip = clip
         self.cv = cv
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.alpha = alpha
 
     def fit(self, X, y, treatment=None, sample_weight=None):
         """Cross-fit the nuisances, trim, and prepare the Lipschitz extensions.
@@ -332,7 +345,10 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
             self._lipschitz_fit(X, anchors, group_Z, groups, distance)
         del self._fit_data
         self.extrapolation_distance_ = distance
-        self.breakdown_lipschitz_ = self._breakdown(float(self.alpha))
+        level = resolve_confidence_level(
+            self.confidence_level, self.alpha, owner="TrimmingSensitivity"
+        )
+        self.breakdown_lipschitz_ = self._breakdown(1.0 - level)
         return self
 
     def _estimate(self, y, t, nuisance, sw):
@@ -392,15 +408,19 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         bounds = np.array([r[2] for r in self._curve(arr.reshape(-1), 0.05)])
         return float(bounds[0]) if arr.ndim == 0 else bounds
 
-    def sensitivity_curve(self, lipschitz, alpha=0.05):
+    def sensitivity_curve(self, lipschitz, confidence_level=0.95, *, alpha=DEPRECATED):
         """Estimate, bias bound and bias-aware interval over a grid of L.
 
         Parameters
         ----------
         lipschitz : array-like of shape (n_values,)
             Lipschitz constants :math:`L \\ge 0`.
-        alpha : float, default=0.05
-            One minus the confidence level.
+        confidence_level : float in (0, 1), default=0.95
+            Confidence level of the bias-aware intervals.
+        alpha : float in (0, 1), default="deprecated"
+            The old name, ``1 - confidence_level`` (one release, with a
+            ``FutureWarning``; so is a level below 0.5 given where ``alpha``
+            used to be the first argument).
 
         Returns
         -------
@@ -415,7 +435,10 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         """
         check_is_fitted(self)
         arr = _check_lipschitz(lipschitz).reshape(-1)
-        rows = self._curve(arr, _check_alpha(alpha))
+        level = _confidence_level(
+            confidence_level, alpha, "TrimmingSensitivity.sensitivity_curve"
+        )
+        rows = self._curve(arr, 1.0 - level)
         return pd.DataFrame(
             rows,
             columns=[
@@ -432,42 +455,55 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
             ],
         )
 
-    def conf_int(self, alpha=0.05, lipschitz=None):
+    def conf_int(self, confidence_level=0.95, lipschitz=None, *, alpha=DEPRECATED):
         """Confidence interval of the overlap or the full-population effect.
 
         Parameters
         ----------
-        alpha : float, default=0.05
-            One minus the confidence level.
+        confidence_level : float in (0, 1), default=0.95
+            Confidence level of the interval.
         lipschitz : float, default=None
             ``None`` gives the normal interval ``estimate_ -/+ z stderr_`` of
             the effect on the estimated overlap region, which is held fixed
             (it can undercover when the region is noisy; see Notes); a value
             :math:`L \\ge 0` gives the bias-aware interval of the
             full-population effect.
+        alpha : float in (0, 1), default="deprecated"
+            The old name, ``1 - confidence_level`` (one release, with a
+            ``FutureWarning``; so is a level below 0.5 given where ``alpha``
+            used to be the first argument).
 
         Returns
         -------
-        lower, upper : float
+        interval : ConfidenceInterval
+            ``low``, ``high`` (it unpacks as a pair).
         """
-        if lipschitz is None:
-            return super().conf_int(alpha)
         check_is_fitted(self)
+        level = _confidence_level(
+            confidence_level, alpha, "TrimmingSensitivity.conf_int"
+        )
+        if lipschitz is None:
+            lower, upper = _normal_interval(self.estimate_, self.stderr_, 1.0 - level)
+            return ConfidenceInterval(float(lower), float(upper))
         value = float(_check_lipschitz(lipschitz).reshape(-1)[0])
-        row = self._curve([value], _check_alpha(alpha))[0]
-        return row[8], row[9]
+        row = self._curve([value], 1.0 - level)[0]
+        return ConfidenceInterval(row[8], row[9])
 
-    def plot(self, lipschitz=None, alpha=0.05, ax=None):
+    def plot(self, lipschitz=None, confidence_level=0.95, ax=None, *, alpha=DEPRECATED):
         """Plot the bias-aware interval of the full-population effect against L.
 
         Parameters
         ----------
         lipschitz : array-like, default=None
             Grid of :math:`L`; ``None`` spans ``[0, 2 L*]`` (or ``[0, 1]``).
-        alpha : float, default=0.05
-            One minus the confidence level.
+        confidence_level : float in (0, 1), default=0.95
+            Confidence level of the band.
         ax : matplotlib Axes, default=None
             Axes to draw on; a new figure is made when ``None``.
+        alpha : float in (0, 1), default="deprecated"
+            The old name, ``1 - confidence_level`` (one release, with a
+            ``FutureWarning``; so is a level below 0.5 given where ``alpha``
+            used to be the first argument).
 
         Returns
         -------
@@ -476,11 +512,12 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         import matplotlib.pyplot as plt
 
         check_is_fitted(self)
+        level = _confidence_level(confidence_level, alpha, "TrimmingSensitivity.plot")
         if lipschitz is None:
             top = self.breakdown_lipschitz_
             top = 2 * top if np.isfinite(top) and top > 0 else 1.0
             lipschitz = np.linspace(0.0, top, 60)
-        curve = self.sensitivity_curve(lipschitz, alpha)
+        curve = self.sensitivity_curve(lipschitz, level)
         if ax is None:
             _, ax = plt.subplots()
         ax.fill_between(
@@ -488,7 +525,7 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
             curve["ci_lower"],
             curve["ci_upper"],
             alpha=0.3,
-            label=f"{1 - alpha:.0%} bias-aware interval",
+            label=f"{level:.0%} bias-aware interval",
         )
         ax.plot(curve["lipschitz"], curve["estimate"], label="estimate")
         ax.axhline(0.0, color="black", linewidth=0.8)

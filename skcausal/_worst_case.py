@@ -12,13 +12,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skcausal._base import (
     _BaseCausalEstimator,
-    _check_alpha,
     _influence_stderr,
     _normal_interval,
 )
 from skcausal._crossfit import _fit_weighted, _train_part
 from skcausal._estimators import _aipw_pseudo_outcomes, _mean_and_influence
+from skcausal._trimming_bounds import _confidence_level
 from skrobust.ambiguity import CVaR
+from skrobust.utils import DEPRECATED, ConfidenceInterval
 
 
 def _columns(X, features, n_features):
@@ -92,7 +93,8 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
     effect_model : regressor, default=None
         Regression of the AIPW pseudo-outcomes on :math:`Z`, cross-fitted on
         the same folds. ``None`` means
-        :class:`~sklearn.linear_model.LinearRegression`.
+        :class:`~sklearn.linear_model.LinearRegression` (fitted without a
+        second copy of the training rows, which are already the fit's own).
     subgroup_features : array-like of int, bool or str, default=None
         Columns of ``X`` forming :math:`Z` (indices, a mask, or names when
         ``X`` is a DataFrame). ``None`` uses every column.
@@ -262,7 +264,10 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         every = np.array_equal(cols, np.arange(X.shape[1]))
         Z = X if every else X[:, cols]
         phi = self.pseudo_outcomes_
-        model = LinearRegression() if self.effect_model is None else self.effect_model
+        # the default model may centre the training rows in place: Z[train]
+        # and phi[train] are copies made for it (peak memory: one copy less)
+        lean = self.effect_model is None
+        model = LinearRegression(copy_X=False) if lean else self.effect_model
         tau = np.empty_like(phi)
         self.effect_models_ = []
         for test in self.fold_indices_:
@@ -270,6 +275,9 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
             fitted = _fit_weighted(
                 clone(model), Z[train], phi[train], None if sw is None else sw[train]
             )
+            if lean:
+                # a later refit by the user copies its input, as LinearRegression()
+                fitted.set_params(copy_X=True)
             tau[test] = np.asarray(fitted.predict(Z[test]), dtype=np.float64)
             self.effect_models_.append(fitted)
             del train, fitted
@@ -290,45 +298,80 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         return _mean_and_influence(phi, sw, overwrite=True)
 
     def _worst_case(self, mass):
+        """The debiased lower CVaR at ``mass`` through the ambiguity protocol.
+
+        The lower tail of the effects is minus the upper tail of their
+        negation: :class:`~skrobust.ambiguity.CVaR` gives the worst-case
+        weights ``q`` and the risk of ``-tau`` (``risk_and_weights``) and its
+        dual variable, the value at risk (``dual_init``); nothing of the CVaR
+        is re-derived here. With ``p`` the nominal weights the influence
+        values are ``eta + (q / p) (phi - eta)``, built in one buffer, and
+        their ``p``-mean is the estimate.
+
+        Returns ``(estimate, influence, plug-in, value at risk, q)``.
+        """
         tau, phi = self.effect_predictions_, self.pseudo_outcomes_
         sw = self._sample_weight
-        p = np.full(tau.shape[0], 1.0 / tau.shape[0]) if sw is None else sw / sw.sum()
         cvar = CVaR(alpha=mass)
-        risk, q = cvar.risk_and_weights(-tau, sample_weight=sw)
-        eta = -float(cvar.dual_init(-tau, sample_weight=sw)[0])
-        ratio = np.divide(q, p, out=np.zeros_like(q), where=p > 0)
-        # eta + ratio * (phi - eta), then its centring, in one buffer
+        losses = np.negative(tau)
+        eta = -float(cvar.dual_init(losses, sample_weight=sw)[0])
+        risk, q = cvar.risk_and_weights(losses, sample_weight=sw)
+        del losses
+        # q / p = q n (uniform) or q sum(sw) / sw (q = 0 where sw = 0)
         psi = np.subtract(phi, eta)
-        psi *= ratio
-        del ratio
-        psi += eta
-        value = float(p @ psi)
+        psi *= q
+        if sw is None:
+            psi *= tau.shape[0]
+            psi += eta
+            value = float(np.mean(psi))
+        else:
+            total = float(sw.sum())
+            psi *= total
+            np.divide(psi, sw, out=psi, where=sw > 0)
+            psi += eta
+            value = float(sw @ psi) / total
         psi -= value
         return value, psi, -float(risk), eta, q
 
-    def conf_int(self, alpha=0.05):
+    def conf_int(self, confidence_level=0.95, *, alpha=DEPRECATED):
         """Normal confidence interval of the debiased worst-case effect.
 
         Parameters
         ----------
-        alpha : float, default=0.05
-            One minus the confidence level.
+        confidence_level : float in (0, 1), default=0.95
+            Confidence level of the interval.
+        alpha : float in (0, 1), default="deprecated"
+            The old name, ``1 - confidence_level``: it keeps working for one
+            release with a ``FutureWarning`` (so does a level below 0.5 given
+            where ``alpha`` used to be the first argument).
 
         Returns
         -------
-        lower, upper : float
+        interval : ConfidenceInterval
+            ``low, high = estimate_ -/+ z stderr_`` (it unpacks as a pair).
         """
-        return super().conf_int(alpha)
+        check_is_fitted(self)
+        level = _confidence_level(
+            confidence_level, alpha, "WorstCaseTreatmentEffect.conf_int"
+        )
+        lower, upper = _normal_interval(self.estimate_, self.stderr_, 1.0 - level)
+        return ConfidenceInterval(float(lower), float(upper))
 
-    def worst_case_curve(self, masses, alpha=0.05):
+    def worst_case_curve(self, masses, confidence_level=0.95, *, alpha=DEPRECATED):
         """Debiased worst-case effect and its interval over subpopulation masses.
+
+        Each mass is one call of the ambiguity protocol
+        (:class:`~skrobust.ambiguity.CVaR`) on the negated predicted effects.
 
         Parameters
         ----------
         masses : array-like of shape (n_values,)
             Subpopulation masses in (0, 1].
-        alpha : float, default=0.05
-            One minus the confidence level.
+        confidence_level : float in (0, 1), default=0.95
+            Confidence level of the intervals.
+        alpha : float in (0, 1), default="deprecated"
+            The old name, ``1 - confidence_level`` (one release, with a
+            ``FutureWarning``).
 
         Returns
         -------
@@ -337,7 +380,9 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
             ``std_error``, ``ci_lower``, ``ci_upper``.
         """
         check_is_fitted(self)
-        alpha = _check_alpha(alpha)
+        level = _confidence_level(
+            confidence_level, alpha, "WorstCaseTreatmentEffect.worst_case_curve"
+        )
         masses = np.asarray(masses, dtype=np.float64).reshape(-1)
         if masses.size == 0 or np.any((masses <= 0) | (masses > 1)):
             raise ValueError(f"masses must lie in (0, 1]; got {masses.tolist()}.")
@@ -345,7 +390,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         for mass in masses:
             value, infl, plugin, _, _ = self._worst_case(float(mass))
             se = float(_influence_stderr(infl, self._sample_weight))
-            lower, upper = _normal_interval(value, se, alpha)
+            lower, upper = _normal_interval(value, se, 1.0 - level)
             rows.append((float(mass), value, plugin, se, lower, upper))
         return pd.DataFrame(
             rows,
@@ -359,13 +404,16 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
             ],
         )
 
-    def summary(self, alpha=0.05):
+    def summary(self, confidence_level=0.95, *, alpha=DEPRECATED):
         """Worst-case effect, ATE and potential-outcome means as a DataFrame.
 
         Parameters
         ----------
-        alpha : float, default=0.05
-            One minus the confidence level of the intervals.
+        confidence_level : float in (0, 1), default=0.95
+            Confidence level of the intervals.
+        alpha : float in (0, 1), default="deprecated"
+            The old name, ``1 - confidence_level`` (one release, with a
+            ``FutureWarning``).
 
         Returns
         -------
@@ -373,16 +421,20 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
             Rows ``"worst-case effect"``, ``"ATE"``, ``"E[Y(1)]"``,
             ``"E[Y(0)]"``; columns as in :meth:`AIPW.summary`.
         """
-        table = super().summary(alpha)
+        check_is_fitted(self)
+        level = _confidence_level(
+            confidence_level, alpha, "WorstCaseTreatmentEffect.summary"
+        )
+        table = super().summary(1.0 - level)
         infl = self.potential_outcome_influence_
         ate_if = infl[:, 1] - infl[:, 0]
         ate = float(np.diff(self.potential_outcome_means_)[0])
         se = float(_influence_stderr(ate_if, self._sample_weight))
-        lower, upper = _normal_interval(ate, se, _check_alpha(alpha))
+        lower, upper = _normal_interval(ate, se, 1.0 - level)
         _set_row(table, "ATE", ate, se, lower, upper)
         worst = table.iloc[[0]].copy()
         worst.index = ["worst-case effect"]
-        lower, upper = self.conf_int(alpha)
+        lower, upper = self.conf_int(level)
         _set_row(worst, "worst-case effect", self.estimate_, self.stderr_, lower, upper)
         table = pd.concat([worst, table])
         table["p_value"] = 2 * stats.norm.sf(np.abs(table["z"]))
