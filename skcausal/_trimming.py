@@ -316,7 +316,8 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         X = validate_data(self, X, reset=False)
         sw = self._sample_weight
         if sw is None:
-            sw = self._sample_weight = np.ones(X.shape[0])
+            # unit weights as a read-only broadcast view: no array of n ones
+            sw = self._sample_weight = np.broadcast_to(np.float64(1.0), X.shape[:1])
         if self.scale:
             mean = np.average(X, axis=0, weights=sw)
             Z = X - mean
@@ -330,18 +331,18 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
             (np.flatnonzero(e < self.threshold), 1),
             (np.flatnonzero(e > 1 - self.threshold), 0),
         )
+        # the standardized covariates of the anchors (the overlap units) and
+        # of the outside units are all that is kept of them
+        anchors = Z[self.overlap_mask_]
+        group_Z = [Z[rows] for rows, _ in groups]
+        del Z
         distance = np.zeros(len(e))
         self._extensions = []
         self.bootstrap_stderr_ = None
         if self.extension == "knn":
-            self._knn = self._knn_fit(Z, groups, distance)
-            del self._phi
+            self._knn = self._knn_fit(anchors, group_Z, groups, distance)
+            del self._known, anchors, group_Z
         else:
-            # the standardized covariates of the anchors and of the outside
-            # units are all that is kept of them
-            anchors = Z[self.overlap_mask_]
-            group_Z = [Z[rows] for rows, _ in groups]
-            del Z
             self._lipschitz_fit(X, anchors, group_Z, groups, distance)
         del self._fit_data
         self.extrapolation_distance_ = distance
@@ -376,9 +377,11 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         known[low] = -phi[low, 0]
         known[high] = phi[high, 1]
         self._known_mean = float(weight @ known / weight.sum())
-        del known
         if self.extension == "knn":
-            self._phi = phi.copy()
+            # each unit's own term of the knn estimate (the neighbours'
+            # pseudo-outcomes are read back from the influence function)
+            self._known = known
+        del known
         infl = phi
         infl -= psi
         infl[~inside] = 0.0

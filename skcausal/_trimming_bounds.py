@@ -149,50 +149,57 @@ class _BoundsMixin:
             del ext["slots"]
         self._boot["outside"] = outside
 
-    def _knn_fit(self, Z, groups, distance):
+    def _knn_fit(self, anchors, group_Z, groups, distance):
         """Nearest-overlap-unit matching of the outside units, done once.
 
         An outside unit's missing-arm mean is the average of the AIPW
-        pseudo-outcomes of its nearest overlap units; each pseudo-outcome is
-        credited to its overlap unit in the influence function (as for
-        matching estimators), so the variance is that of a linear statistic.
-        None of it depends on L: the half-width of an outside unit's bracket
-        is L times its mean distance to those units. Returns the estimate,
-        its influence function and the mean distances (zero inside); fills
-        ``distance`` with the distance to the nearest overlap unit.
+        pseudo-outcomes of its nearest overlap units (``anchors`` holds the
+        overlap units' standardized covariates, ``group_Z`` the outside
+        groups'); each pseudo-outcome is credited to its overlap unit in the
+        influence function (as for matching estimators), so the variance is
+        that of a linear statistic. None of it depends on L: the half-width
+        of an outside unit's bracket is L times its mean distance to those
+        units, so the bias bound is L times their weighted mean. Returns the
+        estimate, its standard error and that mean; fills ``distance`` with
+        the distance to the nearest overlap unit. The overlap units'
+        pseudo-outcomes are ``psi + overlap_fraction_ * influence`` (the
+        influence function of :meth:`_estimate`), not a stored copy.
         """
-        phi, sw = self._phi, self._sample_weight
-        inside = self.overlap_mask_
-        inside_idx = np.flatnonzero(inside)
-        n = phi.shape[0]
+        sw = self._sample_weight
+        inside_idx = np.flatnonzero(self.overlap_mask_)
+        infl = self.potential_outcome_influence_
+        psi = self.potential_outcome_means_
+        fraction = self.overlap_fraction_
+        n = infl.shape[0]
         k = min(int(self.n_neighbors), inside_idx.size)
-        nn = NearestNeighbors(n_neighbors=k).fit(Z[inside])
-        own = phi[:, 1] - phi[:, 0]
-        mean_distance = np.zeros(n)
+        nn = NearestNeighbors(n_neighbors=k).fit(anchors)
+        # the credits of the overlap units, then (in place) the contributions
         credit = np.zeros(n)
+        spread = 0.0  # sum of the weighted mean distances
         # the (rows, k) neighbour arrays are made a block of rows at a time,
         # each about an eighth of n
         step = max(16, n // (8 * k))
-        for rows, arm in groups:
+        for (rows, arm), Z_rows in zip(groups, group_Z, strict=True):
             sign = 1.0 if arm == 1 else -1.0
-            own[rows] = -phi[rows, 0] if arm == 1 else phi[rows, 1]
             for start in range(0, rows.size, step):
                 part = rows[start : start + step]
-                dist, ind = nn.kneighbors(Z[part])
+                dist, ind = nn.kneighbors(Z_rows[start : start + step])
                 distance[part] = dist[:, 0]
-                mean_distance[part] = dist.mean(axis=1)
+                spread += float(sw[part] @ dist.mean(axis=1))
                 neighbors = inside_idx[ind].ravel()
-                reused = np.repeat(sw[part], k) * phi[neighbors, arm]
+                reused = infl[neighbors, arm] * fraction
+                reused += psi[arm]
+                reused *= np.repeat(sw[part], k)
                 np.add.at(credit, neighbors, sign * reused / k)
         # unit contributions, each weighted unit scaled back to one unit
-        # (in place: credit / sw, plus own, then centred)
-        total = np.divide(credit, sw, out=np.zeros(n), where=sw > 0)
-        del credit
-        total += own
-        del own
-        estimate = float(sw @ total / sw.sum())
+        # (in place: credit / sw, plus the own term, then centred)
+        total = np.divide(credit, sw, out=credit, where=sw > 0)
+        np.copyto(total, 0.0, where=sw <= 0)
+        total += self._known
+        weight = float(sw.sum())
+        estimate = float(sw @ total / weight)
         total -= estimate
-        return estimate, total, mean_distance
+        return estimate, float(_influence_stderr(total, sw)), spread / weight
 
     def _lipschitz_row(self, lipschitz):
         """Bounds of the full-population effect and their standard errors.
@@ -259,14 +266,10 @@ class _BoundsMixin:
 
     def _curve(self, lipschitz, alpha):
         rows = []
-        sw = self._sample_weight
-        n = sw.sum()
         for value in lipschitz:
             value = float(value)
             if self.extension == "knn":
-                est, infl, half = self._knn_curve(value)
-                se = float(_influence_stderr(infl, sw))
-                bias = float(sw @ half / n)
+                est, se, bias = self._knn_curve(value)
                 if se > 0:
                     crit = stats.foldnorm.ppf(1 - alpha, bias / se) * se
                 else:
@@ -305,9 +308,9 @@ class _BoundsMixin:
         return rows
 
     def _knn_curve(self, lipschitz):
-        """Estimate, influence function and half-widths at one constant L."""
-        estimate, infl, mean_distance = self._knn
-        return estimate, infl, lipschitz * mean_distance
+        """Estimate, its standard error and the bias bound at one constant L."""
+        estimate, se, mean_distance = self._knn
+        return estimate, se, lipschitz * mean_distance
 
     def _breakdown(self, alpha):
         """Smallest L whose interval covers zero, relative to the outcome scale.
