@@ -10,6 +10,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -318,6 +319,15 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         if sw is None:
             # unit weights as a read-only broadcast view: no array of n ones
             sw = self._sample_weight = np.broadcast_to(np.float64(1.0), X.shape[:1])
+        margin = None
+        self.bootstrap_stderr_ = None
+        if self.extension == "lipschitz":
+            # each anchor's value is known up to anchor_margin bootstrap
+            # standard errors: the extensions start from that band (the
+            # refits run before the standardized covariates exist)
+            rng = check_random_state(self.random_state)
+            margin = self._bootstrap(X, self.overlap_mask_, rng)
+            margin *= float(self.anchor_margin)
         if self.scale:
             mean = np.average(X, axis=0, weights=sw)
             Z = X - mean
@@ -338,12 +348,11 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         del Z
         distance = np.zeros(len(e))
         self._extensions = []
-        self.bootstrap_stderr_ = None
         if self.extension == "knn":
             self._knn = self._knn_fit(anchors, group_Z, groups, distance)
             del self._known, anchors, group_Z
         else:
-            self._lipschitz_fit(X, anchors, group_Z, groups, distance)
+            self._lipschitz_fit(X, anchors, group_Z, groups, distance, margin)
         del self._fit_data
         self.extrapolation_distance_ = distance
         level = resolve_confidence_level(

@@ -44,48 +44,47 @@ def _stratified_counts(grouping, rng):
     return counts
 
 
-def _refit_nuisances(fitter, model, propensity, clip, X, y, t, folds, weights):
-    """Cross-fitted nuisance predictions with the rows weighted by ``weights``.
-
-    ``folds`` holds the held-out parts; each training part is their
-    complement. Returns the outcome predictions (n, 2) and the propensities
-    (n,), fold by fold through the cross-fitting engine's ``_fit_fold``.
-    """
-    n = X.shape[0]
-    mu = np.empty((n, 2))
-    e = np.empty(n)
-    for test in folds:
-        train = _train_part(test, n)
-        fold = _fit_fold(X, y, t, weights, train, test, propensity, model, fitter, clip)
-        mu[test], e[test] = fold["mu"], fold["e"]
-        # the fold's models (and their buffers) go before the next fold's fit
-        del fold, train
-    return mu, e
-
-
 def _bootstrap_draw(refit, weights, masks, mu_inside, threshold, total):
     """Refit one bootstrap draw and reduce it to what the bounds need.
 
-    ``masks`` holds the fixed overlap region and the units below and above
-    it. Returns the weighted mean of the identified pseudo-outcomes, the
-    change of the outcome predictions at the overlap units (n_inside, 2) and
-    the trimmed estimate with the overlap region re-chosen by this draw's
-    propensities (the region itself is estimated).
+    ``masks`` holds the fixed overlap region (its mask and indices) and the
+    units below and above it. The nuisances are refit on each fold's
+    training part with the rows weighted by ``weights`` (through the
+    cross-fitting engine's ``_fit_fold``) and reduced fold by fold, so no
+    array of the draw's predictions over all units is made. Returns the
+    weighted mean of the identified pseudo-outcomes, the change of the
+    outcome predictions at the overlap units (n_inside, 2) and the trimmed
+    estimate with the overlap region re-chosen by this draw's propensities
+    (the region itself is estimated).
     """
     fitter, model, propensity, clip, X, y, t, folds = refit
-    inside, low, high = masks
-    mu_b, e_b = _refit_nuisances(
-        fitter, model, propensity, clip, X, y, t, folds, weights
-    )
-    phi = _aipw_pseudo_outcomes(y, t, e_b, mu_b)
-    effect = phi[:, 1] - phi[:, 0]
-    region = weights * ((e_b >= threshold) & (e_b <= 1 - threshold))
-    del e_b
-    trimmed = region @ effect / max(region.sum(), 1e-300)
-    effect[low] = -phi[low, 0]
-    effect[high] = phi[high, 1]
-    del phi
-    return weights @ effect / total, mu_b[inside] - mu_inside, trimmed
+    inside, inside_idx, low, high = masks
+    n = X.shape[0]
+    change = np.empty_like(mu_inside)
+    known = region_sum = region_total = 0.0
+    for test in folds:
+        train = _train_part(test, n)
+        fold = _fit_fold(X, y, t, weights, train, test, propensity, model, fitter, clip)
+        # the fold's models (and their buffers) go before the next fold's fit
+        mu, e = fold["mu"], fold["e"]
+        del fold, train
+        phi = _aipw_pseudo_outcomes(y[test], t[test], e, mu)
+        w = weights[test]
+        effect = phi[:, 1] - phi[:, 0]
+        region = w * ((e >= threshold) & (e <= 1 - threshold))
+        region_sum += float(region @ effect)
+        region_total += float(region.sum())
+        del region, e
+        below, above = low[test], high[test]
+        effect[below] = -phi[below, 0]
+        effect[above] = phi[above, 1]
+        del phi
+        known += float(w @ effect)
+        kept = inside[test]
+        slots = np.searchsorted(inside_idx, test[kept])
+        change[slots] = mu[kept] - mu_inside[slots]
+    trimmed = region_sum / max(region_total, 1e-300)
+    return known / total, change, trimmed
 
 
 def _refit_outcomes(fitter, model, X, y, t, folds, weights, keep):
@@ -159,7 +158,12 @@ class _BootstrapMixin:
         propensity = _seed_random_states(self._propensity_model(), seed)
         clip = max(float(self.clip), 1e-12)
         refit = (fitter, model, propensity, clip, X, y, t, folds)
-        masks = (inside, e < self.threshold, e > 1 - self.threshold)
+        masks = (
+            inside,
+            np.flatnonzero(inside),
+            e < self.threshold,
+            e > 1 - self.threshold,
+        )
         mu_inside = self.outcome_predictions_[inside]
         total = sw.sum()
         self._boot = {"state": state, "grouping": grouping}

@@ -13,7 +13,6 @@ from numbers import Real
 import numpy as np
 from scipy import optimize, stats
 from sklearn.neighbors import NearestNeighbors
-from sklearn.utils import check_random_state
 
 from skcausal._base import _influence_stderr
 from skcausal._trimming_extension import (
@@ -79,20 +78,18 @@ def _imbens_manski(lower, upper, se_lower, se_upper, alpha):
 class _BoundsMixin:
     """Bounds, intervals and breakdown of :class:`~skcausal.TrimmingSensitivity`."""
 
-    def _lipschitz_fit(self, X, anchors, group_Z, groups, distance):
-        """Bootstrap, active anchors and crossings of the Lipschitz extensions.
+    def _lipschitz_fit(self, X, anchors, group_Z, groups, distance, margin):
+        """Active anchors and crossings of the Lipschitz extensions.
 
-        Only the anchors that some outside unit's extension can use at some
-        L (:func:`_active_anchors`) are kept, with their bootstrap
-        deviations: every later L is evaluated on them alone.
+        ``margin`` (n_inside, 2) is the band around each overlap unit's
+        outcome prediction (``anchor_margin`` bootstrap standard errors, from
+        :meth:`_bootstrap`). Only the anchors that some outside unit's
+        extension can use at some L (:func:`_active_anchors`) are kept, with
+        their bootstrap deviations: every later L is evaluated on them alone.
         """
         inside = self.overlap_mask_
         outside = np.flatnonzero(~inside)
         self._pairs = _pair_budget(*X.shape)
-        rng = check_random_state(self.random_state)
-        # each anchor's value is known up to anchor_margin bootstrap
-        # standard errors: the extensions start from that band
-        margin = float(self.anchor_margin) * self._bootstrap(X, inside, rng)
         mu = self.outcome_predictions_
         used = np.zeros(anchors.shape[0], dtype=bool)
         for (rows, arm), Z_rows in zip(groups, group_Z, strict=True):
