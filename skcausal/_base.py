@@ -1,5 +1,24 @@
-"""Shared base of the cross-fitted treatment-effect estimators."""
+"""Shared base of the cross-fitted treatment-effect estimators.
 
+The nuisances come from the cross-fitting engine (:mod:`skrobust._crossfit`).
+Helpers for subclasses (stable names):
+
+- ``conf_int(confidence_level=0.95, *, alpha=DEPRECATED)`` and
+  ``summary(confidence_level=0.95, *, alpha=DEPRECATED)``: public; resolve
+  the level (old ``alpha`` keyword, or a positional value < 0.5, read as the
+  old alpha with a ``FutureWarning``), then call
+- ``_normal_conf_int(level) -> ConfidenceInterval`` and
+  ``_summary_table(level) -> DataFrame``: no deprecation handling, for a
+  subclass whose own ``conf_int`` / ``summary`` adds parameters.
+- ``_resolve_level(confidence_level, alpha, owner) -> float``: that rule
+  (keyword and positional alpha), for a subclass's own methods.
+- ``_check_alpha``, ``_normal_interval(estimate, stderr, alpha)``,
+  ``_influence_stderr``, ``_weighted_mean``: unchanged (the last two are the
+  engine's ``influence_stderr`` / ``weighted_mean``; ``_normal_interval``
+  now returns a ``ConfidenceInterval``, which unpacks as before).
+"""
+
+import warnings
 from abc import abstractmethod
 from numbers import Integral, Real
 
@@ -11,7 +30,6 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
-    _check_sample_weight,
     check_consistent_length,
     check_is_fitted,
     validate_data,
@@ -19,13 +37,53 @@ from sklearn.utils.validation import (
 
 from skcausal._crossfit import _crossfit, _plain_outcome_fitter
 from skcausal._target import _split_target
+from skrobust import _crossfit as _engine
+from skrobust._crossfit import normal_interval
+from skrobust.utils import (
+    DEPRECATED,
+    ConfidenceInterval,
+    check_nonnegative_sample_weight,
+    resolve_confidence_level,
+)
 
 _PROBA_FLOOR = 1e-15
 
+# the engine's influence-function helpers under their old names (the
+# estimators of skcausal import them from here)
+_influence_stderr = _engine.influence_stderr
+_weighted_mean = _engine.weighted_mean
+
 
 def _normal_interval(estimate, stderr, alpha):
-    z = stats.norm.ppf(1.0 - alpha / 2.0)
-    return estimate - z * stderr, estimate + z * stderr
+    """The engine's normal interval at level ``1 - alpha`` (old signature)."""
+    return normal_interval(estimate, stderr, 1.0 - alpha)
+
+
+def _resolve_level(confidence_level, alpha, owner):
+    """The checked confidence level of a ``conf_int`` / ``summary`` call.
+
+    The old ``alpha`` keyword goes to
+    :func:`~skrobust.utils.resolve_confidence_level` (``FutureWarning``). The
+    first positional argument of these methods was ``alpha``
+    (``conf_int(0.05)``: a 95% interval); for one release a value in
+    (0, 0.5) keeps that meaning, with a ``FutureWarning``: a level of at least
+    0.5 is the only kind in use, so no call is read wrongly in silence.
+    """
+    if (
+        isinstance(confidence_level, Real)
+        and not isinstance(confidence_level, bool)
+        and 0.0 < confidence_level < 0.5
+    ):
+        level = 1.0 - float(confidence_level)
+        warnings.warn(
+            f"{owner}: {confidence_level!r} is read as the old alpha (one minus "
+            "the confidence level), which is deprecated and will be removed in "
+            f"the next release; use confidence_level={level!r} instead.",
+            FutureWarning,
+            stacklevel=3,
+        )
+        confidence_level = level
+    return resolve_confidence_level(confidence_level, alpha, owner=owner)
 
 
 def _check_alpha(alpha):
@@ -34,37 +92,20 @@ def _check_alpha(alpha):
     return float(alpha)
 
 
-def _influence_stderr(infl, sample_weight=None, axis=None):
-    """Standard error ``sqrt(sum(w * infl**2)) / sum(w)`` of an influence function.
+# rows per block of the in-place products with the inverse weights
+_WEIGHT_BLOCK = 1024
 
-    The weights are frequency weights (a unit of weight 2 counts as two
-    units); ``None`` gives ``sqrt(mean(infl**2) / n)``.
+
+def _times_inverse_weights(values, t, e):
+    """``values *= _inverse_weights(t, e)`` in place, one block of rows at a time.
+
+    The same values as the full product, with an (n, 2) weight temporary of
+    ``_WEIGHT_BLOCK`` rows instead of ``n``.
     """
-    # max |infl| without an |infl| temporary
-    top = float(np.maximum(np.max(infl), -np.min(infl))) if infl.size else 0.0
-    if top > 0 and np.isfinite(top) and not 1e-100 < top < 1e100:
-        # squares of values beyond 1e+-150 over- or underflow: work in the
-        # units of the largest value (a temporary, at extreme scales only)
-        return top * _influence_stderr(infl / top, sample_weight, axis)
-    if infl.ndim == 1 or (infl.ndim == 2 and axis == 0):
-        # sums of squares without an (n,)-sized temporary
-        spec = "i,i->" if infl.ndim == 1 else "ij,ij->j"
-        if sample_weight is None:
-            return np.sqrt(np.einsum(spec, infl, infl)) / infl.shape[0]
-        spec = "i," + spec
-        squares = np.einsum(spec, sample_weight, infl, infl)
-        return np.sqrt(squares) / np.sum(sample_weight)
-    if sample_weight is None:
-        return np.sqrt(np.mean(infl**2, axis=axis) / infl.shape[0])
-    w = sample_weight if infl.ndim == 1 else sample_weight[:, None]
-    return np.sqrt(np.sum(w * infl**2, axis=axis)) / np.sum(sample_weight)
-
-
-def _weighted_mean(values, sample_weight):
-    """Mean over units (axis 0) under frequency weights (``None``: plain)."""
-    if sample_weight is None:
-        return values.mean(axis=0)
-    return np.tensordot(sample_weight, values, axes=1) / sample_weight.sum()
+    for start in range(0, values.shape[0], _WEIGHT_BLOCK):
+        rows = slice(start, start + _WEIGHT_BLOCK)
+        values[rows] *= _inverse_weights(t[rows], e[rows])
+    return values
 
 
 def _inverse_weights(t, e):
@@ -152,11 +193,9 @@ class _BaseCausalEstimator(BaseEstimator):
         outcome, t = _split_target(y, treatment)
         sw = None
         if sample_weight is not None:
-            sw = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
-            if not sw.sum() > 0:
-                raise ValueError("sample_weight must have a positive sum.")
+            sw = check_nonnegative_sample_weight(sample_weight, X)
+            # float32 weights are kept as float32 by the checker
+            sw = sw.astype(np.float64, copy=False)
         self._sample_weight = sw
         rng = check_random_state(self.random_state)
         nuisance = _crossfit(
@@ -209,8 +248,11 @@ class _BaseCausalEstimator(BaseEstimator):
             diag["n_clipped"] = int(nuisance["n_clipped"])
             w = t / e
             diag["ess_treated"] = _effective_sample_size(w)
-            np.subtract(1.0, t, out=w)
-            w /= 1.0 - e
+            # (1 - t) / (1 - e) in the same buffer, without a (1 - e) temporary
+            # (t is 0 or 1: the same values)
+            np.subtract(1.0, e, out=w)
+            np.divide(1.0, w, out=w)
+            w[t != 0] = 0.0
             diag["ess_control"] = _effective_sample_size(w)
             del w
             diag["propensity_log_loss"] = _log_loss(t, e)
@@ -219,31 +261,51 @@ class _BaseCausalEstimator(BaseEstimator):
         return diag
 
     # -- inference ---------------------------------------------------------
-    def conf_int(self, alpha=0.05):
+    def conf_int(self, confidence_level=0.95, *, alpha=DEPRECATED):
         """Normal confidence interval for the average treatment effect.
 
         Parameters
         ----------
-        alpha : float, default=0.05
-            One minus the confidence level.
+        confidence_level : float in (0, 1), default=0.95
+            Confidence level of the interval. For one release a value below
+            0.5 is read as the old ``alpha`` (``conf_int(0.05)`` meant a 95%
+            interval), with a ``FutureWarning``.
+        alpha : float in (0, 1), default="deprecated"
+            Deprecated: ``1 - confidence_level``. Kept for one release, with
+            a ``FutureWarning``.
 
         Returns
         -------
-        lower, upper : float
-            ``estimate_ -/+ z_{1 - alpha/2} * stderr_``.
+        interval : skrobust.utils.ConfidenceInterval
+            ``(low, high) = estimate_ -/+ z * stderr_``, ``z`` the
+            ``(1 + confidence_level) / 2`` normal quantile; it unpacks as
+            ``lower, upper``.
         """
         check_is_fitted(self)
-        alpha = _check_alpha(alpha)
-        lower, upper = _normal_interval(self.estimate_, self.stderr_, alpha)
-        return float(lower), float(upper)
+        level = _resolve_level(
+            confidence_level, alpha, f"{type(self).__name__}.conf_int"
+        )
+        return self._normal_conf_int(level)
 
-    def summary(self, alpha=0.05):
+    def _normal_conf_int(self, confidence_level):
+        """``conf_int`` at a checked level, without deprecation handling.
+
+        For subclasses whose own ``conf_int`` adds parameters.
+        """
+        low, high = normal_interval(self.estimate_, self.stderr_, confidence_level)
+        return ConfidenceInterval(float(low), float(high))
+
+    def summary(self, confidence_level=0.95, *, alpha=DEPRECATED):
         """Estimates, standard errors and intervals as a DataFrame.
 
         Parameters
         ----------
-        alpha : float, default=0.05
-            One minus the confidence level of the intervals.
+        confidence_level : float in (0, 1), default=0.95
+            Confidence level of the intervals. For one release a value below
+            0.5 is read as the old ``alpha``, with a ``FutureWarning``.
+        alpha : float in (0, 1), default="deprecated"
+            Deprecated: ``1 - confidence_level``. Kept for one release, with
+            a ``FutureWarning``.
 
         Returns
         -------
@@ -253,14 +315,20 @@ class _BaseCausalEstimator(BaseEstimator):
             ``ci_lower``, ``ci_upper``.
         """
         check_is_fitted(self)
-        alpha = _check_alpha(alpha)
+        level = _resolve_level(
+            confidence_level, alpha, f"{type(self).__name__}.summary"
+        )
+        return self._summary_table(level)
+
+    def _summary_table(self, confidence_level):
+        """``summary`` at a checked level, without deprecation handling."""
         est = np.array(
             [self.estimate_, *self.potential_outcome_means_[::-1]], dtype=float
         )
         se = np.array([self.stderr_, *self.potential_outcome_stderr_[::-1]])
         with np.errstate(divide="ignore", invalid="ignore"):
             z = est / se
-        lower, upper = _normal_interval(est, se, alpha)
+        lower, upper = normal_interval(est, se, confidence_level)
         return pd.DataFrame(
             {
                 "estimate": est,
@@ -377,7 +445,8 @@ def _observed_arm_mse(y, t, mu):
     """Mean squared error of ``mu`` on the arm each unit received."""
     resid = np.where(t == 1, mu[:, 1], mu[:, 0])
     np.subtract(y, resid, out=resid)
-    top = float(np.max(np.abs(resid))) if resid.size else 0.0
+    # max |resid| without an |resid| temporary
+    top = float(max(resid.max(), -resid.min())) if resid.size else 0.0
     if top > 0 and np.isfinite(top) and not 1e-100 < top < 1e100:
         # the squares of residuals beyond 1e+-150 over- or underflow
         resid /= top

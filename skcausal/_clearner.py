@@ -9,8 +9,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
 from skcausal._base import _BaseCausalEstimator, _inverse_weights, _weighted_mean
-from skcausal._crossfit import _arm_rows, _fit_weighted, _predict_outcome
+from skcausal._crossfit import _fit_weighted, _predict_outcome
+from skcausal._docstrings import fill_doc
 from skcausal._estimators import _aipw_pseudo_outcomes
+from skrobust._crossfit import outcome_step as _outcome_step
 
 
 def _violation(w, y, f):
@@ -29,8 +31,16 @@ class _LinearArm:
         return X @ self.coef_ + self.intercept_
 
 
-# rows per block of the constrained least-squares Gram matrix
-_GRAM_BLOCK = 2048
+# rows per block of the constrained least-squares sums: every (rows, p)
+# temporary is a block, a small fixed size whatever the number of units
+_GRAM_BLOCK = 512
+
+
+def _row_blocks(n_rows):
+    """Slices of at most ``_GRAM_BLOCK`` consecutive rows covering ``n_rows``."""
+    return (
+        slice(start, start + _GRAM_BLOCK) for start in range(0, n_rows, _GRAM_BLOCK)
+    )
 
 
 def _standardized(X, center, scale, fit_intercept):
@@ -48,43 +58,55 @@ def _standardized(X, center, scale, fit_intercept):
     return Z
 
 
+def _weighted_sum(values, weights):
+    """``sum_i weights_i values_i`` over rows (``weights`` None: plain sum)."""
+    return values.sum(axis=0) if weights is None else weights @ values
+
+
 def _constrained_linear(model, X_tr, y_tr, X_ev, y_ev, w, sw_tr=None):
     """Closed-form KKT solution of least squares under one linear constraint.
 
     Minimize ``sum_tr sw (y_tr - X_tr b - b0)^2 + alpha ||b||^2`` subject to
     ``sum_ev w (y_ev - X_ev b - b0) = 0``. Columns are centered and scaled
     for conditioning; the penalty is transformed so the problem is unchanged.
+    Every sum runs over row blocks of the data: no standardized or centred
+    copy of the rows is made.
     """
     alpha = float(getattr(model, "alpha", 0.0))
     fit_intercept = bool(getattr(model, "fit_intercept", True))
-    sw = np.ones(X_tr.shape[0]) if sw_tr is None else sw_tr
-    mean = np.average(X_tr, axis=0, weights=sw)
+    n_tr = X_tr.shape[0]
+    total = float(n_tr) if sw_tr is None else float(sw_tr.sum())
+    mean = _weighted_sum(X_tr, sw_tr) / total
     center = mean if fit_intercept else np.zeros(X_tr.shape[1])
-    dev = np.subtract(X_tr, mean)
-    np.square(dev, out=dev)
-    scale = np.sqrt(np.average(dev, axis=0, weights=sw))
-    del dev
+    # the weighted variance about the mean (two passes, as np.average)
+    var = np.zeros(X_tr.shape[1])
+    for rows in _row_blocks(n_tr):
+        dev = np.subtract(X_tr[rows], mean)
+        np.square(dev, out=dev)
+        var += _weighted_sum(dev, None if sw_tr is None else sw_tr[rows])
+        del dev
+    scale = np.sqrt(var / total)
     scale[scale == 0] = 1.0
-    Z_ev = _standardized(X_ev, center, scale, fit_intercept)
-    p = Z_ev.shape[1]
+    p = X_tr.shape[1] + fit_intercept
     penalty = np.full(p, alpha)
     penalty[fit_intercept:] = alpha / scale**2 if alpha else 0.0
     if fit_intercept:
         penalty[0] = 0.0
-    c = Z_ev.T @ w
+    # the constraint row c = Z_ev' w of the standardized held-out rows
+    c = np.zeros(p)
+    for rows in _row_blocks(X_ev.shape[0]):
+        c += w[rows] @ _standardized(X_ev[rows], center, scale, fit_intercept)
     d = float(np.dot(w, y_ev))
-    kkt = np.zeros((p + 1, p + 1))
-    # the weighted Gram matrix and moment of the standardized training rows,
-    # accumulated over row blocks (no (n_train, p) standardized copy)
+    # the weighted Gram matrix and moment of the standardized training rows
     gram = np.zeros((p, p))
     moment = np.zeros(p)
-    for start in range(0, X_tr.shape[0], _GRAM_BLOCK):
-        rows = slice(start, start + _GRAM_BLOCK)
+    for rows in _row_blocks(n_tr):
         Z = _standardized(X_tr[rows], center, scale, fit_intercept)
-        weighted = Z.T * sw[rows]
+        weighted = Z.T if sw_tr is None else Z.T * sw_tr[rows]
         gram += weighted @ Z
         moment += weighted @ y_tr[rows]
         del Z, weighted
+    kkt = np.zeros((p + 1, p + 1))
     kkt[:p, :p] = gram + np.diag(penalty)
     kkt[:p, p] = c
     kkt[p, :p] = c
@@ -201,48 +223,29 @@ class _ConstrainedArms:
 
 
 def _clearner_fitter(penalty, seed):
-    def fit(
-        model,
-        X_tr,
-        y_tr,
-        t_tr,
-        X_ev,
-        y_ev,
-        t_ev,
-        e_ev,
-        sw_tr=None,
-        sw_ev=None,
-        train=None,
-    ):
-        # train given: X_tr, y_tr, t_tr, sw_tr are the full arrays and train
-        # selects the training part (indexed once, with each arm's rows)
-        arms, info = [], {}
-        for arm in (0, 1):
-            received = t_ev == arm
-            w = received / (e_ev if arm == 1 else 1.0 - e_ev)
-            if sw_ev is not None:
-                w = w * sw_ev
-            mask = t_tr == arm if train is None else _arm_rows(t_tr, train, arm)
-            sw = None if sw_tr is None else sw_tr[mask]
-            args = (X_tr[mask], y_tr[mask], X_ev, y_ev, w)
-            del mask
-            if isinstance(model, LinearRegression | Ridge):
-                fitted, arm_info = _constrained_linear(model, *args, sw)
-            elif _is_lightgbm(model):
-                fitted, arm_info = _constrained_lightgbm(model, *args, penalty, sw)
-            elif _is_skorch_net(model):
-                from skcausal._torch_nets import _constrained_skorch
+    """The C-Learner's outcome step: each arm fit under its held-out constraint."""
 
-                fitted, arm_info = _constrained_skorch(model, *args, penalty, seed, sw)
-            else:
-                fitted, arm_info = _constrained_shift(model, *args, sw)
-            arms.append(fitted)
-            info[arm] = arm_info
-        return _ConstrainedArms(arms), info
+    def fit_arm(model, arm, X_arm, y_arm, sw, held_out):
+        X_ev, y_ev, t_ev, e_ev, sw_ev = held_out
+        received = t_ev == arm
+        w = received / (e_ev if arm == 1 else 1.0 - e_ev)
+        if sw_ev is not None:
+            w = w * sw_ev
+        args = (X_arm, y_arm, X_ev, y_ev, w)
+        if isinstance(model, LinearRegression | Ridge):
+            return _constrained_linear(model, *args, sw)
+        if _is_lightgbm(model):
+            return _constrained_lightgbm(model, *args, penalty, sw)
+        if _is_skorch_net(model):
+            from skcausal._torch_nets import _constrained_skorch
 
-    return fit
+            return _constrained_skorch(model, *args, penalty, seed, sw)
+        return _constrained_shift(model, *args, sw)
+
+    return _outcome_step(fit_arm, _ConstrainedArms)
 
 
+@fill_doc
 class CLearner(_BaseCausalEstimator):
     """C-Learner: plug-in estimation with a constrained outcome model.
 
@@ -273,52 +276,24 @@ class CLearner(_BaseCausalEstimator):
           the constraint hold exactly.
         - any other regressor: fit, then the constant shift that satisfies
           the constraint (the exact solution within ``{f + c}``).
-    propensity_model : classifier, default=None
-        Model of :math:`P(A = 1 | X)` with ``predict_proba``, cloned for every
-        fold. ``None`` means :class:`~sklearn.linear_model.LogisticRegression`.
+    <<propensity_model>>
     penalty : float, default=1.0
         Weight :math:`\\rho` of the squared-constraint penalty of the
         LightGBM and neural-net backbones (relative to the mean squared
         loss); the final constraint is exact whatever its value.
-    clip : float in [0, 0.5), default=1e-3
-        Estimated propensities are clipped into ``[clip, 1 - clip]``, with a
-        warning when any unit is clipped. With ``clip=0`` a propensity of
-        exactly 0 or 1 raises a ``ValueError``.
-    cv : int, cross-validation generator or iterable, default=5
-        Cross-fitting folds. An int gives a shuffled
-        :class:`~sklearn.model_selection.StratifiedKFold` on the treatment,
-        seeded by ``random_state``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the folds and every unset ``random_state`` of the nuisance
-        models.
-    n_jobs : int, default=None
-        Folds fit in parallel with joblib (``-1``: all cores).
-    verbose : int, default=0
-        Progress messages of the joblib loop over folds.
+    <<clip cv random_state n_jobs verbose>>
 
     Attributes
     ----------
-    estimate_ : float
-        Estimated average treatment effect.
+    <<estimate_>>
     stderr_ : float
         Standard error from the influence function of the stacked
         out-of-fold predictions.
-    influence_function_ : ndarray of shape (n_samples,)
-        Estimated influence function of ``estimate_``.
-    potential_outcome_means_ : ndarray of shape (2,)
-        Estimates of :math:`E[Y(0)]` and :math:`E[Y(1)]`.
-    potential_outcome_stderr_ : ndarray of shape (2,)
-        Their standard errors.
-    potential_outcome_influence_ : ndarray of shape (n_samples, 2)
-        Their influence functions.
-    propensity_ : ndarray of shape (n_samples,)
-        Out-of-fold (clipped) propensities.
+    <<influence_function_ potential_outcome_means_ potential_outcome_stderr_>>
+    <<potential_outcome_influence_ propensity_>>
     outcome_predictions_ : ndarray of shape (n_samples, 2)
         Out-of-fold predictions of the constrained outcome models.
-    propensity_models_ : list of estimators
-        The propensity model fitted on each fold's training part.
-    fold_indices_ : list of ndarray
-        Held-out indices of each fold.
+    <<propensity_models_ fold_indices_>>
     diagnostics_ : dict
         As :class:`AIPW`, plus ``constraint_residual`` (the largest absolute
         held-out :math:`P_k[w (Y - \\hat\\mu_a)]` over folds and arms after
@@ -326,10 +301,7 @@ class CLearner(_BaseCausalEstimator):
         (the largest normalized violation :math:`P_k[w (Y - f)] / P_k[w]`
         before the final shift of the LightGBM, neural-net and generic
         backbones; NaN for the linear backbone, which is exact).
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during fit (only when ``X`` has string names).
+    <<n_features_in_ feature_names_in_>>
 
     See Also
     --------
@@ -404,13 +376,13 @@ class CLearner(_BaseCausalEstimator):
 
     def _estimate(self, y, t, nuisance, sw):
         e, mu = nuisance["e"], nuisance["mu"]
-        phi = _aipw_pseudo_outcomes(y, t, e, mu)
         residual, before = 0.0, []
-        w = _inverse_weights(t, e)
+        # the held-out correction of each fold, from that fold's weights only
         for (_, test), res in zip(
             nuisance["folds"], nuisance["fold_results"], strict=True
         ):
-            r = w[test] * (y[test, None] - mu[test])
+            r = np.subtract(y[test, None], mu[test])
+            r *= _inverse_weights(t[test], e[test])
             r = _weighted_mean(r, None if sw is None else sw[test])
             residual = max(residual, float(np.max(np.abs(r))))
             for arm in (0, 1):
@@ -419,7 +391,9 @@ class CLearner(_BaseCausalEstimator):
         self._constraint = (residual, before)
         # the correction is zero by construction: phi's mean is the plug-in
         psi = _weighted_mean(mu, sw)
-        return psi, phi - psi
+        phi = _aipw_pseudo_outcomes(y, t, e, mu)
+        phi -= psi
+        return psi, phi
 
     def _diagnostics(self, y, t, nuisance):
         diag = super()._diagnostics(y, t, nuisance)

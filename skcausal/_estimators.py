@@ -8,29 +8,25 @@ from scipy.special import expit, logit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from skcausal._base import _BaseCausalEstimator, _inverse_weights, _weighted_mean
+from skcausal._base import (
+    _BaseCausalEstimator,
+    _inverse_weights,
+    _times_inverse_weights,
+    _weighted_mean,
+)
+from skcausal._docstrings import fill_doc
+from skrobust._crossfit import mean_and_influence as _mean_and_influence
 
 
 def _aipw_pseudo_outcomes(y, t, e, mu):
     """Per-arm AIPW pseudo-outcomes, shape (n, 2)."""
     phi = np.subtract(y[:, None], mu)
-    phi *= _inverse_weights(t, e)
+    _times_inverse_weights(phi, t, e)
     phi += mu
     return phi
 
 
-def _mean_and_influence(phi, sw=None, overwrite=False):
-    """Means of the columns of ``phi`` and its centred columns.
-
-    ``overwrite=True`` centres ``phi`` in place (the caller's array).
-    """
-    psi = _weighted_mean(phi, sw)
-    if overwrite:
-        phi -= psi
-        return psi, phi
-    return psi, phi - psi
-
-
+@fill_doc
 class PlugIn(_BaseCausalEstimator):
     """Cross-fitted plug-in (S- or T-learner) estimator of the ATE.
 
@@ -43,49 +39,20 @@ class PlugIn(_BaseCausalEstimator):
 
     Parameters
     ----------
-    outcome_model : regressor or classifier, default=None
-        Model of :math:`E[Y | X, A]`, cloned for every fold (and arm); a
-        classifier is used through ``predict_proba[:, 1]``. ``None`` means
-        :class:`~sklearn.linear_model.LinearRegression`.
-    learner : {"T", "S"}, default="T"
-        ``"T"`` fits one outcome model per arm; ``"S"`` fits one model with
-        the treatment appended as the last feature.
-    cv : int, cross-validation generator or iterable, default=5
-        Cross-fitting folds. An int gives a shuffled
-        :class:`~sklearn.model_selection.StratifiedKFold` on the treatment,
-        seeded by ``random_state``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the folds and every unset ``random_state`` of the nuisance
-        models.
-    n_jobs : int, default=None
-        Folds fit in parallel with joblib (``-1``: all cores).
-    verbose : int, default=0
-        Progress messages of the joblib loop over folds.
+    <<outcome_model learner cv random_state n_jobs verbose>>
 
     Attributes
     ----------
     estimate_ : float
         Estimated average treatment effect :math:`E[Y(1) - Y(0)]`.
-    stderr_ : float
-        Standard error, :math:`\\sqrt{\\frac{1}{n^2}\\sum_i \\hat\\varphi_i^2}`.
+    <<stderr_>>
     influence_function_ : ndarray of shape (n_samples,)
         Estimated influence function of ``estimate_`` at each unit.
-    potential_outcome_means_ : ndarray of shape (2,)
-        Estimates of :math:`E[Y(0)]` and :math:`E[Y(1)]`.
-    potential_outcome_stderr_ : ndarray of shape (2,)
-        Their standard errors.
-    potential_outcome_influence_ : ndarray of shape (n_samples, 2)
-        Their influence functions.
-    outcome_predictions_ : ndarray of shape (n_samples, 2)
-        Out-of-fold predictions of both potential outcomes.
-    fold_indices_ : list of ndarray
-        Held-out indices of each fold.
+    <<potential_outcome_means_ potential_outcome_stderr_ potential_outcome_influence_>>
+    <<outcome_predictions_ fold_indices_>>
     diagnostics_ : dict
         ``n_samples``, ``n_treated`` and the out-of-fold ``outcome_mse``.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during fit (only when ``X`` has string names).
+    <<n_features_in_ feature_names_in_>>
 
     See Also
     --------
@@ -146,6 +113,7 @@ class PlugIn(_BaseCausalEstimator):
         return _mean_and_influence(nuisance["mu"], sw)
 
 
+@fill_doc
 class IPW(_BaseCausalEstimator):
     """Cross-fitted inverse propensity weighting estimator of the ATE.
 
@@ -153,56 +121,24 @@ class IPW(_BaseCausalEstimator):
 
     Parameters
     ----------
-    propensity_model : classifier, default=None
-        Model of :math:`P(A = 1 | X)` with ``predict_proba``, cloned for every
-        fold. ``None`` means :class:`~sklearn.linear_model.LogisticRegression`.
+    <<propensity_model>>
     normalize : bool, default=True
         ``True`` gives the Hajek estimator (weights normalized to sum to one
         within each arm), ``False`` the Horvitz-Thompson estimator.
-    clip : float in [0, 0.5), default=1e-3
-        Estimated propensities are clipped into ``[clip, 1 - clip]``, with a
-        warning when any unit is clipped. With ``clip=0`` a propensity of
-        exactly 0 or 1 raises a ``ValueError``.
-    cv : int, cross-validation generator or iterable, default=5
-        Cross-fitting folds. An int gives a shuffled
-        :class:`~sklearn.model_selection.StratifiedKFold` on the treatment,
-        seeded by ``random_state``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the folds and every unset ``random_state`` of the nuisance
-        models.
-    n_jobs : int, default=None
-        Folds fit in parallel with joblib (``-1``: all cores).
-    verbose : int, default=0
-        Progress messages of the joblib loop over folds.
+    <<clip cv random_state n_jobs verbose>>
 
     Attributes
     ----------
-    estimate_ : float
-        Estimated average treatment effect.
+    <<estimate_>>
     stderr_ : float
         Standard error from the influence function.
-    influence_function_ : ndarray of shape (n_samples,)
-        Estimated influence function of ``estimate_``.
-    potential_outcome_means_ : ndarray of shape (2,)
-        Estimates of :math:`E[Y(0)]` and :math:`E[Y(1)]`.
-    potential_outcome_stderr_ : ndarray of shape (2,)
-        Their standard errors.
-    potential_outcome_influence_ : ndarray of shape (n_samples, 2)
-        Their influence functions.
-    propensity_ : ndarray of shape (n_samples,)
-        Out-of-fold (clipped) propensities.
-    propensity_models_ : list of estimators
-        The propensity model fitted on each fold's training part.
-    fold_indices_ : list of ndarray
-        Held-out indices of each fold.
+    <<influence_function_ potential_outcome_means_ potential_outcome_stderr_>>
+    <<potential_outcome_influence_ propensity_ propensity_models_ fold_indices_>>
     diagnostics_ : dict
         ``propensity_min``, ``propensity_max``, ``n_clipped``, the Kish
         effective sample sizes ``ess_treated`` and ``ess_control`` of the
         inverse weights, and the out-of-fold ``propensity_log_loss``.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during fit (only when ``X`` has string names).
+    <<n_features_in_ feature_names_in_>>
 
     See Also
     --------
@@ -274,6 +210,7 @@ class IPW(_BaseCausalEstimator):
         return psi, infl
 
 
+@fill_doc
 class AIPW(_BaseCausalEstimator):
     """Cross-fitted augmented inverse propensity weighting (doubly robust).
 
@@ -285,62 +222,20 @@ class AIPW(_BaseCausalEstimator):
 
     Parameters
     ----------
-    outcome_model : regressor or classifier, default=None
-        Model of :math:`E[Y | X, A]`, cloned for every fold (and arm); a
-        classifier is used through ``predict_proba[:, 1]``. ``None`` means
-        :class:`~sklearn.linear_model.LinearRegression`.
-    propensity_model : classifier, default=None
-        Model of :math:`P(A = 1 | X)` with ``predict_proba``, cloned for every
-        fold. ``None`` means :class:`~sklearn.linear_model.LogisticRegression`.
-    learner : {"T", "S"}, default="T"
-        ``"T"`` fits one outcome model per arm; ``"S"`` one model with the
-        treatment appended as the last feature.
-    clip : float in [0, 0.5), default=1e-3
-        Estimated propensities are clipped into ``[clip, 1 - clip]``, with a
-        warning when any unit is clipped. With ``clip=0`` a propensity of
-        exactly 0 or 1 raises a ``ValueError``.
-    cv : int, cross-validation generator or iterable, default=5
-        Cross-fitting folds. An int gives a shuffled
-        :class:`~sklearn.model_selection.StratifiedKFold` on the treatment,
-        seeded by ``random_state``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the folds and every unset ``random_state`` of the nuisance
-        models.
-    n_jobs : int, default=None
-        Folds fit in parallel with joblib (``-1``: all cores).
-    verbose : int, default=0
-        Progress messages of the joblib loop over folds.
+    <<outcome_model propensity_model learner clip cv random_state n_jobs verbose>>
 
     Attributes
     ----------
-    estimate_ : float
-        Estimated average treatment effect.
-    stderr_ : float
-        Standard error, :math:`\\sqrt{\\frac{1}{n^2}\\sum_i \\hat\\varphi_i^2}`.
+    <<estimate_ stderr_>>
     influence_function_ : ndarray of shape (n_samples,)
         :math:`\\hat\\varphi_i`, the estimated influence function.
-    potential_outcome_means_ : ndarray of shape (2,)
-        Estimates of :math:`E[Y(0)]` and :math:`E[Y(1)]`.
-    potential_outcome_stderr_ : ndarray of shape (2,)
-        Their standard errors.
-    potential_outcome_influence_ : ndarray of shape (n_samples, 2)
-        Their influence functions.
-    propensity_ : ndarray of shape (n_samples,)
-        Out-of-fold (clipped) propensities.
-    outcome_predictions_ : ndarray of shape (n_samples, 2)
-        Out-of-fold predictions of both potential outcomes.
-    propensity_models_ : list of estimators
-        The propensity model fitted on each fold's training part.
-    fold_indices_ : list of ndarray
-        Held-out indices of each fold.
+    <<potential_outcome_means_ potential_outcome_stderr_ potential_outcome_influence_>>
+    <<propensity_ outcome_predictions_ propensity_models_ fold_indices_>>
     diagnostics_ : dict
         ``propensity_min``, ``propensity_max``, ``n_clipped``, the Kish
         effective sample sizes ``ess_treated``/``ess_control`` of the inverse
         weights, ``propensity_log_loss`` and ``outcome_mse`` (out of fold).
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during fit (only when ``X`` has string names).
+    <<n_features_in_ feature_names_in_>>
 
     See Also
     --------
@@ -376,7 +271,7 @@ class AIPW(_BaseCausalEstimator):
     >>> est = AIPW(random_state=0).fit(X, y)
     >>> round(est.estimate_, 1)
     1.0
-    >>> lower, upper = est.conf_int(alpha=0.05)
+    >>> lower, upper = est.conf_int(confidence_level=0.95)
     >>> bool(lower < 1.0 < upper)
     True
     """
@@ -471,6 +366,7 @@ def _logistic_fluctuation(offset, h, target, max_iter, tol, weight=None):
     return eps, False
 
 
+@fill_doc
 class TMLE(_BaseCausalEstimator):
     """Cross-fitted targeted maximum likelihood estimator (TMLE).
 
@@ -483,16 +379,7 @@ class TMLE(_BaseCausalEstimator):
 
     Parameters
     ----------
-    outcome_model : regressor or classifier, default=None
-        Model of :math:`E[Y | X, A]`, cloned for every fold (and arm); a
-        classifier is used through ``predict_proba[:, 1]``. ``None`` means
-        :class:`~sklearn.linear_model.LinearRegression`.
-    propensity_model : classifier, default=None
-        Model of :math:`P(A = 1 | X)` with ``predict_proba``, cloned for every
-        fold. ``None`` means :class:`~sklearn.linear_model.LogisticRegression`.
-    learner : {"T", "S"}, default="T"
-        ``"T"`` fits one outcome model per arm; ``"S"`` one model with the
-        treatment appended as the last feature.
+    <<outcome_model propensity_model learner>>
     fluctuation : {"logistic", "linear"}, default="logistic"
         ``"logistic"`` rescales the outcome to [0, 1] with its observed range
         and fits :math:`\\mathrm{expit}(\\mathrm{logit}\\,\\bar Q + \\epsilon
@@ -500,61 +387,34 @@ class TMLE(_BaseCausalEstimator):
         outcome's range. ``"linear"`` fits :math:`\\bar Q + \\epsilon H` by
         least squares (unbounded; the version whose instability under extreme
         weights is reported by Kang and Schafer style studies).
-    clip : float in [0, 0.5), default=1e-3
-        Estimated propensities are clipped into ``[clip, 1 - clip]``, with a
-        warning when any unit is clipped. With ``clip=0`` a propensity of
-        exactly 0 or 1 raises a ``ValueError``.
+    <<clip>>
     max_iter : int, default=100
         Newton iterations of the logistic fluctuation.
     tol : float, default=1e-10
         The logistic fluctuation stops when its score equation
         :math:`\\sum_i H_i (Y_i - \\bar Q^*_i)` (outcome rescaled to [0, 1])
         is below ``tol`` times :math:`\\sum_i |H_i|`.
-    cv : int, cross-validation generator or iterable, default=5
-        Cross-fitting folds. An int gives a shuffled
-        :class:`~sklearn.model_selection.StratifiedKFold` on the treatment,
-        seeded by ``random_state``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the folds and every unset ``random_state`` of the nuisance
-        models.
-    n_jobs : int, default=None
-        Folds fit in parallel with joblib (``-1``: all cores).
-    verbose : int, default=0
-        Progress messages of the joblib loop over folds.
+    <<cv random_state n_jobs verbose>>
 
     Attributes
     ----------
-    estimate_ : float
-        Estimated average treatment effect.
+    <<estimate_>>
     stderr_ : float
         Standard error from the influence function.
-    influence_function_ : ndarray of shape (n_samples,)
-        Estimated influence function of ``estimate_``.
-    potential_outcome_means_ : ndarray of shape (2,)
-        Estimates of :math:`E[Y(0)]` and :math:`E[Y(1)]`.
-    potential_outcome_stderr_ : ndarray of shape (2,)
-        Their standard errors.
-    potential_outcome_influence_ : ndarray of shape (n_samples, 2)
-        Their influence functions.
+    <<influence_function_ potential_outcome_means_ potential_outcome_stderr_>>
+    <<potential_outcome_influence_>>
     fluctuation_ : ndarray of shape (2,)
         Fitted :math:`\\epsilon` of the control and treated arms.
     targeted_predictions_ : ndarray of shape (n_samples, 2)
         Targeted out-of-fold predictions :math:`\\bar Q^*_0, \\bar Q^*_1`.
-    propensity_ : ndarray of shape (n_samples,)
-        Out-of-fold (clipped) propensities.
+    <<propensity_>>
     outcome_predictions_ : ndarray of shape (n_samples, 2)
         Out-of-fold (untargeted) predictions of both potential outcomes.
-    propensity_models_ : list of estimators
-        The propensity model fitted on each fold's training part.
-    fold_indices_ : list of ndarray
-        Held-out indices of each fold.
+    <<propensity_models_ fold_indices_>>
     diagnostics_ : dict
         As :class:`AIPW`, plus ``first_order_residual``: the largest absolute
         per-arm mean of :math:`H_a (Y - \\bar Q^*_a)` after targeting.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during fit (only when ``X`` has string names).
+    <<n_features_in_ feature_names_in_>>
 
     See Also
     --------

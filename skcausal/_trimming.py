@@ -14,10 +14,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skcausal._base import _BaseCausalEstimator, _normal_interval
+from skcausal._base import _BaseCausalEstimator, _resolve_level
 from skcausal._estimators import _aipw_pseudo_outcomes
 from skcausal._trimming_bootstrap import _BootstrapMixin
-from skcausal._trimming_bounds import _BoundsMixin, _confidence_level
+from skcausal._trimming_bounds import _BoundsMixin
 from skcausal._trimming_extension import _check_lipschitz, _outcome_unit
 from skrobust.utils import DEPRECATED, ConfidenceInterval, resolve_confidence_level
 
@@ -447,7 +447,7 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         """
         check_is_fitted(self)
         arr = _check_lipschitz(lipschitz).reshape(-1)
-        level = _confidence_level(
+        level = _resolve_level(
             confidence_level, alpha, "TrimmingSensitivity.sensitivity_curve"
         )
         rows = self._curve(arr, 1.0 - level)
@@ -491,12 +491,9 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
             ``low``, ``high`` (it unpacks as a pair).
         """
         check_is_fitted(self)
-        level = _confidence_level(
-            confidence_level, alpha, "TrimmingSensitivity.conf_int"
-        )
+        level = _resolve_level(confidence_level, alpha, "TrimmingSensitivity.conf_int")
         if lipschitz is None:
-            lower, upper = _normal_interval(self.estimate_, self.stderr_, 1.0 - level)
-            return ConfidenceInterval(float(lower), float(upper))
+            return self._normal_conf_int(level)
         value = float(_check_lipschitz(lipschitz).reshape(-1)[0])
         row = self._curve([value], 1.0 - level)[0]
         return ConfidenceInterval(row[8], row[9])
@@ -524,7 +521,7 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         import matplotlib.pyplot as plt
 
         check_is_fitted(self)
-        level = _confidence_level(confidence_level, alpha, "TrimmingSensitivity.plot")
+        level = _resolve_level(confidence_level, alpha, "TrimmingSensitivity.plot")
         if lipschitz is None:
             top = self.breakdown_lipschitz_
             top = 2 * top if np.isfinite(top) and top > 0 else 1.0

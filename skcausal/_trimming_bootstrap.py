@@ -7,10 +7,15 @@ instead of being stored. :class:`_BootstrapMixin` holds the estimator's side.
 """
 
 import numpy as np
-from joblib import Parallel, delayed
 
-from skcausal._crossfit import _fit_fold, _seed_random_states, _train_part
 from skcausal._estimators import _aipw_pseudo_outcomes
+from skrobust._crossfit import (
+    SEED_MAX,
+    fit_fold,
+    map_folds,
+    seed_random_states,
+    train_part,
+)
 
 
 def _strata_order(strata):
@@ -50,7 +55,7 @@ def _bootstrap_draw(refit, weights, masks, mu_inside, threshold, total):
     ``masks`` holds the fixed overlap region (its mask and indices) and the
     units below and above it. The nuisances are refit on each fold's
     training part with the rows weighted by ``weights`` (through the
-    cross-fitting engine's ``_fit_fold``) and reduced fold by fold, so no
+    cross-fitting engine's ``fit_fold``) and reduced fold by fold, so no
     array of the draw's predictions over all units is made. Returns the
     weighted mean of the identified pseudo-outcomes, the change of the
     outcome predictions at the overlap units (n_inside, 2) and the trimmed
@@ -63,8 +68,8 @@ def _bootstrap_draw(refit, weights, masks, mu_inside, threshold, total):
     change = np.empty_like(mu_inside)
     known = region_sum = region_total = 0.0
     for test in folds:
-        train = _train_part(test, n)
-        fold = _fit_fold(X, y, t, weights, train, test, propensity, model, fitter, clip)
+        train = train_part(test, n)
+        fold = fit_fold(X, y, t, weights, train, test, propensity, model, fitter, clip)
         # the fold's models (and their buffers) go before the next fold's fit
         mu, e = fold["mu"], fold["e"]
         del fold, train
@@ -99,7 +104,7 @@ def _refit_outcomes(fitter, model, X, y, t, folds, weights, keep):
         rows = np.flatnonzero(np.isin(keep, test))
         if rows.size == 0:
             continue
-        train = _train_part(test, X.shape[0])
+        train = train_part(test, X.shape[0])
         at = keep[rows]
         # the fitter indexes each arm's training rows once (train=)
         outcome, _ = fitter(
@@ -152,10 +157,10 @@ class _BootstrapMixin:
             _stratified_counts(grouping, rng)
         del fold_of
         folds = self.fold_indices_
-        model = _seed_random_states(self._outcome_model(), rng.randint(2**31 - 1))
+        model = seed_random_states(self._outcome_model(), rng.randint(SEED_MAX))
         fitter = self._outcome_fitter()
-        seed = rng.randint(2**31 - 1)
-        propensity = _seed_random_states(self._propensity_model(), seed)
+        seed = rng.randint(SEED_MAX)
+        propensity = seed_random_states(self._propensity_model(), seed)
         clip = max(float(self.clip), 1e-12)
         refit = (fitter, model, propensity, clip, X, y, t, folds)
         masks = (
@@ -168,13 +173,15 @@ class _BootstrapMixin:
         total = sw.sum()
         self._boot = {"state": state, "grouping": grouping}
         self._refit = (fitter, model, y, t, folds)
-        draws = Parallel(
-            n_jobs=self.n_jobs, verbose=self.verbose, return_as="generator"
-        )(
-            delayed(_bootstrap_draw)(
-                refit, weights, masks, mu_inside, self.threshold, total
-            )
-            for weights in self._draws()
+        # the draws through the engine's loop, reduced as they come
+        draws = map_folds(
+            _bootstrap_draw,
+            (
+                (refit, weights, masks, mu_inside, self.threshold, total)
+                for weights in self._draws()
+            ),
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
         )
         sums = np.empty(n_boot)
         trimmed = np.empty(n_boot)
@@ -227,11 +234,11 @@ class _BootstrapMixin:
         out = [np.empty((n_boot, slots.size), np.float32) for slots, _ in targets]
         if keep.size == 0:
             return out
-        draws = Parallel(
-            n_jobs=self.n_jobs, verbose=self.verbose, return_as="generator"
-        )(
-            delayed(_refit_outcomes)(fitter, model, X, y, t, folds, w, keep)
-            for w in self._draws()
+        draws = map_folds(
+            _refit_outcomes,
+            ((fitter, model, X, y, t, folds, w, keep) for w in self._draws()),
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
         )
         for b, pred in enumerate(draws):
             pred -= mu_keep

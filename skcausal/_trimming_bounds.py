@@ -7,9 +7,6 @@ active anchors, Imbens-Manski interval) or of the ``"knn"`` extension
 breakdown constant. :class:`_BoundsMixin` holds the estimator's side.
 """
 
-import warnings
-from numbers import Real
-
 import numpy as np
 from scipy import optimize, stats
 from sklearn.neighbors import NearestNeighbors
@@ -21,37 +18,9 @@ from skcausal._trimming_extension import (
     _extension,
     _pair_budget,
 )
-from skrobust.utils import resolve_confidence_level
-from skrobust.utils._conventions import _is_set
 
 # the breakdown search gives up (inf) beyond this many outcome-scale units
 _L_MAX = 1e12
-
-
-def _confidence_level(confidence_level, alpha, owner):
-    """The interval level, from ``confidence_level`` or the old ``alpha``.
-
-    :func:`skrobust.utils.resolve_confidence_level`, and one more release of
-    the old positional calls: the interval methods took ``alpha`` (``1 -
-    level``) as their first argument, so a level below 0.5 (``conf_int(0.05)``)
-    is read as that ``alpha``, as before, with a ``FutureWarning``.
-    """
-    if (
-        not _is_set(alpha)
-        and isinstance(confidence_level, Real)
-        and not isinstance(confidence_level, bool)
-        and 0.0 < confidence_level < 0.5
-    ):
-        warnings.warn(
-            f"{owner}: {confidence_level!r} is read as the old alpha (1 - "
-            "confidence level), the former first argument; this reading will "
-            "be removed in the next release: pass "
-            f"confidence_level={1.0 - confidence_level!r} instead.",
-            FutureWarning,
-            stacklevel=3,
-        )
-        return 1.0 - float(confidence_level)
-    return resolve_confidence_level(confidence_level, alpha, owner=owner)
 
 
 def _imbens_manski(lower, upper, se_lower, se_upper, alpha):

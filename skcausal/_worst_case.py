@@ -5,7 +5,6 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -14,12 +13,11 @@ from skcausal._base import (
     _BaseCausalEstimator,
     _influence_stderr,
     _normal_interval,
+    _resolve_level,
 )
-from skcausal._crossfit import _fit_weighted, _train_part
 from skcausal._estimators import _aipw_pseudo_outcomes, _mean_and_influence
-from skcausal._trimming_bounds import _confidence_level
-from skrobust.ambiguity import CVaR
-from skrobust.utils import DEPRECATED, ConfidenceInterval
+from skrobust._crossfit import cross_predict, debiased_cvar
+from skrobust.utils import DEPRECATED
 
 
 def _columns(X, features, n_features):
@@ -268,20 +266,21 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         # and phi[train] are copies made for it (peak memory: one copy less)
         lean = self.effect_model is None
         model = LinearRegression(copy_X=False) if lean else self.effect_model
-        tau = np.empty_like(phi)
-        self.effect_models_ = []
-        for test in self.fold_indices_:
-            train = _train_part(test, phi.shape[0])
-            fitted = _fit_weighted(
-                clone(model), Z[train], phi[train], None if sw is None else sw[train]
-            )
-            if lean:
-                # a later refit by the user copies its input, as LinearRegression()
-                fitted.set_params(copy_X=True)
-            tau[test] = np.asarray(fitted.predict(Z[test]), dtype=np.float64)
-            self.effect_models_.append(fitted)
-            del train, fitted
+        # out-of-fold predictions on the nuisances' folds (the engine's loop)
+        tau, self.effect_models_ = cross_predict(
+            model,
+            Z,
+            phi,
+            [(None, test) for test in self.fold_indices_],
+            sample_weight=sw,
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
+        )
         del Z
+        if lean:
+            # a later refit by the user copies its input, as LinearRegression()
+            for fitted in self.effect_models_:
+                fitted.set_params(copy_X=True)
         self.effect_predictions_ = tau
         value, infl, plugin, eta, q = self._worst_case(float(self.mass))
         self.estimate_ = value
@@ -298,40 +297,21 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         return _mean_and_influence(phi, sw, overwrite=True)
 
     def _worst_case(self, mass):
-        """The debiased lower CVaR at ``mass`` through the ambiguity protocol.
+        """The debiased lower CVaR at ``mass``: the engine's debiased CVaR step.
 
-        The lower tail of the effects is minus the upper tail of their
-        negation: :class:`~skrobust.ambiguity.CVaR` gives the worst-case
-        weights ``q`` and the risk of ``-tau`` (``risk_and_weights``) and its
-        dual variable, the value at risk (``dual_init``); nothing of the CVaR
-        is re-derived here. With ``p`` the nominal weights the influence
-        values are ``eta + (q / p) (phi - eta)``, built in one buffer, and
-        their ``p``-mean is the estimate.
-
-        Returns ``(estimate, influence, plug-in, value at risk, q)``.
+        :func:`skrobust._crossfit.debiased_cvar` with ``tail="lower"``: minus
+        the CVaR (:class:`skrobust.ambiguity.CVaR`, its worst-case weights and
+        dual variable) of the negated predicted effects, with the
+        pseudo-outcomes inside the tail. Returns ``(estimate, influence,
+        plug-in, value at risk, worst-case weights)``.
         """
-        tau, phi = self.effect_predictions_, self.pseudo_outcomes_
-        sw = self._sample_weight
-        cvar = CVaR(alpha=mass)
-        losses = np.negative(tau)
-        eta = -float(cvar.dual_init(losses, sample_weight=sw)[0])
-        risk, q = cvar.risk_and_weights(losses, sample_weight=sw)
-        del losses
-        # q / p = q n (uniform) or q sum(sw) / sw (q = 0 where sw = 0)
-        psi = np.subtract(phi, eta)
-        psi *= q
-        if sw is None:
-            psi *= tau.shape[0]
-            psi += eta
-            value = float(np.mean(psi))
-        else:
-            total = float(sw.sum())
-            psi *= total
-            np.divide(psi, sw, out=psi, where=sw > 0)
-            psi += eta
-            value = float(sw @ psi) / total
-        psi -= value
-        return value, psi, -float(risk), eta, q
+        return debiased_cvar(
+            self.effect_predictions_,
+            self.pseudo_outcomes_,
+            mass,
+            sample_weight=self._sample_weight,
+            tail="lower",
+        )
 
     def conf_int(self, confidence_level=0.95, *, alpha=DEPRECATED):
         """Normal confidence interval of the debiased worst-case effect.
@@ -351,11 +331,10 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
             ``low, high = estimate_ -/+ z stderr_`` (it unpacks as a pair).
         """
         check_is_fitted(self)
-        level = _confidence_level(
+        level = _resolve_level(
             confidence_level, alpha, "WorstCaseTreatmentEffect.conf_int"
         )
-        lower, upper = _normal_interval(self.estimate_, self.stderr_, 1.0 - level)
-        return ConfidenceInterval(float(lower), float(upper))
+        return self._normal_conf_int(level)
 
     def worst_case_curve(self, masses, confidence_level=0.95, *, alpha=DEPRECATED):
         """Debiased worst-case effect and its interval over subpopulation masses.
@@ -380,7 +359,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
             ``std_error``, ``ci_lower``, ``ci_upper``.
         """
         check_is_fitted(self)
-        level = _confidence_level(
+        level = _resolve_level(
             confidence_level, alpha, "WorstCaseTreatmentEffect.worst_case_curve"
         )
         masses = np.asarray(masses, dtype=np.float64).reshape(-1)
@@ -422,10 +401,10 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
             ``"E[Y(0)]"``; columns as in :meth:`AIPW.summary`.
         """
         check_is_fitted(self)
-        level = _confidence_level(
+        level = _resolve_level(
             confidence_level, alpha, "WorstCaseTreatmentEffect.summary"
         )
-        table = super().summary(1.0 - level)
+        table = self._summary_table(level)
         infl = self.potential_outcome_influence_
         ate_if = infl[:, 1] - infl[:, 0]
         ate = float(np.diff(self.potential_outcome_means_)[0])

@@ -74,7 +74,7 @@ def test_recovers_known_ate(Est):
         assert abs(est.estimate_ - TRUE_ATE) < 0.2
     else:
         assert abs(est.estimate_ - TRUE_ATE) < 4 * est.stderr_
-        lower, upper = est.conf_int(0.01)
+        lower, upper = est.conf_int(confidence_level=0.99)
         assert lower < TRUE_ATE < upper
 
 
@@ -335,8 +335,8 @@ def test_bad_inputs(easy_data):
     ]
     with pytest.raises(ValueError, match="no units of treatment arm"):
         AIPW(cv=folds).fit(X, y)
-    with pytest.raises(ValueError, match="alpha"):
-        AIPW().fit(X, y).conf_int(alpha=1.5)
+    with pytest.raises(ValueError, match="confidence_level"):
+        AIPW().fit(X, y).conf_int(confidence_level=1.5)
 
 
 def test_extreme_propensities_clip_or_raise():
