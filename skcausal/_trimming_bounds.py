@@ -182,51 +182,58 @@ class _BoundsMixin:
         pieces = []
         for ext in self._extensions:
             rows, arm = ext["rows"], ext["arm"]
-            level = np.full(rows.size, float(lipschitz))
-            free = level >= ext["crossing"]
+            free = ext["crossing"] <= float(lipschitz)
             lower = ext["point"].copy()
             upper = ext["point"].copy()
             j0, k0 = ext["anchors0"]
             # each bound's change is the mean of the draws' changes at two
             # anchors: the two that meet at the crossing, or twice the
-            # extension's active anchor
-            lower_at = [j0.copy(), k0.copy()]
-            upper_at = [j0.copy(), k0.copy()]
+            # extension's active anchor (int32 positions: half the memory)
+            lower_at = [j0.astype(np.int32), k0.astype(np.int32)]
+            upper_at = [at.copy() for at in lower_at]
             if np.any(free):
                 lo, up, j, k = _extension(
                     ext["Z"][free],
                     ext["anchors"],
                     ext["values"],
-                    level[free],
+                    np.full(int(np.count_nonzero(free)), float(lipschitz)),
                     ext["margin"],
                     self._pairs,
                 )
                 lower[free], upper[free] = lo, up
+                del lo, up
                 for at in lower_at:
                     at[free] = j
                 for at in upper_at:
                     at[free] = k
+                del j, k
             w = sw[rows]
             # the missing arm enters with sign +1 (treated) or -1 (control)
             if arm == 1:
                 sides = ((0, lower, lower_at, 1.0), (1, upper, upper_at, 1.0))
             else:
-                sides = ((0, -upper, upper_at, -1.0), (1, -lower, lower_at, -1.0))
+                sides = (
+                    (0, np.negative(upper, out=upper), upper_at, -1.0),
+                    (1, np.negative(lower, out=lower), lower_at, -1.0),
+                )
             for side, value, at, sign in sides:
                 bounds[side] += w @ value / n
                 pieces.append(
-                    (side, ext["deviation"], ext["outside"], w * value, at, sign * w)
+                    (side, ext["deviation"], ext["outside"], w, value, at, sign)
                 )
         unit = float(self._dev_scale)
         boot_bounds = np.tile(boot["known"][:, None], (1, 2))
         for b, counts in enumerate(self._draws(boot["outside"])):
-            for side, deviation, outside, weighted, (first, second), signed in pieces:
-                c = counts[outside]
+            for side, deviation, outside, w, value, (first, second), sign in pieces:
+                weighted = counts[outside]
+                weighted *= w
                 dev = deviation[b]
                 change = dev[first].astype(np.float64)
                 change += dev[second]
                 change *= 0.5 * unit
-                boot_bounds[b, side] += (c @ weighted + (c * signed) @ change) / n
+                shift = float(weighted @ value) + sign * float(weighted @ change)
+                boot_bounds[b, side] += shift / n
+                del weighted, change
         se = boot_bounds.std(axis=0, ddof=1)
         return bounds, se
 
