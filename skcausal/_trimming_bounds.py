@@ -40,7 +40,14 @@ def _imbens_manski(lower, upper, se_lower, se_upper, alpha):
     def gap(c):
         return stats.norm.cdf(c + width / se) - stats.norm.cdf(-c) - (1 - alpha)
 
-    crit = z_one if gap(z_one) >= 0 else optimize.brentq(gap, z_one, z_two)
+    if gap(z_one) >= 0:
+        crit = z_one
+    elif gap(z_two) <= 0:
+        # a point (width 0, or below rounding of se): gap(z_two) is 0 up to
+        # rounding, and the two-sided critical value is the root
+        crit = z_two
+    else:
+        crit = optimize.brentq(gap, z_one, z_two)
     return lower - crit * se_lower, upper + crit * se_upper
 
 
