@@ -15,6 +15,7 @@ from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skcausal._base import _BaseCausalEstimator, _resolve_level
+from skcausal._docstrings import fill_doc
 from skcausal._estimators import _aipw_pseudo_outcomes
 from skcausal._trimming_bootstrap import _BootstrapMixin
 from skcausal._trimming_bounds import _BoundsMixin
@@ -22,6 +23,7 @@ from skcausal._trimming_extension import _check_lipschitz, _outcome_unit
 from skrobust.utils import DEPRECATED, ConfidenceInterval, resolve_confidence_level
 
 
+@fill_doc
 class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
     """Trimmed AIPW with worst-case bounds on the bias that trimming causes.
 
@@ -42,12 +44,7 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
 
     Parameters
     ----------
-    outcome_model : regressor or classifier, default=None
-        Model of :math:`E[Y | X, A]`, cloned per fold and arm. ``None`` means
-        :class:`~sklearn.linear_model.LinearRegression`.
-    propensity_model : classifier, default=None
-        Model of :math:`P(A = 1 | X)` with ``predict_proba``. ``None`` means
-        :class:`~sklearn.linear_model.LogisticRegression`.
+    <<outcome_model propensity_model>>
     threshold : float in (0, 0.5), default=0.1
         Trimming level :math:`\\epsilon`.
     extension : {"lipschitz", "knn"}, default="lipschitz"
@@ -79,14 +76,7 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
     confidence_level : float in (0, 1), default=0.95
         Confidence level of the bias-aware interval that defines
         ``breakdown_lipschitz_``.
-    learner : {"T", "S"}, default="T"
-        One outcome model per arm, or one with the treatment as a feature.
-    clip : float in [0, 0.5), default=1e-3
-        Estimated propensities are clipped into ``[clip, 1 - clip]`` with a
-        warning; ``clip=0`` raises on a propensity of exactly 0 or 1.
-    cv : int, cross-validation generator or iterable, default=5
-        Cross-fitting folds (stratified on the treatment, seeded by
-        ``random_state``).
+    <<learner clip cv>>
     random_state : int, RandomState instance or None, default=None
         Seeds the folds, the bootstrap and every unset ``random_state`` of
         the nuisances.
@@ -119,10 +109,7 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         Influence function of ``estimate_`` (zero outside the overlap region).
     potential_outcome_means_ : ndarray of shape (2,)
         AIPW estimates of :math:`E[Y(a) | X \\in \\mathcal O]`.
-    potential_outcome_stderr_ : ndarray of shape (2,)
-        Their standard errors.
-    potential_outcome_influence_ : ndarray of shape (n_samples, 2)
-        Their influence functions.
+    <<potential_outcome_stderr_ potential_outcome_influence_>>
     overlap_mask_ : ndarray of shape (n_samples,) of bool
         Units inside the overlap region.
     overlap_fraction_ : float
@@ -133,20 +120,10 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         Smallest :math:`L` at which the bias-aware ``confidence_level`` interval of
         the full-population effect contains zero (``0`` if it already does at
         ``L = 0``; ``inf`` if it never does).
-    propensity_ : ndarray of shape (n_samples,)
-        Out-of-fold (clipped) propensities.
-    outcome_predictions_ : ndarray of shape (n_samples, 2)
-        Out-of-fold predictions of both potential outcomes.
-    propensity_models_ : list of estimators
-        The propensity model fitted on each fold's training part.
-    fold_indices_ : list of ndarray
-        Held-out indices of each fold.
+    <<propensity_ outcome_predictions_ propensity_models_ fold_indices_>>
     diagnostics_ : dict
         As :class:`AIPW`, plus ``n_trimmed``.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during fit (only when ``X`` has string names).
+    <<n_features_in_ feature_names_in_>>
 
     See Also
     --------

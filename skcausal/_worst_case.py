@@ -15,6 +15,7 @@ from skcausal._base import (
     _normal_interval,
     _resolve_level,
 )
+from skcausal._docstrings import fill_doc
 from skcausal._estimators import _aipw_pseudo_outcomes, _mean_and_influence
 from skrobust._crossfit import cross_predict, debiased_cvar
 from skrobust.utils import DEPRECATED
@@ -61,6 +62,7 @@ def _set_row(table, row, estimate, se, lower, upper):
     table.loc[row, "z"] = estimate / se
 
 
+@fill_doc
 class WorstCaseTreatmentEffect(_BaseCausalEstimator):
     """Lower CVaR of the conditional treatment effect over subpopulations.
 
@@ -82,12 +84,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
 
     Parameters
     ----------
-    outcome_model : regressor or classifier, default=None
-        Model of :math:`E[Y | X, A]`, cloned per fold and arm. ``None`` means
-        :class:`~sklearn.linear_model.LinearRegression`.
-    propensity_model : classifier, default=None
-        Model of :math:`P(A = 1 | X)` with ``predict_proba``. ``None`` means
-        :class:`~sklearn.linear_model.LogisticRegression`.
+    <<outcome_model propensity_model>>
     effect_model : regressor, default=None
         Regression of the AIPW pseudo-outcomes on :math:`Z`, cross-fitted on
         the same folds. ``None`` means
@@ -98,20 +95,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         ``X`` is a DataFrame). ``None`` uses every column.
     mass : float in (0, 1], default=0.2
         Smallest subpopulation mass :math:`\\alpha`; ``1`` gives the ATE.
-    learner : {"T", "S"}, default="T"
-        One outcome model per arm, or one with the treatment as a feature.
-    clip : float in [0, 0.5), default=1e-3
-        Estimated propensities are clipped into ``[clip, 1 - clip]`` with a
-        warning; ``clip=0`` raises on a propensity of exactly 0 or 1.
-    cv : int, cross-validation generator or iterable, default=5
-        Cross-fitting folds (stratified on the treatment, seeded by
-        ``random_state``).
-    random_state : int, RandomState instance or None, default=None
-        Seeds the folds and every unset ``random_state`` of the nuisances.
-    n_jobs : int, default=None
-        Folds fit in parallel with joblib.
-    verbose : int, default=0
-        Progress messages of the joblib loop over folds.
+    <<learner clip cv random_state n_jobs verbose>>
 
     Attributes
     ----------
@@ -136,24 +120,11 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         :class:`skrobust.ambiguity.CVaR`.
     potential_outcome_means_ : ndarray of shape (2,)
         AIPW estimates of :math:`E[Y(0)]` and :math:`E[Y(1)]`.
-    potential_outcome_stderr_ : ndarray of shape (2,)
-        Their standard errors.
-    potential_outcome_influence_ : ndarray of shape (n_samples, 2)
-        Their influence functions.
-    propensity_ : ndarray of shape (n_samples,)
-        Out-of-fold (clipped) propensities.
-    outcome_predictions_ : ndarray of shape (n_samples, 2)
-        Out-of-fold predictions of both potential outcomes.
-    propensity_models_ : list of estimators
-        The propensity model fitted on each fold's training part.
-    fold_indices_ : list of ndarray
-        Held-out indices of each fold.
+    <<potential_outcome_stderr_ potential_outcome_influence_>>
+    <<propensity_ outcome_predictions_ propensity_models_ fold_indices_>>
     diagnostics_ : dict
         As :class:`AIPW`.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during fit (only when ``X`` has string names).
+    <<n_features_in_ feature_names_in_>>
 
     See Also
     --------
