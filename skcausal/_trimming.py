@@ -329,9 +329,9 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
             self._knn = self._knn_fit(anchors, group_Z, groups, distance)
             del self._known, anchors, group_Z
         else:
-            standardized = [anchors, group_Z]
-            del anchors, group_Z
-            self._lipschitz_fit(X, standardized, groups, distance, margin)
+            work = [anchors, group_Z, margin]
+            del anchors, group_Z, margin
+            self._lipschitz_fit(X, work, groups, distance)
         del self._fit_data
         self.extrapolation_distance_ = distance
         level = resolve_confidence_level(

@@ -49,7 +49,7 @@ def _stratified_counts(grouping, rng):
     return counts
 
 
-def _bootstrap_draw(refit, weights, masks, mu_inside, threshold, total):
+def _bootstrap_draw(refit, weights, masks, mu_fit, threshold, total):
     """Refit one bootstrap draw and reduce it to what the bounds need.
 
     ``masks`` holds the fixed overlap region (its mask and indices) and the
@@ -65,7 +65,8 @@ def _bootstrap_draw(refit, weights, masks, mu_inside, threshold, total):
     fitter, model, propensity, clip, X, y, t, folds = refit
     inside, inside_idx, low, high = masks
     n = X.shape[0]
-    change = np.empty_like(mu_inside)
+    # mu_fit: the fit's own outcome predictions over all units (no copy)
+    change = np.empty((inside_idx.shape[0], 2))
     known = region_sum = region_total = 0.0
     for test in folds:
         train = train_part(test, n)
@@ -87,7 +88,7 @@ def _bootstrap_draw(refit, weights, masks, mu_inside, threshold, total):
         known += float(w @ effect)
         kept = inside[test]
         slots = np.searchsorted(inside_idx, test[kept])
-        change[slots] = mu[kept] - mu_inside[slots]
+        change[slots] = mu[kept] - mu_fit[test[kept]]
     trimmed = region_sum / max(region_total, 1e-300)
     return known / total, change, trimmed
 
@@ -169,7 +170,6 @@ class _BootstrapMixin:
             e < self.threshold,
             e > 1 - self.threshold,
         )
-        mu_inside = self.outcome_predictions_[inside]
         total = sw.sum()
         self._boot = {"state": state, "grouping": grouping}
         self._refit = (fitter, model, y, t, folds)
@@ -177,7 +177,14 @@ class _BootstrapMixin:
         draws = map_folds(
             _bootstrap_draw,
             (
-                (refit, weights, masks, mu_inside, self.threshold, total)
+                (
+                    refit,
+                    weights,
+                    masks,
+                    self.outcome_predictions_,
+                    self.threshold,
+                    total,
+                )
                 for weights in self._draws()
             ),
             n_jobs=self.n_jobs,
@@ -186,8 +193,8 @@ class _BootstrapMixin:
         sums = np.empty(n_boot)
         trimmed = np.empty(n_boot)
         # Welford's running mean and sum of squares of the changes
-        mean = np.zeros_like(mu_inside)
-        square = np.zeros_like(mu_inside)
+        mean = np.zeros((masks[1].shape[0], 2))
+        square = np.zeros_like(mean)
         for b, (known_mean, change, trimmed_b) in enumerate(draws):
             sums[b] = known_mean
             trimmed[b] = trimmed_b

@@ -54,22 +54,21 @@ def _imbens_manski(lower, upper, se_lower, se_upper, alpha):
 class _BoundsMixin:
     """Bounds, intervals and breakdown of :class:`~skcausal.TrimmingSensitivity`."""
 
-    def _lipschitz_fit(self, X, standardized, groups, distance, margin):
+    def _lipschitz_fit(self, X, work, groups, distance):
         """Active anchors and crossings of the Lipschitz extensions.
 
-        ``standardized`` is a list ``[anchors, group_Z]`` of the overlap
-        units' and the outside groups' standardized covariates; it is emptied
-        here, so that the overlap units' copy goes once the active anchors
-        are chosen (before the bootstrap refits of the deviations).
-
-        ``margin`` (n_inside, 2) is the band around each overlap unit's
-        outcome prediction (``anchor_margin`` bootstrap standard errors, from
-        :meth:`_bootstrap`). Only the anchors that some outside unit's
+        ``work`` is a list ``[anchors, group_Z, margin]``: the overlap
+        units' and the outside groups' standardized covariates, and the band
+        (n_inside, 2) around each overlap unit's outcome prediction
+        (``anchor_margin`` bootstrap standard errors, from
+        :meth:`_bootstrap`). It is emptied here, so that what is not kept
+        goes once the active anchors are chosen (before the bootstrap refits
+        of the deviations). Only the anchors that some outside unit's
         extension can use at some L (:func:`_active_anchors`) are kept, with
         their bootstrap deviations: every later L is evaluated on them alone.
         """
-        anchors, group_Z = standardized
-        standardized.clear()
+        anchors, group_Z, margin = work
+        work.clear()
         inside = self.overlap_mask_
         outside = np.flatnonzero(~inside)
         self._pairs = _pair_budget(*X.shape)
@@ -115,7 +114,7 @@ class _BoundsMixin:
                     "outside": np.searchsorted(outside, rows),
                 }
             )
-        del anchors, group_Z
+        del anchors, group_Z, margin
         keep = np.flatnonzero(used)
         targets = [
             (np.searchsorted(keep, ext["slots"]), ext["arm"])

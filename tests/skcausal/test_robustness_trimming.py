@@ -298,8 +298,8 @@ MEMORY = [
     ),
     # the bootstrap refits run before the standardized covariates exist and
     # each draw is reduced fold by fold; the bounds' rows per L keep no
-    # per-side copies: 11.58x -> 10.63x here (n=1500, 4 draws; 8.53x ->
-    # 7.68x at n=3000 with 8 draws, 9.55x -> 8.69x at n=1e4 with 100). Its
+    # per-side copies: 11.58x -> 10.65x here (n=1500, 4 draws; 8.53x ->
+    # 7.68x at n=3000 with 8 draws, 9.55x -> 8.28x at n=1e4 with 100). Its
     # float32 deviations at the active anchors (4 n_bootstrap n_anchors
     # bytes) stay, as the bootstrap's design.
     (
