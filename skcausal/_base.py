@@ -66,11 +66,14 @@ def _resolve_level(confidence_level, alpha, owner):
     :func:`~skrobust.utils.resolve_confidence_level` (``FutureWarning``). The
     first positional argument of these methods was ``alpha``
     (``conf_int(0.05)``: a 95% interval); for one release a value in
-    (0, 0.5) keeps that meaning, with a ``FutureWarning``: a level of at least
-    0.5 is the only kind in use, so no call is read wrongly in silence.
+    (0, 0.5), when ``alpha`` is not given, keeps that meaning, with a
+    ``FutureWarning``: a level of at least 0.5 is the only kind in use, so no
+    call is read wrongly in silence.
     """
     if (
-        isinstance(confidence_level, Real)
+        isinstance(alpha, str)
+        and alpha == DEPRECATED
+        and isinstance(confidence_level, Real)
         and not isinstance(confidence_level, bool)
         and 0.0 < confidence_level < 0.5
     ):

@@ -120,3 +120,11 @@ def test_sample_weight_checked_by_the_one_checker(data):
     # unit weights: the unweighted fit (same folds: no zero weights)
     ref = AIPW(random_state=0).fit(X, y)
     assert est.estimate_ == pytest.approx(ref.estimate_, rel=1e-10)
+
+
+def test_old_alpha_keyword_wins_over_a_positional_value(aipw):
+    # with alpha given, the positional value is not read as an alpha too
+    with pytest.warns(FutureWarning) as record:
+        got = aipw.conf_int(0.3, alpha=0.1)
+    assert len(record) == 1 and "alpha is deprecated" in str(record[0].message)
+    assert got == pytest.approx(aipw.conf_int(confidence_level=0.9), rel=1e-12)
