@@ -223,6 +223,9 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         """
         X_in = X
         super().fit(X, y, treatment, sample_weight=sample_weight)
+        # the base's ATE influence function is replaced by the worst case's
+        # below: it goes before the effect models' fits (peak memory)
+        del self.influence_function_
         sw = self._sample_weight
         X = validate_data(self, X, reset=False)
         self._subgroup_columns = _columns(
