@@ -20,6 +20,7 @@ from skcausal._estimators import _aipw_pseudo_outcomes
 from skcausal._trimming_bootstrap import _BootstrapMixin
 from skcausal._trimming_bounds import _BoundsMixin
 from skcausal._trimming_extension import _check_lipschitz, _outcome_unit
+from skrobust._crossfit import index_dtype
 from skrobust.utils import DEPRECATED, ConfidenceInterval, resolve_confidence_level
 
 
@@ -314,9 +315,11 @@ class TrimmingSensitivity(_BoundsMixin, _BootstrapMixin, _BaseCausalEstimator):
         else:
             Z = X
         e = self.propensity_
+        # the outside units' indices: int32 below 2**31 units
+        rows_dtype = index_dtype(e.shape[0])
         groups = (
-            (np.flatnonzero(e < self.threshold), 1),
-            (np.flatnonzero(e > 1 - self.threshold), 0),
+            (np.flatnonzero(e < self.threshold).astype(rows_dtype), 1),
+            (np.flatnonzero(e > 1 - self.threshold).astype(rows_dtype), 0),
         )
         # the standardized covariates of the anchors (the overlap units) and
         # of the outside units are all that is kept of them

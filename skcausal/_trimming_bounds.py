@@ -18,6 +18,7 @@ from skcausal._trimming_extension import (
     _extension,
     _pair_budget,
 )
+from skrobust._crossfit import index_dtype
 
 # the breakdown search gives up (inf) beyond this many outcome-scale units
 _L_MAX = 1e12
@@ -111,7 +112,9 @@ class _BoundsMixin:
                     "crossing": crossing,
                     "point": point,
                     "anchors0": (j0, k0),
-                    "outside": np.searchsorted(outside, rows),
+                    "outside": np.searchsorted(outside, rows).astype(
+                        index_dtype(outside.shape[0])
+                    ),
                 }
             )
         del anchors, group_Z, margin

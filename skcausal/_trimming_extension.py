@@ -8,6 +8,8 @@ Used by :class:`skcausal.TrimmingSensitivity`.
 
 import numpy as np
 
+from skrobust._crossfit import index_dtype
+
 # distances are computed in blocks of at most this many (outside, anchor) pairs
 _CHUNK_PAIRS = 2**21
 # and of at least this many in all (smaller blocks cost more in numpy calls)
@@ -177,7 +179,9 @@ def _extension(rows, anchors, values, lipschitz, margin=0.0, budget=_MIN_PAIRS):
     low_values, high_values = values - margin, values + margin
     n = rows.shape[0]
     lower, upper = np.empty(n), np.empty(n)
-    arg_lower, arg_upper = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp)
+    # anchor positions: int32 below 2**31 anchors (half of int64's bytes)
+    dtype = index_dtype(anchors.shape[0])
+    arg_lower, arg_upper = np.empty(n, dtype=dtype), np.empty(n, dtype=dtype)
     for start, dist in _distance_blocks(rows, anchors, 3, budget):
         part = slice(start, start + dist.shape[0])
         lower[part], upper[part], arg_lower[part], arg_upper[part] = _block_extension(
@@ -209,7 +213,9 @@ def _crossing(rows, anchors, values, margin=0.0, budget=_MIN_PAIRS):
     scale = max(float(np.median(nearest)), 1e-12)
     crossing = np.empty(n)
     point = np.empty(n)
-    arg_lower, arg_upper = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp)
+    # anchor positions: int32 below 2**31 anchors (half of int64's bytes)
+    dtype = index_dtype(anchors.shape[0])
+    arg_lower, arg_upper = np.empty(n, dtype=dtype), np.empty(n, dtype=dtype)
     for start, dist in _distance_blocks(rows, anchors, 3, budget):
         part = slice(start, start + dist.shape[0])
         cand = np.empty_like(dist)

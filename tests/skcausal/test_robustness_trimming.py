@@ -283,7 +283,7 @@ def test_knn_with_weights_matches_brute_force(data):
 # make_limited_overlap(n, n_features=2), default nuisance models, after a
 # warm-up fit (imports): (before, bound now), measured before -> after
 # this change: WorstCase 4.19x -> 3.48x (n=2e4; 4.30 -> 3.58 at 1e4, 4.10 ->
-# 3.38 at 1e5), knn 6.12x -> 4.78x (n=8000; 5.97 -> 4.66 at 1e4, 5.11 -> 3.77
+# 3.38 at 1e5), knn 6.12x -> 4.71x (n=8000; 5.97 -> 4.66 at 1e4, 5.11 -> 3.77
 # at 1e5). The public per-unit attributes alone hold 2.5x (WorstCase) and
 # 2.1x (knn) of this input at d=2, and the default nuisance and effect
 # models' own fits add their rows and buffers, so 3x is out of reach at d=2.
@@ -298,8 +298,8 @@ MEMORY = [
     ),
     # the bootstrap refits run before the standardized covariates exist and
     # each draw is reduced fold by fold; the bounds' rows per L keep no
-    # per-side copies: 11.58x -> 10.65x here (n=1500, 4 draws; 8.53x ->
-    # 7.68x at n=3000 with 8 draws, 9.55x -> 8.28x at n=1e4 with 100). Its
+    # per-side copies: 11.58x -> 10.5x here (n=1500, 4 draws; 8.53x ->
+    # 7.25x at n=3000 with 8 draws, 9.55x -> 7.97x at n=1e4 with 100). Its
     # float32 deviations at the active anchors (4 n_bootstrap n_anchors
     # bytes) stay, as the bootstrap's design.
     (
