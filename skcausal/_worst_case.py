@@ -5,20 +5,20 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skcausal._base import (
     _BaseCausalEstimator,
-    _check_alpha,
     _influence_stderr,
     _normal_interval,
+    _resolve_level,
 )
-from skcausal._crossfit import _fit_weighted, _train_part
+from skcausal._docstrings import fill_doc
 from skcausal._estimators import _aipw_pseudo_outcomes, _mean_and_influence
-from skrobust.ambiguity import CVaR
+from skrobust._crossfit import cross_predict, debiased_cvar
+from skrobust.utils import DEPRECATED
 
 
 def _columns(X, features, n_features):
@@ -62,6 +62,7 @@ def _set_row(table, row, estimate, se, lower, upper):
     table.loc[row, "z"] = estimate / se
 
 
+@fill_doc
 class WorstCaseTreatmentEffect(_BaseCausalEstimator):
     """Lower CVaR of the conditional treatment effect over subpopulations.
 
@@ -83,35 +84,18 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
 
     Parameters
     ----------
-    outcome_model : regressor or classifier, default=None
-        Model of :math:`E[Y | X, A]`, cloned per fold and arm. ``None`` means
-        :class:`~sklearn.linear_model.LinearRegression`.
-    propensity_model : classifier, default=None
-        Model of :math:`P(A = 1 | X)` with ``predict_proba``. ``None`` means
-        :class:`~sklearn.linear_model.LogisticRegression`.
+    <<outcome_model propensity_model>>
     effect_model : regressor, default=None
         Regression of the AIPW pseudo-outcomes on :math:`Z`, cross-fitted on
         the same folds. ``None`` means
-        :class:`~sklearn.linear_model.LinearRegression`.
+        :class:`~sklearn.linear_model.LinearRegression` (fitted without a
+        second copy of the training rows, which are already the fit's own).
     subgroup_features : array-like of int, bool or str, default=None
         Columns of ``X`` forming :math:`Z` (indices, a mask, or names when
         ``X`` is a DataFrame). ``None`` uses every column.
     mass : float in (0, 1], default=0.2
         Smallest subpopulation mass :math:`\\alpha`; ``1`` gives the ATE.
-    learner : {"T", "S"}, default="T"
-        One outcome model per arm, or one with the treatment as a feature.
-    clip : float in [0, 0.5), default=1e-3
-        Estimated propensities are clipped into ``[clip, 1 - clip]`` with a
-        warning; ``clip=0`` raises on a propensity of exactly 0 or 1.
-    cv : int, cross-validation generator or iterable, default=5
-        Cross-fitting folds (stratified on the treatment, seeded by
-        ``random_state``).
-    random_state : int, RandomState instance or None, default=None
-        Seeds the folds and every unset ``random_state`` of the nuisances.
-    n_jobs : int, default=None
-        Folds fit in parallel with joblib.
-    verbose : int, default=0
-        Progress messages of the joblib loop over folds.
+    <<learner clip cv random_state n_jobs verbose>>
 
     Attributes
     ----------
@@ -136,24 +120,11 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         :class:`skrobust.ambiguity.CVaR`.
     potential_outcome_means_ : ndarray of shape (2,)
         AIPW estimates of :math:`E[Y(0)]` and :math:`E[Y(1)]`.
-    potential_outcome_stderr_ : ndarray of shape (2,)
-        Their standard errors.
-    potential_outcome_influence_ : ndarray of shape (n_samples, 2)
-        Their influence functions.
-    propensity_ : ndarray of shape (n_samples,)
-        Out-of-fold (clipped) propensities.
-    outcome_predictions_ : ndarray of shape (n_samples, 2)
-        Out-of-fold predictions of both potential outcomes.
-    propensity_models_ : list of estimators
-        The propensity model fitted on each fold's training part.
-    fold_indices_ : list of ndarray
-        Held-out indices of each fold.
+    <<potential_outcome_stderr_ potential_outcome_influence_>>
+    <<propensity_ outcome_predictions_ propensity_models_ fold_indices_>>
     diagnostics_ : dict
         As :class:`AIPW`.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during fit (only when ``X`` has string names).
+    <<n_features_in_ feature_names_in_>>
 
     See Also
     --------
@@ -252,6 +223,9 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         """
         X_in = X
         super().fit(X, y, treatment, sample_weight=sample_weight)
+        # the base's ATE influence function is replaced by the worst case's
+        # below: it goes before the effect models' fits (peak memory)
+        del self.influence_function_
         sw = self._sample_weight
         X = validate_data(self, X, reset=False)
         self._subgroup_columns = _columns(
@@ -262,18 +236,25 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         every = np.array_equal(cols, np.arange(X.shape[1]))
         Z = X if every else X[:, cols]
         phi = self.pseudo_outcomes_
-        model = LinearRegression() if self.effect_model is None else self.effect_model
-        tau = np.empty_like(phi)
-        self.effect_models_ = []
-        for test in self.fold_indices_:
-            train = _train_part(test, phi.shape[0])
-            fitted = _fit_weighted(
-                clone(model), Z[train], phi[train], None if sw is None else sw[train]
-            )
-            tau[test] = np.asarray(fitted.predict(Z[test]), dtype=np.float64)
-            self.effect_models_.append(fitted)
-            del train, fitted
+        # the default model may centre the training rows in place: Z[train]
+        # and phi[train] are copies made for it (peak memory: one copy less)
+        lean = self.effect_model is None
+        model = LinearRegression(copy_X=False) if lean else self.effect_model
+        # out-of-fold predictions on the nuisances' folds (the engine's loop)
+        tau, self.effect_models_ = cross_predict(
+            model,
+            Z,
+            phi,
+            [(None, test) for test in self.fold_indices_],
+            sample_weight=sw,
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
+        )
         del Z
+        if lean:
+            # a later refit by the user copies its input, as LinearRegression()
+            for fitted in self.effect_models_:
+                fitted.set_params(copy_X=True)
         self.effect_predictions_ = tau
         value, infl, plugin, eta, q = self._worst_case(float(self.mass))
         self.estimate_ = value
@@ -290,45 +271,60 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         return _mean_and_influence(phi, sw, overwrite=True)
 
     def _worst_case(self, mass):
-        tau, phi = self.effect_predictions_, self.pseudo_outcomes_
-        sw = self._sample_weight
-        p = np.full(tau.shape[0], 1.0 / tau.shape[0]) if sw is None else sw / sw.sum()
-        cvar = CVaR(alpha=mass)
-        risk, q = cvar.risk_and_weights(-tau, sample_weight=sw)
-        eta = -float(cvar.dual_init(-tau, sample_weight=sw)[0])
-        ratio = np.divide(q, p, out=np.zeros_like(q), where=p > 0)
-        # eta + ratio * (phi - eta), then its centring, in one buffer
-        psi = np.subtract(phi, eta)
-        psi *= ratio
-        del ratio
-        psi += eta
-        value = float(p @ psi)
-        psi -= value
-        return value, psi, -float(risk), eta, q
+        """The debiased lower CVaR at ``mass``: the engine's debiased CVaR step.
 
-    def conf_int(self, alpha=0.05):
+        :func:`skrobust._crossfit.debiased_cvar` with ``tail="lower"``: minus
+        the CVaR (:class:`skrobust.ambiguity.CVaR`, its worst-case weights and
+        dual variable) of the negated predicted effects, with the
+        pseudo-outcomes inside the tail. Returns ``(estimate, influence,
+        plug-in, value at risk, worst-case weights)``.
+        """
+        return debiased_cvar(
+            self.effect_predictions_,
+            self.pseudo_outcomes_,
+            mass,
+            sample_weight=self._sample_weight,
+            tail="lower",
+        )
+
+    def conf_int(self, confidence_level=0.95, *, alpha=DEPRECATED):
         """Normal confidence interval of the debiased worst-case effect.
 
         Parameters
         ----------
-        alpha : float, default=0.05
-            One minus the confidence level.
+        confidence_level : float in (0, 1), default=0.95
+            Confidence level of the interval.
+        alpha : float in (0, 1), default="deprecated"
+            The old name, ``1 - confidence_level``: it keeps working for one
+            release with a ``FutureWarning`` (so does a level below 0.5 given
+            where ``alpha`` used to be the first argument).
 
         Returns
         -------
-        lower, upper : float
+        interval : ConfidenceInterval
+            ``low, high = estimate_ -/+ z stderr_`` (it unpacks as a pair).
         """
-        return self._normal_conf_int(1.0 - _check_alpha(alpha))
+        check_is_fitted(self)
+        level = _resolve_level(
+            confidence_level, alpha, "WorstCaseTreatmentEffect.conf_int"
+        )
+        return self._normal_conf_int(level)
 
-    def worst_case_curve(self, masses, alpha=0.05):
+    def worst_case_curve(self, masses, confidence_level=0.95, *, alpha=DEPRECATED):
         """Debiased worst-case effect and its interval over subpopulation masses.
+
+        Each mass is one call of the ambiguity protocol
+        (:class:`~skrobust.ambiguity.CVaR`) on the negated predicted effects.
 
         Parameters
         ----------
         masses : array-like of shape (n_values,)
             Subpopulation masses in (0, 1].
-        alpha : float, default=0.05
-            One minus the confidence level.
+        confidence_level : float in (0, 1), default=0.95
+            Confidence level of the intervals.
+        alpha : float in (0, 1), default="deprecated"
+            The old name, ``1 - confidence_level`` (one release, with a
+            ``FutureWarning``).
 
         Returns
         -------
@@ -337,7 +333,9 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
             ``std_error``, ``ci_lower``, ``ci_upper``.
         """
         check_is_fitted(self)
-        alpha = _check_alpha(alpha)
+        level = _resolve_level(
+            confidence_level, alpha, "WorstCaseTreatmentEffect.worst_case_curve"
+        )
         masses = np.asarray(masses, dtype=np.float64).reshape(-1)
         if masses.size == 0 or np.any((masses <= 0) | (masses > 1)):
             raise ValueError(f"masses must lie in (0, 1]; got {masses.tolist()}.")
@@ -345,7 +343,7 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
         for mass in masses:
             value, infl, plugin, _, _ = self._worst_case(float(mass))
             se = float(_influence_stderr(infl, self._sample_weight))
-            lower, upper = _normal_interval(value, se, alpha)
+            lower, upper = _normal_interval(value, se, 1.0 - level)
             rows.append((float(mass), value, plugin, se, lower, upper))
         return pd.DataFrame(
             rows,
@@ -359,13 +357,16 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
             ],
         )
 
-    def summary(self, alpha=0.05):
+    def summary(self, confidence_level=0.95, *, alpha=DEPRECATED):
         """Worst-case effect, ATE and potential-outcome means as a DataFrame.
 
         Parameters
         ----------
-        alpha : float, default=0.05
-            One minus the confidence level of the intervals.
+        confidence_level : float in (0, 1), default=0.95
+            Confidence level of the intervals.
+        alpha : float in (0, 1), default="deprecated"
+            The old name, ``1 - confidence_level`` (one release, with a
+            ``FutureWarning``).
 
         Returns
         -------
@@ -373,16 +374,20 @@ class WorstCaseTreatmentEffect(_BaseCausalEstimator):
             Rows ``"worst-case effect"``, ``"ATE"``, ``"E[Y(1)]"``,
             ``"E[Y(0)]"``; columns as in :meth:`AIPW.summary`.
         """
-        table = self._summary_table(1.0 - _check_alpha(alpha))
+        check_is_fitted(self)
+        level = _resolve_level(
+            confidence_level, alpha, "WorstCaseTreatmentEffect.summary"
+        )
+        table = self._summary_table(level)
         infl = self.potential_outcome_influence_
         ate_if = infl[:, 1] - infl[:, 0]
         ate = float(np.diff(self.potential_outcome_means_)[0])
         se = float(_influence_stderr(ate_if, self._sample_weight))
-        lower, upper = _normal_interval(ate, se, _check_alpha(alpha))
+        lower, upper = _normal_interval(ate, se, 1.0 - level)
         _set_row(table, "ATE", ate, se, lower, upper)
         worst = table.iloc[[0]].copy()
         worst.index = ["worst-case effect"]
-        lower, upper = self.conf_int(alpha)
+        lower, upper = self.conf_int(level)
         _set_row(worst, "worst-case effect", self.estimate_, self.stderr_, lower, upper)
         table = pd.concat([worst, table])
         table["p_value"] = 2 * stats.norm.sf(np.abs(table["z"]))

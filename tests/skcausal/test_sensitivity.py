@@ -112,9 +112,9 @@ def test_lipschitz_bounds_nested_and_breakdown(fitted_lipschitz):
     assert np.all(curve.lower_std_error > 0)
     L_star = est.breakdown_lipschitz_
     assert 0 < L_star < np.inf
-    lower, upper = est.conf_int(alpha=0.05, lipschitz=L_star)
+    lower, upper = est.conf_int(confidence_level=0.95, lipschitz=L_star)
     assert lower <= 1e-6 and upper >= 0
-    lower, _ = est.conf_int(alpha=0.05, lipschitz=0.9 * L_star)
+    lower, _ = est.conf_int(confidence_level=0.95, lipschitz=0.9 * L_star)
     assert lower > 0
     ax = est.plot()
     assert ax.get_xlabel() == "Lipschitz constant L"
@@ -165,9 +165,9 @@ def test_trimming_bound_monotone_and_breakdown(fitted_trimming):
     assert np.all(np.diff(bounds) >= -1e-12)
     L_star = est.breakdown_lipschitz_
     assert 0 < L_star < np.inf
-    lower, upper = est.conf_int(alpha=0.05, lipschitz=L_star)
+    lower, upper = est.conf_int(confidence_level=0.95, lipschitz=L_star)
     assert lower <= 1e-6 and upper >= 0
-    lower, _ = est.conf_int(alpha=0.05, lipschitz=0.9 * L_star)
+    lower, _ = est.conf_int(confidence_level=0.95, lipschitz=0.9 * L_star)
     assert lower > 0
     curve = est.sensitivity_curve(grid)
     assert list(curve.columns)[:3] == ["lipschitz", "estimate", "bias_bound"]
@@ -315,7 +315,7 @@ def test_worst_case_recovers_truth():
     est = WorstCaseTreatmentEffect(
         om, pm, subgroup_features=[0], mass=0.5, random_state=0
     ).fit(X, y)
-    lower, upper = est.conf_int(alpha=0.01)
+    lower, upper = est.conf_int(confidence_level=0.99)
     assert lower < 0.5 < upper
     assert abs(est.estimate_ - 0.5) < 4 * est.stderr_
     table = est.summary()
