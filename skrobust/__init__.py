@@ -26,16 +26,33 @@ utils
     Validation helpers and estimator discovery.
 """
 
-from skrobust import (
-    ambiguity,
-    ensemble,
-    inference,
-    linear_model,
-    metrics,
-    shift,
-    subpopulation,
-    utils,
+import importlib
+
+# Subpackages load on first use (PEP 562), so that ``import skrobust.utils``
+# (as skcausal and skbandit do for the shared conventions) does not import
+# LightGBM, cvxpy or pandas; ``skrobust.ensemble`` and ``from skrobust import
+# ensemble`` work as before.
+_SUBPACKAGES = (
+    "ambiguity",
+    "ensemble",
+    "inference",
+    "linear_model",
+    "metrics",
+    "shift",
+    "subpopulation",
+    "utils",
 )
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"skrobust.{name}")
+    raise AttributeError(f"module 'skrobust' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBPACKAGES))
+
 
 __version__ = "0.1.0.dev0"
 
