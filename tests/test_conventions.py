@@ -72,3 +72,11 @@ def test_one_ambiguity_constraint():
     user = CVaR(0.2)
     checked = check_ambiguity(user)
     assert checked is not user and checked.get_params() == user.get_params()
+
+
+def test_an_ambiguity_class_instead_of_an_object_is_named():
+    # before: scikit-learn's clone raised its own TypeError about get_params
+    from skrobust.ambiguity import ChiSquare
+
+    with pytest.raises(TypeError, match="not the class ChiSquare"):
+        check_ambiguity(ChiSquare)

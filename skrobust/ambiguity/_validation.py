@@ -90,6 +90,11 @@ def check_ambiguity(ambiguity, *, name="ambiguity", feature_space=True):
         "cvar": CVaR,
         "erm": lambda: ChiSquare(radius=0.0),
     }
+    if isinstance(ambiguity, type):
+        raise TypeError(
+            f"{name} must be an ambiguity-set object, not the class "
+            f"{ambiguity.__name__}: write {ambiguity.__name__}(...) with its size."
+        )
     if isinstance(ambiguity, str):
         if ambiguity not in shortcuts:
             raise ValueError(
