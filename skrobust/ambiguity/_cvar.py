@@ -7,7 +7,6 @@ from scipy.special import expit
 from sklearn.utils._param_validation import Interval
 
 from skrobust.ambiguity._base import ReweightingAmbiguitySet
-from skrobust.ambiguity._blocked import _blocks
 from skrobust.ambiguity._cvar_solve import (  # noqa: F401 (re-exported)
     _cvar_solution,
     _smoothed_quantile,
@@ -372,64 +371,8 @@ class CVaR(ReweightingAmbiguitySet):
         >>> CVaR().risk_curve(np.arange(10.0), [0.1, 0.2, 0.25, 1.0])
         array([9. , 8.5, 8.2, 4.5])
         """
-        from skrobust.utils._validation import check_losses, check_probability_weights
+        # one sort and blocked passes, shared with the worst-subpopulation
+        # curves (ambiguity/_curves.py)
+        from skrobust.ambiguity._curves import cvar_level_sums
 
-        losses = check_losses(losses)
-        if sample_weight is None:
-            # uniform: a read-only broadcast view, no array of n weights
-            p = np.broadcast_to(np.float64(1.0 / losses.shape[0]), losses.shape)
-        else:
-            p = check_probability_weights(sample_weight, losses.shape[0])
-        try:
-            alphas = np.asarray(alphas, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"alphas must be an array of numbers; got {exc}") from exc
-        if alphas.ndim > 1:
-            raise ValueError(f"alphas must be 1-dimensional; got shape {alphas.shape}.")
-        alphas = alphas.reshape(-1)
-        if alphas.size == 0:
-            raise ValueError("alphas is empty; at least one level is required.")
-        if not np.all(np.isfinite(alphas) & (alphas > 0) & (alphas <= 1)):
-            raise ValueError("alphas must lie in (0, 1].")
-        # One argsort; the sorted losses are then walked in decreasing order,
-        # a block at a time, with running masses and sums (peak memory: the
-        # losses, the order, p and blocks). With elements instead of groups,
-        # ties before the crossing one add m v to S and m to C, which cancel.
-        n = losses.shape[0]
-        order = np.argsort(losses, kind="stable")[::-1]
-        targets = alphas * (1.0 - 1e-12)
-        levels = np.argsort(targets, kind="stable")
-        sorted_targets = targets[levels]
-        risks = np.empty_like(alphas)
-        mass_before = sum_before = 0.0
-        done = 0
-        for block in _blocks(n, count=16):
-            index = order[block]
-            values = losses[index]
-            weights = p[index]
-            mass_above = mass_before + np.cumsum(weights)
-            mass_block = float(np.sum(weights))
-            weights *= values
-            sum_above = sum_before + np.cumsum(weights)
-            sum_block = float(np.sum(weights))
-            del weights
-            if block.stop >= n:  # the last block: every level left crosses here
-                crossing = sorted_targets.shape[0]
-            else:
-                crossing = int(np.searchsorted(sorted_targets, mass_above[-1], "right"))
-            if crossing > done:
-                here = levels[done:crossing]
-                j = np.searchsorted(mass_above, sorted_targets[done:crossing])
-                j = np.minimum(j, values.shape[0] - 1)
-                c_before = np.where(j > 0, mass_above[j - 1], mass_before)
-                s_before = np.where(j > 0, sum_above[j - 1], sum_before)
-                level = alphas[here]
-                risks[here] = (s_before + (level - c_before) * values[j]) / level
-                done = crossing
-            # carried with pairwise sums: the running sums' rounding error
-            # grows with the block length, not with n
-            mass_before += mass_block
-            sum_before += sum_block
-        top = float(losses.max())
-        mean = float(np.dot(p, losses))
-        return np.clip(risks, min(mean, top), top)
+        return cvar_level_sums(losses, alphas, sample_weight=sample_weight).risk
