@@ -386,18 +386,14 @@ class ReweightingAmbiguitySet(AmbiguitySet):
     #: (see ``_torch_dual_terms``); empty when the dual has none
     _expectation_dual = ()
 
-    def _torch_solve_unit(self, z, p):
-        """Torch kernel of :meth:`_solve_unit`: ``(risk, q, eta)`` tensors."""
-        raise NotImplementedError(
-            f"{type(self).__name__} has no torch kernel; on the CPU its numpy "
-            "solve is used (kernel='numpy')."
-        )
-
-    def _torch_dual_terms(self, losses, dual):
-        """Per-sample terms whose mean is the dual objective at ``dual``."""
-        raise NotImplementedError(
-            f"{type(self).__name__} has no dual in expectation form."
-        )
+    #: Torch kernel of :meth:`_solve_unit`, ``(z, p) -> (risk, q, eta)``
+    #: tensors on the device of ``z``, or ``None`` for a set without one: its
+    #: numpy solve then runs through the host (``ambiguity/_torch.py``).
+    _torch_solve_unit = None
+    #: ``(losses, dual) -> tensor``: the per-sample terms whose mean is the
+    #: dual objective; defined by the sets with an ``_expectation_dual``
+    #: (the only ones the mini-batch dual losses accept).
+    _torch_dual_terms = None
 
     def _torch_dual_mean(self, losses, dual, weight):
         """Mean of ``weight * _torch_dual_terms`` (one autograd node)."""

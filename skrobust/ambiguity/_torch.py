@@ -105,7 +105,8 @@ def risk_and_weights(
         for a trivial set and for tied losses.
     kernel : {"auto", "numpy", "torch"}, default="auto"
         Which exact solve runs (see the module notes); ``"auto"`` is numpy on
-        the CPU and torch elsewhere.
+        the CPU and torch elsewhere (numpy through the host for a set without
+        a torch kernel).
 
     Returns
     -------
@@ -118,8 +119,19 @@ def risk_and_weights(
     """
     if kernel not in _KERNELS:
         raise ValueError(f"kernel must be one of {_KERNELS}; got {kernel!r}.")
+    has_kernel = ambiguity._torch_solve_unit is not None
+    if kernel == "torch" and not has_kernel:
+        raise ValueError(
+            f"kernel='torch': {type(ambiguity).__name__} has no torch kernel; use "
+            "kernel='auto' or 'numpy' (its numpy solve, through the host)."
+        )
     l = _float64(losses)
-    if kernel == "numpy" or (kernel == "auto" and l.device.type == "cpu"):
+    if (
+        kernel == "numpy"
+        or not has_kernel
+        or l.device.type == "cpu"
+        and kernel == "auto"
+    ):
         return _numpy_kernel(ambiguity, l, sample_weight, return_dual)
     return _torch_kernel(ambiguity, l, sample_weight, return_dual)
 

@@ -288,3 +288,21 @@ def test_torch_backend_numpy_kernel_peak_memory(ambiguity):
     size = losses.numpy().nbytes
     assert peak_bytes(risk_and_weights, ambiguity, losses) <= 3.0 * size
     assert peak_bytes(risk_and_weights, ambiguity, losses, weights) <= 1.6 * 2 * size
+
+
+def test_a_set_without_a_torch_kernel_runs_its_numpy_solve():
+    # off the CPU (or with kernel='torch') the base class's kernel hook
+    # raised NotImplementedError; now the numpy solve runs through the host,
+    # and an explicit kernel='torch' is refused by name
+    from skrobust.ambiguity._conditional_cvar import ConditionalCVaR
+
+    rng = np.random.default_rng(0)
+    losses = rng.exponential(size=40)
+    controls = rng.normal(size=(40, 1))
+    amb = ConditionalCVaR(alpha=0.3, controls=controls)
+    risk, q = risk_and_weights(amb, torch.from_numpy(losses), kernel="auto")
+    expected, q_expected = amb.risk_and_weights(losses)
+    assert_allclose(float(risk), expected, rtol=1e-12)
+    assert_allclose(q.numpy(), q_expected, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="has no torch kernel"):
+        risk_and_weights(amb, torch.from_numpy(losses), kernel="torch")
