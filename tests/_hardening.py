@@ -56,6 +56,28 @@ HYPOTHESIS = settings(
     derandomize=True,  # the same examples on every run (CI reproducibility)
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+# the generic checks: each package's test_hardening.py imports them with *
+__all__ = [
+    "test_nan_and_inf_in_X",
+    "test_nan_and_inf_in_target",
+    "test_empty_input",
+    "test_one_sample",
+    "test_one_class",
+    "test_constant_features",
+    "test_string_and_object_X",
+    "test_mismatched_lengths",
+    "test_wrong_target_dtype",
+    "test_bad_sample_weight",
+    "test_predict_wrong_number_of_features",
+    "test_pickle_and_joblib_round_trip",
+    "test_inputs_not_modified",
+    "test_same_random_state_same_results",
+    "test_features_and_targets_from_1e_minus_12_to_1e12",
+    "test_any_nonfinite_entry_of_X_is_rejected",
+    "test_score_rejects_malformed_targets",
+]
+
 RTOL = 1e-6
 N_SAMPLES = 40
 

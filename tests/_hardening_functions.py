@@ -22,6 +22,17 @@ from tests._hardening import (
     per_package,
 )
 
+# the generic checks: each package's test_hardening.py imports them with *
+__all__ = [
+    "test_function_malformed_array",
+    "test_function_valid_and_empty_input",
+    "test_function_one_sample",
+    "test_function_bad_sample_weight",
+    "test_function_out_of_range_parameter",
+    "test_function_does_not_modify_inputs",
+]
+
+
 # -- malformed input to the public functions ----------------------------------
 
 

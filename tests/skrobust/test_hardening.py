@@ -17,37 +17,14 @@ from hypothesis.extra import numpy as hnp
 from numpy.testing import assert_allclose
 from sklearn.exceptions import ConvergenceWarning
 
-from tests._hardening import (  # noqa: F401  (generic tests: collected here)
+from tests._hardening import *  # noqa: F403  (the generic checks, collected here)
+from tests._hardening import (
     HYPOTHESIS,
     INF_MSG,
     NAN_MSG,
     _assert_clear_error,
-    test_any_nonfinite_entry_of_X_is_rejected,
-    test_bad_sample_weight,
-    test_constant_features,
-    test_empty_input,
-    test_features_and_targets_from_1e_minus_12_to_1e12,
-    test_inputs_not_modified,
-    test_mismatched_lengths,
-    test_nan_and_inf_in_target,
-    test_nan_and_inf_in_X,
-    test_one_class,
-    test_one_sample,
-    test_pickle_and_joblib_round_trip,
-    test_predict_wrong_number_of_features,
-    test_same_random_state_same_results,
-    test_score_rejects_malformed_targets,
-    test_string_and_object_X,
-    test_wrong_target_dtype,
 )
-from tests._hardening_functions import (  # noqa: F401  (collected here)
-    test_function_bad_sample_weight,
-    test_function_does_not_modify_inputs,
-    test_function_malformed_array,
-    test_function_one_sample,
-    test_function_out_of_range_parameter,
-    test_function_valid_and_empty_input,
-)
+from tests._hardening_functions import *  # noqa: F403  (collected here)
 
 PACKAGE = "skrobust"
 
