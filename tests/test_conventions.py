@@ -80,3 +80,14 @@ def test_an_ambiguity_class_instead_of_an_object_is_named():
 
     with pytest.raises(TypeError, match="not the class ChiSquare"):
         check_ambiguity(ChiSquare)
+
+
+def test_renamed_function_argument():
+    from skrobust.utils import resolve_renamed_argument
+
+    kwargs = dict(old="confidence", new="confidence_level", owner="f")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_renamed_argument(0.9, DEPRECATED, **kwargs) == 0.9
+    with pytest.warns(FutureWarning, match="use confidence_level=0.8 instead"):
+        assert resolve_renamed_argument(0.9, 0.8, **kwargs) == 0.8

@@ -1,12 +1,15 @@
 """Input checks shared by the empirical-likelihood functions."""
 
-import warnings
 from numbers import Real
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from skrobust.utils._conventions import DEPRECATED, resolve_confidence_level
+from skrobust.utils._conventions import (
+    DEPRECATED,
+    resolve_confidence_level,
+    resolve_renamed_argument,
+)
 from skrobust.utils._validation import (
     check_losses,
     check_probability_weights,
@@ -67,12 +70,12 @@ def resolve_level(confidence_level, confidence, owner):
     ``confidence`` (the name before issue 15) wins when given, with a
     ``FutureWarning``; it keeps working for one release.
     """
-    if not (isinstance(confidence, str) and confidence == DEPRECATED):
-        warnings.warn(
-            f"{owner}: confidence is deprecated and will be removed in the next "
-            f"release; use confidence_level={confidence!r} instead (SciPy's name).",
-            FutureWarning,
-            stacklevel=4,
-        )
-        confidence_level = confidence
+    confidence_level = resolve_renamed_argument(
+        confidence_level,
+        confidence,
+        old="confidence",
+        new="confidence_level",
+        owner=owner,
+        stacklevel=5,
+    )
     return resolve_confidence_level(confidence_level, owner=owner)

@@ -11,7 +11,7 @@ from numbers import Real
 
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 
-from skrobust.utils._conventions import DEPRECATED, resolve_renamed_param
+from skrobust.utils._conventions import DEPRECATED, resolve_renamed_argument
 
 #: default of a deprecated estimator parameter: a plain str equal to
 #: DEPRECATED (the sentinel is a str subclass, whose type scikit-learn's
@@ -27,15 +27,10 @@ _OLD_LEVEL = [_LEVEL, Hidden(StrOptions({DEPRECATED}))]
 
 
 def _renamed_argument(owner, old, new, old_value, new_value):
-    """The value of a renamed argument of a function (see
-    :func:`~skrobust.utils.resolve_renamed_param`): the new one, or the old one
-    with a ``FutureWarning`` if the caller set it."""
-    if isinstance(old_value, str) and old_value == DEPRECATED:
-        return new_value  # not set: no object to build
-    holder = type(owner, (), {})()
-    setattr(holder, old, old_value)
-    setattr(holder, new, new_value)
-    return resolve_renamed_param(holder, old, new)
+    """The value of a renamed argument of a function (FutureWarning if old)."""
+    return resolve_renamed_argument(
+        new_value, old_value, old=old, new=new, owner=owner, stacklevel=4
+    )
 
 
 def _subpopulation_size(owner, subpopulation_size, alpha):

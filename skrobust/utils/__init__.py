@@ -11,6 +11,7 @@ from skrobust.utils._conventions import (
     ConfidenceInterval,
     resolve_confidence_level,
     resolve_loss_name,
+    resolve_renamed_argument,
     resolve_renamed_param,
 )
 from skrobust.utils._discovery import all_estimators
@@ -30,5 +31,6 @@ __all__ = [
     "check_probability_weights",
     "resolve_confidence_level",
     "resolve_loss_name",
+    "resolve_renamed_argument",
     "resolve_renamed_param",
 ]

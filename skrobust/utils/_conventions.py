@@ -24,6 +24,7 @@ __all__ = [
     "ConfidenceInterval",
     "resolve_confidence_level",
     "resolve_loss_name",
+    "resolve_renamed_argument",
     "resolve_renamed_param",
 ]
 
@@ -164,8 +165,54 @@ def resolve_loss_name(loss, *, owner, allowed=None):
     return canonical
 
 
+def resolve_renamed_argument(new_value, old_value, *, old, new, owner, stacklevel=3):
+    """The value of a renamed argument: the old one if the caller set it, else the new.
+
+    The old name stays in the signature with the default :data:`DEPRECATED`
+    for one release; setting it warns (``FutureWarning``). For a rename that
+    also changes the meaning (``alpha`` -> ``confidence_level``) use
+    :func:`resolve_confidence_level`.
+
+    Parameters
+    ----------
+    new_value, old_value : object
+        What the caller passed under the new and the old name.
+    old, new : str
+        The two names.
+    owner : str
+        The function or estimator, for the message.
+    stacklevel : int, default=3
+        Of the warning: 3 points at the caller of the function that calls
+        this one.
+
+    Returns
+    -------
+    value : object
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from skrobust.utils import DEPRECATED, resolve_renamed_argument
+    >>> resolve_renamed_argument(0.9, DEPRECATED, old="alpha", new="level", owner="f")
+    0.9
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", FutureWarning)
+    ...     resolve_renamed_argument(0.9, 0.5, old="alpha", new="level", owner="f")
+    0.5
+    """
+    if not _is_set(old_value):
+        return new_value
+    warnings.warn(
+        f"{owner}: the parameter {old!r} is deprecated and will be removed in "
+        f"the next release; use {new}={old_value!r} instead.",
+        FutureWarning,
+        stacklevel=stacklevel,
+    )
+    return old_value
+
+
 def resolve_renamed_param(estimator, old, new):
-    """The value of a renamed parameter: the new one, or the old if the user set it.
+    """The value of a renamed estimator parameter (see resolve_renamed_argument).
 
     The old name stays in ``__init__`` with the default :data:`DEPRECATED`
     for one release; setting it warns (``FutureWarning``) in ``fit``.
@@ -195,13 +242,11 @@ def resolve_renamed_param(estimator, old, new):
     ...     resolve_renamed_param(M(alpha=0.5), "alpha", "level")
     0.5
     """
-    value = getattr(estimator, old)
-    if not _is_set(value):
-        return getattr(estimator, new)
-    warnings.warn(
-        f"{type(estimator).__name__}: the parameter {old!r} is deprecated and "
-        f"will be removed in the next release; use {new}={value!r} instead.",
-        FutureWarning,
-        stacklevel=3,
+    return resolve_renamed_argument(
+        getattr(estimator, new),
+        getattr(estimator, old),
+        old=old,
+        new=new,
+        owner=type(estimator).__name__,
+        stacklevel=4,
     )
-    return value
